@@ -1,0 +1,1 @@
+"""Alpha models: features, training, the model registry, inference (XGBoost, never pickle)."""

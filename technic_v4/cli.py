@@ -1,0 +1,212 @@
+"""`technic`: scan from the terminal, and manage the price store.
+
+    technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
+    technic data demo | ingest FILE [--universe FILE] | info
+
+Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
+`technic scan --format csv > scan.csv` stays clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from technic_v4 import formats
+from technic_v4.data import store
+from technic_v4.data_engine import StoreLoader, default_data_dir, ensure_store
+from technic_v4.scanner_core import ScanConfig, ScanStatus, run_scan
+
+app = typer.Typer(help="technic: a full-universe stock technical scanner.", no_args_is_help=True)
+data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Data directory (default: $TECHNIC_DATA_DIR or the per-user data folder).")]
+TABLE_COLUMNS = ["Symbol", "Sector", "Close", "TechRating", "Signal", "RSI", "MACD_hist",
+                 "ATR_pct", "Volume_ratio", "mom_21", "mom_63", "Alpha5d", "Alpha10d"]
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)])
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def scan(
+    sector: Annotated[list[str] | None, typer.Option(
+        "--sector", "-s", help="GICS sector or alias (repeatable), e.g. Technology.")] = None,
+    industry: Annotated[list[str] | None, typer.Option(help="Industry (repeatable).")] = None,
+    symbol: Annotated[list[str] | None, typer.Option(help="Only these symbols.")] = None,
+    signal: Annotated[list[str] | None, typer.Option(help="Keep these signals.")] = None,
+    max_symbols: Annotated[int | None, typer.Option(help="Rows returned after ranking.")] = None,
+    min_tech_rating: Annotated[float | None, typer.Option()] = None,
+    min_price: Annotated[float | None, typer.Option()] = None,
+    min_dollar_volume: Annotated[float | None, typer.Option(
+        help="On close x 20-session average volume.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Scan as of this date (YYYY-MM-DD).")] = None,
+    lookback_days: Annotated[int, typer.Option(help="Sessions of history (raised to what "
+                                               "the indicators need).")] = 150,
+    sort_by: Annotated[str, typer.Option()] = "TechRating",
+    ascending: Annotated[bool, typer.Option()] = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write results here instead of stdout.")] = None,
+    top: Annotated[int, typer.Option(help="Rows shown by --format table.")] = 25,
+    show_rejections: Annotated[bool, typer.Option(help="List every rejected symbol.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Scan the universe: indicators, TechRating, Signal, alpha; filter and rank."""
+    if fmt not in formats.FORMATS:
+        _fail(f"unknown --format {fmt!r}; valid: {', '.join(formats.FORMATS)}")
+    if fmt == "parquet" and out is None:
+        _fail("--format parquet needs --out FILE")
+    config = ScanConfig(
+        sectors=sector or None, industries=industry or None, symbols=symbol or None,
+        signals=signal or None, max_symbols=max_symbols, min_tech_rating=min_tech_rating,
+        min_price=min_price, min_dollar_volume=min_dollar_volume, as_of_date=as_of,
+        lookback_days=lookback_days, sort_by=sort_by, ascending=ascending,
+    )
+    try:
+        config.validate()
+        loader = StoreLoader(data_dir)
+        with err.status("scanning...") as spinner:
+            def progress(stage: str, done: int, total: int) -> None:
+                spinner.update(f"scanning: {stage} {done}/{total}")
+            frame, status = run_scan(config, progress, loader=loader)
+    except (ValueError, store.StoreError) as exc:
+        _fail(str(exc))
+    if fmt == "table":
+        _print_table(frame, status, top)
+    else:
+        payload = formats.serialise(frame, formats.scan_meta(status), fmt)
+        if out is None:
+            sys.stdout.buffer.write(payload)
+            sys.stdout.flush()
+        else:
+            out.write_bytes(payload)
+    _print_summary(status, out)
+    if show_rejections and len(status.rejections):
+        err.print(status.rejections.to_string(index=False), highlight=False)
+
+
+def _cell(value: object, col: str) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        if col in {"ATR_pct", "mom_21", "mom_63", "Alpha5d", "Alpha10d"}:
+            return f"{value:+.2%}" if col != "ATR_pct" else f"{value:.2%}"
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _print_table(frame: pd.DataFrame, status: ScanStatus, top: int) -> None:
+    out = Console()
+    title = (f"technic scan as of {status.as_of} — top {min(top, len(frame))} of {len(frame)} "
+             f"— source: {status.source}")
+    table = Table(title=title, header_style="bold")
+    for col in TABLE_COLUMNS:
+        table.add_column(col, justify="left" if col in {"Symbol", "Sector", "Signal"} else "right")
+    for row in frame.head(top)[TABLE_COLUMNS].itertuples(index=False):
+        table.add_row(*(_cell(v, c) for v, c in zip(row, TABLE_COLUMNS, strict=True)))
+    out.print(table)
+
+
+def _print_summary(status: ScanStatus, out: Path | None) -> None:
+    reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
+    total_ms = sum(status.timings_ms.values())
+    err.print(
+        f"source: {status.source}  data_version: {status.data_version}  as_of: {status.as_of}  "
+        f"window: {status.window_bars} sessions\n"
+        f"attempted {status.attempted}, kept {status.kept}, rejected {status.rejected} "
+        f"({reasons}), errors {status.errors}\n"
+        f"alpha: {status.alpha.get('reason') or 'available'}\n"
+        f"scan time {total_ms:.1f} ms ("
+        + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items()) + ")"
+        + (f"\nwrote {out}" if out else ""), highlight=False)
+    for e in status.error_details:
+        err.print(f"error: {e['symbol']}: {e['error']}", highlight=False)
+
+
+@data_app.command("demo")
+def data_demo(
+    symbols: Annotated[int, typer.Option(help="Number of symbols.")] = 5000,
+    data_dir: DataDir = None,
+) -> None:
+    """(Re)build the deterministic synthetic demo market in the data directory."""
+    from technic_v4.data.demo import DemoSpec, build_demo_store
+
+    root = data_dir or default_data_dir()
+    with err.status(f"building the synthetic demo market ({symbols} symbols) in {root}..."):
+        manifest = build_demo_store(root, DemoSpec(n_symbols=symbols))
+    err.print(f"built {manifest.n_symbols} symbols x {manifest.n_sessions} sessions "
+              f"({manifest.first_session}..{manifest.last_session}), source: synthetic, "
+              f"data_version {manifest.data_version}", highlight=False)
+
+
+@data_app.command("ingest")
+def data_ingest(
+    bars: Annotated[Path, typer.Argument(help="Long CSV/Parquet: symbol,date,open,high,low,"
+                                         "close,volume.")],
+    universe: Annotated[Path | None, typer.Option(help="symbol,name,sector,industry file.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write rejected rows to this CSV.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replace (or create) the store from your own daily bars; bad rows are reported."""
+    from technic_v4.data.ingest import ingest_bars
+
+    root = data_dir or default_data_dir()
+    try:
+        result = ingest_bars(bars, root, universe_path=universe)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    s = result.summary()
+    err.print(f"read {result.rows_read} rows: kept {result.rows_kept}, rejected "
+              f"{result.rows_rejected}; {result.symbols} symbols x {result.sessions} sessions "
+              f"({result.first_session}..{result.last_session}); data_version "
+              f"{result.manifest.data_version}", highlight=False)
+    for reason, count in s.get("rejected_by_reason", {}).items():
+        err.print(f"  rejected {count}: {reason}", highlight=False)
+    if len(result.universe_issues):
+        err.print(f"  universe issues: {len(result.universe_issues)} "
+                  f"(e.g. {result.universe_issues.iloc[0].to_dict()})", highlight=False)
+    if report is not None:
+        result.rejections.to_csv(report, index=False)
+        err.print(f"wrote rejected rows to {report}", highlight=False)
+    elif result.rows_rejected:
+        err.print(result.rejections.head(20).to_string(index=False), highlight=False)
+
+
+@data_app.command("info")
+def data_info(data_dir: DataDir = None) -> None:
+    """Describe the store: source, shape, sessions, data version."""
+    root = data_dir or default_data_dir()
+    if not store.store_exists(root):
+        _fail(f"no price store in {root}; `technic data demo` builds the synthetic one, "
+              "`technic data ingest FILE` loads yours")
+    m = ensure_store(root)
+    uni = store.read_universe(root)
+    err.print(f"store: {store.store_path(root)}\nsource: {m.source}\ndata_version: "
+              f"{m.data_version}\nsymbols: {m.n_symbols}\nsessions: {m.n_sessions} "
+              f"({m.first_session}..{m.last_session})\ncreated: {m.created}", highlight=False)
+    err.print(uni["sector"].value_counts().to_string(), highlight=False)
+
+
+if __name__ == "__main__":
+    app()

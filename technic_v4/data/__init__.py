@@ -1,0 +1,5 @@
+"""Data layer: the XNYS calendar, the Parquet price store, the Panel, the demo market, ingest."""
+
+from technic_v4.data.panel import Panel
+
+__all__ = ["Panel"]

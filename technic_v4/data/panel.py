@@ -1,0 +1,121 @@
+"""The Panel: every symbol's daily bars as 2-D float arrays on the XNYS session axis.
+
+Array convention (stated once, here, and used by every kernel):
+    shape (N symbols, T sessions), float64, C-contiguous, oldest session first.
+    NaN where a symbol has no bar (before listing, after delisting, missing days).
+A bar is present when its close is finite; ingest guarantees the other fields are then finite too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+Array1D = npt.NDArray[np.float64]
+Array2D = npt.NDArray[np.float64]  # (N symbols, T sessions)
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+FIELDS = ("open", "high", "low", "close", "volume")
+UNIVERSE_COLUMNS = ("symbol", "name", "sector", "industry")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """N symbols x T sessions of OHLCV plus the universe table, aligned row for row."""
+
+    symbols: npt.NDArray[np.object_]
+    sessions: pd.DatetimeIndex
+    open: Array2D
+    high: Array2D
+    low: Array2D
+    close: Array2D
+    volume: Array2D
+    universe: pd.DataFrame  # columns UNIVERSE_COLUMNS, row i describes symbols[i]
+    data_version: str = "unversioned"
+    source: str = "unknown"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n, t = len(self.symbols), len(self.sessions)
+        for name in FIELDS:
+            arr = getattr(self, name)
+            if arr.shape != (n, t):
+                raise ValueError(f"Panel.{name} has shape {arr.shape}, expected ({n}, {t})")
+        if len(self.universe) != n:
+            raise ValueError(f"universe has {len(self.universe)} rows for {n} symbols")
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.sessions)
+
+    def bar_counts(self) -> IntArray:
+        """Bars each symbol has in the panel window."""
+        return np.isfinite(self.close).sum(axis=1)
+
+    def last_bar_index(self) -> IntArray:
+        """Session index of each symbol's last bar, -1 when it has none."""
+        present = np.isfinite(self.close)
+        idx = self.n_sessions - 1 - np.argmax(present[:, ::-1], axis=1)
+        return np.where(present.any(axis=1), idx, -1)
+
+    def take(self, rows: IntArray | BoolArray) -> Panel:
+        """The sub-panel of the given symbol rows (indices or mask), same sessions."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        arrays = {f: np.ascontiguousarray(getattr(self, f)[rows]) for f in FIELDS}
+        return replace(
+            self,
+            symbols=self.symbols[rows],
+            universe=self.universe.iloc[rows].reset_index(drop=True),
+            **arrays,
+        )
+
+    def window(self, end: int, bars: int) -> Panel:
+        """The last `bars` sessions ending at session index `end` (inclusive)."""
+        start = max(0, end + 1 - bars)
+        arrays = {f: np.ascontiguousarray(getattr(self, f)[:, start : end + 1]) for f in FIELDS}
+        return replace(self, sessions=self.sessions[start : end + 1], **arrays)
+
+
+def panel_from_arrays(
+    symbols: list[str] | npt.NDArray[np.object_],
+    sessions: pd.DatetimeIndex,
+    *,
+    close: Array2D,
+    open: Array2D | None = None,
+    high: Array2D | None = None,
+    low: Array2D | None = None,
+    volume: Array2D | None = None,
+    universe: pd.DataFrame | None = None,
+    source: str = "arrays",
+) -> Panel:
+    """Build a Panel straight from arrays (tests, notebooks): missing fields default from close."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    sym = np.asarray(symbols, dtype=object)
+    if universe is None:
+        universe = pd.DataFrame(
+            {"symbol": sym, "name": sym, "sector": "Unknown", "industry": "Unknown"}
+        )
+
+    def _f(a: Array2D | None, default: Array2D) -> Array2D:
+        return np.ascontiguousarray(default if a is None else a, dtype=np.float64)
+
+    vol_default = np.where(np.isfinite(close), 1.0e6, np.nan)
+    return Panel(
+        symbols=sym,
+        sessions=pd.DatetimeIndex(sessions, name="session"),
+        open=_f(open, close),
+        high=_f(high, close),
+        low=_f(low, close),
+        close=close,
+        volume=_f(volume, vol_default),
+        universe=universe.reset_index(drop=True),
+        source=source,
+    )

@@ -1,0 +1,59 @@
+"""Scan results as bytes: CSV, JSON and Parquet, each carrying where the data came from.
+
+Shared by the CLI and the HTTP service so a result looks the same wherever it is fetched.
+JSON is `{"meta": {...}, "rows": [...]}` with NaN as null; CSV and Parquet carry the `Source`
+column on every row, and Parquet also stores `meta` in its schema metadata.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def scan_meta(status: Any) -> dict[str, Any]:
+    """The status summary that travels with every serialised result."""
+    return status.summary()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+    return out.to_dict(orient="records")
+
+
+def to_json(frame: pd.DataFrame, meta: dict[str, Any]) -> bytes:
+    return orjson.dumps({"meta": meta, "rows": _records(frame)},
+                        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False, date_format="%Y-%m-%d").encode()
+
+
+def to_parquet(frame: pd.DataFrame, meta: dict[str, Any]) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    merged = {**(table.schema.metadata or {}), b"technic": orjson.dumps(meta)}
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(merged), buf)
+    return buf.getvalue()
+
+
+def serialise(frame: pd.DataFrame, meta: dict[str, Any], fmt: str) -> bytes:
+    """`frame` as `fmt` (csv, json or parquet)."""
+    if fmt == "json":
+        return to_json(frame, meta)
+    if fmt == "csv":
+        return to_csv(frame)
+    if fmt == "parquet":
+        return to_parquet(frame, meta)
+    raise ValueError(f"unknown format {fmt!r}; valid: csv, json, parquet")
