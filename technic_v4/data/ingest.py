@@ -1,0 +1,316 @@
+"""Ingest: turn a long table of daily bars (CSV or Parquet) into the price store.
+
+Why: real data arrives as one long file, one row per (symbol, date), millions of rows, some of
+them wrong. A wrong bar that reaches the store silently bends every indicator computed over it; a
+good bar dropped silently shortens history. So ingest checks every row, keeps every valid one,
+rejects each invalid one with exactly one reason the user can act on, and accounts for all of
+them: rows_read == rows_kept + rows_rejected.
+
+How `ingest_bars` works (all vectorized: no Python loop runs over rows):
+ 1. `read_bars_file` reads the seven required columns by name, case-insensitively, by suffix.
+    CSV goes through pyarrow's multithreaded reader with prices typed float64; if any cell does
+    not parse, the file is re-read as text and pandas coerces it, so a bad cell becomes a
+    rejection, not an exception.
+ 2. `ingest_checks.check_rows` runs the checks of `REJECT_REASONS` in order; each rejected row
+    gets the first that fails ("missing value: close", "not a session: 2024-01-06 is a
+    Saturday", ...).
+ 3. Symbols are sorted; sessions are every XNYS session from the first to the last date that
+    passed the checks. Each such row gets the flat cell `symbol_code * T + session_position`.
+ 4. Duplicates (same normalized symbol, same session) are found on those cells, last, among rows
+    that passed everything else, so a bad first row never shadows a good later one: the first
+    row is kept and each later one is rejected naming it. A bincount tells whether there are any
+    before anything is sorted.
+ 5. Kept rows are scattered into dense (N, T) arrays at their cells — no pivot, no join; a
+    symbol without a row on a session gets NaN there.
+ 6. The optional universe file (symbol, sector; name and industry optional) supplies names and
+    GICS sectors through `normalize_sector`; problems go to `universe_issues`, never a crash.
+    Without one, every sector and industry is "Unknown" and no issue is recorded.
+ 7. `write_store` replaces the store atomically (meta: {"ingest": summary, "adjusted": "as
+    given"}). Then the rejections are written to `<data_dir>/store/ingest_rejections.csv`
+    (header only when there are none), beside the store they describe; the next store write
+    replaces it along with the store.
+If every row is rejected, or the file cannot be read, `IngestError` says why and the store is
+left as it was.
+Row numbers in rejections are 1-based data rows: the header is not counted, nor are blank lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from technic_v4.data.calendar import sessions_between
+from technic_v4.data.ingest_checks import (
+    BAR_COLUMNS,
+    NUMBER_COLUMNS,
+    REJECT_REASONS,
+    check_rows,
+    flag_duplicates,
+)
+from technic_v4.data.store import StoreManifest, store_path, write_store
+from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
+
+__all__ = ["BAR_COLUMNS", "MODES", "REJECTIONS_FILENAME", "REJECT_REASONS", "IngestError",
+           "IngestReport", "ingest_bars", "read_bars_file"]
+
+MODES = ("replace",)
+REJECTIONS_FILENAME = "ingest_rejections.csv"
+
+
+class IngestError(ValueError):
+    """The input cannot become a store; the message says why and the store is untouched."""
+
+
+@dataclass(frozen=True, eq=False)
+class IngestReport:
+    """What one ingest read, kept, rejected and wrote."""
+
+    rows_read: int
+    rows_kept: int
+    rows_rejected: int
+    rejections: pd.DataFrame = field(repr=False)  # row (1-based), symbol, date, reason
+    symbols: int
+    sessions: int
+    first_session: str
+    last_session: str
+    universe_issues: pd.DataFrame = field(repr=False)  # symbol, issue
+    manifest: StoreManifest
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, and rejections by reason kind in check order: the dict the manifest keeps
+        under meta["ingest"] (rows_read, rows_kept, rows_rejected, rejected_by_reason, symbols,
+        sessions, first_session, last_session, universe_file, universe_issues)."""
+        return dict(self.manifest.meta["ingest"])
+
+
+def ingest_bars(
+    bars_path: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    universe_path: str | os.PathLike[str] | None = None,
+    mode: str = "replace",
+) -> IngestReport:
+    """Validate a long bars file and write it as the store in `data_dir` (see module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"ingest mode {mode!r} is not supported; supported modes: {MODES}")
+    universe_file = None if universe_path is None else _read_universe_file(universe_path)
+    bars = read_bars_file(bars_path)
+    n = len(bars)
+    if n == 0:
+        raise IngestError(f"{Path(bars_path).name} has no data rows")
+
+    rej, sym_id, table, day, values = check_rows(bars)
+    ok = np.flatnonzero(rej.open)
+    if ok.size == 0:
+        raise IngestError(f"all {n} rows of {Path(bars_path).name} were rejected "
+                          f"({_format_counts(rej.counts())}); the store was not changed")
+
+    # Symbols and sessions come from rows passing every check but the duplicate one: a
+    # duplicate never removes a symbol or a date, because its first occurrence is kept.
+    present = np.bincount(sym_id[ok], minlength=len(table)) > 0
+    symbols = table[present]
+    remap = np.cumsum(present) - 1
+    sessions = sessions_between(_day_ts(day[ok].min()), _day_ts(day[ok].max()))
+    n_sym, n_ses = len(symbols), len(sessions)
+    pos = np.searchsorted(_days(sessions), day[ok])
+    flat = remap[sym_id[ok]] * n_ses + pos
+    flag_duplicates(rej, ok, flat)
+    keep = rej.open[ok]
+    kept, flat = ok[keep], flat[keep]
+
+    arrays = {}
+    for f in NUMBER_COLUMNS:
+        dense = np.full(n_sym * n_ses, np.nan)
+        dense[flat] = values[f][kept]
+        arrays[f] = dense.reshape(n_sym, n_ses)
+
+    rejected = np.flatnonzero(~rej.open)
+    assert n == len(kept) + len(rejected), "every row is either kept or rejected"
+    rejections = pd.DataFrame({
+        "row": rejected + 1,
+        "symbol": _as_text(bars["symbol"].iloc[rejected]),
+        "date": _as_text(bars["date"].iloc[rejected]),
+        "reason": rej.text[rejected].astype(str),
+    })
+    universe, issues = _join_universe(symbols, universe_file)
+    first, last = str(sessions[0].date()), str(sessions[-1].date())
+    uni_name = None if universe_path is None else Path(universe_path).name
+    summary = {
+        "rows_read": n, "rows_kept": len(kept), "rows_rejected": len(rejected),
+        "rejected_by_reason": rej.counts(), "symbols": n_sym, "sessions": n_ses,
+        "first_session": first, "last_session": last,
+        "universe_file": uni_name, "universe_issues": len(issues),
+    }
+    manifest = write_store(
+        data_dir, sessions=sessions, universe=universe, source=f"ingest:{Path(bars_path).name}",
+        meta={"ingest": summary, "adjusted": "as given"}, **arrays,
+    )
+    rejections.to_csv(store_path(data_dir) / REJECTIONS_FILENAME, index=False)
+    return IngestReport(
+        rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected), rejections=rejections,
+        symbols=n_sym, sessions=n_ses, first_session=first, last_session=last,
+        universe_issues=issues, manifest=manifest,
+    )
+
+
+# ---------------------------------------------------------------------------- reading files
+
+
+def read_bars_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The columns BAR_COLUMNS of a long bars file (.csv, .csv.gz, .parquet, .pq), as stored.
+
+    Header names match case-insensitively; extra columns are ignored. Values are not validated
+    here: numbers may come back as float64 or, when some cell is not a number, as text.
+    """
+    p = Path(path)
+    kind = _file_kind(p, "bars file")
+    try:
+        names = pacsv.open_csv(p).schema.names if kind == "csv" else pq.read_schema(p).names
+        chosen = _pick_columns(names, BAR_COLUMNS, (), f"bars file {p.name}")
+        if kind == "parquet":
+            table = pq.read_table(p, columns=list(chosen.values()))
+        else:
+            text = {chosen[c]: pa.string() for c in ("symbol", "date")}
+            try:
+                table = _read_csv(p, text | {chosen[c]: pa.float64() for c in NUMBER_COLUMNS})
+            except pa.ArrowInvalid:  # some cell is not a number: read as text, reject it later
+                table = _read_csv(p, text | {chosen[c]: pa.string() for c in NUMBER_COLUMNS})
+    except pa.ArrowInvalid as exc:  # not CSV / Parquet at all, or a ragged row
+        raise IngestError(f"cannot read {p.name}: {exc}") from exc
+    df = table.to_pandas()
+    return pd.DataFrame({c: df[chosen[c]] for c in BAR_COLUMNS})
+
+
+def _read_csv(path: Path, types: dict[str, pa.DataType]) -> pa.Table:
+    # Only an empty cell is null: "NA" or "null" may be a ticker; text like "NaN" in a number
+    # column is recognised as missing by the checks.
+    opts = pacsv.ConvertOptions(column_types=types, include_columns=list(types),
+                                null_values=[""], strings_can_be_null=True)
+    return pacsv.read_csv(path, convert_options=opts)
+
+
+def _file_kind(path: Path, what: str) -> str:
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        kind = "csv"
+    elif name.endswith((".parquet", ".pq")):
+        kind = "parquet"
+    else:
+        raise IngestError(f"unsupported {what} {path.name!r}: expected .csv, .csv.gz, "
+                          ".parquet or .pq")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return kind
+
+
+def _pick_columns(names: list[str], required: tuple[str, ...], optional: tuple[str, ...],
+                  what: str) -> dict[str, str]:
+    """Wanted column -> actual header name, matching case-insensitively."""
+    found: dict[str, list[str]] = {}
+    for name in names:
+        found.setdefault(str(name).strip().lstrip("\ufeff").lower(), []).append(name)
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise IngestError(f"{what} has no column {', '.join(map(repr, missing))} (header: "
+                          f"{', '.join(map(str, names))}); required: {', '.join(required)}")
+    chosen = {}
+    for c in (*required, *optional):
+        if len(found.get(c, [])) > 1:
+            raise IngestError(f"{what} has more than one {c!r} column: {found[c]}")
+        if c in found:
+            chosen[c] = found[c][0]
+    return chosen
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    if col.dtype.kind == "M":
+        col = col.dt.strftime("%Y-%m-%d")
+    return col.astype("str").fillna("").reset_index(drop=True)  # missing -> ""
+
+
+def _days(index: pd.DatetimeIndex) -> np.ndarray:
+    return index.values.astype("datetime64[D]").astype(np.int64)
+
+
+def _day_ts(day: np.integer) -> pd.Timestamp:
+    return pd.Timestamp(np.datetime64(int(day), "D"))
+
+
+# ---------------------------------------------------------------------------- universe
+
+
+def _read_universe_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """symbol, sector (required) and name, industry (optional) as text, blanks as ""."""
+    p = Path(path)
+    if _file_kind(p, "universe file") == "csv":
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    else:
+        df = pq.read_table(p).to_pandas()
+    chosen = _pick_columns(list(df.columns), ("symbol", "sector"), ("name", "industry"),
+                           f"universe file {p.name}")
+    blank = pd.Series("", index=df.index)
+    out = pd.DataFrame({c: df[chosen[c]] if c in chosen else blank
+                        for c in ("symbol", "name", "sector", "industry")})
+    return out.fillna("").astype(str).apply(lambda s: s.str.strip())
+
+
+def _join_universe(symbols: np.ndarray, uni: pd.DataFrame | None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The universe table aligned with `symbols`, and the issues met building it."""
+    issues: list[pd.DataFrame] = []
+
+    def note(syms: Any, issue: Any) -> None:
+        issues.append(pd.DataFrame({"symbol": np.asarray(syms, dtype=object), "issue": issue}))
+
+    base = pd.DataFrame({"symbol": symbols, "name": symbols, "sector": UNKNOWN,
+                         "industry": UNKNOWN})
+    if uni is None:
+        return base, pd.DataFrame({"symbol": pd.Series(dtype=str), "issue": pd.Series(dtype=str)})
+    sym = uni["symbol"].str.upper()
+    valid = sym.str.fullmatch(SYMBOL_PATTERN.pattern).fillna(False).to_numpy(dtype=bool)
+    note(uni["symbol"][~valid], "invalid symbol in universe file: " + ("'" + uni["symbol"][
+        ~valid] + "'"))
+    uni = uni.assign(symbol=sym)[valid]
+    dup = uni["symbol"].duplicated().to_numpy()
+    note(uni["symbol"][dup], "duplicate universe entry (first kept)")
+    uni = uni[~dup].set_index("symbol")
+
+    canon: dict[str, str | None] = {}
+    for s in uni["sector"].unique():  # distinct sector names only
+        try:
+            canon[s] = None if s.lower() in ("", UNKNOWN.lower()) else normalize_sector(s)
+        except UnknownSectorError:
+            canon[s] = UNKNOWN
+    sector = uni["sector"].map(canon)
+    note(sector.index[sector.isna()], "missing sector: sector Unknown")
+    unknown = (sector == UNKNOWN).to_numpy()
+    note(sector.index[unknown], "unknown sector " + uni["sector"][unknown].map(repr) +
+         ": sector Unknown")
+    uni = uni.assign(sector=sector.fillna(UNKNOWN))
+
+    stored = pd.Index(symbols)
+    no_entry = ~stored.isin(uni.index)
+    note(stored[no_entry], "no universe entry: sector Unknown")
+    orphans = ~uni.index.isin(stored)
+    note(uni.index[orphans], "universe entry has no kept bars: not stored")
+
+    got = uni.reindex(stored)
+    base["name"] = got["name"].where(got["name"].fillna("") != "", stored).to_numpy()
+    base["sector"] = got["sector"].fillna(UNKNOWN).to_numpy()
+    base["industry"] = got["industry"].where(got["industry"].fillna("") != "",
+                                             UNKNOWN).to_numpy()
+    out = pd.concat(issues, ignore_index=True).astype(str)
+    return base, out.sort_values("symbol", kind="stable").reset_index(drop=True)
+
+
+def _format_counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items())
