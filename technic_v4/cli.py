@@ -118,6 +118,8 @@ def _cell(value: object, col: str) -> str:
 
 def _print_table(frame: pd.DataFrame, status: ScanStatus, top: int) -> None:
     out = Console()
+    if not out.is_terminal:  # piped or captured: don't squeeze the table into 80 columns
+        out = Console(width=170)
     title = (f"technic scan as of {status.as_of} — top {min(top, len(frame))} of {len(frame)} "
              f"— source: {status.source}")
     table = Table(title=title, header_style="bold")

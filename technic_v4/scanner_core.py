@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -119,44 +119,125 @@ class ScanStatus:
         return d
 
 
+def scan_window(cfg: ScanConfig) -> int:
+    """Sessions of history a scan loads: the config's lookback, raised to what is needed."""
+    return max(cfg.lookback_days, required_bars(), cfg.min_bars)
+
+
 def run_scan(
     config: ScanConfig | None = None,
     progress_cb: ProgressCallback | None = None,
     *,
     loader: PanelLoader | None = None,
 ) -> tuple[pd.DataFrame, ScanStatus]:
-    """Scan, score and rank; returns (results, status). See the module docstring."""
+    """Scan, score and rank; returns (results, status). See the module docstring.
+
+    The stages (`plan_scan`, `evaluate_symbols`, `add_alpha`, `finish_scan`) are public so the
+    Serve app can run the same path split across deployments.
+    """
     cfg = config or ScanConfig()
     cfg.validate()
     loader = loader or _default_loader()
     report = progress_cb or (lambda stage, done, total: None)
-    status = ScanStatus()
-    clock = _Clock(status.timings_ms)
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
 
-    window = max(cfg.lookback_days, required_bars(), cfg.min_bars)
     report("load", 0, 1)
-    panel = loader.load(cfg.as_of_date, window)
+    panel = loader.load(cfg.as_of_date, scan_window(cfg))
     clock.lap("load")
     report("load", 1, 1)
-    status.source, status.data_version = panel.source, panel.data_version
-    status.as_of, status.window_bars = str(panel.sessions[-1].date()), panel.n_sessions
 
-    rows, outcome = _select(panel, cfg, status)
-    sub = panel if len(rows) == panel.n_symbols else panel.take(rows)
+    plan = plan_scan(cfg, panel.universe)
+    sub = panel if len(plan.rows) == panel.n_symbols else panel.take(plan.rows)
     report("indicators", 0, sub.n_symbols)
+    block = evaluate_symbols(sub, cfg, clock)
+    report("indicators", sub.n_symbols, sub.n_symbols)
+    report("score", sub.n_symbols, sub.n_symbols)
+
+    alpha = predict_alpha(alpha_inputs(block.frame), np.ones(len(block.frame), dtype=bool))
+    block = add_alpha(block, alpha)
+    clock.lap("alpha")
+    report("alpha", len(block.frame), len(block.frame))
+
+    frame, status = finish_scan(cfg, plan, [block], alpha.state)
+    clock.lap("rank")
+    report("rank", len(frame), len(frame))
+    status.timings_ms = timings
+    return frame, status
+
+
+@dataclass
+class ScanPlan:
+    """Which universe rows to evaluate, and what selection already rejected or refused."""
+
+    rows: np.ndarray
+    symbols: np.ndarray
+    attempted: int
+    rejections: list[pd.DataFrame]
+    errors: list[dict[str, str]]
+
+
+@dataclass
+class RowBlock:
+    """Evaluated symbols of one chunk: surviving rows (result columns) and the rejected ones."""
+
+    frame: pd.DataFrame
+    rejections: pd.DataFrame
+    source: str
+    data_version: str
+    as_of: str
+    window_bars: int
+
+
+def plan_scan(cfg: ScanConfig, universe: pd.DataFrame) -> ScanPlan:
+    """Rows of `universe` to scan, after the symbol, sector and industry filters."""
+    symbols = universe["symbol"].to_numpy(dtype=object)
+    n = len(symbols)
+    mask = np.ones(n, dtype=bool)
+    errors: list[dict[str, str]] = []
+    attempted = n
+    if cfg.symbols is not None:
+        wanted = list(dict.fromkeys(validate_symbol(s) for s in cfg.symbols))
+        pos = pd.Index(symbols).get_indexer(wanted)
+        errors = [{"symbol": s, "error": "unknown symbol: not in the universe"}
+                  for s, p in zip(wanted, pos, strict=True) if p < 0]
+        mask = np.zeros(n, dtype=bool)
+        mask[pos[pos >= 0]] = True
+        attempted = len(wanted)
+    parts: list[pd.DataFrame] = []
+    if cfg.sectors is not None:
+        sector = universe["sector"].to_numpy(dtype=object)
+        bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
+        mask = _reject(symbols, mask, bad, "filtered: sector", lambda i: f"sector {sector[i]}",
+                       parts)
+    if cfg.industries is not None:
+        industry = universe["industry"].to_numpy(dtype=object)
+        wanted_ind = {i.strip().lower() for i in cfg.industries}
+        bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
+        mask = _reject(symbols, mask, bad, "filtered: industry",
+                       lambda i: f"industry {industry[i]}", parts)
+    return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors)
+
+
+def evaluate_symbols(sub: Panel, cfg: ScanConfig, clock: _Clock | None = None) -> RowBlock:
+    """Indicators, data checks, score and the rating/signal filters for every row of `sub`."""
+    clock = clock or _Clock({})
     table = compute_indicators(sub)
     clock.lap("indicators")
-    report("indicators", sub.n_symbols, sub.n_symbols)
-
     last = table.last
     last_idx = sub.last_bar_index()
     close, volume = _at_last_bar(sub.close, last_idx), _at_last_bar(sub.volume, last_idx)
     dollar_volume = close * last["Volume_SMA20"]
     stale_limit = sub.n_sessions - 1 - cfg.max_stale_sessions
+    first_seen, last_seen = _listing_dates(sub, last_idx)
+    as_of = sub.sessions[-1]
     checks = [
-        ("no data", table.bars == 0, lambda i: "no bar in the scan window"),
-        ("stale", last_idx < stale_limit,
-         lambda i: f"last bar {sub.sessions[last_idx[i]].date()}"),
+        ("not listed yet", (table.bars == 0) & (first_seen > as_of),
+         lambda i: f"first bar {first_seen[i].date()} is after the as-of session"),
+        ("stale", (last_idx < stale_limit) & (last_seen <= as_of),
+         lambda i: f"last bar {last_seen[i].date()}, more than {cfg.max_stale_sessions} "
+                   "sessions before the as-of session"),
+        ("no data", table.bars == 0, lambda i: "no bar in the store"),
         ("too few bars", table.bars < cfg.min_bars,
          lambda i: f"{table.bars[i]} bars < min_bars {cfg.min_bars}"),
     ]
@@ -166,40 +247,71 @@ def run_scan(
     if cfg.min_dollar_volume is not None:
         checks.append(("below min dollar volume", ~(dollar_volume >= cfg.min_dollar_volume),
                        lambda i: f"{dollar_volume[i]:,.0f} < {cfg.min_dollar_volume:,.0f}"))
-    alive = np.ones(sub.n_symbols, dtype=bool)
-    for reason, bad, detail in checks:
-        alive = outcome.reject(rows, alive, bad, reason, detail)
-
     rating, subs = scoring.tech_rating({**last, "Close": close}, cfg.scoring)
     sig = scoring.signal(rating, subs, cfg.scoring)
-    clock.lap("score")
-    report("score", sub.n_symbols, sub.n_symbols)
-
-    alpha = predict_alpha(last, alive)
-    status.alpha = alpha.state
-    clock.lap("alpha")
-    report("alpha", int(alive.sum()), int(alive.sum()))
-
     if cfg.min_tech_rating is not None:
-        alive = outcome.reject(rows, alive, rating < cfg.min_tech_rating, "below min TechRating",
-                               lambda i: f"{rating[i]:.1f} < {cfg.min_tech_rating}")
+        checks.append(("below min TechRating", rating < cfg.min_tech_rating,
+                       lambda i: f"{rating[i]:.1f} < {cfg.min_tech_rating}"))
     if cfg.signals:
-        alive = outcome.reject(rows, alive, ~np.isin(sig, list(cfg.signals)), "signal filtered",
-                               lambda i: f"signal {sig[i]}")
+        checks.append(("signal filtered", ~np.isin(sig, list(cfg.signals)),
+                       lambda i: f"signal {sig[i]}"))
+    parts: list[pd.DataFrame] = []
+    alive = np.ones(sub.n_symbols, dtype=bool)
+    for reason, bad, detail in checks:
+        alive = _reject(sub.symbols, alive, bad, reason, detail, parts)
+    frame = _result_frame(sub, table, close, volume, rating, sig, dollar_volume, last_idx)
+    clock.lap("score")
+    return RowBlock(frame=frame[alive].reset_index(drop=True), rejections=_concat(parts),
+                    source=sub.source, data_version=sub.data_version, as_of=str(as_of.date()),
+                    window_bars=sub.n_sessions)
 
-    frame = _result_frame(sub, table, close, volume, rating, sig, alpha, dollar_volume, last_idx)
-    frame = frame[alive].sort_values(cfg.sort_by, ascending=cfg.ascending, na_position="last",
-                                     kind="stable")
+
+def alpha_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns alpha models may read, as arrays."""
+    return {c: frame[c].to_numpy(dtype=float) for c in SHOWN_INDICATORS if c in frame}
+
+
+def add_alpha(block: RowBlock, alpha: AlphaPredictions) -> RowBlock:
+    """`block` with the Alpha5d / Alpha10d / AlphaScore columns filled from `alpha`."""
+    frame = block.frame.copy()
+    frame["Alpha5d"], frame["Alpha10d"], frame["AlphaScore"] = (
+        alpha.alpha5d, alpha.alpha10d, alpha.score)
+    return replace(block, frame=frame)
+
+
+def finish_scan(
+    cfg: ScanConfig, plan: ScanPlan, blocks: Sequence[RowBlock], alpha_state: dict
+) -> tuple[pd.DataFrame, ScanStatus]:
+    """Merge evaluated chunks, rank, cut to max_symbols; count every symbol exactly once."""
+    versions = {(b.data_version, b.as_of, b.window_bars) for b in blocks}
+    if len(versions) > 1:
+        raise RuntimeError(f"scan chunks came from different data versions: {sorted(versions)}")
+    frame = pd.concat([b.frame for b in blocks], ignore_index=True) if blocks else None
+    if frame is None:
+        raise ValueError("finish_scan needs at least one evaluated block")
+    frame = frame.sort_values(cfg.sort_by, ascending=cfg.ascending, na_position="last",
+                              kind="stable")
+    parts = [*plan.rejections, *(b.rejections for b in blocks)]
     if cfg.max_symbols is not None and len(frame) > cfg.max_symbols:
-        outcome.reject_global(rows[frame.index[cfg.max_symbols:]], "beyond max_symbols",
-                              f"ranked past the top {cfg.max_symbols} by {cfg.sort_by}")
+        beyond = frame["Symbol"].to_numpy()[cfg.max_symbols:]
+        parts.append(pd.DataFrame({"Symbol": beyond, "reason": "beyond max_symbols",
+                                   "detail": f"ranked past the top {cfg.max_symbols} "
+                                             f"by {cfg.sort_by}"}))
         frame = frame.iloc[: cfg.max_symbols]
     frame = frame.reset_index(drop=True)
-    frame.attrs.update(source=panel.source, data_version=panel.data_version, as_of=status.as_of)
-    clock.lap("rank")
-    report("rank", len(frame), len(frame))
-
-    outcome.finish(status, kept=len(frame))
+    first = blocks[0]
+    frame.attrs.update(source=first.source, data_version=first.data_version, as_of=first.as_of)
+    rejections = _concat(parts)
+    counts = rejections["reason"].value_counts()
+    status = ScanStatus(
+        attempted=plan.attempted, kept=len(frame), rejected=len(rejections),
+        errors=len(plan.errors), rejected_by_reason={str(k): int(v) for k, v in counts.items()},
+        rejections=rejections, error_details=plan.errors, source=first.source,
+        data_version=first.data_version, as_of=first.as_of, window_bars=first.window_bars,
+        alpha=alpha_state,
+    )
+    if status.attempted != status.kept + status.rejected + status.errors:
+        raise AssertionError(f"scan lost symbols: {status.summary()}")
     return frame, status
 
 
@@ -223,72 +335,40 @@ class _Clock:
         self.t = now
 
 
-class _Outcome:
-    """Collects rejections (symbol, reason, detail) as the scan narrows its selection."""
-
-    def __init__(self, symbols: np.ndarray):
-        self.symbols = symbols
-        self.parts: list[pd.DataFrame] = []
-        self.errors: list[dict[str, str]] = []
-        self.attempted = 0
-
-    def reject(self, rows: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,
-               detail: Callable[[int], str]) -> np.ndarray:
-        hit = np.flatnonzero(alive & bad)
-        if len(hit):
-            self.parts.append(pd.DataFrame({
-                "Symbol": self.symbols[rows[hit]], "reason": reason,
-                "detail": [detail(i) for i in hit]}))
-        return alive & ~bad
-
-    def reject_global(self, global_rows: np.ndarray, reason: str, detail: str) -> None:
-        if len(global_rows):
-            self.parts.append(pd.DataFrame(
-                {"Symbol": self.symbols[global_rows], "reason": reason, "detail": detail}))
-
-    def finish(self, status: ScanStatus, kept: int) -> None:
-        rej = (pd.concat(self.parts, ignore_index=True) if self.parts
-               else pd.DataFrame(columns=["Symbol", "reason", "detail"]))
-        status.rejections = rej
-        status.rejected = len(rej)
-        counts = rej["reason"].value_counts()
-        status.rejected_by_reason = {str(k): int(v) for k, v in counts.items()}
-        status.error_details = self.errors
-        status.errors = len(self.errors)
-        status.kept = kept
-        status.attempted = self.attempted
-        if status.attempted != status.kept + status.rejected + status.errors:
-            raise AssertionError(f"scan lost symbols: {status.summary()}")
+REJECTION_COLUMNS = ["Symbol", "reason", "detail"]
 
 
-def _select(panel: Panel, cfg: ScanConfig, status: ScanStatus) -> tuple[np.ndarray, _Outcome]:
-    """Rows of the panel to scan, after the symbol, sector and industry filters."""
-    outcome = _Outcome(panel.symbols)
-    uni = panel.universe
-    mask = np.ones(panel.n_symbols, dtype=bool)
-    if cfg.symbols is not None:
-        wanted = list(dict.fromkeys(validate_symbol(s) for s in cfg.symbols))
-        index = pd.Index(panel.symbols)
-        pos = index.get_indexer(wanted)
-        outcome.errors = [{"symbol": s, "error": "unknown symbol: not in the universe"}
-                          for s, p in zip(wanted, pos, strict=True) if p < 0]
-        mask = np.zeros(panel.n_symbols, dtype=bool)
-        mask[pos[pos >= 0]] = True
-        outcome.attempted = len(wanted)
-    else:
-        outcome.attempted = panel.n_symbols
-    all_rows = np.arange(panel.n_symbols)
-    if cfg.sectors is not None:
-        sectors = normalize_sectors(cfg.sectors)
-        bad = ~uni["sector"].isin(sectors).to_numpy()
-        mask = outcome.reject(all_rows, mask, bad, "filtered: sector",
-                              lambda i: f"sector {uni['sector'].iat[i]}")
-    if cfg.industries is not None:
-        wanted_ind = {i.strip().lower() for i in cfg.industries}
-        bad = ~uni["industry"].str.lower().isin(wanted_ind).to_numpy()
-        mask = outcome.reject(all_rows, mask, bad, "filtered: industry",
-                              lambda i: f"industry {uni['industry'].iat[i]}")
-    return np.flatnonzero(mask), outcome
+def _reject(symbols: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,
+            detail: Callable[[int], str], parts: list[pd.DataFrame]) -> np.ndarray:
+    """Record the still-alive rows that fail a check; return the rows still alive."""
+    hit = np.flatnonzero(alive & bad)
+    if len(hit):
+        parts.append(pd.DataFrame({"Symbol": symbols[hit], "reason": reason,
+                                   "detail": [detail(i) for i in hit]}))
+    return alive & ~bad
+
+
+def _concat(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECTION_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _listing_dates(sub: Panel, last_idx: np.ndarray) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """First and last bar dates per symbol: from the window, else from the store's universe."""
+    sessions = sub.sessions
+    present = np.isfinite(sub.close)
+    first_idx = np.where(present.any(axis=1), present.argmax(axis=1), -1)
+    nat = np.datetime64("NaT", "ns")
+    first = np.where(first_idx >= 0, sessions.values[np.maximum(first_idx, 0)], nat)
+    last = np.where(last_idx >= 0, sessions.values[np.maximum(last_idx, 0)], nat)
+    uni = sub.universe
+    if "first_session" in uni and "last_session" in uni:
+        outside = last_idx < 0
+        first[outside] = pd.DatetimeIndex(uni["first_session"]).values[outside]
+        last[outside] = pd.DatetimeIndex(uni["last_session"]).values[outside]
+    return pd.DatetimeIndex(first), pd.DatetimeIndex(last)
 
 
 def _at_last_bar(values: np.ndarray, last_idx: np.ndarray) -> np.ndarray:
@@ -297,8 +377,8 @@ def _at_last_bar(values: np.ndarray, last_idx: np.ndarray) -> np.ndarray:
     return np.where(last_idx >= 0, out, np.nan)
 
 
-def _result_frame(sub: Panel, table, close, volume, rating, sig, alpha: AlphaPredictions,
-                  dollar_volume, last_idx) -> pd.DataFrame:
+def _result_frame(sub: Panel, table, close, volume, rating, sig, dollar_volume,
+                  last_idx) -> pd.DataFrame:
     last = table.last
     incomplete = np.full(sub.n_symbols, "", dtype=object)
     for name in SHOWN_INDICATORS:
@@ -316,10 +396,10 @@ def _result_frame(sub: Panel, table, close, volume, rating, sig, alpha: AlphaPre
         **{k: last[k] for k in RESULT_COLUMNS[5:15]},
         "TechRating": rating,
         "Signal": sig,
-        "Alpha5d": alpha.alpha5d,
-        "Alpha10d": alpha.alpha10d,
+        "Alpha5d": np.nan,
+        "Alpha10d": np.nan,
         "Name": sub.universe["name"].to_numpy(),
-        "AlphaScore": alpha.score,
+        "AlphaScore": np.nan,
         **{k: last[k] for k in ["mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20"]},
         "DollarVolume": dollar_volume,
         "Bars": table.bars,

@@ -1,0 +1,91 @@
+"""Benchmark: a whole `run_scan` against a per-symbol TA-Lib loop over the same bars.
+
+    python bench/bench_scan.py [--repeats 7] [--big]
+
+On the synthetic demo market (built into a temporary folder, like a first run would), with
+the scan window fixed at 252 sessions so every peer sees exactly 5,000 x 252 bars:
+  warm scan   run_scan with the Panel cached in the loader (what a server replica does)
+  cold scan   a fresh loader: reads the store window from Parquet, then scans
+  talib loop  TA-Lib called once per symbol per indicator, computing the scan's indicators only
+  process     `technic scan --format csv` as a new process (imports, numba cache load, store)
+--big adds 20,000 symbols x 1,260 sessions (window 1,260) to show how cost grows.
+Prints medians (ms) and ratios; these machines are noisy, so trust ratios and medians only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import talib_loop  # noqa: E402
+
+from technic_v4.data.demo import DemoSpec, build_demo_store  # noqa: E402
+from technic_v4.data_engine import StoreLoader  # noqa: E402
+from technic_v4.scanner_core import ScanConfig, run_scan  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        build_demo_store(tmp, DemoSpec(n_symbols=n_symbols, start=start))
+        build_s = time.perf_counter() - t0
+        cfg = ScanConfig(lookback_days=window)
+        loader = StoreLoader(tmp)
+        frame, status = run_scan(cfg, loader=loader)  # compile + fill the cache
+        panel = loader.load(None, status.window_bars)
+        n, t = panel.close.shape
+        warm = median_ms(lambda: run_scan(cfg, loader=loader), repeats)
+        cold = median_ms(lambda: run_scan(cfg, loader=StoreLoader(tmp)), repeats)
+        peer = median_ms(lambda: talib_loop(panel), max(3, repeats // 2))
+        stages = {k: round(v, 1) for k, v in status.timings_ms.items()}
+        print(f"\n{n:,} symbols x {t:,} sessions (demo store built in {build_s:.1f} s; "
+              f"{len(frame):,} rows kept)")
+        print(f"  warm run_scan        {warm:9.1f} ms   stages of one run: {stages}")
+        print(f"  cold run_scan        {cold:9.1f} ms   (store read + scan)")
+        print(f"  TA-Lib loop          {peer:9.1f} ms   (indicators only, per symbol)")
+        print(f"  ratio TA-Lib loop / warm scan: {peer / warm:6.1f}x")
+        print(f"  ratio TA-Lib loop / cold scan: {peer / cold:6.1f}x")
+        if process:
+            env = dict(os.environ, TECHNIC_DATA_DIR=tmp)
+            cmd = ["technic", "scan", "--format", "csv", "--out", os.devnull,
+                   "--lookback-days", str(window)]
+            proc = median_ms(lambda: subprocess.run(cmd, env=env, check=True,
+                                                    capture_output=True), 3)
+            print(f"  new process `technic scan` {proc:7.1f} ms (python start, imports, "
+                  "numba cache, store, scan, CSV)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--big", action="store_true", help="also 20,000 x 1,260")
+    args = ap.parse_args()
+    import numba
+
+    print(f"numba threads: {numba.get_num_threads()}, cores: {os.cpu_count()}, "
+          f"numpy {np.__version__}")
+    bench_size(5000, "2021-01-04", 252, args.repeats, process=True)
+    if args.big:
+        bench_size(20_000, "2021-11-01", 1260, max(3, args.repeats // 2), process=False)
+
+
+if __name__ == "__main__":
+    main()
