@@ -18,19 +18,15 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from peers import talib_loop  # bench/ is on sys.path when run as a script
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import talib_loop  # noqa: E402
-
-from technic_v4.data.demo import DemoSpec, build_demo_store  # noqa: E402
-from technic_v4.data_engine import StoreLoader  # noqa: E402
-from technic_v4.scanner_core import ScanConfig, run_scan  # noqa: E402
+from technic_v4.data.demo import DemoSpec, build_demo_store
+from technic_v4.data_engine import StoreLoader
+from technic_v4.scanner_core import ScanConfig, run_scan
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -1,0 +1,10 @@
+"""Indicator stage: Panel -> one row of TA-Lib-exact indicator values per symbol.
+
+`kernels` holds the numba arithmetic, `registry` the table of indicators, `engine` the
+pack / run / collect walk-through. Callers need only what is exported here.
+"""
+
+from technic_v4.indicators.engine import IndicatorTable, compute_indicators
+from technic_v4.indicators.registry import REGISTRY, required_bars
+
+__all__ = ["REGISTRY", "IndicatorTable", "compute_indicators", "required_bars"]

@@ -1,0 +1,136 @@
+"""Properties of the indicator stage for any panel (Hypothesis): bounds, scale invariance,
+per-symbol independence, and consistency of the packed / unpacked views.
+
+Panels are drawn as structure (size, volatility, flat stretches, gaps, listing and delisting)
+from Hypothesis plus seeded noise, so a failure shrinks to a small, reproducible panel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from technic_v4.data.panel import FIELDS, Panel, panel_from_arrays
+from technic_v4.indicators import compute_indicators
+
+EXAMPLES = settings(max_examples=30, deadline=None)
+PRICE_FIELDS = ("open", "high", "low", "close")
+
+
+@st.composite
+def panels(draw, max_symbols: int = 5, max_sessions: int = 240) -> Panel:
+    n = draw(st.integers(1, max_symbols))
+    t = draw(st.integers(0, max_sessions))
+    vol = draw(st.sampled_from([0.0, 0.004, 0.02, 0.08]))
+    start = draw(st.floats(0.05, 5000.0))
+    p_flat = draw(st.sampled_from([0.0, 0.3, 0.9]))  # share of days without a price change
+    p_gap = draw(st.sampled_from([0.0, 0.05, 0.4]))  # share of missing days
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ret = rng.normal(0.0, vol, (n, t)) * (rng.random((n, t)) >= p_flat)
+    close = start * np.exp(np.cumsum(ret, axis=1))
+    open_ = np.concatenate([close[:, :1], close[:, :-1]], axis=1) * (1 + ret / 3)
+    spread = 1.0 + np.abs(rng.normal(0.0, vol / 2, (n, t)))
+    volume = rng.integers(0, 5_000_000, (n, t)) * (rng.random((n, t)) >= p_flat / 3)
+    cols = np.arange(t)
+    listed = rng.integers(0, max(t, 1), n) * (rng.random(n) < 0.5)
+    delisted = t - rng.integers(0, max(t, 1), n) * (rng.random(n) < 0.3)
+    keep = (rng.random((n, t)) >= p_gap) & (cols >= listed[:, None]) & (cols < delisted[:, None])
+    arrays = {
+        "open": open_,
+        "high": np.maximum(open_, close) * spread,
+        "low": np.minimum(open_, close) / spread,
+        "close": close,
+        "volume": volume.astype(np.float64),
+    }
+    arrays = {f: np.where(keep, v, np.nan) for f, v in arrays.items()}
+    sessions = pd.bdate_range("2015-01-01", periods=t)
+    return panel_from_arrays([f"S{i}" for i in range(n)], sessions, **arrays)
+
+
+def rescaled(panel: Panel, price: float = 1.0, volume: float = 1.0) -> Panel:
+    arrays = {f: getattr(panel, f) * (price if f in PRICE_FIELDS else volume) for f in FIELDS}
+    return panel_from_arrays(panel.symbols, panel.sessions, **arrays)
+
+
+def assert_same_rows(a, b, rows_a, rows_b) -> None:
+    """Exactly equal results for the same symbols, found at rows_a in `a`, rows_b in `b`."""
+    np.testing.assert_array_equal(a.bars[rows_a], b.bars[rows_b])
+    for name in a.outputs:
+        np.testing.assert_array_equal(a.last[name][rows_a], b.last[name][rows_b], err_msg=name)
+        np.testing.assert_array_equal(a.insufficient[name][rows_a], b.insufficient[name][rows_b])
+        np.testing.assert_array_equal(a.history[name][rows_a], b.history[name][rows_b])
+
+
+@EXAMPLES
+@given(panels())
+def test_rsi_is_between_0_and_100(panel):
+    rsi = compute_indicators(panel, ["RSI"], history=True).history["RSI"]
+    values = rsi[np.isfinite(rsi)]
+    assert ((values >= 0.0) & (values <= 100.0)).all()
+
+
+# output -> absolute tolerance next to rtol 1e-9 (for values that are ~0, e.g. a flat month)
+SCALE_FREE = {"RSI": 1e-9, "BB_width": 1e-12, "ATR_pct": 1e-15, "Volume_ratio": 1e-12}
+SCALE_FREE |= {f"mom_{n}": 1e-12 for n in (5, 21, 63, 126)}
+SCALE_FREE |= {"dist_high_20": 1e-12, "dist_low_20": 1e-12}
+
+
+@EXAMPLES
+@given(panels(), st.sampled_from([1e-3, 0.37, 3.0, 1234.5]), st.sampled_from([0.25, 7.0]))
+def test_ratios_do_not_depend_on_price_or_volume_units(panel, price, volume):
+    """Volume factors keep share counts exact: a zero-volume month must stay exactly zero (an
+    inexact factor leaves a running-sum residue, in TA-Lib's SMA too, and a ratio of 0)."""
+    names = list(SCALE_FREE)
+    base = compute_indicators(panel, names, history=True)
+    scaled = compute_indicators(rescaled(panel, price, volume), names, history=True)
+    for name, atol in SCALE_FREE.items():
+        np.testing.assert_allclose(
+            scaled.history[name], base.history[name], rtol=1e-9, atol=atol, err_msg=name
+        )
+
+
+@EXAMPLES
+@given(panels(), st.randoms(use_true_random=False))
+def test_a_symbols_values_do_not_depend_on_the_other_symbols(panel, rnd):
+    full = compute_indicators(panel, history=True)
+    order = list(range(panel.n_symbols))
+    rnd.shuffle(order)
+    perm = np.array(order, dtype=np.int64)
+    assert_same_rows(full, compute_indicators(panel.take(perm), history=True), perm, slice(None))
+    subset = np.sort(perm[: rnd.randint(1, panel.n_symbols)])
+    alone = compute_indicators(panel.take(subset), history=True)
+    assert_same_rows(full, alone, subset, slice(None))
+
+
+@EXAMPLES
+@given(panels())
+def test_history_at_each_last_bar_is_the_last_value(panel):
+    hist = compute_indicators(panel, history=True)
+    last_only = compute_indicators(panel)
+    rows = np.flatnonzero(hist.last_bar >= 0)
+    no_bar = ~np.isfinite(panel.close)
+    for name in hist.outputs:
+        np.testing.assert_array_equal(hist.last[name], last_only.last[name])
+        at_last = hist.history[name][rows, hist.last_bar[rows]]
+        np.testing.assert_array_equal(at_last, hist.last[name][rows], err_msg=name)
+        assert np.isnan(hist.last[name][hist.last_bar < 0]).all()
+        assert np.isnan(hist.history[name][no_bar]).all(), name
+
+
+@EXAMPLES
+@given(panels(max_sessions=120), st.lists(st.integers(0, 120), min_size=1, max_size=5))
+def test_a_session_without_bars_changes_nothing(panel, where):
+    """A missing day is not a bar: inserting all-NaN sessions moves no value."""
+    t = panel.n_sessions
+    at = np.array(sorted(min(w, t) for w in where))
+    arrays = {f: np.insert(getattr(panel, f), at, np.nan, axis=1) for f in FIELDS}
+    sessions = pd.bdate_range("2015-01-01", periods=t + len(at))
+    wider = panel_from_arrays(panel.symbols, sessions, **arrays)
+    base = compute_indicators(panel, history=True)
+    more = compute_indicators(wider, history=True)
+    old_cols = np.delete(np.arange(t + len(at)), at + np.arange(len(at)))
+    for name in base.outputs:
+        np.testing.assert_array_equal(more.last[name], base.last[name], err_msg=name)
+        np.testing.assert_array_equal(more.history[name][:, old_cols], base.history[name])
