@@ -17,6 +17,8 @@ def talib_loop(panel: Panel) -> dict[str, np.ndarray]:
 
     for i in range(panel.n_symbols):
         bar = np.isfinite(panel.close[i])
+        if not bar.any():
+            continue
         c, h, lo, v = (a[i, bar] for a in (panel.close, panel.high, panel.low, panel.volume))
         put("RSI", i, talib.RSI(c, 14))
         macd = talib.MACD(c, 12, 26, 9)
