@@ -2,6 +2,7 @@
 
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
     technic data demo | ingest FILE [--universe FILE] | info
+    technic models train [--seed N] | show
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean.
@@ -22,6 +23,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from technic_v4 import formats
+from technic_v4.cli_models import models_app
 from technic_v4.data import store
 from technic_v4.data_engine import StoreLoader, default_data_dir, ensure_store
 from technic_v4.scanner_core import ScanConfig, ScanStatus, run_scan
@@ -29,6 +31,7 @@ from technic_v4.scanner_core import ScanConfig, ScanStatus, run_scan
 app = typer.Typer(help="technic: a full-universe stock technical scanner.", no_args_is_help=True)
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option(

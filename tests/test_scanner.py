@@ -70,7 +70,8 @@ def _accounted(status, n):
     assert len(status.rejections) == status.rejected
 
 
-def test_full_scan_contract(panel):
+def test_full_scan_contract(panel, monkeypatch, tmp_path):
+    monkeypatch.setenv("TECHNIC_MODELS_DIR", str(tmp_path))  # no models: alpha unavailable
     df, status = scan(panel)
     assert list(df.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
     assert df["TechRating"].notna().all() and df["Close"].notna().all()

@@ -19,9 +19,13 @@ How it is built (`generate_demo_market`):
  4. Prices (`demo_sim`): close-to-close log returns from a factor model, market + sector +
     idiosyncratic, each GARCH(1,1) with Student-t(5) shocks; sector-specific betas and
     volatilities (Utilities calm; Energy, Biotechnology, Metals & Mining wild); earnings-like
-    mean-zero jumps. Each path is scaled so its last close is a log-normal price level (median
-    ~$35, clipped to $2-$800; most $10-$200); its listed history then stays above $1 ($0.02
-    for penny stocks) and, unless its range is wider than that allows, below $1,500.
+    mean-zero jumps. Each path is scaled so its FIRST listed close is a log-normal price level
+    (median ~$35, clipped to $2-$800; ~70% of last closes end in $10-$200); its listed history
+    then stays above $1 ($0.02 for penny stocks) and, unless its range is wider than that
+    allows, below $1,500 ($0.99 for penny stocks). Anchoring the first close, not the last,
+    keeps price levels free of the future: with the last close fixed, a low price meant a rise
+    still to come (rank IC of log price vs the next 5 sessions' return -0.047, t -19, with the
+    planted effect off; see `demo_sim.assemble_ohlcv`).
  5. Bars: the open gaps from the prior close (the jump and a quarter of the move happen
     overnight), highs/lows extend beyond the body in proportion to the day's volatility; prices
     round to cents ($0.0001 below $1), volume to whole shares, scaling with the volatility
@@ -50,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from technic_v4.cross_section import rank_ic
 from technic_v4.data import demo_sim
 from technic_v4.data.calendar import sessions_between
 from technic_v4.data.demo_names import build_universe
@@ -111,7 +116,7 @@ def generate_demo_market(spec: DemoSpec = DemoSpec()) -> DemoMarket:
     params = demo_sim.draw_params(rng, uni["sector_idx"].to_numpy(),
                                   uni["industry_idx"].to_numpy(), ev["penny"], ev["illiquid"])
     paths = demo_sim.simulate(rng, params, t_len, ev["first"], ev["last"], spec.planted_alpha)
-    opn, high, low, close, volume = demo_sim.assemble_ohlcv(paths, params, ev["last"],
+    opn, high, low, close, volume = demo_sim.assemble_ohlcv(paths, params, ev["first"],
                                                            ev["penny"])
     del paths
     _round_prices(opn, high, low, close)
@@ -220,25 +225,6 @@ def _notes(spec: DemoSpec, ev: dict[str, np.ndarray], symbols: np.ndarray,
             "reversal_weight": demo_sim.REVERSAL_WEIGHT,
         },
     }
-
-
-def rank_ic(signal: Array2D, forward: Array2D, min_count: int = 20) -> np.ndarray:
-    """Per-session Spearman correlation across symbols of two (N, T) arrays (NaN: too few).
-
-    Ties are broken by position (prices are continuous, so ties are rare and harmless here).
-    """
-    both = (np.isfinite(signal) & np.isfinite(forward)).T
-    k = both.sum(1)
-    centred = []
-    for a in (signal, forward):
-        keyed = np.where(both, a.T, np.inf)  # excluded cells sort last, after ranks 0..k-1
-        ranks = np.empty(keyed.shape)
-        np.put_along_axis(ranks, np.argsort(keyed, axis=1, kind="stable"),
-                          np.arange(keyed.shape[1], dtype=np.float64)[None, :], axis=1)
-        centred.append(np.where(both, ranks - (k[:, None] - 1) / 2.0, 0.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ic = (centred[0] * centred[1]).sum(1) / (k * (k * k - 1.0) / 12.0)
-    return np.where(k >= min_count, ic, np.nan)
 
 
 def planted_ic(market: DemoMarket, horizon: int = 5) -> dict[str, dict[str, float]]:

@@ -41,7 +41,7 @@ MARKET_VOL = 0.16 / np.sqrt(TRADING_DAYS)
 MOMENTUM_WINDOW, REVERSAL_WINDOW, REVERSAL_WEIGHT, Z_CLIP = 21, 5, 1.25, 3.0
 OVERNIGHT_SHARE = 0.25  # share of the diffusive move that happens before the open
 RANGE_SCALE = 0.5  # high/low extension beyond the body, in units of the day's sigma
-PRICE_CAP, PRICE_FLOOR, PENNY_FLOOR = 1500.0, 1.0, 0.02
+PRICE_CAP, PRICE_FLOOR, PENNY_FLOOR, PENNY_CAP = 1500.0, 1.0, 0.02, 0.99
 SHOCK_CLIP, VAR_CAP = 8.0, 9.0  # standardised shocks within +-8; sigma at most 3x long-run
 MAX_IDIO_VOL = 1.0  # annualised, jumps included; keeps most paths within PRICE_CAP / floor
 
@@ -56,7 +56,7 @@ class SymbolParams:
     garch_b: F64
     jump_p: F64
     jump_scale: F64
-    target_price: F64  # price of the last bar before floor/cap adjustment
+    target_price: F64  # price of the first listed bar before floor/cap adjustment
     base_volume: F64
 
 
@@ -194,19 +194,25 @@ def _zscore(x: F64, mask: npt.NDArray[np.bool_]) -> F64:
     return np.clip((x - sample.mean()) / (sd if sd > 0 else 1.0), -Z_CLIP, Z_CLIP)
 
 
-def assemble_ohlcv(paths: Paths, p: SymbolParams, last: I64,
+def assemble_ohlcv(paths: Paths, p: SymbolParams, first: I64,
                    penny: I64) -> tuple[F64, F64, F64, F64, F64]:
     """(N, T) open, high, low, close, volume, unrounded; consumes `paths` (reuses its arrays).
 
-    Each path is shifted so its last listed close is the symbol's target price, then nudged so
-    that its listed history stays within [floor, PRICE_CAP] (floor PENNY_FLOOR for penny names;
-    the floor wins when a path's range is wider than that).
+    Each path is shifted so its FIRST listed close is the symbol's target price, then nudged so
+    that its listed history stays within [floor, cap] (PRICE_FLOOR / PRICE_CAP; PENNY_FLOOR /
+    PENNY_CAP for penny names; the floor wins when a path's range is wider than that).
+    Why the first close: anchoring a later bar (the last, say) makes every earlier price level
+    equal target / (return still to come), so the price level (and anything in price units,
+    like MACD) would forecast future returns: a look-ahead the alpha leakage test caught
+    (rank IC of log price vs the next 5 sessions' return was -0.047, t -19, with no planted
+    effect). The range nudge still reads the whole path, but moves only the paths that would
+    leave [floor, cap].
     """
     n, t_len = paths.log_close.shape
-    floor = np.full(n, PRICE_FLOOR)
-    floor[penny] = PENNY_FLOOR
-    shift = np.log(p.target_price) - paths.log_close[np.arange(n), last]
-    shift = np.minimum(shift, np.log(PRICE_CAP) - paths.log_max)
+    floor, cap = np.full(n, PRICE_FLOOR), np.full(n, PRICE_CAP)
+    floor[penny], cap[penny] = PENNY_FLOOR, PENNY_CAP
+    shift = np.log(p.target_price) - paths.log_close[np.arange(n), first]
+    shift = np.minimum(shift, np.log(cap) - paths.log_max)
     shift = np.maximum(shift, np.log(floor) - paths.log_min)
 
     close = paths.log_close

@@ -28,14 +28,8 @@ ATR_pct, BB_width, dist_*), the value is NaN, never a made-up number.
 from __future__ import annotations
 
 import math
-import os
 
-# numba's OpenMP layer spin-waits between parallel regions by default; on a shared 2-core box
-# (a Serve replica beside others, CI) that made 5,000 x 252 take 170 ms instead of 15 ms
-# (measured). Passive waiting yields the core. Set before the first parallel call loads libgomp.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
-import numpy as np  # noqa: E402
+import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
