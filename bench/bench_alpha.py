@@ -25,21 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
+from timing import median_ms  # bench/ is on sys.path when run as a script
 
 from technic_v4.alpha import inference, registry
 from technic_v4.data.demo import DemoSpec, generate_demo_market
 from technic_v4.data_engine import PanelSource
 from technic_v4.indicators import compute_indicators
 from technic_v4.scanner_core import ScanConfig, run_scan
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def bench_inference(models_dir: Path, last: dict, repeats: int) -> None:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numba
 import numpy as np
 import pandas as pd
 from peers import talib_loop
+from timing import median_ms  # bench/ is on sys.path when run as a script
 
 from technic_v4.data.panel import Panel, panel_from_arrays
 from technic_v4.indicators import compute_indicators
@@ -98,15 +97,6 @@ def pandas_groupby(panel: Panel) -> pd.DataFrame:
     res["dist_high_20"] = df["close"] / res["high_20"] - 1
     res["dist_low_20"] = df["close"] / res["low_20"] - 1
     return res.groupby(key, sort=False).tail(1)
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
 
 
 def bench(n: int, t: int, repeats: int, pandas_repeats: int) -> None:

@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import tempfile
 import time
 
 import numpy as np
 from peers import talib_loop  # bench/ is on sys.path when run as a script
+from timing import median_ms  # bench/ is on sys.path when run as a script
 
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data_engine import StoreLoader
 from technic_v4.scanner_core import ScanConfig, run_scan
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: bool) -> None:
