@@ -1,7 +1,7 @@
 """`technic`: scan from the terminal, and manage the price store.
 
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
-    technic data demo | ingest FILE [--universe FILE] | info
+    technic data demo | ingest FILE [--universe FILE] | check | info
     technic models train [--seed N] | show
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
@@ -133,6 +133,15 @@ def _print_table(frame: pd.DataFrame, status: ScanStatus, top: int) -> None:
     out.print(table)
 
 
+def _alpha_line(state: dict) -> str:
+    if not state.get("available"):
+        return str(state.get("reason", "alpha unavailable"))
+    models = state.get("models", {})
+    return "models " + ", ".join(
+        f"{m['id']}@{m['version']} (trained on {m['data_source']} {m['data_version']})"
+        for m in models.values())
+
+
 def _print_summary(status: ScanStatus, out: Path | None) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
     total_ms = sum(status.timings_ms.values())
@@ -141,7 +150,7 @@ def _print_summary(status: ScanStatus, out: Path | None) -> None:
         f"window: {status.window_bars} sessions\n"
         f"attempted {status.attempted}, kept {status.kept}, rejected {status.rejected} "
         f"({reasons}), errors {status.errors}\n"
-        f"alpha: {status.alpha.get('reason') or 'available'}\n"
+        f"alpha: {_alpha_line(status.alpha)}\n"
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items()) + ")"
         + (f"\nwrote {out}" if out else ""), highlight=False)
@@ -196,6 +205,38 @@ def data_ingest(
         err.print(f"wrote rejected rows to {report}", highlight=False)
     elif result.rows_rejected:
         err.print(result.rejections.head(20).to_string(index=False), highlight=False)
+
+
+@data_app.command("check")
+def data_check(
+    out: Annotated[Path | None, typer.Option(help="Write the per-symbol table to this CSV.")] = None,
+    events: Annotated[bool, typer.Option(help="List every dated finding.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the data-quality gate over the store and print the report; exit 1 if flagged."""
+    from technic_v4.data.quality import FLAGS, check_store
+
+    root = data_dir or default_data_dir()
+    try:
+        report = check_store(root)
+    except (ValueError, store.StoreError) as exc:
+        _fail(str(exc))
+    counts = report.counts()
+    m = store.read_manifest(root)
+    err.print(f"data quality of {store.store_path(root)} (data_version {m.data_version}, "
+              f"{m.n_symbols} symbols, adjusted: {m.meta.get('adjusted', 'unknown')})\n"
+              + ", ".join(f"{f} {counts[f]}" for f in FLAGS)
+              + f"; flagged {counts['any']} of {m.n_symbols}", highlight=False)
+    flagged = report.table[report.table["quality_flags"] != ""]
+    if len(flagged):
+        print(flagged.to_string(index=False))
+    if events and len(report.events):
+        print(report.events.to_string(index=False))
+    if out is not None:
+        report.table.to_csv(out, index=False)
+        err.print(f"wrote {out}", highlight=False)
+    if counts["any"]:
+        raise typer.Exit(1)
 
 
 @data_app.command("info")
