@@ -1,7 +1,7 @@
 """`technic`: scan from the terminal, and manage the price store.
 
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
-    technic data demo | ingest FILE [--universe FILE] | check | info
+    technic data demo | ingest FILE|FOLDER [--universe FILE] | append FILE | update | check | info
     technic models train [--seed N] | show
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
@@ -73,6 +73,10 @@ def scan(
     out: Annotated[Path | None, typer.Option(help="Write results here instead of stdout.")] = None,
     top: Annotated[int, typer.Option(help="Rows shown by --format table.")] = 25,
     show_rejections: Annotated[bool, typer.Option(help="List every rejected symbol.")] = False,
+    exclude_flagged: Annotated[bool, typer.Option(
+        help="Reject symbols the data-quality gate flags.")] = False,
+    exclude_flag: Annotated[list[str] | None, typer.Option(
+        help="Reject only symbols with this quality flag (repeatable).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Scan the universe: indicators, TechRating, Signal, alpha; filter and rank."""
@@ -85,6 +89,7 @@ def scan(
         signals=signal or None, max_symbols=max_symbols, min_tech_rating=min_tech_rating,
         min_price=min_price, min_dollar_volume=min_dollar_volume, as_of_date=as_of,
         lookback_days=lookback_days, sort_by=sort_by, ascending=ascending,
+        exclude_flagged=exclude_flagged, exclude_flags=exclude_flag or None,
     )
     try:
         config.validate()
@@ -176,18 +181,24 @@ def data_demo(
 
 @data_app.command("ingest")
 def data_ingest(
-    bars: Annotated[Path, typer.Argument(help="Long CSV/Parquet: symbol,date,open,high,low,"
-                                         "close,volume.")],
+    bars: Annotated[Path, typer.Argument(help="Long CSV/Parquet (symbol,date,open,high,low,"
+                                         "close,volume) or a folder of SYMBOL.csv files.")],
     universe: Annotated[Path | None, typer.Option(help="symbol,name,sector,industry file.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write rejected rows to this CSV.")] = None,
+    prices: Annotated[str, typer.Option(help="Folders: adj_close (scale OHLC by Adj Close / "
+                                        "Close) or raw.")] = "adj_close",
     data_dir: DataDir = None,
 ) -> None:
     """Replace (or create) the store from your own daily bars; bad rows are reported."""
     from technic_v4.data.ingest import ingest_bars
+    from technic_v4.data.ingest_yahoo import ingest_csv_folder
 
     root = data_dir or default_data_dir()
     try:
-        result = ingest_bars(bars, root, universe_path=universe)
+        if bars.is_dir():
+            result = ingest_csv_folder(bars, root, universe_path=universe, prices=prices)
+        else:
+            result = ingest_bars(bars, root, universe_path=universe)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     s = result.summary()
@@ -200,6 +211,10 @@ def data_ingest(
     if len(result.universe_issues):
         err.print(f"  universe issues: {len(result.universe_issues)} "
                   f"(e.g. {result.universe_issues.iloc[0].to_dict()})", highlight=False)
+    if result.quality is not None:
+        q = result.quality.counts()
+        err.print("quality: " + ", ".join(f"{k} {v}" for k, v in q.items())
+                  + " (details: technic data check)", highlight=False)
     if report is not None:
         result.rejections.to_csv(report, index=False)
         err.print(f"wrote rejected rows to {report}", highlight=False)
@@ -207,9 +222,73 @@ def data_ingest(
         err.print(result.rejections.head(20).to_string(index=False), highlight=False)
 
 
+@data_app.command("append")
+def data_append(
+    bars: Annotated[Path, typer.Argument(help="Long CSV/Parquet of new sessions.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Append sessions newer than the store's last; older sessions never change."""
+    from technic_v4.data.append import append_bars
+    from technic_v4.data.ingest import read_bars_file
+
+    root = data_dir or default_data_dir()
+    try:
+        result = append_bars(read_bars_file(bars), root)
+    except (ValueError, OSError, store.StoreError) as exc:
+        _fail(str(exc))
+    _print_append(result)
+
+
+def _print_append(result) -> None:  # AppendReport
+    shown = ", ".join(result.new_sessions[:5]) + ("..." if len(result.new_sessions) > 5 else "")
+    err.print(f"appended {len(result.new_sessions)} sessions ({shown})"
+              f": kept {result.rows_kept} rows, rejected {result.rows_rejected}, "
+              f"{len(result.new_symbols)} new symbols; data_version {result.previous_version} -> "
+              f"{result.manifest.data_version}", highlight=False)
+    if result.empty_sessions:
+        err.print(f"  no rows for sessions {result.empty_sessions}: left empty", highlight=False)
+    if result.rows_rejected:
+        err.print(result.rejections.head(20).to_string(index=False), highlight=False)
+
+
+@data_app.command("update")
+def data_update(
+    provider: Annotated[str, typer.Option(help="Data provider (polygon).")] = "polygon",
+    start: Annotated[str | None, typer.Option(help="First session when there is no store.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last session (default: last closed).")] = None,
+    workers: Annotated[int, typer.Option(help="Concurrent requests.")] = 4,
+    per_minute: Annotated[float | None, typer.Option(
+        help="Request cap per minute (free Polygon tier: 5).")] = None,
+    tickers: Annotated[bool, typer.Option(help="Refresh the ticker reference first.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Fetch new sessions from a provider (key from $POLYGON_API_KEY) and append them."""
+    from technic_v4.data.providers.polygon import PolygonClient, PolygonError
+    from technic_v4.data.providers.update import update_store
+
+    if provider != "polygon":
+        _fail(f"unknown provider {provider!r}; available: polygon")
+    root = data_dir or default_data_dir()
+    try:
+        with PolygonClient(per_minute=per_minute) as client:
+            result = update_store(root, client, start=start, end=end, workers=workers,
+                                  tickers=tickers)
+    except (ValueError, OSError, store.StoreError, PolygonError) as exc:
+        _fail(str(exc))
+    f = result.fetch
+    err.print(f"fetched {len(f.fetched)}, already cached {len(f.cached)}, missing "
+              f"{f.missing or 0}, failed {list(f.failed) or 0}; appended {len(result.appended)}"
+              + (f"; waiting behind a gap: {result.waiting}" if result.waiting else ""),
+              highlight=False)
+    for day, why in f.failed.items():
+        err.print(f"  {day}: {why}", highlight=False)
+    if f.failed or f.missing:
+        raise typer.Exit(1)
+
+
 @data_app.command("check")
 def data_check(
-    out: Annotated[Path | None, typer.Option(help="Write the per-symbol table to this CSV.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the per-symbol table here (CSV).")] = None,
     events: Annotated[bool, typer.Option(help="List every dated finding.")] = False,
     data_dir: DataDir = None,
 ) -> None:

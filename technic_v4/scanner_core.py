@@ -7,7 +7,9 @@ The walk-through, all vectorized over symbols (no per-symbol Python loop anywher
      accepted, unknown names raise), industries.
   4. Compute every indicator for every selected symbol at once, on each symbol's own bars.
   5. Reject, with a reason per symbol: no bars in the window, stale last bar, too few bars,
-     price / dollar-volume floors.
+     price / dollar-volume floors; run the data-quality gate (data/quality.py) over the window
+     and put its flags on every row (`quality_flags`), rejecting flagged symbols as
+     "quality flagged" only when the config asks (`exclude_flagged` / `exclude_flags`).
   6. Score (scoring.py), add alpha (or mark it unavailable), apply the TechRating and Signal
      filters, sort, cut to max_symbols.
 Every symbol attempted ends in exactly one of: kept, rejected (with reason), error.
@@ -26,9 +28,11 @@ import pandas as pd
 from technic_v4 import scoring
 from technic_v4.alpha.inference import AlphaPredictions, predict_alpha
 from technic_v4.data.panel import Panel
+from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
+from technic_v4.data.quality import QUALITY_VERSION, QualityConfig, check_panel
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.data_engine import PanelLoader, StoreLoader
-from technic_v4.indicators import compute_indicators, required_bars
+from technic_v4.indicators import INDICATORS_VERSION, compute_indicators, required_bars
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -39,11 +43,11 @@ RESULT_COLUMNS = [
 ]
 EXTRA_COLUMNS = [
     "Name", "AlphaScore", "mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20", "DollarVolume",
-    "Bars", "LastDate", "Incomplete", "Source",
+    "Bars", "LastDate", "Incomplete", "Source", "quality_flags",
 ]
 SORTABLE = tuple(c for c in RESULT_COLUMNS + EXTRA_COLUMNS
                  if c not in {"Symbol", "Sector", "Industry", "Signal", "Name", "LastDate",
-                              "Incomplete", "Source"})
+                              "Incomplete", "Source", "quality_flags"})
 # Indicator outputs that are shown per row; a NaN among them for lack of bars is listed
 # in the row's `Incomplete` column.
 SHOWN_INDICATORS = ["RSI", "MACD", "MACD_signal", "MACD_hist", "BB_width", "ATR_pct",
@@ -70,6 +74,8 @@ class ScanConfig:
     sort_by: str = "TechRating"
     ascending: bool = False
     scoring: scoring.ScoringConfig = field(default_factory=scoring.ScoringConfig)
+    exclude_flagged: bool = False           # reject symbols with any quality flag
+    exclude_flags: Sequence[str] | None = None  # reject only these flags (see quality.FLAGS)
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the valid values for anything malformed."""
@@ -87,6 +93,10 @@ class ScanConfig:
         bad = [s for s in (self.signals or []) if s not in scoring.SIGNALS]
         if bad:
             raise ValueError(f"unknown signals {bad}; valid: {', '.join(scoring.SIGNALS)}")
+        bad_flags = sorted(set(self.exclude_flags or []) - set(QUALITY_FLAGS))
+        if bad_flags:
+            raise ValueError(f"unknown quality flags {bad_flags}; valid: "
+                             f"{', '.join(QUALITY_FLAGS)}")
         if self.sectors is not None:
             normalize_sectors(self.sectors)
         for s in self.symbols or []:
@@ -110,6 +120,9 @@ class ScanStatus:
     as_of: str = ""
     window_bars: int = 0
     scoring_version: str = scoring.SCORING_VERSION
+    indicators_version: str = INDICATORS_VERSION
+    quality_version: str = QUALITY_VERSION
+    quality_flagged: int = 0                # kept rows that carry a quality flag
     alpha: dict[str, object] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -255,11 +268,17 @@ def evaluate_symbols(sub: Panel, cfg: ScanConfig, clock: _Clock | None = None) -
     if cfg.signals:
         checks.append(("signal filtered", ~np.isin(sig, list(cfg.signals)),
                        lambda i: f"signal {sig[i]}"))
+    quality = check_panel(sub, QualityConfig(max_stale_sessions=cfg.max_stale_sessions))
+    flags = quality.flags
+    if cfg.exclude_flagged or cfg.exclude_flags:
+        checks.append(("quality flagged", quality.flagged(cfg.exclude_flags),
+                       lambda i: f"quality flags: {flags[i]}"))
     parts: list[pd.DataFrame] = []
     alive = np.ones(sub.n_symbols, dtype=bool)
     for reason, bad, detail in checks:
         alive = _reject(sub.symbols, alive, bad, reason, detail, parts)
     frame = _result_frame(sub, table, close, volume, rating, sig, dollar_volume, last_idx)
+    frame["quality_flags"] = flags
     clock.lap("score")
     return RowBlock(frame=frame[alive].reset_index(drop=True), rejections=_concat(parts),
                     source=sub.source, data_version=sub.data_version, as_of=str(as_of.date()),
@@ -300,7 +319,9 @@ def finish_scan(
         frame = frame.iloc[: cfg.max_symbols]
     frame = frame.reset_index(drop=True)
     first = blocks[0]
-    frame.attrs.update(source=first.source, data_version=first.data_version, as_of=first.as_of)
+    frame.attrs.update(source=first.source, data_version=first.data_version, as_of=first.as_of,
+                       scoring_version=scoring.SCORING_VERSION,
+                       indicators_version=INDICATORS_VERSION, quality_version=QUALITY_VERSION)
     rejections = _concat(parts)
     counts = rejections["reason"].value_counts()
     status = ScanStatus(
@@ -308,7 +329,8 @@ def finish_scan(
         errors=len(plan.errors), rejected_by_reason={str(k): int(v) for k, v in counts.items()},
         rejections=rejections, error_details=plan.errors, source=first.source,
         data_version=first.data_version, as_of=first.as_of, window_bars=first.window_bars,
-        alpha=alpha_state,
+        alpha=alpha_state, quality_flagged=int((frame.get("quality_flags", pd.Series(
+            dtype=object)).fillna("") != "").sum()),
     )
     if status.attempted != status.kept + status.rejected + status.errors:
         raise AssertionError(f"scan lost symbols: {status.summary()}")

@@ -132,7 +132,7 @@ def predict_alpha(features: Mapping[str, Array1D], rows: BoolArray,
                                     "reason": "alpha unavailable: " + "; ".join(failures)}
     else:
         score = np.full(len(rows), np.nan)
-        score[rows] = (zscore_1d(preds[5][rows]) + zscore_1d(preds[10][rows])) / 2.0
+        score[rows] = alpha_score(preds[5][rows], preds[10][rows])
         state = {"available": True, "score": SCORE_DEFINITION}
     state.update(models=models, models_dir=str(root))
     return AlphaPredictions(preds[5], preds[10], score, state)
@@ -148,3 +148,8 @@ def _describe(model: registry.LoadedModel) -> dict[str, object]:
             "test_rank_ic": test.get("rank_ic", {}).get("mean"),
             "test_rank_ic_t": test.get("rank_ic", {}).get("t_stat"),
             "xgboost": meta.get("libraries", {}).get("xgboost")}
+
+
+def alpha_score(alpha5d: np.ndarray, alpha10d: np.ndarray) -> np.ndarray:
+    """AlphaScore over the rows given: the mean of the two forecasts' cross-sectional z-scores."""
+    return (zscore_1d(alpha5d) + zscore_1d(alpha10d)) / 2.0

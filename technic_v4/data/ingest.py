@@ -53,16 +53,22 @@ from technic_v4.data.ingest_checks import (
     BAR_COLUMNS,
     NUMBER_COLUMNS,
     REJECT_REASONS,
+    _parse_numbers,
     check_rows,
     flag_duplicates,
 )
 from technic_v4.data.store import StoreManifest, store_path, write_store
 from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
 
-__all__ = ["BAR_COLUMNS", "MODES", "REJECTIONS_FILENAME", "REJECT_REASONS", "IngestError",
+__all__ = ["BAR_COLUMNS", "MODES", "PRICE_MODES", "REJECTIONS_FILENAME", "REJECT_REASONS",
+           "IngestError", "ingest_frame",
            "IngestReport", "ingest_bars", "read_bars_file"]
 
 MODES = ("replace",)
+# How prices reach the store, recorded in manifest meta["adjusted"]: "as given" (the file's
+# OHLC, whatever they are), "adj_close" (OHLC scaled by Adj Close / Close: splits and
+# dividends removed), "raw" (Close as traded; Adj Close, if any, ignored).
+PRICE_MODES = ("as given", "adj_close", "raw")
 REJECTIONS_FILENAME = "ingest_rejections.csv"
 
 
@@ -84,6 +90,7 @@ class IngestReport:
     last_session: str
     universe_issues: pd.DataFrame = field(repr=False)  # symbol, issue
     manifest: StoreManifest
+    quality: Any = field(default=None, repr=False)  # quality.QualityReport of the new store
 
     def summary(self) -> dict[str, Any]:
         """Counts, and rejections by reason kind in check order: the dict the manifest keeps
@@ -104,14 +111,35 @@ def ingest_bars(
         raise ValueError(f"ingest mode {mode!r} is not supported; supported modes: {MODES}")
     universe_file = None if universe_path is None else _read_universe_file(universe_path)
     bars = read_bars_file(bars_path)
+    return ingest_frame(bars, data_dir, universe_file=universe_file, name=Path(bars_path).name,
+                        universe_name=None if universe_path is None else Path(universe_path).name)
+
+
+def ingest_frame(
+    bars: pd.DataFrame,
+    data_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    universe_file: pd.DataFrame | None = None,
+    universe_name: str | None = None,
+    prices: str = "as given",
+) -> IngestReport:
+    """Steps 2-7 of the module docstring for a long table already read (columns BAR_COLUMNS,
+    plus `adj_close` when `prices == "adj_close"`: OHLC are then scaled by adj_close / close,
+    volume left as given, and a row without a valid adj_close is rejected). `name` is what
+    the store's source and messages call the input."""
+    if prices not in PRICE_MODES:
+        raise ValueError(f"prices {prices!r}: expected one of {PRICE_MODES}")
     n = len(bars)
     if n == 0:
-        raise IngestError(f"{Path(bars_path).name} has no data rows")
+        raise IngestError(f"{name} has no data rows")
 
     rej, sym_id, table, day, values = check_rows(bars)
+    if prices == "adj_close":
+        _adjust(bars, rej, values)
     ok = np.flatnonzero(rej.open)
     if ok.size == 0:
-        raise IngestError(f"all {n} rows of {Path(bars_path).name} were rejected "
+        raise IngestError(f"all {n} rows of {name} were rejected "
                           f"({_format_counts(rej.counts())}); the store was not changed")
 
     # Symbols and sessions come from rows passing every check but the duplicate one: a
@@ -141,9 +169,11 @@ def ingest_bars(
         "date": _as_text(bars["date"].iloc[rejected]),
         "reason": rej.text[rejected].astype(str),
     })
+    if "file" in bars:  # per-symbol folders: name the file each rejected row came from
+        rejections["file"] = bars["file"].iloc[rejected].to_numpy()
     universe, issues = _join_universe(symbols, universe_file)
     first, last = str(sessions[0].date()), str(sessions[-1].date())
-    uni_name = None if universe_path is None else Path(universe_path).name
+    uni_name = universe_name
     summary = {
         "rows_read": n, "rows_kept": len(kept), "rows_rejected": len(rejected),
         "rejected_by_reason": rej.counts(), "symbols": n_sym, "sessions": n_ses,
@@ -151,14 +181,17 @@ def ingest_bars(
         "universe_file": uni_name, "universe_issues": len(issues),
     }
     manifest = write_store(
-        data_dir, sessions=sessions, universe=universe, source=f"ingest:{Path(bars_path).name}",
-        meta={"ingest": summary, "adjusted": "as given"}, **arrays,
+        data_dir, sessions=sessions, universe=universe, source=f"ingest:{name}",
+        meta={"ingest": summary, "adjusted": prices}, **arrays,
     )
     rejections.to_csv(store_path(data_dir) / REJECTIONS_FILENAME, index=False)
+    from technic_v4.data.quality import check_store  # the gate runs at every ingest
+
+    quality = check_store(data_dir)
     return IngestReport(
         rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected), rejections=rejections,
         symbols=n_sym, sessions=n_ses, first_session=first, last_session=last,
-        universe_issues=issues, manifest=manifest,
+        universe_issues=issues, manifest=manifest, quality=quality,
     )
 
 
@@ -310,6 +343,19 @@ def _join_universe(symbols: np.ndarray, uni: pd.DataFrame | None
                                              UNKNOWN).to_numpy()
     out = pd.concat(issues, ignore_index=True).astype(str)
     return base, out.sort_values("symbol", kind="stable").reset_index(drop=True)
+
+
+def _adjust(bars: pd.DataFrame, rej: Any, values: dict[str, np.ndarray]) -> None:
+    """Scale OHLC in `values` by adj_close / close; reject rows without a usable adj_close."""
+    if "adj_close" not in bars:
+        raise IngestError("prices='adj_close' needs an Adj Close column")
+    adj, missing, bad = _parse_numbers(bars["adj_close"])
+    rej.flag(missing, "missing value", "adj close")
+    rej.flag(bad, "unparseable number", "adj close")
+    rej.flag(adj <= 0, "non-positive price", "adj close")
+    factor = adj / values["close"]
+    for f in ("open", "high", "low", "close"):
+        values[f] = values[f] * factor
 
 
 def _format_counts(counts: Mapping[str, int]) -> str:

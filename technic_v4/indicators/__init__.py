@@ -5,6 +5,7 @@ pack / run / collect walk-through. Callers need only what is exported here.
 """
 
 from technic_v4.indicators.engine import IndicatorTable, compute_indicators
-from technic_v4.indicators.registry import REGISTRY, required_bars
+from technic_v4.indicators.registry import INDICATORS_VERSION, REGISTRY, required_bars
 
-__all__ = ["REGISTRY", "IndicatorTable", "compute_indicators", "required_bars"]
+__all__ = ["INDICATORS_VERSION", "REGISTRY", "IndicatorTable", "compute_indicators",
+           "required_bars"]

@@ -26,6 +26,10 @@ from technic_v4.indicators import kernels
 
 Array3D = npt.NDArray[np.float64]  # (outputs, N symbols, W sessions)
 
+# The indicator definitions' version, recorded in every scan result (point-in-time scans):
+# bump it when a kernel, a parameter or an entry of this table changes a value.
+INDICATORS_VERSION = "1.0"
+
 
 @dataclass(frozen=True, eq=False)
 class IndicatorSpec:

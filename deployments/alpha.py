@@ -1,0 +1,72 @@
+"""The alpha model deployment: one copy of the models per replica, requests batched.
+
+Each scan sends one request per chunk (the chunk's surviving feature rows). `predict` is a
+`@serve.batch` method: requests that arrive within `batch_wait_timeout_s` of each other, from
+one scan's chunks or from concurrent scans, up to `max_batch_size` of them, become ONE
+XGBoost call (`pipeline.predict_batch`; 5,000 rows in one call ~10 ms, one call per row ~840
+ms). Both knobs come from `user_config` and are applied in `reconfigure`, so they can be
+tuned in serve_config.yaml without a redeploy; `max_ongoing_requests` must be at least
+`max_batch_size` or batches could never fill (checked in tests/test_serve.py).
+`stats()` exposes the batch counters (requests per batch) that tests and /v1/stats read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ray import serve
+
+from deployments.pipeline import BatchStats, Features, empty_features, predict_batch
+from technic_v4.alpha import registry
+
+log = logging.getLogger("ray.serve")
+DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
+MAX_ONGOING = 64
+
+
+@serve.deployment(
+    max_ongoing_requests=MAX_ONGOING,
+    ray_actor_options={"num_cpus": 0.25},
+    user_config=DEFAULT_BATCH,
+)
+class AlphaModel:
+    def __init__(self, models_dir: str | None = None):
+        self.models_dir = models_dir or str(registry.default_models_dir())
+        self.batches = BatchStats()
+        self.config = dict(DEFAULT_BATCH)
+        self.state = predict_batch([empty_features()], self.models_dir)[0]["state"]  # verify
+        log.info("technic alpha models: available=%s (%s)", self.state.get("available"),
+                 self.state.get("reason") or self.models_dir)
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply `user_config`: max_batch_size (1..MAX_ONGOING), batch_wait_timeout_s (>= 0)."""
+        size = int(config.get("max_batch_size", DEFAULT_BATCH["max_batch_size"]))
+        wait = float(config.get("batch_wait_timeout_s", DEFAULT_BATCH["batch_wait_timeout_s"]))
+        if not 1 <= size <= MAX_ONGOING or wait < 0:
+            raise ValueError(f"user_config needs 1 <= max_batch_size <= {MAX_ONGOING} "
+                             f"(max_ongoing_requests) and batch_wait_timeout_s >= 0, got {config}")
+        self.predict.set_max_batch_size(size)
+        self.predict.set_batch_wait_timeout_s(wait)
+        self.config = {"max_batch_size": size, "batch_wait_timeout_s": wait}
+
+    @serve.batch(max_batch_size=DEFAULT_BATCH["max_batch_size"],
+                 batch_wait_timeout_s=DEFAULT_BATCH["batch_wait_timeout_s"])
+    async def predict(self, items: list[Features]) -> list[dict[str, Any]]:
+        """Forecasts for each request's rows, from one model call for the whole batch."""
+        out = predict_batch(items, self.models_dir)
+        self.batches.record(len(items), sum(len(o["alpha5d"]) for o in out))
+        self.state = out[0]["state"]
+        return out
+
+    def ready(self) -> dict[str, Any]:
+        return {"checked": True, "available": bool(self.state.get("available")),
+                "reason": self.state.get("reason"), "pid": os.getpid()}
+
+    def describe(self) -> dict[str, Any]:
+        self.state = predict_batch([empty_features()], self.models_dir)[0]["state"]
+        return self.state
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.batches.as_dict(), "config": self.config}

@@ -1,0 +1,89 @@
+"""Response helpers: orjson bodies, the X-Technic-* headers, and format negotiation.
+
+Every response says where its data came from: `X-Technic-Data-Version`, `X-Technic-Source`,
+`X-Technic-As-Of`, plus `X-Technic-Elapsed-Ms` and `Server-Timing` (time to the response
+head, i.e. the whole computation for non-streaming routes). Routes that know better (a scan
+as of a past session) set the headers themselves; `MetaHeaders` fills in the rest from the
+store's manifest, so errors and health checks carry them too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deployments.api.errors import FORMATS, InputError
+
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
+               "parquet": "application/vnd.apache.parquet"}
+ACCEPTED = {"application/json": "json", "text/csv": "csv",
+            "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet",
+            "application/parquet": "parquet", "*/*": "json", "application/*": "json"}
+
+
+class JSONBody(Response):
+    """JSON via orjson: numpy values allowed, NaN as null (as the scan rows need)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=JSON_OPTIONS)
+
+
+def meta_headers(meta: dict[str, Any]) -> dict[str, str]:
+    return {"X-Technic-Data-Version": str(meta.get("data_version", "")),
+            "X-Technic-Source": str(meta.get("source", "")),
+            "X-Technic-As-Of": str(meta.get("as_of", ""))}
+
+
+def negotiate(request: Request, explicit: str | None) -> str:
+    """The body format: the request's `format` field, else the Accept header, else JSON."""
+    if explicit:
+        return explicit
+    accept = request.headers.get("accept", "")
+    if not accept.strip():
+        return "json"
+    for part in accept.split(","):
+        kind = part.split(";")[0].strip().lower()
+        if kind in ACCEPTED:
+            return ACCEPTED[kind]
+    raise InputError("format", f"cannot answer Accept: {accept!r}; send format or one of "
+                     f"{', '.join(k for k in ACCEPTED if '*' not in k)}", list(FORMATS),
+                     location="header", status=406)
+
+
+class MetaHeaders:
+    """ASGI middleware adding the headers of the module docstring to every response."""
+
+    def __init__(self, app: ASGIApp, backend: Any):
+        self.app, self.backend = app, backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def send_with_meta(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-technic-data-version" not in headers:
+                    try:
+                        info = self.backend.data_info()
+                        for k, v in meta_headers(vars(info)).items():
+                            headers[k] = v
+                    except Exception:  # no store yet: the body says what is wrong
+                        headers["X-Technic-Data-Version"] = "unavailable"
+                ms = (time.perf_counter() - t0) * 1000
+                headers["X-Technic-Elapsed-Ms"] = f"{ms:.1f}"
+                headers.append("Server-Timing", f"total;dur={ms:.1f}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_meta)

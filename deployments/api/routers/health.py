@@ -1,0 +1,39 @@
+"""Liveness, readiness and counters.
+
+/healthz: the process answers (Render's health check; no data needed, no key).
+/readyz:  200 only when the scan window is in memory on the indicator replicas and the alpha
+          models were loaded and checked (available, or explicitly unavailable with the
+          reason); 503 with what is missing before that. No key, for load balancers.
+/v1/stats: result-cache counters and the alpha model's batch counters (needs the key).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from deployments.api.dependencies import APIKey, Backend, Cache
+from deployments.api.responses import JSONBody
+from deployments.api.schemas import Readiness
+from technic_v4 import __version__
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONBody:
+    """The server is up (says nothing about data; see /readyz)."""
+    return JSONBody({"status": "ok", "version": __version__})
+
+
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "Still loading"}})
+async def readyz(backend: Backend) -> JSONBody:
+    """Ready to scan: the Panel is loaded and the models are checked."""
+    state = await backend.readiness()
+    return JSONBody(state, status_code=200 if state["ready"] else 503)
+
+
+@router.get("/v1/stats", dependencies=[APIKey])
+async def stats(backend: Backend, cache: Cache) -> JSONBody:
+    """Result-cache hits/misses and the alpha deployment's batch sizes."""
+    return JSONBody({"cache": cache.stats(), **await backend.stats()})

@@ -1,0 +1,46 @@
+"""The app builder `serve_config.yaml` points at: `deployments.app:build_app` with typed args.
+
+    args: {data_dir, models_dir, chunk_size, max_batch_size, batch_wait_timeout_s}
+data_dir defaults to $TECHNIC_DATA_DIR / the per-user folder, and an empty one gets the
+synthetic demo market here, once, before any replica starts (replicas never build it).
+models_dir defaults to $TECHNIC_MODELS_DIR / the repository's models/. The two batch knobs,
+when given, override the alpha deployment's user_config (serve_config.yaml sets it directly).
+No `from __future__ import annotations` here: Serve reads the builder's annotation at run time
+to validate `args` into AppArgs, and a string annotation would hand it a plain dict.
+"""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from ray.serve import Application
+
+from deployments.alpha import DEFAULT_BATCH, AlphaModel
+from deployments.indicators import Indicators
+from deployments.ingress import Ingress
+from technic_v4.data_engine import default_data_dir, ensure_store
+
+
+class AppArgs(BaseModel):
+    data_dir: str | None = None
+    models_dir: str | None = None
+    chunk_size: int = Field(2500, ge=16, le=100_000, description="Symbols per indicator call.")
+    max_batch_size: int | None = Field(None, ge=1)
+    batch_wait_timeout_s: float | None = Field(None, ge=0)
+
+
+def build_app(args: AppArgs) -> Application:
+    args = AppArgs.model_validate(args) if isinstance(args, dict) else args
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    data_dir = data_dir.resolve()
+    ensure_store(data_dir)
+    models_dir = str(Path(args.models_dir).expanduser().resolve()) if args.models_dir else None
+    alpha = AlphaModel
+    if args.max_batch_size is not None or args.batch_wait_timeout_s is not None:
+        batch = dict(DEFAULT_BATCH)
+        if args.max_batch_size is not None:
+            batch["max_batch_size"] = args.max_batch_size
+        if args.batch_wait_timeout_s is not None:
+            batch["batch_wait_timeout_s"] = args.batch_wait_timeout_s
+        alpha = AlphaModel.options(user_config=batch)
+    return Ingress.bind(Indicators.bind(str(data_dir)), alpha.bind(models_dir), str(data_dir),
+                        models_dir, args.chunk_size)

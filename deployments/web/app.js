@@ -1,0 +1,169 @@
+// The scan page: form -> POST /v1/scan/stream (NDJSON progress, then the result) -> table.
+//
+// Every request goes through `api()` (api.js); any failure ends in `showError`, so a failing
+// call is a visible message (the API's own detail), never a blank page. No data is ever
+// inserted as HTML: text goes in through textContent, options through new Option().
+
+import { ApiError, api, apiKey, describeError, KEY_STORE, showError } from "./api.js";
+import { openChart } from "./chart.js";
+import { ResultsTable } from "./table.js";
+
+const $ = (id) => document.getElementById(id);
+const SIGNALS = ["Strong Long", "Long", "Avoid", "Short", "Strong Short"];
+// share of the progress bar at the start of each stage of /v1/scan/stream
+const STAGES = { load: [0, 10], indicators: [10, 70], score: [70, 75], alpha: [75, 92],
+                 rank: [92, 100] };
+
+function showSource(meta) {
+  if (!meta) return;
+  $("synthetic-banner").hidden = meta.source !== "synthetic";
+  $("data-info").textContent = `data ${meta.data_version} · ${meta.source} · as of ${meta.as_of}`;
+  if (meta.as_of) document.querySelector("[name=as_of_date]").max = meta.as_of;
+}
+
+async function loadSectors() {
+  const select = $("sectors");
+  try {
+    const body = await (await api("/v1/sectors")).json();
+    const chosen = new Set([...select.selectedOptions].map((o) => o.value));
+    select.replaceChildren(...body.sectors.map((s) => {
+      const opt = new Option(`${s.name} (${s.symbols})`, s.name);
+      opt.selected = chosen.has(s.name);
+      return opt;
+    }));
+    showSource(body.meta);
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+/** The form as a ScanRequest body: empty fields are left out (the API's defaults). */
+export function scanRequest(form) {
+  const body = {};
+  const sectors = [...form.querySelector("#sectors").selectedOptions].map((o) => o.value);
+  if (sectors.length) body.sectors = sectors;
+  const signals = [...form.querySelectorAll("input[name=signal]:checked")].map((i) => i.value);
+  if (signals.length) body.signals = signals;
+  for (const name of ["min_tech_rating", "min_price", "min_dollar_volume", "limit"]) {
+    const v = form.elements[name].value.trim();
+    if (v !== "") body[name] = Number(v);
+  }
+  const asOf = form.elements.as_of_date.value;
+  if (asOf) body.as_of_date = asOf;
+  return body;
+}
+
+function setProgress(event) {
+  const bar = $("progress");
+  const [lo, hi] = STAGES[event.stage] || [0, 100];
+  const frac = event.total ? event.done / event.total : 1;
+  bar.hidden = false;
+  bar.value = lo + (hi - lo) * frac;
+  $("progress-text").textContent = `${event.stage} ${event.done}/${event.total}`;
+}
+
+/** POST /v1/scan/stream and read it line by line; resolves to the result event. */
+export async function streamScan(body, onProgress) {
+  const res = await api("/v1/scan/stream", { method: "POST", body: JSON.stringify(body) });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let result = null;
+  const handle = (line) => {
+    if (!line.trim()) return;
+    const event = JSON.parse(line);
+    if (event.event === "progress") onProgress(event);
+    else if (event.event === "error") throw new ApiError(event.status, describeError(event.status, event));
+    else if (event.event === "result") result = event;
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      handle(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+  }
+  handle(buffer + decoder.decode());
+  if (!result) throw new ApiError(0, "The scan stream ended without a result.");
+  return result;
+}
+
+function summarise(meta, shown) {
+  const reasons = Object.entries(meta.rejected_by_reason || {})
+    .map(([why, n]) => `${why}: ${n}`).join(", ");
+  const alpha = meta.alpha && meta.alpha.available === false
+    ? ` · alpha unavailable (${meta.alpha.reason || "no models"})` : "";
+  return `${shown} rows · ${meta.attempted} scanned, ${meta.kept} kept, ${meta.rejected} ` +
+    `rejected${reasons ? " (" + reasons + ")" : ""} · as of ${meta.as_of} · ` +
+    `${Math.round(meta.elapsed_ms ?? meta.timings_ms?.total ?? 0)} ms${alpha}`;
+}
+
+function init() {
+  const table = new ResultsTable({
+    table: $("table"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
+    pageSize: $("page-size"),
+  }, (symbol) => openChart(symbol));
+  window.technicTable = table; // for the browser tests and the console
+
+  $("key-form").addEventListener("submit", (e) => e.preventDefault());
+  const keyInput = $("api-key");
+  keyInput.value = apiKey();
+  keyInput.addEventListener("change", () => {
+    localStorage.setItem(KEY_STORE, keyInput.value.trim());
+    loadSectors();
+  });
+
+  const signals = $("signals");
+  for (const s of SIGNALS) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    Object.assign(box, { type: "checkbox", name: "signal", value: s });
+    label.append(box, " " + s);
+    signals.append(label);
+  }
+
+  let lastRequest = null;
+  $("scan-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const run = $("run");
+    run.disabled = true;
+    showError("");
+    $("progress").value = 0;
+    $("progress-text").textContent = "starting…";
+    const body = scanRequest(e.target);
+    try {
+      const result = await streamScan(body, setProgress);
+      lastRequest = body;
+      showSource(result.meta);
+      table.setRows(result.rows);
+      $("summary").textContent = summarise(result.meta, result.rows.length);
+      $("results").hidden = false;
+      $("progress").value = 100;
+      $("progress-text").textContent = "done";
+    } catch (err) {
+      showError(err.message);
+      $("progress-text").textContent = "failed";
+    } finally {
+      run.disabled = false;
+    }
+  });
+
+  $("csv").addEventListener("click", () => {
+    const blob = new Blob([table.csv()], { type: "text/csv" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `technic-scan-${lastRequest?.as_of_date || "latest"}.csv`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
+
+  loadSectors();
+}
+
+init();

@@ -1,0 +1,196 @@
+// The results table: sort in arrays, render only the current page, CSV from the rows.
+//
+// `rows` are the scan's row objects as the API sent them. Sorting builds an index permutation
+// once per click (numbers first by value, null/NaN last; text by localeCompare), and a page
+// render creates at most `pageSize` <tr> elements, so 5,000 rows cost one sort and ~50 rows of
+// DOM. Every value goes into the DOM through textContent.
+
+const pct = (d) => (v) => (v * 100).toFixed(d) + "%";
+const fixed = (d) => (v) => v.toFixed(d);
+
+// key, header, formatter (null: text), optional CSS hook
+export const COLUMNS = [
+  { key: "Symbol", label: "Symbol" },
+  { key: "Sector", label: "Sector" },
+  { key: "Close", label: "Close", fmt: fixed(2) },
+  { key: "TechRating", label: "TechRating", fmt: fixed(1), signed: true },
+  { key: "Signal", label: "Signal" },
+  { key: "Alpha5d", label: "Alpha 5d", fmt: pct(2), signed: true },
+  { key: "Alpha10d", label: "Alpha 10d", fmt: pct(2), signed: true },
+  { key: "RSI", label: "RSI", fmt: fixed(1) },
+  { key: "MACD_hist", label: "MACD hist", fmt: fixed(3), signed: true },
+  { key: "ATR_pct", label: "ATR %", fmt: pct(2) },
+  { key: "Volume_ratio", label: "Vol ratio", fmt: fixed(2) },
+  { key: "mom_21", label: "Mom 21", fmt: pct(1), signed: true },
+  { key: "mom_63", label: "Mom 63", fmt: pct(1), signed: true },
+  { key: "quality_flags", label: "Quality flags" },
+];
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+export function formatCell(col, value) {
+  if (value === null || value === undefined || value === "") return "";
+  if (col.fmt) return isNum(value) ? col.fmt(value) : "—";
+  return String(value);
+}
+
+/** Row indices of `rows` ordered by `key` (stable; null, NaN and blanks always last). */
+export function sortIndex(rows, key, ascending) {
+  const n = rows.length;
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  const numeric = rows.some((r) => isNum(r[key]));
+  const dir = ascending ? 1 : -1;
+  if (numeric) {
+    const vals = new Float64Array(n);
+    for (let i = 0; i < n; i++) vals[i] = isNum(rows[i][key]) ? rows[i][key] : NaN;
+    idx.sort((a, b) => {
+      const x = vals[a], y = vals[b];
+      if (Number.isNaN(x) || Number.isNaN(y)) {
+        return Number.isNaN(x) - Number.isNaN(y) || a - b;
+      }
+      return (x - y) * dir || a - b;
+    });
+  } else {
+    const vals = rows.map((r) => (r[key] == null ? "" : String(r[key])));
+    idx.sort((a, b) => {
+      const x = vals[a], y = vals[b];
+      if (!x || !y) return (!x) - (!y) || a - b;
+      return x.localeCompare(y) * dir || a - b;
+    });
+  }
+  return idx;
+}
+
+export class ResultsTable {
+  /** `els`: {table, prev, next, pageInfo, pageSize}; `onSymbol(symbol)` opens a chart. */
+  constructor(els, onSymbol) {
+    this.els = els;
+    this.onSymbol = onSymbol;
+    this.rows = [];
+    this.order = new Uint32Array(0);
+    this.sort = null; // {key, ascending}
+    this.page = 0;
+    this.pageSize = Number(els.pageSize?.value || 50);
+    els.prev?.addEventListener("click", () => this.goto(this.page - 1));
+    els.next?.addEventListener("click", () => this.goto(this.page + 1));
+    els.pageSize?.addEventListener("change", () => {
+      this.pageSize = Number(els.pageSize.value);
+      this.goto(0);
+    });
+  }
+
+  /** Show `rows` in the API's order (the scan's ranking) from the first page. */
+  setRows(rows) {
+    this.rows = rows;
+    this.columns = COLUMNS.filter((c) => c.key === "Symbol" || rows.some((r) => c.key in r));
+    this.order = Uint32Array.from(rows.keys());
+    this.sort = null;
+    this.renderHead();
+    this.goto(0);
+  }
+
+  sortBy(key) {
+    const ascending = this.sort?.key === key ? !this.sort.ascending
+      : !COLUMNS.find((c) => c.key === key)?.fmt; // numbers start high-to-low, text A-Z
+    this.sort = { key, ascending };
+    this.order = sortIndex(this.rows, key, ascending);
+    this.renderHead();
+    this.goto(0);
+  }
+
+  pages() {
+    return Math.max(1, Math.ceil(this.rows.length / this.pageSize));
+  }
+
+  goto(page) {
+    this.page = Math.min(Math.max(0, page), this.pages() - 1);
+    this.renderBody();
+  }
+
+  renderHead() {
+    const tr = document.createElement("tr");
+    for (const col of this.columns) {
+      const th = document.createElement("th");
+      th.textContent = col.label;
+      th.dataset.key = col.key;
+      th.tabIndex = 0;
+      th.title = `Sort by ${col.label}`;
+      if (col.fmt) th.className = "num";
+      if (this.sort?.key === col.key) {
+        th.setAttribute("aria-sort", this.sort.ascending ? "ascending" : "descending");
+      }
+      const go = () => this.sortBy(col.key);
+      th.addEventListener("click", go);
+      th.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+      tr.append(th);
+    }
+    this.els.table.tHead.replaceChildren(tr);
+  }
+
+  renderBody() {
+    const start = this.page * this.pageSize;
+    const end = Math.min(this.rows.length, start + this.pageSize);
+    const frag = document.createDocumentFragment();
+    for (let i = start; i < end; i++) frag.append(this.renderRow(this.rows[this.order[i]]));
+    this.els.table.tBodies[0].replaceChildren(frag);
+    if (this.els.pageInfo) {
+      this.els.pageInfo.textContent = this.rows.length
+        ? `${start + 1}–${end} of ${this.rows.length} (page ${this.page + 1}/${this.pages()})`
+        : "no rows";
+    }
+    if (this.els.prev) this.els.prev.disabled = this.page === 0;
+    if (this.els.next) this.els.next.disabled = this.page >= this.pages() - 1;
+  }
+
+  renderRow(row) {
+    const tr = document.createElement("tr");
+    for (const col of this.columns) {
+      const td = document.createElement("td");
+      const value = row[col.key];
+      td.dataset.key = col.key;
+      if (col.key === "Symbol") {
+        const a = document.createElement("a");
+        a.href = "#" + encodeURIComponent(String(value));
+        a.textContent = String(value);
+        a.addEventListener("click", (e) => { e.preventDefault(); this.onSymbol(String(value)); });
+        td.append(a);
+      } else if (col.key === "quality_flags") {
+        for (const flag of String(value ?? "").split(/[,;|\s]+/).filter(Boolean)) {
+          const span = document.createElement("span");
+          span.className = "flag";
+          span.textContent = flag;
+          td.append(span);
+        }
+      } else {
+        td.textContent = formatCell(col, value);
+        if (col.fmt) td.className = "num";
+        if (col.signed && isNum(value) && value !== 0) td.classList.add(value > 0 ? "pos" : "neg");
+        if (col.key === "Signal" && value) {
+          td.className = "sig-" + String(value).toLowerCase().replace(/\s+/g, "-");
+        }
+      }
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  /** All rows and all columns the API sent, in the current order, as CSV text. */
+  csv() {
+    const keys = [];
+    for (const r of this.rows.slice(0, 50)) for (const k of Object.keys(r)) {
+      if (!keys.includes(k)) keys.push(k);
+    }
+    const lines = [keys.map(csvCell).join(",")];
+    for (const i of this.order) lines.push(keys.map((k) => csvCell(this.rows[i][k])).join(","));
+    return lines.join("\r\n") + "\r\n";
+  }
+}
+
+function csvCell(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
+  let s = String(value);
+  if (/^[=+\-@\t\r]/.test(s)) s = "'" + s; // no formulas when opened in a spreadsheet
+  return /[",\r\n]/.test(s) ? '"' + s.replaceAll('"', '""') + '"' : s;
+}
