@@ -8,8 +8,10 @@ Yahoo-style CSV files (Date, Open, High, Low, Close, Adj Close, Volume), then ti
   long parquet   technic_v4.data.ingest.ingest_bars           (checks, store write, quality gate)
   csv folder     technic_v4.data.ingest_yahoo.ingest_csv_folder (same, plus reading N files)
   append 1 day   technic_v4.data.append.append_bars of one new session for every symbol
-                 (rewrites the store atomically: see append.py for why), and of the
-                 quality gate alone over the whole store
+                 (writes one tail segment: see store.py; includes the quality gate, which
+                 reloads the whole store), the segment write alone, and the quality gate alone
+  load 252       store.load_panel(bars=252) on the one-segment store and after 20 appends
+                 (1 base + 20 tail segments)
 Everything runs in a temporary folder. These machines are noisy: trust medians and ratios.
 """
 
@@ -32,6 +34,9 @@ from technic_v4.data.calendar import sessions_between
 from technic_v4.data.ingest import ingest_bars
 from technic_v4.data.ingest_yahoo import ingest_csv_folder
 from technic_v4.data.quality import check_store
+from technic_v4.data.store import append_segment, compact_store, load_panel
+
+TAILS = 20
 
 
 def make_bars(n: int, years: int, seed: int = 7) -> tuple[list[str], pd.DatetimeIndex, dict]:
@@ -85,14 +90,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     symbols, sessions, arrays = make_bars(args.symbols, args.years)
-    history = slice(0, len(sessions) - 1)  # the last session is kept back for the append
-    rows = len(symbols) * (len(sessions) - 1)
+    history = slice(0, len(sessions) - TAILS)  # the last sessions are kept back for appends
+    rows = len(symbols) * (len(sessions) - TAILS)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
         pq.write_table(long_table(symbols, sessions, arrays, history), root / "bars.parquet")
         write_folder(root / "csv", symbols, sessions, arrays, history)
-        print(f"{len(symbols)} symbols x {len(sessions) - 1} sessions = {rows:,} rows "
+        print(f"{len(symbols)} symbols x {len(sessions) - TAILS} sessions = {rows:,} rows "
               f"(inputs written in {time.perf_counter() - t0:.1f} s)")
         ingest_bars(root / "bars.parquet", root / "warm")  # numba compile / cache load
 
@@ -101,14 +106,26 @@ def main() -> None:
         s = timed(lambda: ingest_csv_folder(root / "csv", root / "csv_store"), args.repeats)
         print(f"csv folder    {s:7.2f} s  {rows / s:12,.0f} rows/s")
 
-        day = long_table(symbols, sessions, arrays, slice(len(sessions) - 1, None)).to_pandas()
         store_dir = root / "pq"
-        s = timed(lambda: append_bars(day, store_dir), 1)
-        print(f"append 1 day  {s:7.2f} s  ({len(day):,} rows; full atomic rewrite of "
-              f"{rows + len(day):,} cells x 5 fields)")
+        load = timed(lambda: load_panel(store_dir, bars=252), max(5, args.repeats))
+        times = []
+        for i in range(len(sessions) - TAILS, len(sessions)):
+            day = long_table(symbols, sessions, arrays, slice(i, i + 1)).to_pandas()
+            times.append(timed(lambda d=day: append_bars(d, store_dir), 1))
+        print(f"append 1 day  {times[0]:7.2f} s  ({len(day):,} rows; median of {TAILS}: "
+              f"{statistics.median(times):.2f} s; new tail segment + quality gate)")
         s = timed(lambda: check_store(store_dir, write=False), args.repeats)
         print(f"quality gate  {s:7.2f} s  over the whole store (load + checks)")
-
+        tails = timed(lambda: load_panel(store_dir, bars=252), max(5, args.repeats))
+        print(f"load 252      {load * 1e3:7.1f} ms one segment, {tails * 1e3:.1f} ms with "
+              f"{TAILS} tail segments")
+        p = load_panel(store_dir, bars=1)  # written again as the (fake) next day
+        nxt = pd.DatetimeIndex([sessions[-1] + pd.Timedelta(days=1)])
+        s = timed(lambda: append_segment(store_dir, sessions=nxt, universe=p.universe,
+                                         **{f: getattr(p, f) for f in arrays}), 1)
+        print(f"segment write {s * 1e3:7.1f} ms  (store.append_segment of one session alone)")
+        s = timed(lambda: compact_store(store_dir), 1)
+        print(f"compact       {s:7.2f} s  ({TAILS + 1} tails -> one segment)")
 
 if __name__ == "__main__":
     main()

@@ -329,7 +329,8 @@ def data_info(data_dir: DataDir = None) -> None:
     uni = store.read_universe(root)
     err.print(f"store: {store.store_path(root)}\nsource: {m.source}\ndata_version: "
               f"{m.data_version}\nsymbols: {m.n_symbols}\nsessions: {m.n_sessions} "
-              f"({m.first_session}..{m.last_session})\ncreated: {m.created}", highlight=False)
+              f"({m.first_session}..{m.last_session})\nsegments: "
+              f"{len(m.segment_list())} (base + appends)\ncreated: {m.created}", highlight=False)
     err.print(uni["sector"].value_counts().to_string(), highlight=False)
 
 

@@ -5,8 +5,9 @@
 // render creates at most `pageSize` <tr> elements, so 5,000 rows cost one sort and ~50 rows of
 // DOM. Every value goes into the DOM through textContent.
 
-const pct = (d) => (v) => (v * 100).toFixed(d) + "%";
-const fixed = (d) => (v) => v.toFixed(d);
+const noNegZero = (s) => (Number(s) === 0 ? s.replace("-", "") : s); // "-0.0" -> "0.0"
+const pct = (d) => (v) => noNegZero((v * 100).toFixed(d)) + "%";
+const fixed = (d) => (v) => noNegZero(v.toFixed(d));
 
 // key, header, formatter (null: text), optional CSS hook
 export const COLUMNS = [
@@ -14,7 +15,8 @@ export const COLUMNS = [
   { key: "Sector", label: "Sector" },
   { key: "Close", label: "Close", fmt: fixed(2) },
   { key: "TechRating", label: "TechRating", fmt: fixed(1), signed: true },
-  { key: "Signal", label: "Signal" },
+  { key: "Signal", label: "Signal", rank: ["Strong Short", "Short", "Avoid", "Long",
+                                           "Strong Long"] }, // sorts by strength, not A-Z
   { key: "Alpha5d", label: "Alpha 5d", fmt: pct(2), signed: true },
   { key: "Alpha10d", label: "Alpha 10d", fmt: pct(2), signed: true },
   { key: "RSI", label: "RSI", fmt: fixed(1) },
@@ -34,16 +36,19 @@ export function formatCell(col, value) {
   return String(value);
 }
 
-/** Row indices of `rows` ordered by `key` (stable; null, NaN and blanks always last). */
-export function sortIndex(rows, key, ascending) {
+/** Row indices of `rows` ordered by `key` (stable; null, NaN and blanks always last);
+ *  `rank` (optional) lists a text column's values from low to high. */
+export function sortIndex(rows, key, ascending, rank) {
   const n = rows.length;
   const idx = new Uint32Array(n);
   for (let i = 0; i < n; i++) idx[i] = i;
-  const numeric = rows.some((r) => isNum(r[key]));
+  const value = rank ? (r) => (rank.includes(r[key]) ? rank.indexOf(r[key]) : NaN)
+    : (r) => (isNum(r[key]) ? r[key] : NaN);
+  const numeric = rank || rows.some((r) => isNum(r[key]));
   const dir = ascending ? 1 : -1;
   if (numeric) {
     const vals = new Float64Array(n);
-    for (let i = 0; i < n; i++) vals[i] = isNum(rows[i][key]) ? rows[i][key] : NaN;
+    for (let i = 0; i < n; i++) vals[i] = value(rows[i]);
     idx.sort((a, b) => {
       const x = vals[a], y = vals[b];
       if (Number.isNaN(x) || Number.isNaN(y)) {
@@ -91,10 +96,11 @@ export class ResultsTable {
   }
 
   sortBy(key) {
+    const col = COLUMNS.find((c) => c.key === key) || {};
     const ascending = this.sort?.key === key ? !this.sort.ascending
-      : !COLUMNS.find((c) => c.key === key)?.fmt; // numbers start high-to-low, text A-Z
+      : !(col.fmt || col.rank); // numbers and signals start high-to-low, text A-Z
     this.sort = { key, ascending };
-    this.order = sortIndex(this.rows, key, ascending);
+    this.order = sortIndex(this.rows, key, ascending, col.rank);
     this.renderHead();
     this.goto(0);
   }

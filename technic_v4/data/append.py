@@ -15,13 +15,14 @@ How `append_bars` works:
     gap, and a later append cannot fill it: re-ingest to repair history).
  3. Symbols not yet in the store are added at the end of the universe (sector Unknown until a
     universe file says otherwise); existing symbols keep their rows, so old cells never move.
- 4. The store is rewritten atomically through `store.write_store` with the old arrays plus the
-    new columns. Why a rewrite rather than appending row groups: Parquet has no in-place append
-    (the footer is at the end), a second file per append would make every load read a growing
-    chain of files, and the rewrite of 5,000 symbols x 5 years costs ~1-2 s (bench_ingest.py) --
-    cheap for a daily job and it keeps the one-file layout that loads straight into arrays.
-    `data_version` changes because the bytes do; every old cell is bit-identical.
- 5. The quality gate reruns over the new arrays in memory (`quality.csv` beside the store).
+ 4. Only the new sessions are written: `store.append_segment` adds one tail segment file (the
+    new sessions x every symbol) and a new universe table, then replaces the manifest, which
+    names them, in one rename; no existing file is rewritten, so every old cell is
+    bit-identical and a reader sees the store before or after the append, never half of it.
+    `data_version` = hash(previous version, new files' bytes). Once the store has more than
+    MAX_SEGMENTS tail segments, the append compacts it into one (`store.compact_store`, a
+    full rewrite, so loads never read a long chain of small files).
+ 5. The quality gate reruns over the whole store (`quality.csv` beside the store).
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ import pandas as pd
 from technic_v4.data.calendar import sessions_between
 from technic_v4.data.ingest import _adjust, _as_text, _day_ts, _days
 from technic_v4.data.ingest_checks import NUMBER_COLUMNS, check_rows, flag_duplicates
-from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Panel
+from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS
 from technic_v4.data.store import (
+    MAX_SEGMENTS,
     StoreManifest,
-    load_panel,
+    append_segment,
+    compact_store,
     read_manifest,
-    store_path,
-    write_store,
+    read_universe,
 )
 from technic_v4.data.universe import UNKNOWN
 
@@ -100,14 +102,14 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     if ok.size == 0:
         raise AppendError(f"all {n} rows were rejected ({rej.counts()}); store unchanged")
 
-    panel = load_panel(data_dir)
+    old_uni = read_universe(data_dir, old)
     new_ses = sessions_between(_day_ts(last_day + 1), _day_ts(day[ok].max()))
-    known = pd.Index(panel.symbols)
+    known = pd.Index(old_uni["symbol"])
     incoming = table[np.unique(sym_id[ok])]
     added = [s for s in incoming if s not in known]
-    symbols = np.concatenate([panel.symbols, np.asarray(added, dtype=object)])
+    symbols = np.concatenate([known.to_numpy(dtype=object), np.asarray(added, dtype=object)])
     col_of = pd.Index(symbols).get_indexer(table)  # table position -> store row
-    n_sym, t_old, k = len(symbols), panel.n_sessions, len(new_ses)
+    n_sym, k = len(symbols), len(new_ses)
     pos = np.searchsorted(_days(new_ses), day[ok])
     flat = col_of[sym_id[ok]] * k + pos
     flag_duplicates(rej, ok, flat)
@@ -116,13 +118,10 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
 
     arrays = {}
     for f in FIELDS:
-        grown = np.full((n_sym, t_old + k), np.nan)
-        grown[: panel.n_symbols, :t_old] = getattr(panel, f)
         block = np.full(n_sym * k, np.nan)
         block[flat] = values[f][kept] if f in NUMBER_COLUMNS else np.nan
-        grown[:, t_old:] = block.reshape(n_sym, k)
-        arrays[f] = grown
-    universe = pd.concat([panel.universe.loc[:, list(UNIVERSE_COLUMNS)],
+        arrays[f] = block.reshape(n_sym, k)
+    universe = pd.concat([old_uni.loc[:, list(UNIVERSE_COLUMNS)],
                           _describe(added, universe)], ignore_index=True)
     filled = np.zeros(k, dtype=bool)
     filled[np.unique(flat % k)] = True
@@ -132,14 +131,13 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
                "previous_version": old.data_version}
     meta = dict(old.meta)
     meta["appends"] = [*meta.get("appends", []), summary][-50:]
-    all_sessions = panel.sessions.append(new_ses)
-    manifest = write_store(data_dir, sessions=all_sessions, universe=universe,
-                           source=source or old.source, meta=meta, **arrays)
-    from technic_v4.data.quality import QUALITY_FILENAME, check_panel
+    manifest = append_segment(data_dir, sessions=new_ses, universe=universe,
+                              source=source or old.source, meta=meta, **arrays)
+    if len(manifest.segment_list()) > MAX_SEGMENTS + 1:
+        manifest = compact_store(data_dir)
+    from technic_v4.data.quality import check_store
 
-    quality = check_panel(Panel(symbols=symbols, sessions=all_sessions, universe=universe,
-                                data_version=manifest.data_version, **arrays))
-    quality.table.to_csv(store_path(data_dir) / QUALITY_FILENAME, index=False)
+    quality = check_store(data_dir)
     return AppendReport(
         rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected),
         new_sessions=summary["sessions"], new_symbols=added,

@@ -1,30 +1,46 @@
-"""The price store: one Parquet file laid out so a universe loads straight into 2-D arrays.
+"""The price store: Parquet segments laid out so a universe loads straight into 2-D arrays.
 
 Layout of `<data_dir>/store/`:
-    manifest.json     format, data_version, source, shape, first/last session, meta
+    manifest.json     format, data_version, source, shape, first/last session, meta, and the
+                      files that make up the store: `universe` and `segments` (in session order)
     universe.parquet  symbol, name, sector, industry, first_session, last_session
-                      (row i of this table is column i of every session's block)
-    bars.parquet      dense and time-major: row r is session r // N, symbol r % N;
-                      columns open, high, low, close, volume (float64, NaN where no bar);
-                      one row group per SESSIONS_PER_GROUP sessions.
+                      (row i of this table is column i of every session's block; an append
+                      writes universe-NNNNNN.parquet, named by the manifest)
+    bars.parquet      the base segment, dense and time-major: row r is session r // N_k, symbol
+                      r % N_k; columns open, high, low, close, volume (float64, NaN where no
+                      bar); one row group per SESSIONS_PER_GROUP sessions; its sessions in the
+                      schema metadata.
+    bars-NNNNNN.parquet  tail segments, one per append, same layout over their own sessions.
+                      New symbols only ever join at the end of the universe, so a segment holds
+                      the first N_k symbols (N_k = the universe size when it was written);
+                      `load_panel` pads the symbols a segment predates with NaN.
 
 Why this layout: a scan needs the last few hundred sessions of every symbol. Time-major row
 groups let us read just those, and because every session block holds exactly N rows in universe
 order, `column.reshape(T, N).T` *is* the Panel — no pivot, no join, no sort (a long -> wide
 `pivot` costs ~100 ms at 5,000 x 252; this costs a transpose).
 
-Writes go to a temporary directory that replaces the old store in one rename, so a reader
-sees the old store or the new one, never half of each. `data_version` hashes the files' bytes.
+`write_store` (ingest) writes a one-segment store to a temporary directory that replaces the old
+store in one rename, so a reader sees the old store or the new one, never half of each;
+`data_version` hashes the files' bytes. `append_segment` (a daily append) writes only the new
+sessions: a new segment file and universe file under names no manifest refers to yet, then the
+manifest by one rename, so a reader (which reads the manifest first) sees the store before or
+after the append, and a crash leaves at most an unreferenced file. Existing segments are never
+touched; data_version = hash(previous data_version, new files' bytes). After MAX_SEGMENTS tails
+`compact_store` rewrites the store as one segment (append does it automatically). Format 1
+stores (one bars.parquet, no segment list) are read as a single segment.
 """
 
 from __future__ import annotations
 
+import builtins
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +51,11 @@ import pyarrow.parquet as pq
 
 from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 STORE_DIRNAME = "store"
 SESSIONS_PER_GROUP = 21
+MAX_SEGMENTS = 50  # tail segments before an append compacts the store into one
 
 
 class StoreError(RuntimeError):
@@ -55,6 +73,13 @@ class StoreManifest:
     last_session: str
     created: str
     meta: dict[str, Any]
+    universe: str = "universe.parquet"
+    # [{"file", "n_symbols", "n_sessions"}] in session order; empty in a format-1 store
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+    def segment_list(self) -> list[dict[str, Any]]:
+        return self.segments or [{"file": "bars.parquet", "n_symbols": self.n_symbols,
+                                  "n_sessions": self.n_sessions}]
 
 
 def store_path(data_dir: str | os.PathLike[str]) -> Path:
@@ -74,9 +99,9 @@ def read_manifest(data_dir: str | os.PathLike[str]) -> StoreManifest:
         manifest = StoreManifest(**raw)
     except (ValueError, TypeError) as exc:
         raise StoreError(f"unreadable store manifest {path}: {exc}") from exc
-    if manifest.format != STORE_FORMAT:
-        raise StoreError(
-            f"store format {manifest.format} at {path}, this build reads {STORE_FORMAT}")
+    if manifest.format not in READABLE_FORMATS:
+        raise StoreError(f"store format {manifest.format} at {path}, this build reads "
+                         f"{', '.join(map(str, READABLE_FORMATS))}: re-ingest the data")
     return manifest
 
 
@@ -93,8 +118,119 @@ def write_store(
     source: str,
     meta: dict[str, Any] | None = None,
 ) -> StoreManifest:
-    """Write (or atomically replace) the store from (N, T) arrays and the universe table."""
+    """Write (or atomically replace) the store, as one segment, from (N, T) arrays and the
+    universe table."""
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
+    n, t = len(universe), len(sessions)
+    sessions = _check_input(sessions, universe, arrays)
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".store-", dir=root))
+    try:
+        first, last = _spans(sessions, close)
+        uni = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
+        uni["first_session"], uni["last_session"] = first, last
+        pq.write_table(pa.Table.from_pandas(uni, preserve_index=False), tmp / "universe.parquet")
+        _write_bars(tmp / "bars.parquet", sessions, arrays)
+        manifest = StoreManifest(
+            format=STORE_FORMAT,
+            data_version=_hash_files([tmp / "universe.parquet", tmp / "bars.parquet"]),
+            source=source,
+            n_symbols=n,
+            n_sessions=t,
+            first_session=str(sessions[0].date()) if t else "",
+            last_session=str(sessions[-1].date()) if t else "",
+            created=_now(),
+            meta=meta or {},
+            segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}],
+        )
+        (tmp / "manifest.json").write_text(_dump(manifest))
+        _swap_into_place(tmp, store_path(root))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def append_segment(
+    data_dir: str | os.PathLike[str],
+    *,
+    sessions: pd.DatetimeIndex,
+    universe: pd.DataFrame,
+    open: Array2D,
+    high: Array2D,
+    low: Array2D,
+    close: Array2D,
+    volume: Array2D,
+    source: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> StoreManifest:
+    """Add sessions after the store's last as one new tail segment (module docstring).
+
+    `universe` is the store's universe followed by any new symbols; the arrays are
+    (len(universe), len(sessions)). No existing file is rewritten."""
+    arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
+    sessions = _check_input(sessions, universe, arrays)
+    read_manifest(data_dir)  # a clear error when there is no store
+    with builtins.open(store_path(data_dir) / ".append.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one appender at a time (released on close)
+        return _append(data_dir, sessions, universe, arrays, source, meta)
+
+
+def _append(data_dir, sessions, universe, arrays, source, meta) -> StoreManifest:
+    old = read_manifest(data_dir)
+    root = store_path(data_dir)
+    uni = read_universe(data_dir, old)
+    n, k = len(universe), len(sessions)
+    if list(universe["symbol"].iloc[: len(uni)]) != list(uni["symbol"]):
+        raise ValueError("the appended universe must start with the store's symbols, in order")
+    if k == 0 or (old.last_session and sessions[0] <= pd.Timestamp(old.last_session)):
+        raise ValueError(f"appended sessions must follow the store's last ({old.last_session})")
+    first, last = _spans(sessions, arrays["close"])
+    new = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
+    new["first_session"], new["last_session"] = first, last
+    m = len(uni)  # old symbols keep their first session, and their last unless they traded
+    old_first, old_last = (pd.DatetimeIndex(uni[c]) for c in ("first_session", "last_session"))
+    new.loc[: m - 1, "first_session"] = old_first.where(old_first.notna(), first[:m])
+    new.loc[: m - 1, "last_session"] = last[:m].where(last[:m].notna(), old_last)
+
+    segs = old.segment_list()
+    seq = max([_seq(s["file"]) for s in segs] + [_seq(old.universe)]) + 1
+    bars_name, uni_name = f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet"
+    _write_bars(root / f".{bars_name}.tmp", sessions, arrays)
+    pq.write_table(pa.Table.from_pandas(new, preserve_index=False), root / f".{uni_name}.tmp")
+    for name in (bars_name, uni_name):
+        _fsync(root / f".{name}.tmp")
+        os.replace(root / f".{name}.tmp", root / name)
+    digest = hashlib.blake2b(old.data_version.encode(), digest_size=10)
+    manifest = replace(
+        old, format=STORE_FORMAT,
+        data_version=_hash_files([root / bars_name, root / uni_name], digest),
+        source=source or old.source, n_symbols=n, n_sessions=old.n_sessions + k,
+        first_session=old.first_session or str(sessions[0].date()),
+        last_session=str(sessions[-1].date()), created=_now(),
+        meta=old.meta if meta is None else meta, universe=uni_name,
+        segments=[*segs, {"file": bars_name, "n_symbols": n, "n_sessions": k}])
+    tmp = root / ".manifest.json.tmp"
+    tmp.write_text(_dump(manifest))
+    _fsync(tmp)
+    os.replace(tmp, root / "manifest.json")
+    for p in root.glob("universe-*.parquet"):  # keep the current and previous universe only
+        if p.name not in (uni_name, old.universe):
+            p.unlink(missing_ok=True)
+    return manifest
+
+
+def compact_store(data_dir: str | os.PathLike[str]) -> StoreManifest:
+    """Rewrite the store as one segment (same content; a new data_version)."""
+    m = read_manifest(data_dir)
+    panel = load_panel(data_dir)
+    return write_store(data_dir, sessions=panel.sessions, universe=panel.universe,
+                       open=panel.open, high=panel.high, low=panel.low, close=panel.close,
+                       volume=panel.volume, source=m.source, meta=m.meta)
+
+
+def _check_input(sessions, universe: pd.DataFrame, arrays: dict[str, Array2D]
+                 ) -> pd.DatetimeIndex:
     n, t = len(universe), len(sessions)
     for name, arr in arrays.items():
         if arr.shape != (n, t):
@@ -107,35 +243,17 @@ def write_store(
     sessions = pd.DatetimeIndex(sessions)
     if not sessions.is_monotonic_increasing or not sessions.is_unique:
         raise ValueError("sessions must be strictly increasing")
+    return sessions
 
-    root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".store-", dir=root))
-    try:
-        present = np.isfinite(close)
-        first = np.where(present.any(1), present.argmax(1), -1)
-        last = np.where(present.any(1), t - 1 - present[:, ::-1].argmax(1), -1)
-        uni = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
-        uni["first_session"] = pd.DatetimeIndex(np.where(first >= 0, sessions[first], pd.NaT))
-        uni["last_session"] = pd.DatetimeIndex(np.where(last >= 0, sessions[last], pd.NaT))
-        pq.write_table(pa.Table.from_pandas(uni, preserve_index=False), tmp / "universe.parquet")
-        _write_bars(tmp / "bars.parquet", sessions, arrays)
-        manifest = StoreManifest(
-            format=STORE_FORMAT,
-            data_version=_hash_files([tmp / "universe.parquet", tmp / "bars.parquet"]),
-            source=source,
-            n_symbols=n,
-            n_sessions=t,
-            first_session=str(sessions[0].date()) if t else "",
-            last_session=str(sessions[-1].date()) if t else "",
-            created=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-            meta=meta or {},
-        )
-        (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2, default=str))
-        _swap_into_place(tmp, store_path(root))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return manifest
+
+def _spans(sessions: pd.DatetimeIndex, close: Array2D) -> tuple[pd.DatetimeIndex, ...]:
+    """Each symbol's first and last session with a bar (NaT when none)."""
+    present = np.isfinite(close)
+    t = len(sessions)
+    first = np.where(present.any(1), present.argmax(1), -1)
+    last = np.where(present.any(1), t - 1 - present[:, ::-1].argmax(1), -1)
+    return (pd.DatetimeIndex(np.where(first >= 0, sessions[first], pd.NaT)),
+            pd.DatetimeIndex(np.where(last >= 0, sessions[last], pd.NaT)))
 
 
 def _write_bars(path: Path, sessions: pd.DatetimeIndex, arrays: dict[str, Array2D]) -> None:
@@ -152,13 +270,34 @@ def _write_bars(path: Path, sessions: pd.DatetimeIndex, arrays: dict[str, Array2
                                row_group_size=(s1 - s0) * n)
 
 
-def _hash_files(paths: list[Path]) -> str:
-    digest = hashlib.blake2b(digest_size=10)
+def _hash_files(paths: list[Path], digest: Any = None) -> str:
+    digest = digest or hashlib.blake2b(digest_size=10)
     for p in paths:
         with p.open("rb") as fh:
             while chunk := fh.read(1 << 22):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _seq(name: str) -> int:
+    stem = name.rsplit(".", 1)[0]
+    return int(stem.rsplit("-", 1)[1]) if "-" in stem else 0
+
+
+def _now() -> str:
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+def _dump(manifest: StoreManifest) -> str:
+    return json.dumps(asdict(manifest), indent=2, default=str)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _swap_into_place(new: Path, target: Path) -> None:
@@ -170,19 +309,34 @@ def _swap_into_place(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_universe(data_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    path = store_path(data_dir) / "universe.parquet"
+def read_universe(data_dir: str | os.PathLike[str],
+                  manifest: StoreManifest | None = None) -> pd.DataFrame:
+    manifest = manifest or read_manifest(data_dir)
+    path = store_path(data_dir) / manifest.universe
     if not path.is_file():
         raise StoreError(f"no universe table at {path}")
     return pq.read_table(path).to_pandas()
 
 
-def read_sessions(data_dir: str | os.PathLike[str]) -> pd.DatetimeIndex:
-    path = store_path(data_dir) / "bars.parquet"
-    if not path.is_file():
-        raise StoreError(f"no bars file at {path}")
-    meta = pq.read_schema(path).metadata or {}
+def _segment_sessions(pf: pq.ParquetFile) -> pd.DatetimeIndex:
+    meta = pf.schema_arrow.metadata or {}
     return pd.DatetimeIndex(json.loads(meta[b"sessions"]), name="session")
+
+
+def _open_segments(data_dir, manifest: StoreManifest) -> list[tuple[pq.ParquetFile, dict]]:
+    out = []
+    for seg in manifest.segment_list():
+        path = store_path(data_dir) / seg["file"]
+        if not path.is_file():
+            raise StoreError(f"no bars file at {path}")
+        out.append((pq.ParquetFile(path), seg))
+    return out
+
+
+def read_sessions(data_dir: str | os.PathLike[str]) -> pd.DatetimeIndex:
+    segs = _open_segments(data_dir, read_manifest(data_dir))
+    return pd.DatetimeIndex(np.concatenate([_segment_sessions(pf).to_numpy() for pf, _ in segs]),
+                            name="session")
 
 
 def load_panel(
@@ -193,16 +347,27 @@ def load_panel(
 ) -> Panel:
     """The Panel of the last `bars` sessions up to `end` (inclusive; default all, latest).
 
-    Reads only the row groups that cover the window. `end` that is not a session means the
-    last session on or before it; an `end` before the store's first session is an error.
+    Reads, per segment, only the row groups that cover the window. `end` that is not a session
+    means the last session on or before it; an `end` before the store's first session is an
+    error. A compaction between reading the manifest and a segment is retried once.
     """
+    try:
+        return _load_panel(data_dir, end, bars)
+    except (FileNotFoundError, StoreError):
+        return _load_panel(data_dir, end, bars)
+
+
+def _load_panel(data_dir, end, bars) -> Panel:
     manifest = read_manifest(data_dir)
-    path = store_path(data_dir) / "bars.parquet"
-    universe = read_universe(data_dir)
-    sessions = read_sessions(data_dir)
+    universe = read_universe(data_dir, manifest)
+    segs = _open_segments(data_dir, manifest)
+    parts = [_segment_sessions(pf) for pf, _ in segs]
+    sessions = pd.DatetimeIndex(np.concatenate([p.to_numpy() for p in parts]), name="session")
     n = len(universe)
-    if n != manifest.n_symbols or len(sessions) != manifest.n_sessions:
-        raise StoreError(f"store at {path.parent} is inconsistent with its manifest")
+    if (n != manifest.n_symbols or len(sessions) != manifest.n_sessions
+            or any(len(p) != s["n_sessions"] or s["n_symbols"] > n
+                   for p, (_, s) in zip(parts, segs, strict=True))):
+        raise StoreError(f"store at {store_path(data_dir)} is inconsistent with its manifest")
     stop = len(sessions) - 1
     if end is not None:
         stop = int(sessions.searchsorted(pd.Timestamp(end).normalize(), side="right")) - 1
@@ -212,15 +377,22 @@ def load_panel(
                 f"{sessions[0].date()}"
             )
     start = 0 if bars is None else max(0, stop + 1 - int(bars))
-    g0, g1 = start // SESSIONS_PER_GROUP, stop // SESSIONS_PER_GROUP
-    table = pq.ParquetFile(path).read_row_groups(list(range(g0, g1 + 1)), columns=list(FIELDS))
-    skip = start - g0 * SESSIONS_PER_GROUP
     t = stop - start + 1
-    arrays = {}
-    for f in FIELDS:
-        flat = table.column(f).to_numpy()
-        block = flat[skip * n : (skip + t) * n].reshape(t, n)
-        arrays[f] = np.ascontiguousarray(block.T)
+    arrays = {f: np.empty((n, t)) for f in FIELDS}
+    offset = 0
+    for pf, seg in segs:
+        nk, tk = seg["n_symbols"], seg["n_sessions"]
+        a, b = max(start - offset, 0), min(stop - offset, tk - 1)  # segment-local window
+        c0, offset = offset + a - start, offset + tk
+        if a > b:
+            continue
+        g0, g1 = a // SESSIONS_PER_GROUP, b // SESSIONS_PER_GROUP
+        table = pf.read_row_groups(list(range(g0, g1 + 1)), columns=list(FIELDS))
+        skip, tk = a - g0 * SESSIONS_PER_GROUP, b - a + 1
+        for f in FIELDS:
+            flat = table.column(f).to_numpy()
+            arrays[f][:nk, c0 : c0 + tk] = flat[skip * nk : (skip + tk) * nk].reshape(tk, nk).T
+            arrays[f][nk:, c0 : c0 + tk] = np.nan
     return Panel(
         symbols=universe["symbol"].to_numpy(dtype=object),
         sessions=sessions[start : stop + 1],
