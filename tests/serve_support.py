@@ -1,4 +1,5 @@
-"""Helpers shared by test_api.py and test_serve.py: a small demo store, tiny alpha models.
+"""Helpers shared by the API, Serve and web tests: a small demo store, tiny alpha models, and
+the real Serve app started on 127.0.0.1 (`running_app`).
 
 The models are real XGBoost boosters saved through the registry (checksums, metadata), only
 trained for a second on noise, so the tests exercise loading, batching and the Alpha columns
@@ -8,6 +9,10 @@ without depending on the shipped models/ (which change when they are retrained).
 from __future__ import annotations
 
 import io
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +70,40 @@ def assert_progress_ordered(events: list[dict]) -> None:
         assert done and done == sorted(done), (stage, done)
         total = [e["total"] for e in events if e["stage"] == stage][-1]
         assert done[-1] == total, (stage, done, total)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(root: Path, env: dict[str, str], name: str, **app_args) -> Iterator[dict]:
+    """The real Serve app over HTTP on 127.0.0.1 and a free port, on a 500-symbol demo store
+    and tiny models under `root`. Ray is started small: dashboard off, token auth off via `env`
+    (set before ray.init, so the raylet and every worker inherit it), 2 CPUs, 200 MB store."""
+    import ray
+    from ray import serve
+
+    from deployments.app import AppArgs, build_app
+
+    data, models = demo_store(root / "data"), tiny_models(root / "models")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    port = free_port()
+    try:
+        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
+                 logging_level="ERROR", log_to_driver=False)
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), **app_args)),
+                  name=name)
+        yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

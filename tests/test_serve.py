@@ -9,8 +9,6 @@ wait is raised to 50 ms so that batching under concurrency is certain, not timin
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +16,13 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
-from serve_support import assert_progress_ordered, demo_store, ndjson, parquet_frame, tiny_models
+from serve_support import (
+    assert_progress_ordered,
+    demo_store,
+    ndjson,
+    parquet_frame,
+    running_app,
+)
 
 from technic_v4.data import store
 from technic_v4.data_engine import StoreLoader
@@ -32,36 +36,11 @@ ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE",
        "TECHNIC_API_KEYS": f"other-key,{KEY}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    data, models = demo_store(root / "data"), tiny_models(root / "models")
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)  # before ray.init: the raylet and every worker inherit them
-    port = _free_port()
-    try:
-        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                 logging_level="ERROR", log_to_driver=False)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        from deployments.app import AppArgs, build_app
-
-        serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), chunk_size=128,
-                                    batch_wait_timeout_s=0.05)), name="technic")
-        yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with running_app(tmp_path_factory.mktemp("serve"), ENV, "technic", chunk_size=128,
+                     batch_wait_timeout_s=0.05) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

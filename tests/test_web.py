@@ -21,13 +21,12 @@ import io
 import math
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from serve_support import demo_store, ndjson, tiny_models
+from serve_support import ndjson, running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -53,38 +52,13 @@ SHOWN = {"Close": (1, 2), "TechRating": (1, 1), "Alpha5d": (100, 2), "Alpha10d":
          "mom_21": (100, 1), "mom_63": (100, 1)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("web")
-    data, models = demo_store(root / "data"), tiny_models(root / "models")
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)  # before ray.init: the raylet and every worker inherit them
-    port = _free_port()
-    try:
-        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                 logging_level="ERROR", log_to_driver=False)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        from deployments.app import AppArgs, build_app
-
-        serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models),
-                                    chunk_size=128)), name="technic-web")
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=120) as http:
-            yield {"url": url, "http": http}
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with running_app(tmp_path_factory.mktemp("web"), ENV, "technic-web",
+                     chunk_size=128) as running:
+        with httpx.Client(base_url=running["url"], headers={"X-API-Key": KEY},
+                          timeout=120) as http:
+            yield {"url": running["url"], "http": http}
 
 
 @pytest.fixture(scope="module")
