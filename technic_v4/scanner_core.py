@@ -33,27 +33,19 @@ from technic_v4.data.quality import QUALITY_VERSION, QualityConfig, check_panel
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.data_engine import PanelLoader, StoreLoader
 from technic_v4.indicators import INDICATORS_VERSION, compute_indicators, required_bars
+from technic_v4.scan_result import (  # noqa: F401  (the column names are part of this API)
+    EXTRA_COLUMNS,
+    RESULT_COLUMNS,
+    SHOWN_INDICATORS,
+    SORTABLE,
+    at_last_bar,
+    concat_rejections,
+    listing_dates,
+    reject_rows,
+    result_frame,
+)
 
 ProgressCallback = Callable[[str, int, int], None]
-
-RESULT_COLUMNS = [
-    "Symbol", "Sector", "Industry", "Close", "Volume", "RSI", "MACD", "MACD_signal",
-    "MACD_hist", "BB_width", "ATR_pct", "Volume_ratio", "mom_21", "mom_63", "mom_126",
-    "TechRating", "Signal", "Alpha5d", "Alpha10d",
-]
-EXTRA_COLUMNS = [
-    "Name", "AlphaScore", "mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20", "DollarVolume",
-    "Bars", "LastDate", "Incomplete", "Source", "quality_flags",
-]
-SORTABLE = tuple(c for c in RESULT_COLUMNS + EXTRA_COLUMNS
-                 if c not in {"Symbol", "Sector", "Industry", "Signal", "Name", "LastDate",
-                              "Incomplete", "Source", "quality_flags"})
-# Indicator outputs that are shown per row; a NaN among them for lack of bars is listed
-# in the row's `Incomplete` column.
-SHOWN_INDICATORS = ["RSI", "MACD", "MACD_signal", "MACD_hist", "BB_width", "ATR_pct",
-                    "Volume_ratio", "mom_5", "mom_21", "mom_63", "mom_126",
-                    "SMA20", "SMA50", "SMA200", "dist_high_20"]
-
 
 @dataclass
 class ScanConfig:
@@ -221,13 +213,13 @@ def plan_scan(cfg: ScanConfig, universe: pd.DataFrame) -> ScanPlan:
     if cfg.sectors is not None:
         sector = universe["sector"].to_numpy(dtype=object)
         bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
-        mask = _reject(symbols, mask, bad, "filtered: sector", lambda i: f"sector {sector[i]}",
+        mask = reject_rows(symbols, mask, bad, "filtered: sector", lambda i: f"sector {sector[i]}",
                        parts)
     if cfg.industries is not None:
         industry = universe["industry"].to_numpy(dtype=object)
         wanted_ind = {i.strip().lower() for i in cfg.industries}
         bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
-        mask = _reject(symbols, mask, bad, "filtered: industry",
+        mask = reject_rows(symbols, mask, bad, "filtered: industry",
                        lambda i: f"industry {industry[i]}", parts)
     return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors)
 
@@ -239,10 +231,10 @@ def evaluate_symbols(sub: Panel, cfg: ScanConfig, clock: _Clock | None = None) -
     clock.lap("indicators")
     last = table.last
     last_idx = sub.last_bar_index()
-    close, volume = _at_last_bar(sub.close, last_idx), _at_last_bar(sub.volume, last_idx)
+    close, volume = at_last_bar(sub.close, last_idx), at_last_bar(sub.volume, last_idx)
     dollar_volume = close * last["Volume_SMA20"]
     stale_limit = sub.n_sessions - 1 - cfg.max_stale_sessions
-    first_seen, last_seen = _listing_dates(sub, last_idx)
+    first_seen, last_seen = listing_dates(sub, last_idx)
     as_of = sub.sessions[-1]
     checks = [
         ("not listed yet", (table.bars == 0) & (first_seen > as_of),
@@ -276,11 +268,11 @@ def evaluate_symbols(sub: Panel, cfg: ScanConfig, clock: _Clock | None = None) -
     parts: list[pd.DataFrame] = []
     alive = np.ones(sub.n_symbols, dtype=bool)
     for reason, bad, detail in checks:
-        alive = _reject(sub.symbols, alive, bad, reason, detail, parts)
-    frame = _result_frame(sub, table, close, volume, rating, sig, dollar_volume, last_idx)
+        alive = reject_rows(sub.symbols, alive, bad, reason, detail, parts)
+    frame = result_frame(sub, table, close, volume, rating, sig, dollar_volume, last_idx)
     frame["quality_flags"] = flags
     clock.lap("score")
-    return RowBlock(frame=frame[alive].reset_index(drop=True), rejections=_concat(parts),
+    return RowBlock(frame=frame[alive].reset_index(drop=True), rejections=concat_rejections(parts),
                     source=sub.source, data_version=sub.data_version, as_of=str(as_of.date()),
                     window_bars=sub.n_sessions)
 
@@ -322,7 +314,7 @@ def finish_scan(
     frame.attrs.update(source=first.source, data_version=first.data_version, as_of=first.as_of,
                        scoring_version=scoring.SCORING_VERSION,
                        indicators_version=INDICATORS_VERSION, quality_version=QUALITY_VERSION)
-    rejections = _concat(parts)
+    rejections = concat_rejections(parts)
     counts = rejections["reason"].value_counts()
     status = ScanStatus(
         attempted=plan.attempted, kept=len(frame), rejected=len(rejections),
@@ -355,78 +347,3 @@ class _Clock:
         now = time.perf_counter()
         self.sink[stage] = round((now - self.t) * 1000, 3)
         self.t = now
-
-
-REJECTION_COLUMNS = ["Symbol", "reason", "detail"]
-
-
-def _reject(symbols: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,
-            detail: Callable[[int], str], parts: list[pd.DataFrame]) -> np.ndarray:
-    """Record the still-alive rows that fail a check; return the rows still alive."""
-    hit = np.flatnonzero(alive & bad)
-    if len(hit):
-        parts.append(pd.DataFrame({"Symbol": symbols[hit], "reason": reason,
-                                   "detail": [detail(i) for i in hit]}))
-    return alive & ~bad
-
-
-def _concat(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECTION_COLUMNS})
-    return pd.concat(parts, ignore_index=True)
-
-
-def _listing_dates(sub: Panel, last_idx: np.ndarray) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
-    """First and last bar dates per symbol: from the window, else from the store's universe."""
-    sessions = sub.sessions
-    present = np.isfinite(sub.close)
-    first_idx = np.where(present.any(axis=1), present.argmax(axis=1), -1)
-    nat = np.datetime64("NaT", "ns")
-    first = np.where(first_idx >= 0, sessions.values[np.maximum(first_idx, 0)], nat)
-    last = np.where(last_idx >= 0, sessions.values[np.maximum(last_idx, 0)], nat)
-    uni = sub.universe
-    if "first_session" in uni and "last_session" in uni:
-        outside = last_idx < 0
-        first[outside] = pd.DatetimeIndex(uni["first_session"]).values[outside]
-        last[outside] = pd.DatetimeIndex(uni["last_session"]).values[outside]
-    return pd.DatetimeIndex(first), pd.DatetimeIndex(last)
-
-
-def _at_last_bar(values: np.ndarray, last_idx: np.ndarray) -> np.ndarray:
-    """Each row's value at its own last bar (NaN for a row with no bar)."""
-    out = values[np.arange(len(values)), np.maximum(last_idx, 0)]
-    return np.where(last_idx >= 0, out, np.nan)
-
-
-def _result_frame(sub: Panel, table, close, volume, rating, sig, dollar_volume,
-                  last_idx) -> pd.DataFrame:
-    last = table.last
-    incomplete = np.full(sub.n_symbols, "", dtype=object)
-    for name in SHOWN_INDICATORS:
-        short = table.insufficient[name]
-        if short.any():
-            incomplete[short] = incomplete[short] + (name + " ")
-    last_dates = np.where(last_idx >= 0, sub.sessions.values[np.maximum(last_idx, 0)],
-                          np.datetime64("NaT"))
-    cols = {
-        "Symbol": sub.symbols,
-        "Sector": sub.universe["sector"].to_numpy(),
-        "Industry": sub.universe["industry"].to_numpy(),
-        "Close": close,
-        "Volume": volume,
-        **{k: last[k] for k in RESULT_COLUMNS[5:15]},
-        "TechRating": rating,
-        "Signal": sig,
-        "Alpha5d": np.nan,
-        "Alpha10d": np.nan,
-        "Name": sub.universe["name"].to_numpy(),
-        "AlphaScore": np.nan,
-        **{k: last[k] for k in ["mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20"]},
-        "DollarVolume": dollar_volume,
-        "Bars": table.bars,
-        "LastDate": pd.DatetimeIndex(last_dates),
-        "Incomplete": np.char.strip(incomplete.astype(str)).astype(object),
-        "Source": sub.source,
-    }
-    return pd.DataFrame(cols)
