@@ -6,14 +6,38 @@ new model can never serve an old answer. Bounded twice, by entries and by bytes 
 while the first is still computing wait for it instead of scanning again ("shared"), which is
 what keeps a burst of the same scan from queueing N copies on the replicas.
 `Cache-Control: no-cache` on a request skips the lookup (the fresh answer is still stored).
+
+Shared across replicas and nodes (`from_env`, when env REDIS_URL is set): the LRU becomes a
+small L1 (TECHNIC_CACHE_L1_ENTRIES, 16) in front of Redis. An L1 miss asks Redis under
+`technic:result:v1:<sha256 of the key as JSON>`; a miss there computes and writes the answer
+back with a TTL (env TECHNIC_CACHE_TTL_S, 300 s by default), and the L1 copy expires with it.
+Values are bytes we produce ourselves, `encode`: b"TRC1", a 4-byte big-endian header length,
+a JSON header (media type, response headers), then the response body exactly as served;
+nothing is ever unpickled and a value that does not parse is a miss. The Redis lookup runs
+inside the single-flight window, so a burst of one request costs one Redis read. When Redis
+is down or slow the cache degrades to this process only (redis_store.py says how it backs
+off); `health()` feeds /readyz and `stats()` /v1/stats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+import os
+import struct
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from deployments.api.redis_store import RedisStore
+
+MAGIC = b"TRC1"
+KEY_PREFIX = "technic:result:v1:"
 
 
 @dataclass(frozen=True)
@@ -23,31 +47,78 @@ class CachedBody:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def encode(item: CachedBody) -> bytes:
+    header = orjson.dumps({"media_type": item.media_type, "headers": item.headers})
+    return b"".join((MAGIC, struct.pack(">I", len(header)), header, item.body))
+
+
+def decode(blob: bytes) -> CachedBody:
+    """The CachedBody `encode` wrote; ValueError for anything else."""
+    if blob[:4] != MAGIC or len(blob) < 8:
+        raise ValueError("not a technic cache value")
+    (n,) = struct.unpack(">I", blob[4:8])
+    header = orjson.loads(blob[8:8 + n])
+    if not (isinstance(header, dict) and isinstance(header.get("media_type"), str)
+            and isinstance(header.get("headers"), dict)):
+        raise ValueError("bad technic cache header")
+    return CachedBody(blob[8 + n:], header["media_type"],
+                      {str(k): str(v) for k, v in header["headers"].items()})
+
+
+def redis_key(key: tuple) -> str:
+    return KEY_PREFIX + hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()
+
+
 class ResultCache:
-    def __init__(self, max_entries: int = 64, max_bytes: int = 256 << 20):
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._items: OrderedDict[tuple, CachedBody] = OrderedDict()
+    def __init__(self, max_entries: int = 64, max_bytes: int = 256 << 20,
+                 shared: RedisStore | None = None):
+        self.max_entries, self.max_bytes, self.remote = max_entries, max_bytes, shared
+        self._items: OrderedDict[tuple, tuple[CachedBody, float]] = OrderedDict()
         self._inflight: dict[tuple, asyncio.Future[CachedBody]] = {}
         self.bytes = 0
         self.hits = self.misses = self.shared = self.evictions = 0
+        self.redis_hits = self.bad_values = 0
+
+    @classmethod
+    def from_env(cls) -> ResultCache:
+        """In-process only, or with REDIS_URL set: a small L1 over Redis (module docstring).
+
+        TECHNIC_CACHE_TTL_S (300), TECHNIC_CACHE_L1_ENTRIES (16; 0 = no L1),
+        TECHNIC_CACHE_TIMEOUT_S (0.1), TECHNIC_CACHE_RETRY_S (5).
+        """
+        url = os.environ.get("REDIS_URL", "").strip()
+        if not url:
+            return cls()
+        env = os.environ.get
+        store = RedisStore(url, float(env("TECHNIC_CACHE_TTL_S", "300")),
+                           timeout_s=float(env("TECHNIC_CACHE_TIMEOUT_S", "0.1")),
+                           retry_s=float(env("TECHNIC_CACHE_RETRY_S", "5")))
+        return cls(int(env("TECHNIC_CACHE_L1_ENTRIES", "16")), 64 << 20, shared=store)
 
     def get(self, key: tuple) -> CachedBody | None:
-        item = self._items.get(key)
-        if item is None:
+        entry = self._items.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            self._drop(key)
             return None
         self._items.move_to_end(key)
-        return item
+        return entry[0]
 
-    def put(self, key: tuple, item: CachedBody) -> None:
-        if len(item.body) > self.max_bytes:
-            return
+    def _drop(self, key: tuple) -> None:
         old = self._items.pop(key, None)
         if old is not None:
-            self.bytes -= len(old.body)
-        self._items[key] = item
+            self.bytes -= len(old[0].body)
+
+    def put(self, key: tuple, item: CachedBody, expires: float = math.inf) -> None:
+        """Keep `item` until evicted or until time.monotonic() passes `expires`."""
+        self._drop(key)
+        if len(item.body) > self.max_bytes or self.max_entries <= 0:
+            return
+        self._items[key] = (item, expires)
         self.bytes += len(item.body)
         while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
-            _, gone = self._items.popitem(last=False)
+            _, (gone, _) = self._items.popitem(last=False)
             self.bytes -= len(gone.body)
             self.evictions += 1
 
@@ -63,11 +134,10 @@ class ResultCache:
             if pending is not None:
                 self.shared += 1
                 return await asyncio.shield(pending), "shared"
-        self.misses += 1
         future: asyncio.Future[CachedBody] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            item = await compute()
+            item, how, expires = await self._fill(key, compute, refresh)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -79,10 +149,49 @@ class ResultCache:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
         future.set_result(item)
-        self.put(key, item)
-        return item, "miss"
+        self.put(key, item, expires)
+        return item, how
 
-    def stats(self) -> dict[str, int]:
-        return {"entries": len(self._items), "bytes": self.bytes, "hits": self.hits,
-                "misses": self.misses, "shared": self.shared, "evictions": self.evictions,
-                "max_entries": self.max_entries, "max_bytes": self.max_bytes}
+    async def _fill(self, key: tuple, compute: Callable[[], Awaitable[CachedBody]],
+                    refresh: bool) -> tuple[CachedBody, str, float]:
+        """(item, hit|miss, L1 expiry): from Redis when it has the key, else computed."""
+        remote = self.remote
+        if remote is None:
+            self.misses += 1
+            return await compute(), "miss", math.inf
+        rkey = redis_key(key)
+        if not refresh:
+            found = await remote.get(rkey)
+            if found is not None:
+                try:
+                    item = decode(found[0])
+                except ValueError:
+                    self.bad_values += 1
+                else:
+                    self.hits += 1
+                    self.redis_hits += 1
+                    return item, "hit", time.monotonic() + found[1]
+        self.misses += 1
+        item = await compute()
+        await remote.put(rkey, encode(item))
+        return item, "miss", time.monotonic() + remote.ttl_s
+
+    async def health(self) -> dict[str, Any]:
+        """/readyz's `cache` check: backend and ok|degraded (never makes the service unready)."""
+        if self.remote is None:
+            return {"backend": "memory", "status": "ok"}
+        return {"backend": "redis", **await self.remote.health()}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters; hit_rate = (hits + shared) / (hits + shared + misses)."""
+        looked = self.hits + self.shared + self.misses
+        out: dict[str, Any] = {
+            "backend": "memory" if self.remote is None else "redis", "status": "ok",
+            "entries": len(self._items), "bytes": self.bytes, "hits": self.hits,
+            "misses": self.misses, "shared": self.shared, "evictions": self.evictions,
+            "hit_rate": round((self.hits + self.shared) / looked, 4) if looked else 0.0,
+            "errors": 0, "max_entries": self.max_entries, "max_bytes": self.max_bytes}
+        if self.remote is not None:
+            out.update(self.remote.stats(), redis_hits=self.redis_hits,
+                       errors=self.remote.errors + self.bad_values)
+        return out

@@ -1,29 +1,33 @@
 """Request dependencies as `Annotated` aliases: the backend, the result cache, the API-key check.
 
-API keys: env `TECHNIC_API_KEYS`, comma-separated, read when the app is built. When it is unset
-or empty the API is open (the README says so); when set, every /v1 route needs a matching
-`X-API-Key` header, compared with `hmac.compare_digest` against every key so the time taken
-does not tell how much of a key was right. /healthz, /readyz and the OpenAPI docs stay open
-for load balancers and humans.
+API keys (deployments/api/keys.py): `TECHNIC_API_KEY_HASHES` (`sha256:<hex>` entries) and/or
+plain `TECHNIC_API_KEYS`, read when the app is built and kept only as SHA-256 digests. When
+neither is set the API is open (the README says so); when set, every /v1 route needs a
+matching `X-API-Key` header (401 otherwise), checked in constant time. With
+`TECHNIC_RATE_LIMIT` set, each key (each client address on an open API) has a token bucket
+and a request over it is a 429 with `Retry-After`. /healthz, /readyz, the scan page and the
+OpenAPI docs (/docs, /openapi.json) stay open for load balancers and humans.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
+from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 from deployments.api.backend import ScanBackend
 from deployments.api.cache import ResultCache
+from deployments.api.keys import KEYS_ENV, RATE_ENV, KeyRing, RateLimiter
 
-API_KEYS_ENV = "TECHNIC_API_KEYS"
+API_KEYS_ENV = KEYS_ENV
 
 
-def keys_from_env() -> tuple[str, ...]:
-    raw = os.environ.get(API_KEYS_ENV, "")
-    return tuple(k.strip() for k in raw.split(",") if k.strip())
+def install_auth(app: FastAPI, api_keys: Iterable[str] | None = None) -> None:
+    """Keys from `api_keys` (plain) or, when None, from the environment; the rate limit."""
+    app.state.keyring = KeyRing.from_env() if api_keys is None else KeyRing.build(api_keys)
+    app.state.rate_limiter = RateLimiter.parse(os.environ.get(RATE_ENV))
 
 
 def get_backend(request: Request) -> ScanBackend:
@@ -34,21 +38,28 @@ def get_cache(request: Request) -> ResultCache:
     return request.app.state.cache
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
-    x_api_key: Annotated[str | None, Header(description="Needed when the server has "
-                                                         "TECHNIC_API_KEYS set.")] = None,
+    x_api_key: Annotated[str | None, Header(description="Needed when the server has API "
+                                                         "keys configured.")] = None,
 ) -> None:
-    keys: tuple[str, ...] = request.app.state.api_keys
-    if not keys:
-        return
-    given = (x_api_key or "").encode()
-    ok = False
-    for key in keys:
-        ok |= hmac.compare_digest(given, key.encode())
-    if not ok:
-        raise HTTPException(status_code=401, detail="missing or invalid X-API-Key header",
-                            headers={"WWW-Authenticate": "X-API-Key"})
+    keyring: KeyRing = request.app.state.keyring
+    ident: object = None
+    if keyring:
+        ident = keyring.match(x_api_key)
+        if ident is None:
+            raise HTTPException(status_code=401, detail="missing or invalid X-API-Key header",
+                                headers={"WWW-Authenticate": "X-API-Key"})
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        if ident is None:
+            ident = request.client.host if request.client else "-"
+        wait = limiter.take(ident)
+        if wait > 0:
+            after = limiter.retry_after(wait)
+            raise HTTPException(status_code=429, headers={"Retry-After": after}, detail=(
+                f"rate limit of {limiter.capacity} requests per {limiter.period_s:g} s "
+                f"exceeded; retry after {after} s"))
 
 
 Backend = Annotated[ScanBackend, Depends(get_backend)]

@@ -11,18 +11,25 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from technic_v4 import scoring
-from technic_v4.data.universe import normalize_sectors, validate_symbol
+from technic_v4.data.universe import SECTOR_ALIASES, normalize_sectors, validate_symbol
 from technic_v4.scanner_core import SORTABLE, ScanConfig
 
 SortColumn = Literal[SORTABLE]  # type: ignore[valid-type]
 SignalName = Literal[scoring.SIGNALS]  # type: ignore[valid-type]
 Format = Literal["json", "csv", "parquet"]
 MAX_WINDOW = 1260
+MAX_SYMBOLS = 5_000     # symbols in one request (a 64 KiB body holds ~9,000 short ones)
+MAX_INDUSTRIES = 200
+MAX_SECTORS = 11 + len(SECTOR_ALIASES)  # every GICS name and every alias once
+# The store's symbol pattern (technic_v4.data.universe), either case: no '/', '..' or NUL.
+SYMBOL_REGEX = r"^[A-Za-z][A-Za-z0-9]{0,9}(?:[.\-][A-Za-z0-9]{1,3})?$"
+Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_REGEX)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 CONFIG_FIELDS = {f.name for f in fields(ScanConfig)}
 
 
@@ -34,14 +41,14 @@ class ScanRequest(BaseModel):
                                   {"sectors": ["Technology"], "min_tech_rating": 20,
                                    "sort_by": "TechRating", "limit": 50}]})
 
-    sectors: list[str] | None = Field(None, min_length=1, max_length=40, description=(
+    sectors: list[Name] | None = Field(None, min_length=1, max_length=MAX_SECTORS, description=(
         "GICS sectors or aliases (Technology, Healthcare, ...), case-insensitive."))
-    industries: list[str] | None = Field(None, min_length=1, max_length=200,
+    industries: list[Name] | None = Field(None, min_length=1, max_length=MAX_INDUSTRIES,
                                          description="Industry names, case-insensitive.")
-    symbols: list[str] | None = Field(None, min_length=1, max_length=10_000,
+    symbols: list[Symbol] | None = Field(None, min_length=1, max_length=MAX_SYMBOLS,
                                       description="Only these symbols (unknown ones are "
                                                   "reported in meta.error_details).")
-    signals: list[SignalName] | None = Field(None, min_length=1,
+    signals: list[SignalName] | None = Field(None, min_length=1, max_length=len(scoring.SIGNALS),
                                              description="Keep only these Signal values.")
     min_tech_rating: float | None = Field(None, ge=-100, le=100, allow_inf_nan=False)
     min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
@@ -61,7 +68,7 @@ class ScanRequest(BaseModel):
         "json, csv or parquet; overrides the Accept header."))
     exclude_flagged: bool = Field(False, description=(
         "Reject symbols with any data-quality flag (default: keep them, flagged)."))
-    exclude_flags: list[str] | None = Field(None, min_length=1, description=(
+    exclude_flags: list[Name] | None = Field(None, min_length=1, max_length=20, description=(
         "Reject symbols with these quality flags only (ohlc, gaps, stale, zero_volume, "
         "split)."))
     include_rejections: bool = Field(False, description=(

@@ -4,7 +4,10 @@
 /readyz:  200 only when the scan window is in memory on the indicator replicas and the alpha
           models were loaded and checked (available, or explicitly unavailable with the
           reason); 503 with what is missing before that. No key, for load balancers.
-/v1/stats: result-cache counters and the alpha model's batch counters (needs the key).
+          `checks.cache` is {backend: memory|redis, status: ok|degraded}: a degraded shared
+          cache (Redis down) never makes the service unready, since scans still run uncached.
+/v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate) and the alpha
+          model's batch counters (needs the key).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ async def healthz() -> JSONBody:
 
 @router.get("/readyz", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Still loading"}})
-async def readyz(backend: Backend) -> JSONBody:
+async def readyz(backend: Backend, cache: Cache) -> JSONBody:
     """Ready to scan: the Panel is loaded and the models are checked."""
     state = await backend.readiness()
+    state = {**state, "checks": {**state["checks"], "cache": await cache.health()}}
     return JSONBody(state, status_code=200 if state["ready"] else 503)
 
 

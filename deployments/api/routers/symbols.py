@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query
 
 from deployments.api.dependencies import APIKey, Backend
 from deployments.api.responses import JSONBody, meta_headers
-from deployments.api.schemas import SymbolHistory, ValidationErrorResponse
+from deployments.api.schemas import SYMBOL_REGEX, SymbolHistory, ValidationErrorResponse
 from deployments.pipeline import HISTORY_MAX_DAYS
 from technic_v4.data.universe import validate_symbol
 
@@ -24,7 +24,8 @@ router = APIRouter(prefix="/v1", tags=["symbols"], dependencies=[APIKey])
     422: {"model": ValidationErrorResponse, "description": "Malformed symbol or days"}})
 async def symbol_history(
     backend: Backend,
-    symbol: str = Path(description="Ticker, e.g. AAPL or BRK.B (case-insensitive)."),
+    symbol: str = Path(description="Ticker, e.g. AAPL or BRK.B (case-insensitive).",
+                       pattern=SYMBOL_REGEX),
     days: int = Query(252, ge=1, le=HISTORY_MAX_DAYS, description="Sessions to return."),
 ) -> JSONBody:
     """Daily bars and every indicator's history for one symbol over the last `days`."""

@@ -47,8 +47,9 @@ async def _cached(cache: Any, key: tuple, build: Any) -> Response:
 @router.get("/universe", response_model=UniverseResponse, responses=ERRORS)
 async def universe(
     backend: Backend, cache: Cache,
-    sector: str | None = Query(None, description="A GICS sector or alias."),
-    industry: str | None = Query(None, description="An industry, case-insensitive."),
+    sector: str | None = Query(None, max_length=100, description="A GICS sector or alias."),
+    industry: str | None = Query(None, max_length=100,
+                                 description="An industry, case-insensitive."),
 ) -> Response:
     """Every symbol with its name, sector, industry and first/last session in the store."""
     info = backend.data_info()

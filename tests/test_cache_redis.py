@@ -1,0 +1,246 @@
+"""The shared result cache against a real `redis-server` that these tests start and kill.
+
+Two apps (`create_app` over the in-process backend, each with its own `ResultCache.from_env`)
+stand for two ingress replicas: what one computed, the other serves from Redis. Also: TTL
+expiry, Redis killed mid-run (scans still 200, uncached; /readyz ready but `degraded`;
+/v1/stats counts errors), recovery after a restart, a Redis that accepts connections and never
+answers (bounded by the timeout, then skipped), keys that change with the data version, and
+the value format. Skipped, with the install command as the reason, when redis-server is absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+
+import pytest
+from serve_support import demo_store, tiny_models
+
+from deployments.api.backend import InProcessBackend
+from deployments.api.cache import CachedBody, ResultCache, decode, encode, redis_key
+from deployments.api.main import create_app
+from deployments.api.redis_store import RedisStore
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="needs redis-server: apt-get update && "
+                                "apt-get install -y redis-server")
+redis = pytest.importorskip("redis")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1:port: no persistence, killed by the test."""
+
+    def __init__(self, port: int):
+        self.port, self.proc = port, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def client(self):  # type: ignore[no-untyped-def]
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = RedisServer(free_port())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    root = tmp_path_factory.mktemp("redis-cache")
+    b = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
+                         chunk_size=128, warm=False)
+    b.warm()
+    return b
+
+
+@pytest.fixture()
+def env(server, monkeypatch):
+    """REDIS_URL on the test server, an empty Redis, no L1 unless a test sets one."""
+    if server.proc is None:
+        server.start()
+    server.client().flushall()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.setenv("TECHNIC_CACHE_L1_ENTRIES", "0")
+    monkeypatch.setenv("TECHNIC_CACHE_RETRY_S", "0.2")
+    return monkeypatch
+
+
+def app_client(backend) -> TestClient:  # type: ignore[no-untyped-def]
+    return TestClient(create_app(backend, api_keys=()))
+
+
+def how(r) -> str:  # type: ignore[no-untyped-def]
+    assert r.status_code == 200, r.text
+    return r.headers["x-technic-cache"]
+
+
+def test_two_apps_share_results_through_redis(env, server, backend):
+    env.setenv("TECHNIC_CACHE_L1_ENTRIES", "4")
+    body = {"sectors": ["Energy"], "limit": 20}
+    with app_client(backend) as a, app_client(backend) as b:
+        first = a.post("/v1/scan", json=body)
+        other = b.post("/v1/scan", json=body)
+        local = b.post("/v1/scan", json=body)
+        assert [how(first), how(other), how(local)] == ["miss", "hit", "hit"]
+        assert other.content == first.content and local.content == first.content
+        assert other.headers["content-type"] == first.headers["content-type"]
+        assert other.headers["x-technic-data-version"] == first.headers["x-technic-data-version"]
+        csv = b.post("/v1/scan", json={**body, "format": "csv"})
+        assert how(csv) == "miss" and a.post("/v1/scan", json={**body, "format": "csv"}
+                                             ).content == csv.content
+        sa, sb = a.get("/v1/stats").json()["cache"], b.get("/v1/stats").json()["cache"]
+    assert (sa["backend"], sa["status"], sa["hits"], sa["misses"]) == ("redis", "ok", 1, 1)
+    assert (sb["hits"], sb["redis_hits"], sb["misses"], sb["errors"]) == (2, 1, 1, 0)
+    assert sb["hit_rate"] == round(2 / 3, 4)
+    keys = server.client().keys("technic:result:v1:*")
+    assert len(keys) == 2  # the JSON and the CSV body
+
+
+def test_entries_expire_after_the_ttl(env, server, backend):
+    env.setenv("TECHNIC_CACHE_TTL_S", "1")
+    env.setenv("TECHNIC_CACHE_L1_ENTRIES", "4")  # the L1 copy must expire with Redis's
+    body = {"sectors": ["Utilities"], "limit": 5}
+    with app_client(backend) as c:
+        assert how(c.post("/v1/scan", json=body)) == "miss"
+        (key,) = server.client().keys("technic:result:v1:*")
+        assert 0 < server.client().pttl(key) <= 1000
+        assert how(c.post("/v1/scan", json=body)) == "hit"
+        time.sleep(1.1)
+        assert server.client().keys("technic:result:v1:*") == []
+        assert how(c.post("/v1/scan", json=body)) == "miss"
+
+
+def test_redis_killed_mid_run_then_restarted(env, server, backend):
+    env.setenv("TECHNIC_CACHE_RETRY_S", "1")
+    body = {"sectors": ["Financials"], "limit": 10}
+    with app_client(backend) as c:
+        assert [how(c.post("/v1/scan", json=body)) for _ in range(2)] == ["miss", "hit"]
+        assert c.get("/readyz").json()["checks"]["cache"] == {"backend": "redis",
+                                                              "status": "ok"}
+        server.stop()
+        down = [c.post("/v1/scan", json=body) for _ in range(3)]
+        assert [how(r) for r in down] == ["miss"] * 3  # still answered, uncached
+        assert down[0].json()["rows"] == down[2].json()["rows"]
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        check = ready.json()["checks"]["cache"]
+        assert (check["backend"], check["status"]) == ("redis", "degraded"), check
+        assert "Connection" in check["error"]
+        stats = c.get("/v1/stats").json()["cache"]
+        assert stats["status"] == "degraded" and stats["errors"] >= 1
+        assert stats["errors"] <= 2  # backed off: not one failed call per request
+
+        server.start()
+        time.sleep(1.05)  # TECHNIC_CACHE_RETRY_S=1: the next call probes Redis again
+        assert how(c.post("/v1/scan", json=body)) == "miss"  # the restarted Redis is empty
+        assert how(c.post("/v1/scan", json=body)) == "hit"
+        assert c.get("/readyz").json()["checks"]["cache"]["status"] == "ok"
+        assert c.get("/v1/stats").json()["cache"]["status"] == "ok"
+
+
+def test_a_redis_that_never_answers_costs_one_timeout_then_nothing():
+    """A socket that accepts and stays silent: one call waits ~timeout_s, the next skip."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        store = RedisStore(f"redis://127.0.0.1:{silent.getsockname()[1]}", 60,
+                           timeout_s=0.1, retry_s=30)
+
+        async def run() -> list[float]:
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                assert await store.get("k") is None
+                times.append(time.perf_counter() - t0)
+            return times
+
+        times = asyncio.run(run())
+    assert 0.05 < times[0] < 1.0, times
+    assert max(times[1:]) < 0.01, times
+    assert store.errors == 1 and store.degraded
+
+
+def test_keys_change_with_the_data_version(env, server, backend):
+    class NewerData:
+        """The same backend reporting another data_version (as after a store rewrite)."""
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(backend, name)
+
+        def data_info(self):  # type: ignore[no-untyped-def]
+            return dataclasses.replace(backend.data_info(), data_version="newer")
+
+    body = {"sectors": ["Health Care"], "limit": 5}
+    with app_client(backend) as old, app_client(NewerData()) as new:
+        assert how(old.post("/v1/scan", json=body)) == "miss"
+        assert how(new.post("/v1/scan", json=body)) == "miss"
+        assert how(new.post("/v1/scan", json=body)) == "hit"
+    assert len(server.client().keys("technic:result:v1:*")) == 2
+    k = ("scan", "v1", "m", "req")
+    assert redis_key(k) != redis_key(("scan", "v2", "m", "req")) != redis_key(
+        ("scan", "v1", "m2", "req"))
+
+
+def test_values_are_our_own_bytes_and_garbage_is_a_miss(env, server, backend):
+    item = CachedBody(b'{"rows":[]}', "application/json", {"X-Technic-Data-Version": "d"})
+    blob = encode(item)
+    assert blob.startswith(b"TRC1") and blob.endswith(item.body) and decode(blob) == item
+    for bad in (b"", b"\x80\x04\x95pickle", b"TRC1\x00\x00\x00\x02[]"):
+        with pytest.raises(ValueError):
+            decode(bad)
+    body = {"sectors": ["Materials"], "limit": 3}
+    with app_client(backend) as c:
+        assert how(c.post("/v1/scan", json=body)) == "miss"
+        (key,) = server.client().keys("technic:result:v1:*")
+        server.client().set(key, b"\x80\x04\x95not ours", px=60_000)
+        assert how(c.post("/v1/scan", json=body)) == "miss"
+        assert how(c.post("/v1/scan", json=body)) == "hit"  # rewritten by the miss
+        assert c.get("/v1/stats").json()["cache"]["errors"] == 1
+
+
+def test_without_redis_url_the_cache_is_in_memory(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    cache = ResultCache.from_env()
+    assert cache.remote is None and cache.stats()["backend"] == "memory"
+    assert asyncio.run(cache.health()) == {"backend": "memory", "status": "ok"}
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1")
+    monkeypatch.setenv("TECHNIC_CACHE_TTL_S", "0")
+    with pytest.raises(ValueError, match="TTL"):
+        ResultCache.from_env()
