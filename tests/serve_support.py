@@ -107,3 +107,13 @@ def running_app(root: Path, env: dict[str, str], name: str, **app_args) -> Itera
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def warm_backend(root: Path):
+    """The in-process API backend on a demo store and tiny models under `root`, warmed."""
+    from deployments.api.backend import InProcessBackend
+
+    backend = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
+                               chunk_size=128, warm=False)
+    backend.warm()
+    return backend

@@ -12,9 +12,8 @@ import sys
 import warnings
 
 import pytest
-from serve_support import demo_store, tiny_models
+from serve_support import warm_backend
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.keys import KeyRing, RateLimiter, hash_key, main, parse_hash
 from deployments.api.main import create_app
 
@@ -27,11 +26,7 @@ ENV = ("TECHNIC_API_KEYS", "TECHNIC_API_KEY_HASHES", "TECHNIC_RATE_LIMIT")
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    root = tmp_path_factory.mktemp("auth")
-    b = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
-                         chunk_size=128, warm=False)
-    b.warm()
-    return b
+    return warm_backend(tmp_path_factory.mktemp("auth"))
 
 
 @pytest.fixture()

@@ -19,9 +19,8 @@ import time
 import warnings
 
 import pytest
-from serve_support import demo_store, tiny_models
+from serve_support import warm_backend
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.cache import CachedBody, ResultCache, decode, encode, redis_key
 from deployments.api.main import create_app
 from deployments.api.redis_store import RedisStore
@@ -83,11 +82,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    root = tmp_path_factory.mktemp("redis-cache")
-    b = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
-                         chunk_size=128, warm=False)
-    b.warm()
-    return b
+    return warm_backend(tmp_path_factory.mktemp("redis-cache"))
 
 
 @pytest.fixture()

@@ -15,9 +15,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
-from serve_support import demo_store, tiny_models
+from serve_support import warm_backend
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 
 with warnings.catch_warnings():
@@ -30,11 +29,7 @@ RUN = {"cases": 0, "by_status": {}}
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz")
-    b = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
-                         chunk_size=128, warm=False)
-    b.warm()
-    return b
+    return warm_backend(tmp_path_factory.mktemp("fuzz"))
 
 
 @pytest.fixture(scope="module")
