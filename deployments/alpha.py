@@ -18,6 +18,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments import metrics
 from deployments.pipeline import BatchStats, Features, empty_features, predict_batch
 from technic_v4.alpha import registry
 
@@ -56,7 +57,9 @@ class AlphaModel:
     async def predict(self, items: list[Features]) -> list[dict[str, Any]]:
         """Forecasts for each request's rows, from one model call for the whole batch."""
         out = predict_batch(items, self.models_dir)
-        self.batches.record(len(items), sum(len(o["alpha5d"]) for o in out))
+        rows = sum(len(o["alpha5d"]) for o in out)
+        self.batches.record(len(items), rows)
+        metrics.observe_batch(len(items), rows)
         self.state = out[0]["state"]
         return out
 

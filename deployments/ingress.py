@@ -4,15 +4,25 @@ The handles to the indicator and alpha deployments are injected through `__init_
 builder binds them); `__serve_build_asgi_app__` then builds the app around a `ServeBackend`,
 so the routes are exactly the ones tests run in-process. The ingress reads only the store's
 manifest and universe table; prices stay on the indicator replicas.
+
+Faults: `evaluate` and `predict` are pure functions of their arguments (idempotent), so a call
+that fails because its replica died (`RayActorError` and subclasses, Serve's
+`ReplicaUnavailableError`) is sent again, up to RETRIES more times with a short backoff; the
+handle routes the retry to a live replica, or waits for Serve's replacement (tests/test_faults.py).
+Any other error is the request's own and goes straight to the client.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.api.backend import ChunkedBackend, model_metadata
@@ -21,6 +31,26 @@ from deployments.pipeline import Features, UnknownSymbolError
 from technic_v4.scanner_core import RowBlock
 
 READY_TIMEOUT_S = 3.0
+RETRIES = 3               # extra attempts of an idempotent call whose replica died
+BACKOFF_S = 0.2           # first wait before a retry; doubled each time (0.2, 0.4, 0.8 s)
+REPLICA_DIED = (RayActorError, ReplicaUnavailableError)
+T = TypeVar("T")
+log = logging.getLogger("ray.serve")
+
+
+async def retrying(call: Callable[[], Awaitable[T]], what: str, retries: int = RETRIES,
+                   backoff_s: float = BACKOFF_S) -> T:
+    """`await call()`, again after a replica death, at most `retries` more times."""
+    for attempt in range(retries + 1):
+        try:
+            return await call()
+        except REPLICA_DIED as exc:
+            if attempt == retries:
+                raise
+            log.warning("technic: %s failed (%s: replica died); retry %d of %d", what,
+                        type(exc).__name__, attempt + 1, retries)
+            await asyncio.sleep(backoff_s * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 class ServeBackend(ChunkedBackend):
@@ -32,10 +62,11 @@ class ServeBackend(ChunkedBackend):
         self.indicators, self.alpha = indicators, alpha
 
     async def _evaluate(self, symbols: list[str], config: dict[str, Any]) -> RowBlock:
-        return await self.indicators.evaluate.remote(symbols, config)
+        return await retrying(lambda: self.indicators.evaluate.remote(symbols, config),
+                              "Indicators.evaluate")
 
     async def _predict(self, features: Features) -> dict[str, Any]:
-        return await self.alpha.predict.remote(features)
+        return await retrying(lambda: self.alpha.predict.remote(features), "AlphaModel.predict")
 
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
         out = await self.indicators.history.remote(symbol, days)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from deployments import metrics
 from deployments.api.errors import InputError, NotReadyError
 from deployments.pipeline import (
     BatchStats,
@@ -139,8 +140,10 @@ class ChunkedBackend:
         for attempt in (0, 1):
             version, uni, _ = await self._tables()
             try:
-                return await run_chunked(cfg, uni, version, self._evaluate, self._predict,
-                                         self.chunk_size, report)
+                frame, status = await run_chunked(cfg, uni, version, self._evaluate,
+                                                  self._predict, self.chunk_size, report)
+                metrics.observe_scan(status)
+                return frame, status
             except StaleDataError:
                 if attempt:
                     raise
@@ -187,7 +190,9 @@ class InProcessBackend(ChunkedBackend):
 
     async def _predict(self, features: Features) -> dict[str, Any]:
         out = await asyncio.to_thread(predict_batch, [features], self.models_dir)
-        self.batches.record(1, len(next(iter(features.values()), [])))
+        rows = len(next(iter(features.values()), []))
+        self.batches.record(1, rows)
+        metrics.observe_batch(1, rows)
         return out[0]
 
     async def _wait_ready(self) -> None:

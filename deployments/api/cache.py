@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from deployments import metrics
 from deployments.api.redis_store import RedisStore
 
 MAGIC = b"TRC1"
@@ -129,10 +130,12 @@ class ResultCache:
             item = self.get(key)
             if item is not None:
                 self.hits += 1
+                self._observe("hit")
                 return item, "hit"
             pending = self._inflight.get(key)
             if pending is not None:
                 self.shared += 1
+                self._observe("shared")
                 return await asyncio.shield(pending), "shared"
         future: asyncio.Future[CachedBody] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -150,7 +153,13 @@ class ResultCache:
                 del self._inflight[key]
         future.set_result(item)
         self.put(key, item, expires)
+        self._observe(how)
         return item, how
+
+    def _observe(self, how: str) -> None:
+        """The lookup and the hit rate after it, to deployments/metrics.py."""
+        looked = self.hits + self.shared + self.misses
+        metrics.observe_cache(how, (self.hits + self.shared) / looked if looked else 0.0)
 
     async def _fill(self, key: tuple, compute: Callable[[], Awaitable[CachedBody]],
                     refresh: bool) -> tuple[CachedBody, str, float]:

@@ -50,9 +50,9 @@ class ScanRequest(BaseModel):
                                                   "reported in meta.error_details).")
     signals: list[SignalName] | None = Field(None, min_length=1, max_length=len(scoring.SIGNALS),
                                              description="Keep only these Signal values.")
-    min_tech_rating: float | None = Field(None, ge=-100, le=100, allow_inf_nan=False)
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    min_dollar_volume: float | None = Field(None, ge=0, allow_inf_nan=False,
+    min_tech_rating: float | None = Field(None, ge=-100, le=100, allow_inf_nan=False, strict=True)
+    min_price: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True)
+    min_dollar_volume: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True,
                                             description="Close x 20-session average volume.")
     as_of_date: date | None = Field(None, description="Scan as of this session (YYYY-MM-DD).")
     lookback_days: int = Field(150, ge=1, le=MAX_WINDOW, description=(

@@ -8,12 +8,17 @@
           cache (Redis down) never makes the service unready, since scans still run uncached.
 /v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate) and the alpha
           model's batch counters (needs the key).
+/metrics: this process's technic metrics in Prometheus text format (deployments/metrics.py;
+          needs the key when keys are configured; not in the OpenAPI schema, like most
+          scrape endpoints). Under Ray Serve, scrape Ray's metrics
+          export port instead: it has every replica's technic_* and Serve's own metrics.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from deployments import metrics
 from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.responses import JSONBody
 from deployments.api.schemas import Readiness
@@ -41,3 +46,10 @@ async def readyz(backend: Backend, cache: Cache) -> JSONBody:
 async def stats(backend: Backend, cache: Cache) -> JSONBody:
     """Result-cache hits/misses and the alpha deployment's batch sizes."""
     return JSONBody({"cache": cache.stats(), **await backend.stats()})
+
+
+@router.get("/metrics", dependencies=[APIKey], include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """Scan latency by stage, rejects by reason, cache hit rate, alpha batch sizes."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
