@@ -89,19 +89,28 @@ def running_app(root: Path, env: dict[str, str], name: str, **app_args) -> Itera
     from deployments.app import AppArgs, build_app
 
     data, models = demo_store(root / "data"), tiny_models(root / "models")
+    port = free_port()
+    with patched_env(env):
+        try:
+            ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
+                     logging_level="ERROR", log_to_driver=False)
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models),
+                                        **app_args)), name=name)
+            yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+
+
+@contextmanager
+def patched_env(env: dict[str, str]) -> Iterator[None]:
+    """`env` set in os.environ for the block (Ray's processes inherit it), then restored."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    port = free_port()
     try:
-        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                 logging_level="ERROR", log_to_driver=False)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), **app_args)),
-                  name=name)
-        yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
+        yield
     finally:
-        serve.shutdown()
-        ray.shutdown()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -10,14 +10,13 @@ cluster a shared filesystem, see docs/kuberay-rayservice.yaml).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from serve_support import demo_store, free_port, parquet_frame, tiny_models
+from serve_support import demo_store, free_port, parquet_frame, patched_env, tiny_models
 
 from technic_v4.data_engine import StoreLoader
 from technic_v4.scanner_core import ScanConfig, run_scan
@@ -37,38 +36,32 @@ def cluster_app(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cluster")
     data, models = str(demo_store(root / "data")), str(tiny_models(root / "models"))
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
     cluster = None
-    try:
+    with patched_env(ENV):
         try:
-            cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
-                **NODE, "resources": {"node_a": 1, "indicator_slot": 1},
-                "include_dashboard": False})
-            cluster.add_node(**NODE, resources={"node_b": 1, "indicator_slot": 1})
-            cluster.wait_for_nodes()
-            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
-        except Exception as exc:  # noqa: BLE001 - any start-up failure: skip, say why
-            pytest.skip(f"ray.cluster_utils.Cluster cannot start here: {exc!r}")
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        indicators = Indicators.options(
-            num_replicas=2, autoscaling_config=None,
-            ray_actor_options={"num_cpus": 0.5, "resources": {"indicator_slot": 1}})
-        app = Ingress.bind(indicators.bind(data), AlphaModel.bind(models), data, models, 128)
-        serve.run(app, name="technic")
-        yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
-    finally:
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
-        if cluster is not None:
-            cluster.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            try:
+                cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+                    **NODE, "resources": {"node_a": 1, "indicator_slot": 1},
+                    "include_dashboard": False})
+                cluster.add_node(**NODE, resources={"node_b": 1, "indicator_slot": 1})
+                cluster.wait_for_nodes()
+                ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - any start-up failure: skip, say why
+                pytest.skip(f"ray.cluster_utils.Cluster cannot start here: {exc!r}")
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            indicators = Indicators.options(
+                num_replicas=2, autoscaling_config=None,
+                ray_actor_options={"num_cpus": 0.5, "resources": {"indicator_slot": 1}})
+            app = Ingress.bind(indicators.bind(data), AlphaModel.bind(models), data, models, 128)
+            serve.run(app, name="technic")
+            yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
+        finally:
+            if ray.is_initialized():
+                serve.shutdown()
+                ray.shutdown()
+            if cluster is not None:
+                cluster.shutdown()
 
 
 def replica_nodes(deployment: str) -> dict[str, str]:

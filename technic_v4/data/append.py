@@ -36,8 +36,8 @@ import pandas as pd
 
 from technic_v4.data.calendar import sessions_between
 from technic_v4.data.ingest import _adjust, _as_text, _day_ts, _days
-from technic_v4.data.ingest_checks import NUMBER_COLUMNS, check_rows, flag_duplicates
-from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS
+from technic_v4.data.ingest_checks import check_rows, flag_duplicates, scatter_dense
+from technic_v4.data.panel import UNIVERSE_COLUMNS
 from technic_v4.data.store import (
     MAX_SEGMENTS,
     StoreManifest,
@@ -116,11 +116,7 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     keep = rej.open[ok]
     kept, flat = ok[keep], flat[keep]
 
-    arrays = {}
-    for f in FIELDS:
-        block = np.full(n_sym * k, np.nan)
-        block[flat] = values[f][kept] if f in NUMBER_COLUMNS else np.nan
-        arrays[f] = block.reshape(n_sym, k)
+    arrays = scatter_dense(values, kept, flat, (n_sym, k))
     universe = pd.concat([old_uni.loc[:, list(UNIVERSE_COLUMNS)],
                           _describe(added, universe)], ignore_index=True)
     filled = np.zeros(k, dtype=bool)

@@ -56,6 +56,7 @@ from technic_v4.data.ingest_checks import (
     _parse_numbers,
     check_rows,
     flag_duplicates,
+    scatter_dense,
 )
 from technic_v4.data.store import StoreManifest, store_path, write_store
 from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
@@ -155,11 +156,7 @@ def ingest_frame(
     keep = rej.open[ok]
     kept, flat = ok[keep], flat[keep]
 
-    arrays = {}
-    for f in NUMBER_COLUMNS:
-        dense = np.full(n_sym * n_ses, np.nan)
-        dense[flat] = values[f][kept]
-        arrays[f] = dense.reshape(n_sym, n_ses)
+    arrays = scatter_dense(values, kept, flat, (n_sym, n_ses))
 
     rejected = np.flatnonzero(~rej.open)
     assert n == len(kept) + len(rejected), "every row is either kept or rejected"

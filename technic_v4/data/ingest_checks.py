@@ -222,3 +222,15 @@ def _quoted(col: pd.Series, idx: np.ndarray) -> np.ndarray:
 
 def _num(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return values[idx].astype(str).astype(object)
+
+
+def scatter_dense(values: dict[str, np.ndarray], rows: np.ndarray, flat: np.ndarray,
+                  shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """(N symbols, T sessions) arrays, NaN where no row landed: `values[f][rows]` placed at the
+    `flat` = symbol * T + session cells (duplicates already removed by `flag_duplicates`)."""
+    out = {}
+    for f in NUMBER_COLUMNS:
+        dense = np.full(shape[0] * shape[1], np.nan)
+        dense[flat] = values[f][rows]
+        out[f] = dense.reshape(shape)
+    return out

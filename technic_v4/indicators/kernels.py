@@ -276,21 +276,11 @@ def _atr_row(high, low, close, n, off, o_atr, o_pct):
 @njit(**_ROW)
 def _volume_row(v, n, off, o_avg, o_ratio):
     """SMA of volume (TA_INT_SMA) and volume / SMA, NaN when the SMA is 0 (nothing traded)."""
-    T = v.shape[0]
-    s = first_bar(v)
-    first = s + n - 1
-    _nan_until(o_avg, off, first)
+    _sma_row(v, n, off, o_avg)
+    first = first_bar(v) + n - 1
     _nan_until(o_ratio, off, first)
-    total = 0.0
-    for t in range(s, min(first, T)):
-        total += v[t]
-    for t in range(first, T):
-        total += v[t]
-        if t >= off:
-            avg = total / n
-            o_avg[t - off] = avg
-            o_ratio[t - off] = _div(v[t], avg)
-        total -= v[t - n + 1]
+    for t in range(max(first, off), v.shape[0]):
+        o_ratio[t - off] = _div(v[t], o_avg[t - off])
 
 
 @njit(**_ROW)
