@@ -64,8 +64,15 @@ class AlphaModel:
         return out
 
     def ready(self) -> dict[str, Any]:
+        """Ready once the models were checked; `candidate_errors`: model files on disk that
+        failed verification while this replica keeps serving the version it holds."""
+        models = self.state.get("models") or {}
+        rejected = {mid: m["candidate_error"] for mid, m in models.items()
+                    if isinstance(m, dict) and m.get("candidate_error")}
         return {"checked": True, "available": bool(self.state.get("available")),
-                "reason": self.state.get("reason"), "pid": os.getpid()}
+                "reason": self.state.get("reason"),
+                "models_version": self.state.get("models_version"),
+                **({"candidate_errors": rejected} if rejected else {}), "pid": os.getpid()}
 
     def describe(self) -> dict[str, Any]:
         self.state = predict_batch([empty_features()], self.models_dir)[0]["state"]

@@ -2,7 +2,9 @@
 
     args: {data_dir, models_dir, chunk_size, max_batch_size, batch_wait_timeout_s}
 data_dir defaults to $TECHNIC_DATA_DIR / the per-user folder, and an empty one gets the
-synthetic demo market here, once, before any replica starts (replicas never build it).
+synthetic demo market here, once, before any replica starts (replicas never build it). It may be
+an object-store URI (`s3://bucket/prefix?region=...`, technic_v4/data/store_fs.py), so the nodes
+of a cluster read one store without a shared filesystem; an empty URI is refused, not filled.
 models_dir defaults to $TECHNIC_MODELS_DIR / the repository's models/. The two batch knobs,
 when given, override the alpha deployment's user_config (serve_config.yaml sets it directly).
 No `from __future__ import annotations` here: Serve reads the builder's annotation at run time
@@ -17,6 +19,7 @@ from ray.serve import Application
 from deployments.alpha import DEFAULT_BATCH, AlphaModel
 from deployments.indicators import Indicators
 from deployments.ingress import Ingress
+from technic_v4.data.store_fs import data_root
 from technic_v4.data_engine import default_data_dir, ensure_store
 
 
@@ -30,8 +33,9 @@ class AppArgs(BaseModel):
 
 def build_app(args: AppArgs) -> Application:
     args = AppArgs.model_validate(args) if isinstance(args, dict) else args
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
-    data_dir = data_dir.resolve()
+    data_dir = data_root(args.data_dir) if args.data_dir else default_data_dir()
+    if isinstance(data_dir, Path):
+        data_dir = data_dir.resolve()
     ensure_store(data_dir)
     models_dir = str(Path(args.models_dir).expanduser().resolve()) if args.models_dir else None
     alpha = AlphaModel

@@ -10,7 +10,8 @@ Walk-through of `run_chunked`:
  4. `predict(features)` runs for every block's surviving rows at once; the alpha replica
     batches them, across chunks and concurrent scans, into one XGBoost call (`predict_batch`).
  5. AlphaScore is computed over all surviving rows together (`combine_alpha`), exactly as
-    `predict_alpha` does in one call, so chunking and batching cannot change it.
+    `predict_alpha` does in one call, so chunking and batching cannot change it; chunks
+    forecast by different model versions are refused (StaleDataError), never combined.
  6. `finish_scan` merges the blocks in plan order, ranks, cuts and counts.
 Every indicator, check and score is per symbol, so chunks give row for row what one
 `evaluate_symbols` call gives, and the result equals `run_scan`'s (tests/test_serve.py).
@@ -25,7 +26,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from technic_v4 import scoring
 from technic_v4.alpha.inference import AlphaPredictions, alpha_score, predict_alpha
 from technic_v4.data import store
 from technic_v4.data.panel import FIELDS, Panel
+from technic_v4.data.store_fs import data_root
 from technic_v4.indicators import compute_indicators, required_bars
 from technic_v4.scanner_core import (
     SHOWN_INDICATORS,
@@ -59,7 +60,7 @@ HISTORY_WARMUP = 250      # extra bars so EMA-type indicators have converged (re
 
 
 class StaleDataError(RuntimeError):
-    """The store changed under a scan: chunks or plan come from different data versions."""
+    """The store or the models changed under a scan: its chunks come from different versions."""
 
 
 class UnknownSymbolError(LookupError):
@@ -85,10 +86,12 @@ class PanelWindows:
 
     Each replica loads a window once and keeps it; a new store (another data_version in the
     manifest, noticed by a stat of manifest.json per call) makes the next call load afresh.
+    `data_dir` may be an object-store URI: there is no cheap stamp there, so the (~1 KB)
+    manifest is read on every call instead (store_fs.py).
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], size: int = 3):
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_root(data_dir)
         self.size = size
         self._lock = threading.Lock()
         self._panels: OrderedDict[tuple, Panel] = OrderedDict()
@@ -96,12 +99,7 @@ class PanelWindows:
         self._manifest: tuple[tuple, store.StoreManifest] | None = None
 
     def manifest(self) -> store.StoreManifest:
-        path = store.store_path(self.data_dir) / "manifest.json"
-        try:
-            st = path.stat()
-            stamp: tuple = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = ()
+        stamp = store.manifest_stamp(self.data_dir)
         cached = self._manifest
         if stamp and cached is not None and cached[0] == stamp:
             return cached[1]
@@ -210,7 +208,14 @@ def empty_features() -> Features:
 
 def combine_alpha(parts: Sequence[Mapping[str, Any]]) -> AlphaPredictions:
     """The chunks' forecasts as one scan's AlphaPredictions, AlphaScore as `predict_alpha`
-    computes it over all rows (inference.py step 4); NaN unless the models are available."""
+    computes it over all rows (inference.py step 4); NaN unless the models are available.
+    Chunks predicted by different model versions (a model swapped between two batches, or
+    replicas that swapped at different moments) are refused, never mixed: StaleDataError,
+    which the backend answers by scanning once more."""
+    versions = {str(p["state"].get("models_version")) for p in parts}
+    if len(versions) > 1:
+        raise StaleDataError(f"alpha models changed during the scan: chunks were predicted by "
+                             f"{sorted(versions)}")
     a5 = np.concatenate([np.asarray(p["alpha5d"], dtype=float) for p in parts])
     a10 = np.concatenate([np.asarray(p["alpha10d"], dtype=float) for p in parts])
     state = dict(parts[0]["state"])

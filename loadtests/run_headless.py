@@ -2,6 +2,7 @@
 
     python loadtests/run_headless.py [--users 16] [--run-time 30s] [--p99-ms 3000]
                                      [--user-class MixedUser] [--data-dir DIR]
+                                     [--rss-every 15 --rss-bound-mb 300]
 
 Walk-through: start `serve run serve_config.yaml` through `python -m deployments.launch`
 (dashboard off, 127.0.0.1, a free port) in its own process group; wait for /readyz (the time
@@ -9,6 +10,12 @@ is printed: start-to-ready); sum the server's memory (RSS and USS of its process
 Locust headless against 127.0.0.1 only; read its CSV summary; stop the server (SIGTERM, then
 SIGKILL to the process group it started). Exit 1 on any failed request (a bad request
 answered with anything but its documented 4xx counts as a failure) or a p99 above --p99-ms.
+With --rss-every S the server tree's RSS is sampled every S seconds during the run (a soak):
+the series is printed with its growth after --rss-warmup-s (median of the last 3 samples minus
+the median of the first 3 after the warm-up, while autoscaling adds replicas), and a growth
+above --rss-bound-mb fails the run too.
+start_locust / stop_locust / read_stats are also how tests/test_faults.py runs Locust (as a
+subprocess, stopped early once its faults are over) and reads the outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,20 +68,21 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 300) -> floa
 
 
 def server_memory(proc: subprocess.Popen) -> dict[str, float]:
-    """RSS and USS (MB) summed over the server's process tree (Ray's processes included)."""
+    """RSS and USS (MB) summed over the server's process tree (Ray's processes included), and
+    how many processes that is (autoscaling adds replicas, each holding its own Panel)."""
     try:
         import psutil
     except ImportError:
         return {}
     root = psutil.Process(proc.pid)
-    rss = uss = 0
+    rss = uss = n = 0
     for p in [root, *root.children(recursive=True)]:
         try:
             m = p.memory_full_info()
-            rss, uss = rss + m.rss, uss + m.uss
+            rss, uss, n = rss + m.rss, uss + m.uss, n + 1
         except psutil.Error:
             continue
-    return {"rss_mb": round(rss / 2**20), "uss_mb": round(uss / 2**20)}
+    return {"rss_mb": round(rss / 2**20), "uss_mb": round(uss / 2**20), "processes": n}
 
 
 def stop_server(proc: subprocess.Popen, grace_s: float = 40) -> None:
@@ -89,18 +98,94 @@ def stop_server(proc: subprocess.Popen, grace_s: float = 40) -> None:
         pass
 
 
-def run_locust(url: str, users: int, run_time: str, user_class: str, prefix: Path,
-               env: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
-    """Locust headless; returns its stats CSV rows by name ("Aggregated" = the total)."""
+@dataclass
+class LocustResult:
+    """What a headless Locust run left: its exit code (1 when any request failed, unless
+    --exit-code-on-error says otherwise), its stats CSV rows by name ("Aggregated" = the
+    total) and its failures CSV rows (one per distinct name + error, with an occurrence count)."""
+
+    exit_code: int
+    rows: dict[str, dict[str, str]]
+    failures: list[dict[str, str]]
+    log: Path
+
+    @property
+    def requests(self) -> int:
+        return int(self.rows["Aggregated"]["Request Count"])
+
+    @property
+    def failed(self) -> int:
+        return int(self.rows["Aggregated"]["Failure Count"])
+
+
+def start_locust(url: str, users: int, run_time: str, user_class: str, prefix: Path,
+                 env: dict[str, str] | None = None, stop_timeout_s: int = 10
+                 ) -> subprocess.Popen:
+    """Locust headless in a subprocess (never imported here: its gevent monkey-patching breaks
+    a process that has already imported ssl), stats to `{prefix}_*.csv`, output to
+    `{prefix}.log`. Each user's task in flight at the end gets `stop_timeout_s` to finish."""
     if not url.startswith(("http://127.0.0.1", "http://localhost")):
         raise ValueError("load tests run against 127.0.0.1 only")
-    cmd = ["locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
-           "-u", str(users), "-r", str(users), "-t", run_time, "--host", url,
-           "--csv", str(prefix), "--only-summary", "--stop-timeout", "10", user_class]
-    subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, check=False,
-                   stdout=subprocess.DEVNULL)
-    with open(f"{prefix}_stats.csv") as fh:
-        return {row["Name"]: row for row in csv.DictReader(fh)}
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+           "--headless", "-u", str(users), "-r", str(users), "-t", run_time, "--host", url,
+           "--csv", str(prefix), "--only-summary", "--stop-timeout", str(stop_timeout_s),
+           user_class]
+    with open(f"{prefix}.log", "wb") as log:  # the child keeps its own copy of the fd
+        return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def read_stats(prefix: Path, exit_code: int = 0) -> LocustResult:
+    """The stats and failures CSVs Locust wrote under `prefix` (also readable mid-run: Locust
+    rewrites them every second)."""
+    with open(f"{prefix}_stats.csv", newline="") as fh:
+        rows = {row["Name"]: row for row in csv.DictReader(fh)}
+    with open(f"{prefix}_failures.csv", newline="") as fh:
+        failures = list(csv.DictReader(fh))
+    return LocustResult(exit_code, rows, failures, Path(f"{prefix}.log"))
+
+
+def stop_locust(proc: subprocess.Popen, timeout_s: float = 60) -> int:
+    """End a run before its --run-time (SIGTERM; the locustfile lets tasks in flight finish
+    and the CSVs catch up); its exit code. Killed if it has not exited after `timeout_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def run_locust(url: str, users: int, run_time: str, user_class: str, prefix: Path,
+               env: dict[str, str] | None = None, stop_timeout_s: int = 10) -> LocustResult:
+    """Locust headless until its --run-time is up; its exit code and CSVs."""
+    proc = start_locust(url, users, run_time, user_class, prefix, env, stop_timeout_s)
+    return read_stats(prefix, proc.wait())
+
+
+def sample_rss(server: subprocess.Popen, locust: subprocess.Popen, every_s: float
+               ) -> list[tuple[float, int, int]]:
+    """[(seconds into the run, server tree RSS MB, processes)] every `every_s` until Locust
+    exits."""
+    t0, out = time.monotonic(), []
+    while locust.poll() is None:
+        try:
+            locust.wait(every_s)
+        except subprocess.TimeoutExpired:
+            m = server_memory(server)
+            out.append((round(time.monotonic() - t0, 1), m["rss_mb"], m["processes"]))
+    return out
+
+
+def rss_growth(series: list[tuple[float, int, int]], warmup_s: float) -> float:
+    """Median of the last 3 samples minus the median of the first 3 taken after `warmup_s`
+    (when the autoscaler has added the replicas the load needs; RSS also moves by tens of MB
+    between samples as allocators free and reuse arenas, so single samples would be noise)."""
+    steady = [m for t, m, _ in series if t >= warmup_s] or [m for _, m, _ in series]
+    first, last = sorted(steady[:3]), sorted(steady[-3:])
+    return last[len(last) // 2] - first[len(first) // 2]
 
 
 def report(rows: dict[str, dict[str, str]]) -> None:
@@ -116,8 +201,14 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--run-time", default="30s")
     ap.add_argument("--p99-ms", type=float, default=3000.0)
-    ap.add_argument("--user-class", default="MixedUser", choices=["MixedUser", "FullScanUser"])
+    ap.add_argument("--user-class", default="MixedUser",
+                    choices=["MixedUser", "FullScanUser", "UncachedScanUser"])
     ap.add_argument("--data-dir", default=None, help="default: $TECHNIC_DATA_DIR")
+    ap.add_argument("--rss-every", type=float, default=0.0,
+                    help="sample the server's RSS every N seconds (0: once, at start)")
+    ap.add_argument("--rss-bound-mb", type=float, default=300.0)
+    ap.add_argument("--rss-warmup-s", type=float, default=90.0,
+                    help="samples before this are warm-up (replicas being added)")
     args = ap.parse_args()
     env = {"TECHNIC_DATA_DIR": args.data_dir} if args.data_dir else {}
     port = free_port()
@@ -128,14 +219,23 @@ def main() -> int:
         ready_s = wait_ready(url, proc)
         print(f"server ready after {ready_s:.1f} s; memory {server_memory(proc)}; "
               f"log {work / 'server.log'}")
-        rows = run_locust(url, args.users, args.run_time, args.user_class, work / "locust")
+        locust = start_locust(url, args.users, args.run_time, args.user_class, work / "locust")
+        rss = sample_rss(proc, locust, args.rss_every) if args.rss_every else []
+        result = read_stats(work / "locust", locust.wait())
     finally:
         stop_server(proc)
-    report(rows)
-    total = rows["Aggregated"]
-    fails, p99 = int(total["Failure Count"]), float(total["99%"])
+    report(result.rows)
+    fails, p99 = result.failed, float(result.rows["Aggregated"]["99%"])
     problems = ([f"{fails} failed requests (see {work}/locust_failures.csv)"] if fails else []) + \
                ([f"p99 {p99:.0f} ms > {args.p99_ms:.0f} ms"] if p99 > args.p99_ms else [])
+    if rss:
+        growth = rss_growth(rss, args.rss_warmup_s)
+        print(f"server RSS MB (processes) every {args.rss_every:g} s: "
+              f"{', '.join(f'{m} ({n})' for _, m, n in rss)}")
+        print(f"growth after the first {args.rss_warmup_s:g} s: {growth:+.0f} MB; "
+              f"{result.requests:,} requests in all")
+        if growth > args.rss_bound_mb:
+            problems.append(f"server RSS grew {growth:.0f} MB > {args.rss_bound_mb:.0f} MB")
     print("FAIL: " + "; ".join(problems) if problems else "OK")
     return 1 if problems else 0
 

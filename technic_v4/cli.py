@@ -5,7 +5,9 @@
     technic models train [--seed N] | show
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
-`technic scan --format csv > scan.csv` stays clean.
+`technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
+URI (`s3://bucket/prefix?region=...`): it is a string option, since a path type would collapse
+the URI's `//`, and messages show a URI without its query and userinfo.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import pandas as pd
 import typer
@@ -25,6 +27,7 @@ from rich.table import Table
 from technic_v4 import formats
 from technic_v4.cli_models import models_app
 from technic_v4.data import store
+from technic_v4.data.store_fs import DataRoot, data_root, shown
 from technic_v4.data_engine import StoreLoader, default_data_dir, ensure_store
 from technic_v4.scanner_core import ScanConfig, ScanStatus, run_scan
 
@@ -34,8 +37,9 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Data directory (default: $TECHNIC_DATA_DIR or the per-user data folder).")]
+DataDir = Annotated[str | None, typer.Option(
+    "--data-dir", help="Data directory or object-store URI such as s3://bucket/prefix "
+    "(default: $TECHNIC_DATA_DIR or the per-user data folder).")]
 TABLE_COLUMNS = ["Symbol", "Sector", "Close", "TechRating", "Signal", "RSI", "MACD_hist",
                  "ATR_pct", "Volume_ratio", "mom_21", "mom_63", "Alpha5d", "Alpha10d"]
 
@@ -46,9 +50,17 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
                         handlers=[RichHandler(console=err, show_path=False)])
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
+
+
+def _root(data_dir: str | None) -> DataRoot:
+    """--data-dir checked (a bad URI is an error naming its scheme), else the default."""
+    try:
+        return data_root(data_dir) if data_dir else default_data_dir()
+    except store.StoreError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -93,7 +105,7 @@ def scan(
     )
     try:
         config.validate()
-        loader = StoreLoader(data_dir)
+        loader = StoreLoader(_root(data_dir))
         with err.status("scanning...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"scanning: {stage} {done}/{total}")
@@ -171,9 +183,13 @@ def data_demo(
     """(Re)build the deterministic synthetic demo market in the data directory."""
     from technic_v4.data.demo import DemoSpec, build_demo_store
 
-    root = data_dir or default_data_dir()
-    with err.status(f"building the synthetic demo market ({symbols} symbols) in {root}..."):
-        manifest = build_demo_store(root, DemoSpec(n_symbols=symbols))
+    root = _root(data_dir)
+    try:
+        with err.status(f"building the synthetic demo market ({symbols} symbols) in "
+                        f"{shown(root)}..."):
+            manifest = build_demo_store(root, DemoSpec(n_symbols=symbols))
+    except (OSError, store.StoreError) as exc:
+        _fail(str(exc))
     err.print(f"built {manifest.n_symbols} symbols x {manifest.n_sessions} sessions "
               f"({manifest.first_session}..{manifest.last_session}), source: synthetic, "
               f"data_version {manifest.data_version}", highlight=False)
@@ -193,13 +209,13 @@ def data_ingest(
     from technic_v4.data.ingest import ingest_bars
     from technic_v4.data.ingest_yahoo import ingest_csv_folder
 
-    root = data_dir or default_data_dir()
+    root = _root(data_dir)
     try:
         if bars.is_dir():
             result = ingest_csv_folder(bars, root, universe_path=universe, prices=prices)
         else:
             result = ingest_bars(bars, root, universe_path=universe)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, store.StoreError) as exc:
         _fail(str(exc))
     s = result.summary()
     err.print(f"read {result.rows_read} rows: kept {result.rows_kept}, rejected "
@@ -231,7 +247,7 @@ def data_append(
     from technic_v4.data.append import append_bars
     from technic_v4.data.ingest import read_bars_file
 
-    root = data_dir or default_data_dir()
+    root = _root(data_dir)
     try:
         result = append_bars(read_bars_file(bars), root)
     except (ValueError, OSError, store.StoreError) as exc:
@@ -268,7 +284,11 @@ def data_update(
 
     if provider != "polygon":
         _fail(f"unknown provider {provider!r}; available: polygon")
-    root = data_dir or default_data_dir()
+    root = _root(data_dir)
+    if not isinstance(root, Path):
+        _fail(f"`technic data update` keeps its download cache in the data dir, which must be "
+              f"local, not {shown(root)}: update a local store, or fetch bars elsewhere and "
+              f"`technic data append FILE --data-dir URI`")
     try:
         with PolygonClient(per_minute=per_minute) as client:
             result = update_store(root, client, start=start, end=end, workers=workers,
@@ -295,14 +315,14 @@ def data_check(
     """Run the data-quality gate over the store and print the report; exit 1 if flagged."""
     from technic_v4.data.quality import FLAGS, check_store
 
-    root = data_dir or default_data_dir()
+    root = _root(data_dir)
     try:
         report = check_store(root)
     except (ValueError, store.StoreError) as exc:
         _fail(str(exc))
     counts = report.counts()
     m = store.read_manifest(root)
-    err.print(f"data quality of {store.store_path(root)} (data_version {m.data_version}, "
+    err.print(f"data quality of {store.store_location(root)} (data_version {m.data_version}, "
               f"{m.n_symbols} symbols, adjusted: {m.meta.get('adjusted', 'unknown')})\n"
               + ", ".join(f"{f} {counts[f]}" for f in FLAGS)
               + f"; flagged {counts['any']} of {m.n_symbols}", highlight=False)
@@ -321,13 +341,16 @@ def data_check(
 @data_app.command("info")
 def data_info(data_dir: DataDir = None) -> None:
     """Describe the store: source, shape, sessions, data version."""
-    root = data_dir or default_data_dir()
-    if not store.store_exists(root):
-        _fail(f"no price store in {root}; `technic data demo` builds the synthetic one, "
-              "`technic data ingest FILE` loads yours")
-    m = ensure_store(root)
-    uni = store.read_universe(root)
-    err.print(f"store: {store.store_path(root)}\nsource: {m.source}\ndata_version: "
+    root = _root(data_dir)
+    try:
+        if not store.store_exists(root):
+            _fail(f"no price store in {shown(root)}; `technic data demo` builds the synthetic "
+                  "one, `technic data ingest FILE` loads yours")
+        m = ensure_store(root)
+        uni = store.read_universe(root)
+    except store.StoreError as exc:
+        _fail(str(exc))
+    err.print(f"store: {store.store_location(root)}\nsource: {m.source}\ndata_version: "
               f"{m.data_version}\nsymbols: {m.n_symbols}\nsessions: {m.n_sessions} "
               f"({m.first_session}..{m.last_session})\nsegments: "
               f"{len(m.segment_list())} (base + appends)\ncreated: {m.created}", highlight=False)

@@ -35,9 +35,9 @@ ModelsDir = Annotated[Path | None, typer.Option(
 
 @models_app.command("train")
 def train(
-    data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", help="Data directory (default: $TECHNIC_DATA_DIR or the per-user "
-        "data folder).")] = None,
+    data_dir: Annotated[str | None, typer.Option(  # str: a path type collapses a URI's //
+        "--data-dir", help="Data directory or object-store URI (default: $TECHNIC_DATA_DIR "
+        "or the per-user data folder).")] = None,
     models_dir: ModelsDir = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice in training.")] = 0,
     horizon: Annotated[list[int] | None, typer.Option(
@@ -46,13 +46,17 @@ def train(
     """Train the alpha models on the price store and write them into the models directory."""
     from technic_v4.alpha.train import train_models
     from technic_v4.data import store
+    from technic_v4.data.store_fs import data_root
     from technic_v4.data_engine import default_data_dir, ensure_store
 
     horizons = tuple(horizon or sorted(FEATURES_BY_HORIZON))
     bad = [h for h in horizons if h not in FEATURES_BY_HORIZON]
     if bad:
         _fail(f"no feature set for horizon(s) {bad}; valid: {sorted(FEATURES_BY_HORIZON)}")
-    root = data_dir or default_data_dir()
+    try:
+        root = data_root(data_dir) if data_dir else default_data_dir()
+    except store.StoreError as exc:
+        _fail(str(exc))
     out_dir = models_dir or registry.default_models_dir()
     t0 = time.perf_counter()
     manifest = ensure_store(root)

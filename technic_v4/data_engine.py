@@ -4,6 +4,12 @@ A scan asks a `PanelLoader` for "the last `bars` sessions up to `end`" and nothi
 scanner never knows whether bars came from disk (`StoreLoader`) or a test (`PanelSource`).
 `StoreLoader` keeps the last Panel it read and re-reads only when the store's data_version or the
 window changes, which is what makes a warm scan cost milliseconds.
+
+A data dir is a local path or an object-store URI (`s3://bucket/prefix?...`; store_fs.py). An
+empty local dir gets the synthetic demo market; an empty object-store location is refused
+instead: there an empty prefix is far likelier a typo or a missing upload than a wish for ~200 MB
+of made-up prices in a bucket, and a cluster would silently scan them. Write one on purpose with
+`technic data demo --data-dir URI` (or ingest real data there).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import platformdirs
 
 from technic_v4.data import store
 from technic_v4.data.panel import Panel
+from technic_v4.data.store_fs import DataDir, DataRoot, data_root, shown
 
 log = logging.getLogger("technic.data")
 
@@ -31,17 +38,26 @@ class PanelLoader(Protocol):
         ...
 
 
-def default_data_dir() -> Path:
-    """$TECHNIC_DATA_DIR, else the per-user data folder (e.g. ~/.local/share/technic)."""
+def default_data_dir() -> DataRoot:
+    """$TECHNIC_DATA_DIR (a path or an object-store URI), else the per-user data folder
+    (e.g. ~/.local/share/technic)."""
     env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("technic"))
+    return data_root(env) if env else Path(platformdirs.user_data_dir("technic"))
 
 
-def ensure_store(data_dir: str | os.PathLike[str] | None = None) -> store.StoreManifest:
-    """The store's manifest; builds the synthetic demo market first when there is no store."""
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
+def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
+    """The store's manifest; builds the synthetic demo market first when a local data dir
+    holds no store (an object-store one is refused: module docstring)."""
+    root = data_root(data_dir) if data_dir is not None else default_data_dir()
     if not store.store_exists(root):
         from technic_v4.data.demo import build_demo_store
+
+        if not isinstance(root, Path):
+            raise store.StoreError(
+                f"no price store at {store.store_location(root)}; an object-store location is "
+                f"never filled with the synthetic demo automatically: write one with `technic "
+                f"data demo --data-dir {shown(root)}` or `technic data ingest FILE --data-dir "
+                f"{shown(root)}`")
 
         log.warning(
             "no price store in %s: building the deterministic synthetic demo market "
@@ -52,10 +68,10 @@ def ensure_store(data_dir: str | os.PathLike[str] | None = None) -> store.StoreM
 
 
 class StoreLoader:
-    """Loads windows of the on-disk store, caching the last one read (thread-safe)."""
+    """Loads windows of the store, caching the last one read (thread-safe)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, auto_demo: bool = True):
-        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    def __init__(self, data_dir: DataDir | None = None, *, auto_demo: bool = True):
+        self.data_dir = data_root(data_dir) if data_dir is not None else default_data_dir()
         self.auto_demo = auto_demo
         self._lock = threading.Lock()
         self._cached: tuple[tuple, Panel] | None = None

@@ -2,7 +2,8 @@
 
 Shared by the CLI and the HTTP service so a result looks the same wherever it is fetched.
 JSON is `{"meta": {...}, "rows": [...]}` with NaN as null; CSV and Parquet carry the `Source`
-column on every row, and Parquet also stores `meta` in its schema metadata.
+column on every row, and Parquet also stores `meta` in its schema metadata. CSV text cells that
+a spreadsheet would evaluate (=, +, -, @ first) get a leading ' (as the page's CSV does).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FORMATS = ("table", "csv", "json", "parquet")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet evaluates
 
 
 def scan_meta(status: Any) -> dict[str, Any]:
@@ -42,7 +44,24 @@ def to_json(frame: pd.DataFrame, meta: dict[str, Any]) -> bytes:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, date_format="%Y-%m-%d").encode()
+    return _no_formulas(frame).to_csv(index=False, date_format="%Y-%m-%d").encode()
+
+
+def _no_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a ' before each text cell a spreadsheet would run as a formula (one starting
+    with =, +, -, @, tab or CR: a company name like `=HYPERLINK(...)` from a universe file).
+    Numbers are left alone; `frame` is copied only when some cell needs it."""
+    out = frame
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype != object and not pd.api.types.is_string_dtype(col):
+            continue
+        values = col.to_numpy(dtype=object)
+        risky = [isinstance(v, str) and v.startswith(FORMULA_START) for v in values]
+        if any(risky):
+            out = frame.copy() if out is frame else out
+            out[name] = ["'" + v if r else v for v, r in zip(values, risky, strict=True)]
+    return out
 
 
 def to_parquet(frame: pd.DataFrame, meta: dict[str, Any]) -> bytes:

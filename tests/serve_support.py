@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,8 +33,8 @@ def demo_store(root: Path, seed: int | None = None) -> Path:
     return root
 
 
-def tiny_models(root: Path) -> Path:
-    rng = np.random.default_rng(0)
+def tiny_models(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
     for h in (5, 10):
         names = list(feature_names(h))
         x = rng.normal(size=(400, len(names)))
@@ -79,21 +79,28 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(root: Path, env: dict[str, str], name: str, **app_args) -> Iterator[dict]:
+def running_app(root: Path, env: dict[str, str], name: str, *,
+                metrics_export_port: int | None = None,
+                store: Callable[[Path], Path] = demo_store, **app_args) -> Iterator[dict]:
     """The real Serve app over HTTP on 127.0.0.1 and a free port, on a 500-symbol demo store
     and tiny models under `root`. Ray is started small: dashboard off, token auth off via `env`
-    (set before ray.init, so the raylet and every worker inherit it), 2 CPUs, 200 MB store."""
+    (set before ray.init, so the raylet and every worker inherit it), 2 CPUs, 200 MB store.
+    `metrics_export_port`, when given, is where this node's metrics agent serves Prometheus
+    text (`ray.init(_metrics_export_port=...)`); by default Ray picks its own port.
+    `store(dir)` writes the store into `dir` and returns it (default: the demo store)."""
     import ray
     from ray import serve
 
     from deployments.app import AppArgs, build_app
 
-    data, models = demo_store(root / "data"), tiny_models(root / "models")
+    data, models = store(root / "data"), tiny_models(root / "models")
     port = free_port()
     with patched_env(env):
         try:
+            extra = ({"_metrics_export_port": metrics_export_port}
+                     if metrics_export_port is not None else {})
             ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                     logging_level="ERROR", log_to_driver=False)
+                     logging_level="ERROR", log_to_driver=False, **extra)
             serve.start(http_options={"host": "127.0.0.1", "port": port})
             serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models),
                                         **app_args)), name=name)
@@ -126,3 +133,64 @@ def warm_backend(root: Path):
                                chunk_size=128, warm=False)
     backend.warm()
     return backend
+
+
+def custom_store(root: Path, edit: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame], *,
+                 source: str = "synthetic", n_symbols: int = 60,
+                 start: str = "2024-01-02") -> Path:
+    """A small demo market whose universe table is rewritten by `edit(universe, close)` (same
+    rows, same order: row i still describes bar row i), written straight to the store under
+    `root` with `source`. Bypasses ingest, so any text can reach the store."""
+    from technic_v4.data.demo import generate_demo_market
+    from technic_v4.data.store import write_store
+
+    m = generate_demo_market(DemoSpec(n_symbols=n_symbols, start=start))
+    universe = edit(m.universe.copy(), m.close)
+    assert len(universe) == len(m.universe), "edit must keep every row"
+    write_store(root, sessions=m.sessions, universe=universe, open=m.open, high=m.high,
+                low=m.low, close=m.close, volume=m.volume, source=source)
+    return root
+
+
+# Headless Chromium for the page tests: Debian's /usr/bin/chromium driven by Playwright (no
+# browser download).
+CHROMIUM = os.environ.get("TECHNIC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+def playwright_or_skip():  # type: ignore[no-untyped-def]
+    """Playwright's sync_api, or skip the calling test module saying how to install what is
+    missing (call at module level)."""
+    import shutil
+
+    import pytest
+
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found: install it with `apt-get update && apt-get install "
+                    "-y chromium` (and `pip install playwright`; no `playwright install`)",
+                    allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api",
+                               reason="pip install playwright (the dev extra has it)")
+
+
+@contextmanager
+def chromium(sync_api) -> Iterator:  # type: ignore[no-untyped-def]
+    """A launched headless Chromium (Playwright Browser), closed after the block."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watch_page(page, origin: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The problems seen on `page` from now on, as a list that grows: script errors and any
+    request to another origin than `origin` (data: and blob: URLs allowed)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: r.url.startswith((origin, "data:", "blob:"))
+            or problems.append(f"request to another origin: {r.url}"))
+    return problems

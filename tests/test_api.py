@@ -247,3 +247,25 @@ def test_batch_prediction_equals_one_call_per_request(dirs):
         alone = predict_batch([item], dirs[1])[0]
         np.testing.assert_array_equal(out["alpha5d"], alone["alpha5d"])
         np.testing.assert_array_equal(out["alpha10d"], alone["alpha10d"])
+
+
+def test_any_source_text_travels_in_headers(tmp_path):
+    """A store whose source holds non-Latin-1 text (an ingested file's name): every answer is
+    still 200, the header percent-encodes it and the JSON meta keeps it raw."""
+    from urllib.parse import unquote
+
+    from serve_support import custom_store
+
+    source = "ingest:أسعار\u200f 100%.csv"
+    data = custom_store(tmp_path / "data", lambda uni, close: uni, source=source)
+    backend = InProcessBackend(data, tiny_models(tmp_path / "models"), warm=False)
+    backend.warm()
+    with TestClient(create_app(backend, api_keys=())) as c:
+        r = c.post("/v1/scan", json={"limit": 3})
+        assert r.status_code == 200 and r.json()["meta"]["source"] == source
+        assert r.headers["x-technic-source"].isascii()
+        assert unquote(r.headers["x-technic-source"]) == source
+        for path in ("/v1/sectors", "/healthz", "/v1/symbols/ZZZZZZ"):
+            got = c.get(path)
+            assert got.status_code in (200, 404)
+            assert unquote(got.headers["x-technic-source"]) == source

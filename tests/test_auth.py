@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-ENV = ("TECHNIC_API_KEYS", "TECHNIC_API_KEY_HASHES", "TECHNIC_RATE_LIMIT")
+ENV = ("TECHNIC_API_KEYS", "TECHNIC_API_KEY_HASHES", "TECHNIC_RATE_LIMIT", "REDIS_URL")
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,16 @@ def test_rate_limit_per_client_when_open(app_with):
     with app_with(TECHNIC_RATE_LIMIT="2/s") as c:
         codes = [c.get("/v1/sectors").status_code for _ in range(3)]
         assert codes == [200, 200, 429]
+
+
+def test_limiter_mode_is_reported(app_with):
+    """Without REDIS_URL the buckets are per process (`local`); no limit is `off`."""
+    with app_with(TECHNIC_API_KEYS="k1", TECHNIC_RATE_LIMIT="3/min") as c:
+        state = c.get("/v1/stats", headers={"X-API-Key": "k1"}).json()["rate_limit"]
+        assert (state["mode"], state["limit"], state["rejected"]) == ("local", "3/60s", 0)
+        assert c.get("/readyz").json()["checks"]["rate_limit"]["mode"] == "local"
+    with app_with() as c:
+        assert c.get("/v1/stats").json()["rate_limit"] == {"mode": "off"}
 
 
 def test_token_bucket_refills():

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import socket
-import subprocess
 import time
 import warnings
 
 import pytest
+from redis_support import REDIS, SKIP_REASON, redis_running
 from serve_support import warm_backend
 
 from deployments.api.cache import CachedBody, ResultCache, decode, encode, redis_key
@@ -29,55 +28,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="needs redis-server: apt-get update && "
-                                "apt-get install -y redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason=SKIP_REASON)
 redis = pytest.importorskip("redis")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A throwaway redis-server on 127.0.0.1:port: no persistence, killed by the test."""
-
-    def __init__(self, port: int):
-        self.port, self.proc = port, None
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def client(self):  # type: ignore[no-untyped-def]
-        return redis.Redis.from_url(self.url)
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = RedisServer(free_port())
-    srv.start()
-    yield srv
-    srv.stop()
+    with redis_running() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,21 @@
-"""Faults under load, on the real Serve app: replicas killed mid-burst, a store rewritten mid-burst.
+"""Faults under load, on the real Serve app: replicas killed mid-run, a store rewritten mid-burst.
 
-1. `test_replica_deaths_during_a_burst`: WORKERS threads post uncached scans in a loop; the
-   Indicators replica is killed (`ray.kill`, by its actor), then the AlphaModel replica. Serve
-   starts replacements; the ingress retries the idempotent evaluate/predict calls that died
-   with their replica (`deployments.ingress.retrying`). Asserted: 0 failed scans, every answer
-   complete (attempted = kept + rejected + errors, equal to `run_scan`'s counts and symbols),
-   /readyz 503 while the only AlphaModel replica is gone and 200 again after.
-2. `test_store_rewrite_never_mixes_versions`: the store is rewritten (another seed) while scans
-   run; every answer's rows equal `run_scan` on the version its meta names, never a mix.
+1. `test_replica_deaths_under_locust`: a headless Locust run (a subprocess: Locust's gevent
+   patching must not meet this process's ssl; WORKERS users of
+   loadtests/locustfile.py:UncachedScanUser, bounded by MAX_RUN_S) posts uncached scans back
+   to back, each answer checked by Locust against `run_scan` (counts and symbols, through
+   TECHNIC_LOCUST_EXPECT) and marked failed otherwise. Meanwhile the Indicators replica is
+   killed (`ray.kill`, by its actor), then the AlphaModel replica; after each replacement
+   SETTLE more scans are answered, then Locust is stopped (scans in flight finish and count).
+   Serve starts replacements; the ingress retries the idempotent evaluate/predict calls that
+   died with their replica (`deployments.ingress.retrying`). Asserted from Locust's exit code
+   and CSVs: 0 failed requests, every limit scanned; /readyz 503 while the only AlphaModel
+   replica is gone and 200 again after.
+2. `test_locust_flags_a_wrong_answer`: the same user against a wrong expectation fails every
+   scan, so a 0 above means the answers were checked and right.
+3. `test_store_rewrite_never_mixes_versions`: the store is rewritten (another seed) while
+   WORKERS threads scan (`Burst`); every answer's rows equal `run_scan` on the version its
+   meta names, frame for frame, never a mix.
 The figures go to RELIABILITY.md; `FAULTS_REPORT=path` writes them as JSON.
 """
 
@@ -15,9 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,11 +39,17 @@ from technic_v4.data import store
 from technic_v4.data_engine import StoreLoader
 from technic_v4.scanner_core import ScanConfig, run_scan
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
+from run_headless import LocustResult, read_stats, start_locust, stop_locust  # noqa: E402
+
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
 WORKERS = 4
 LIMITS = (5, 25, 0)  # 0: no limit, every kept row
+MAX_RUN_S = 150  # the Locust run's bound (--run-time); it is stopped once the faults are over
+STOP_TIMEOUT_S = 30  # scans in flight at the end finish (and are counted) within this
+SETTLE = 3 * WORKERS  # scans answered before the first fault and after each replacement
 
 
 def config(limit: int) -> ScanConfig:
@@ -118,8 +134,43 @@ def reference(app, monkeypatch):
     return lambda cfg: run_scan(cfg, loader=StoreLoader(app["data"]))
 
 
-def test_replica_deaths_during_a_burst(app, reference):
-    ref = {limit: reference(config(limit)) for limit in LIMITS}
+def expectation(reference, path: Path) -> Path:
+    """`run_scan`'s answer per limit, as UncachedScanUser reads it (TECHNIC_LOCUST_EXPECT)."""
+    want = {}
+    for limit in LIMITS:
+        frame, st = reference(config(limit))
+        key = "symbol" if "symbol" in frame else "Symbol"
+        want[str(limit)] = {"attempted": st.attempted, "kept": st.kept,
+                            "rejected": st.rejected, "errors": st.errors,
+                            "symbols": frame[key].tolist()}
+    path.write_text(json.dumps(want))
+    return path
+
+
+def locust_run(url: str, prefix: Path, expect: Path,
+               during: Callable[[Callable[[], int]], None]) -> LocustResult:
+    """A headless Locust run of WORKERS UncachedScanUsers, bounded by MAX_RUN_S, for as long
+    as `during(served)` takes (`served()`: requests Locust has finished so far, read from its
+    live CSV); then stopped, its in-flight scans finished and counted."""
+    proc = start_locust(url, WORKERS, f"{MAX_RUN_S}s", "UncachedScanUser", prefix,
+                        env={"TECHNIC_LOCUST_EXPECT": str(expect)},
+                        stop_timeout_s=STOP_TIMEOUT_S)
+
+    def served() -> int:
+        try:
+            return read_stats(prefix).requests
+        except (OSError, KeyError, ValueError):  # not written yet, or mid-rewrite
+            return 0
+
+    try:
+        during(served)
+        assert proc.poll() is None, f"Locust ended before the test was done: {MAX_RUN_S=}"
+    finally:
+        code = stop_locust(proc, STOP_TIMEOUT_S + 30)
+    return read_stats(prefix, code)
+
+
+def test_replica_deaths_under_locust(app, reference, tmp_path):
     url = app["url"]
 
     def readyz() -> int:
@@ -130,9 +181,9 @@ def test_replica_deaths_during_a_burst(app, reference):
 
     assert readyz() == 200
     killed, not_ready_seen, recovery = [], {}, {}
-    t0 = time.monotonic()
-    with Burst(url) as burst:
-        time.sleep(2)
+
+    def faults(served: Callable[[], int]) -> None:
+        wait_until(lambda: served() >= SETTLE, timeout=60)  # the load is on
         for deployment in ("Indicators", "AlphaModel"):
             actor, name = replica_actor(deployment)
             ray.kill(actor, no_restart=True)
@@ -148,30 +199,45 @@ def test_replica_deaths_during_a_burst(app, reference):
             wait_until(replaced, timeout=90)
             recovery[deployment] = round(time.monotonic() - t_kill, 1)
             not_ready_seen[deployment] = any(c != 200 for c in codes)
-            time.sleep(2)  # scans on the replacement, before the next fault
-    elapsed = round(time.monotonic() - t0, 1)
+            before = served()  # scans answered on the replacement, before the next fault
+            wait_until(lambda before=before: served() >= before + SETTLE, timeout=60)
 
-    status = Counter(code for code, *_ in burst.results)
-    failures = [(c, b, body[:300]) for c, b, body, _ in burst.results if c != 200]
-    for code, body, content, _ in burst.results:
-        if code != 200:
-            continue
-        out = json.loads(content)
-        meta, rows = out["meta"], out["rows"]
-        frame, st = ref[body.get("limit", 0)]
-        assert meta["attempted"] == meta["kept"] + meta["rejected"] + meta["errors"], meta
-        assert (meta["attempted"], meta["kept"], meta["rejected"], meta["errors"]) == (
-            st.attempted, st.kept, st.rejected, st.errors)
-        key = "symbol" if rows and "symbol" in rows[0] else "Symbol"
-        assert [r[key] for r in rows] == frame[key].tolist()
-    report("replica_deaths", {"scans": len(burst.results), "failed": len(failures),
-                              "status": dict(status), "faults": killed,
-                              "recovery_s": recovery, "readyz_not_ready_seen": not_ready_seen,
-                              "seconds": elapsed, "workers": WORKERS})
-    assert not failures, failures[:3]
-    assert len(burst.results) >= 3 * WORKERS
+    t0 = time.monotonic()
+    result = locust_run(url, tmp_path / "locust",
+                        expectation(reference, tmp_path / "expect.json"), faults)
+    elapsed = round(time.monotonic() - t0, 1)
+    total = result.rows["Aggregated"]
+    by_name = {name: int(r["Request Count"]) for name, r in result.rows.items()
+               if name != "Aggregated"}
+    report("replica_deaths", {
+        "requests": result.requests, "failed": result.failed, "by_name": by_name,
+        "faults": killed, "recovery_s": recovery, "readyz_not_ready_seen": not_ready_seen,
+        "locust_exit_code": result.exit_code, "users": WORKERS,
+        "latency_ms": {k: total[k] for k in ("50%", "99%", "Max Response Time")},
+        "seconds": elapsed})
+    log_tail = result.log.read_text(errors="replace")[-1500:]
+    assert result.failed == 0 and not result.failures, (result.failures[:3], log_tail)
+    assert result.exit_code == 0, log_tail
+    assert set(by_name) == {f"/v1/scan [no-cache, limit {limit or 'none'}]" for limit in LIMITS}
+    assert result.requests >= 3 * WORKERS
     assert not_ready_seen["AlphaModel"], "readyz stayed 200 with no AlphaModel replica"
     assert readyz() == 200
+
+
+def test_locust_flags_a_wrong_answer(app, reference, tmp_path):
+    """Against an expectation with the symbols in reverse order, every scan counts as failed:
+    the validation in UncachedScanUser is live, so the 0 failures above mean something."""
+    expect = expectation(reference, tmp_path / "expect.json")
+    want = json.loads(expect.read_text())
+    for answer in want.values():
+        answer["symbols"] = answer["symbols"][::-1]
+    expect.write_text(json.dumps(want))
+    result = locust_run(app["url"], tmp_path / "locust", expect,
+                        lambda served: wait_until(lambda: served() >= WORKERS, timeout=60))
+    assert result.requests >= 1 and result.failed == result.requests, result.rows
+    assert result.exit_code == 1
+    assert result.failures and all("symbols differ from the expected answer" in f["Error"]
+                                   for f in result.failures), result.failures
 
 
 def test_store_rewrite_never_mixes_versions(app, reference):

@@ -20,31 +20,21 @@ from __future__ import annotations
 import io
 import math
 import os
-import shutil
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from serve_support import ndjson, running_app
+from serve_support import chromium, ndjson, playwright_or_skip, running_app, watch_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = os.environ.get("TECHNIC_CHROMIUM", "/usr/bin/chromium")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} not found: install it with `apt-get update && apt-get install -y "
-                "chromium` (and `pip install playwright`; no `playwright install`)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="pip install playwright (the dev extra has it)")
+sync_api = playwright_or_skip()
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 KEY = "web-key-1"
 ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE", "TECHNIC_API_KEYS": KEY}
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage"]
 SECTOR = "Information Technology"
 # column -> (API key, scale of the shown number, decimals shown): the table's formatting
 SHOWN = {"Close": (1, 2), "TechRating": (1, 1), "Alpha5d": (100, 2), "Alpha10d": (100, 2),
@@ -63,10 +53,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()
@@ -75,10 +63,7 @@ def page(browser, server):
     request to another origin."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
     pg = ctx.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("request", lambda r: r.url.startswith((server["url"], "data:", "blob:"))
-          or problems.append(f"request to another origin: {r.url}"))
+    problems = watch_page(pg, server["url"])
     pg.goto(server["url"] + "/")
     pg.fill("#api-key", KEY)
     pg.press("#api-key", "Enter")  # change event: stored in localStorage, sectors reloaded

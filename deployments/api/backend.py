@@ -36,6 +36,7 @@ from deployments.pipeline import (
 from technic_v4.alpha import registry
 from technic_v4.alpha.inference import HORIZONS
 from technic_v4.data import store
+from technic_v4.data.store_fs import data_root
 from technic_v4.data_engine import ensure_store
 from technic_v4.scanner_core import RowBlock, ScanConfig, ScanStatus, scan_window
 
@@ -81,7 +82,7 @@ class ChunkedBackend:
 
     def __init__(self, data_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str] |
                  None, chunk_size: int):
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_root(data_dir)  # a local Path or an object-store URI
         self.models_dir = Path(models_dir) if models_dir else registry.default_models_dir()
         self.chunk_size = chunk_size
         self._manifests = PanelWindows(self.data_dir, size=0)  # manifest reads only
@@ -162,7 +163,7 @@ class InProcessBackend(ChunkedBackend):
                  warm: bool = True):
         from technic_v4.data_engine import default_data_dir
 
-        root = Path(data_dir) if data_dir is not None else default_data_dir()
+        root = data_root(data_dir) if data_dir is not None else default_data_dir()
         ensure_store(root)
         super().__init__(root, models_dir, chunk_size)
         self.windows = PanelWindows(root)

@@ -5,7 +5,9 @@ plain `TECHNIC_API_KEYS`, read when the app is built and kept only as SHA-256 di
 neither is set the API is open (the README says so); when set, every /v1 route needs a
 matching `X-API-Key` header (401 otherwise), checked in constant time. With
 `TECHNIC_RATE_LIMIT` set, each key (each client address on an open API) has a token bucket
-and a request over it is a 429 with `Retry-After`. /healthz, /readyz, the scan page and the
+and a request over it is a 429 with `Retry-After`. The buckets are in this process, or in
+Redis when the result cache has one (REDIS_URL; redis_limiter.py), falling back to this
+process's buckets while Redis is unavailable. /healthz, /readyz, the scan page and the
 OpenAPI docs (/docs, /openapi.json) stay open for load balancers and humans.
 """
 
@@ -13,21 +15,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 from deployments.api.backend import ScanBackend
 from deployments.api.cache import ResultCache
 from deployments.api.keys import KEYS_ENV, RATE_ENV, KeyRing, RateLimiter
+from deployments.api.redis_limiter import SharedRateLimiter
 
 API_KEYS_ENV = KEYS_ENV
+Limiter = RateLimiter | SharedRateLimiter
 
 
 def install_auth(app: FastAPI, api_keys: Iterable[str] | None = None) -> None:
-    """Keys from `api_keys` (plain) or, when None, from the environment; the rate limit."""
+    """Keys from `api_keys` (plain) or, when None, from the environment; the rate limit,
+    shared through the result cache's Redis store when it has one (set app.state.cache
+    first)."""
     app.state.keyring = KeyRing.from_env() if api_keys is None else KeyRing.build(api_keys)
-    app.state.rate_limiter = RateLimiter.parse(os.environ.get(RATE_ENV))
+    local = RateLimiter.parse(os.environ.get(RATE_ENV))
+    store = getattr(app.state.cache, "remote", None)
+    app.state.rate_limiter = (local if local is None or store is None
+                              else SharedRateLimiter(local, store))
 
 
 def get_backend(request: Request) -> ScanBackend:
@@ -36,6 +45,15 @@ def get_backend(request: Request) -> ScanBackend:
 
 def get_cache(request: Request) -> ResultCache:
     return request.app.state.cache
+
+
+def get_rate_limiter(request: Request) -> Limiter | None:
+    return request.app.state.rate_limiter
+
+
+def rate_limit_stats(limiter: Limiter | None) -> dict[str, Any]:
+    """The limiter's mode and counters for /readyz and /v1/stats; `off` without a limit."""
+    return {"mode": "off"} if limiter is None else limiter.stats()
 
 
 async def require_api_key(
@@ -50,11 +68,11 @@ async def require_api_key(
         if ident is None:
             raise HTTPException(status_code=401, detail="missing or invalid X-API-Key header",
                                 headers={"WWW-Authenticate": "X-API-Key"})
-    limiter: RateLimiter | None = request.app.state.rate_limiter
+    limiter: Limiter | None = request.app.state.rate_limiter
     if limiter is not None:
         if ident is None:
             ident = request.client.host if request.client else "-"
-        wait = limiter.take(ident)
+        wait = await limiter.acquire(ident)
         if wait > 0:
             after = limiter.retry_after(wait)
             raise HTTPException(status_code=429, headers={"Retry-After": after}, detail=(
@@ -64,4 +82,5 @@ async def require_api_key(
 
 Backend = Annotated[ScanBackend, Depends(get_backend)]
 Cache = Annotated[ResultCache, Depends(get_cache)]
+RateLimit = Annotated[Limiter | None, Depends(get_rate_limiter)]
 APIKey = Depends(require_api_key)

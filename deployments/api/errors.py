@@ -4,6 +4,7 @@
   InputError (our own checks)         422 (406 for an Accept we cannot serve), same shape
   UnknownSymbolError                  404
   NotReadyError                       503 (data or models still loading)
+  StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
   anything else                       500 with an error id; the traceback goes to the log
 Nothing a client sends should reach the last line: tests/test_api.py sends every bad input
 the API documents and checks for 4xx.
@@ -19,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from deployments.pipeline import UnknownSymbolError
+from deployments.pipeline import StaleDataError, UnknownSymbolError
 from technic_v4 import scanner_core, scoring
 from technic_v4.data.universe import GICS_SECTORS, SECTOR_ALIASES, InvalidSymbolError
 from technic_v4.scanner_core import SORTABLE
@@ -100,6 +101,12 @@ def install(app: FastAPI) -> None:
     async def _not_ready(_: Request, exc: NotReadyError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503,
                               headers={"Retry-After": "2"})
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
+        # the backend already scanned again once; a second change mid-scan is rare and passes
+        return JSONResponse({"detail": f"{exc}; the scan was retried once; retry"},
+                            status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

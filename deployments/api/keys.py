@@ -13,8 +13,17 @@ matched. Keys are random tokens, so an unsalted fast hash is enough (no password
 
 Rate limits: one token bucket per key (per client address when the API is open) holding up to
 N tokens, refilled at N per period; a request takes one token or gets 429 with `Retry-After`
-(whole seconds until a token is back). Buckets live in each ingress replica's memory, so with
-R replicas a key can get up to R x N per period.
+(whole seconds until a token is back). So a key gets at most N at once and N per period
+sustained. Where the buckets live:
+
+  REDIS_URL unset   `RateLimiter` below, in each ingress replica's memory: with R replicas a
+                    key can get up to R x N per period.
+  REDIS_URL set     `redis_limiter.SharedRateLimiter`: the buckets are in Redis, shared by all
+                    replicas and nodes, so N per period in total. While Redis is down or slow
+                    each replica falls back to its own `RateLimiter` (never unlimited, never
+                    a 5xx): R x N per period again until Redis answers. /readyz and /v1/stats
+                    show `rate_limit.mode` (`shared`, `local`, `local (redis degraded: ...)`,
+                    `off`) and the count of `fallbacks`.
 
 Make a hash:  python -m deployments.api.keys hash KEY     (or `-` to read the key from stdin)
 New key:      python -m deployments.api.keys new          (prints a random key and its hash)
@@ -133,9 +142,21 @@ class RateLimiter:
             self.buckets.popitem(last=False)
         return wait
 
+    async def acquire(self, ident: Any) -> float:
+        """`take`, behind the async interface SharedRateLimiter also has (dependencies.py)."""
+        return self.take(ident)
+
     @staticmethod
     def retry_after(wait_s: float) -> str:
         return str(max(1, math.ceil(wait_s)))
+
+    def describe(self) -> str:
+        return f"{self.capacity}/{self.period_s:g}s"
+
+    def stats(self) -> dict[str, Any]:
+        """For /readyz and /v1/stats: buckets in this process only (per replica)."""
+        return {"mode": "local", "status": "ok", "limit": self.describe(),
+                "rejected": self.rejected, "local_buckets": len(self.buckets)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ bytes and keeps the fault state, so a slow or dead Redis can never slow or fail 
  3. `get` fetches the value and its remaining TTL in one round trip (a pipeline), so the
     caller's in-process copy can expire at the same moment as the shared one. `put` writes
     with `PX ttl`: every entry expires, whatever Redis's eviction policy is.
+ 4. `run_script` runs a Lua script (EVALSHA, loading it on NOSCRIPT) through the same `_call`.
+    The shared rate limiter (redis_limiter.py) uses it on the cache's store, so one process
+    has one Redis connection pool, one degraded state and one probe, whoever noticed first.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class RedisStore:
         self._probing = False
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, Any] = {}  # source -> AsyncScript (its SHA1, any client)
 
     @property
     def degraded(self) -> bool:
@@ -108,6 +112,19 @@ class RedisStore:
             return False
         ttl_ms = max(1, int(self.ttl_s * 1000))
         return await self._call(lambda r: r.set(key, value, px=ttl_ms)) is not _SKIPPED
+
+    async def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        """The script's reply, or None when Redis is unavailable (so a script run this way
+        should never return nil). EVALSHA first; redis-py loads the script on NOSCRIPT (a
+        restarted or failed-over Redis has an empty script cache)."""
+        async def op(r: Any) -> Any:
+            script = self._scripts.get(source)
+            if script is None:
+                script = self._scripts[source] = r.register_script(source)
+            return await script(keys, args, client=r)
+
+        out = await self._call(op)
+        return None if out is _SKIPPED else out
 
     async def health(self) -> dict[str, Any]:
         """Ping (unless backing off): {status: ok|degraded, error, retry_in_s}."""

@@ -1,16 +1,19 @@
 """Response helpers: orjson bodies, the X-Technic-* headers, and format negotiation.
 
 Every response says where its data came from: `X-Technic-Data-Version`, `X-Technic-Source`,
-`X-Technic-As-Of`, plus `X-Technic-Elapsed-Ms` and `Server-Timing` (time to the response
-head, i.e. the whole computation for non-streaming routes). Routes that know better (a scan
-as of a past session) set the headers themselves; `MetaHeaders` fills in the rest from the
-store's manifest, so errors and health checks carry them too.
+`X-Technic-As-Of` (scans add `X-Technic-Models`), plus `X-Technic-Elapsed-Ms` and
+`Server-Timing` (time to the response head, i.e. the whole computation for non-streaming
+routes). Routes that know better (a scan as of a past session) set the headers themselves;
+`MetaHeaders` fills in the rest from the store's manifest, so errors and health checks carry
+them too.
 """
 
 from __future__ import annotations
 
+import string
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import Request
@@ -20,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.api.errors import FORMATS, InputError
 
+HEADER_SAFE = "".join(c for c in string.printable if c.isprintable() and c != "%")
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "parquet": "application/vnd.apache.parquet"}
@@ -37,10 +41,23 @@ class JSONBody(Response):
         return orjson.dumps(content, option=JSON_OPTIONS)
 
 
+def header_value(text: object) -> str:
+    """`text` as a header value: printable ASCII as is, anything else (non-ASCII, control
+    characters, `%`) percent-encoded as UTF-8. Header values travel as Latin-1 at best, and a
+    source such as `ingest:<file name>` may hold any character; the JSON `meta` has it raw."""
+    return quote(str(text), safe=HEADER_SAFE)
+
+
 def meta_headers(meta: dict[str, Any]) -> dict[str, str]:
-    return {"X-Technic-Data-Version": str(meta.get("data_version", "")),
-            "X-Technic-Source": str(meta.get("source", "")),
-            "X-Technic-As-Of": str(meta.get("as_of", ""))}
+    """The X-Technic-* headers of `meta`; a scan's also names the model versions that made
+    its alpha columns (`X-Technic-Models: alpha_5d:<sha12>,alpha_10d:<sha12>`)."""
+    out = {"X-Technic-Data-Version": header_value(meta.get("data_version", "")),
+           "X-Technic-Source": header_value(meta.get("source", "")),
+           "X-Technic-As-Of": header_value(meta.get("as_of", ""))}
+    models = (meta.get("alpha") or {}).get("models_version")
+    if models:
+        out["X-Technic-Models"] = header_value(models)
+    return out
 
 
 def negotiate(request: Request, explicit: str | None) -> str:

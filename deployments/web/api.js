@@ -37,6 +37,10 @@ export function apiKey() {
 export async function api(path, init = {}) {
   const headers = new Headers(init.headers || {});
   const key = apiKey();
+  if (key && !/^[\x20-\x7e]*$/.test(key)) {  // fetch() refuses other header characters
+    throw new ApiError(0, "The API key can only contain printable ASCII characters; " +
+                          "paste the key as it was issued.");
+  }
   if (key) headers.set("X-API-Key", key);
   if (init.body && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   let res;

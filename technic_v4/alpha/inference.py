@@ -4,10 +4,16 @@
 each symbol's last bar and the mask of rows still alive. Walk-through:
  1. Models dir: `models_dir` argument, else env TECHNIC_MODELS_DIR, else `models/` next to the
     package (`registry.default_models_dir`).
- 2. For each horizon (5, 10): read the small metadata file; the model itself comes from a
-    per-process cache keyed by the model file's path + the sha256 in its metadata (+ size and
-    mtime, so a file rewritten in place is re-verified). A miss loads and verifies it
-    (`registry.load_model`: checksum, horizon, feature list in order).
+ 2. For each horizon (5, 10): the model comes from a per-process slot, keyed by the models
+    dir and horizon, that holds the last model that passed `registry.load_model` (checksum,
+    horizon, feature list in order) and its stamp: the metadata file's bytes (a few hundred,
+    naming the model's sha256) and the model file's size, mtime and inode. Unchanged stamp:
+    the held model, no model read. Changed stamp: the files are a *candidate*, loaded and
+    verified in full; the swap happens only if it passes, so a model being rewritten,
+    half-copied or corrupted on disk never replaces a sound one. A rejected candidate is
+    remembered by its stamp (not retried until the files change again) and reported: the
+    scan keeps the held model and its state says `candidate_error`. With no sound model ever
+    loaded in this process, the error makes the column unavailable (5).
  3. One `inplace_predict` per model for all rows at once: an (rows, features) float32 matrix
     built column by column from `features`, the same cast as in training. Row i's forecast
     depends on row i's features only, so a batch equals its rows predicted one by one.
@@ -19,7 +25,9 @@ each symbol's last bar and the mask of rows still alive. Walk-through:
     would rank as "neutral") and `state = {"available": False, "reason": <the registry's
     message, with the path>, ...}`; when both load, `state["available"]` is True and
     `state["models"]` carries each model's id, version (sha256 prefix), training data and
-    out-of-sample rank IC.
+    out-of-sample rank IC; `state["models_version"]` names the pair ("alpha_5d:<sha12>,
+    alpha_10d:<sha12>"; "none" for a missing one), so callers that predict in pieces (the
+    Serve app's chunks) can refuse to combine forecasts of different models.
 Forecasts are the expected h-session log return in excess of the universe mean (~ a fraction).
 """
 
@@ -43,7 +51,13 @@ SCORE_DEFINITION = ("AlphaScore = mean of the cross-sectional z-scores of Alpha5
                     "over the rows scored in this scan; NaN unless both models are available")
 
 _LOCK = threading.Lock()
-_CACHE: dict[str, tuple[tuple, registry.LoadedModel]] = {}  # model path -> (key, model)
+_SLOTS: dict[tuple[str, int], _Slot] = {}  # (models dir, horizon) -> held model, rejected stamp
+
+
+@dataclass
+class _Slot:
+    held: tuple[tuple, registry.LoadedModel] | None = None    # (stamp, sound model)
+    rejected: tuple[tuple, registry.ModelError] | None = None  # (stamp, why the files failed)
 
 
 @dataclass(frozen=True)
@@ -54,30 +68,62 @@ class AlphaPredictions:
     state: dict[str, object] = field(default_factory=dict)
 
 
-def get_model(models_dir: str | os.PathLike[str], horizon: int) -> registry.LoadedModel:
-    """The verified model for `horizon`, from the per-process cache when unchanged (step 2)."""
-    mid = registry.model_id(horizon)
-    meta = registry.read_metadata(models_dir, mid)
-    model_path = (Path(models_dir) / str(meta["model_file"])).resolve()
+def _stamp(models_dir: Path, mid: str) -> tuple:
+    """The metadata's bytes and the model file's size, mtime and inode: a new version changes
+    the metadata (its sha256), a rewrite or rename of the model file changes its stat."""
+    model_path, meta_path = registry.paths(models_dir, mid)
+    try:
+        meta = meta_path.read_bytes()
+    except OSError:
+        meta = None
     try:
         st = model_path.stat()
-        key: tuple = (meta["sha256"], st.st_size, st.st_mtime_ns)
+        model = (st.st_size, st.st_mtime_ns, st.st_ino)
     except OSError:
-        key = ()
+        model = None
+    return meta, model
+
+
+def _slot_model(models_dir: str | os.PathLike[str], horizon: int
+                ) -> tuple[registry.LoadedModel, registry.ModelError | None]:
+    """(model to use, why a newer candidate was rejected or None), step 2; raises the
+    candidate's ModelError when there is no sound model to fall back on."""
+    root = Path(models_dir).resolve()
+    mid = registry.model_id(horizon)
+    stamp = _stamp(root, mid)
     with _LOCK:
-        hit = _CACHE.get(str(model_path))
-    if key and hit is not None and hit[0] == key:
-        return hit[1]
-    model = registry.load_model(models_dir, mid, horizon=horizon,
-                                features=feature_names(horizon), meta=meta)
-    with _LOCK:
-        _CACHE[str(model_path)] = (key, model)
-    return model
+        slot = _SLOTS.setdefault((str(root), horizon), _Slot())
+        held, rejected = slot.held, slot.rejected
+    if held is not None and held[0] == stamp:
+        return held[1], None
+    if rejected is not None and rejected[0] == stamp:
+        error = rejected[1]
+    else:
+        try:
+            model = registry.load_model(root, mid, horizon=horizon,
+                                        features=feature_names(horizon))
+        except registry.ModelError as exc:
+            error = exc
+            with _LOCK:
+                slot.rejected = (stamp, exc)
+        else:
+            if _stamp(root, mid) == stamp:  # not rewritten while we read it
+                with _LOCK:
+                    slot.held, slot.rejected = (stamp, model), None
+            return model, None
+    if held is None:
+        raise error
+    return held[1], error
+
+
+def get_model(models_dir: str | os.PathLike[str], horizon: int) -> registry.LoadedModel:
+    """The verified model for `horizon`: the held one, or a sound candidate (step 2)."""
+    return _slot_model(models_dir, horizon)[0]
 
 
 def clear_cache() -> None:
     with _LOCK:
-        _CACHE.clear()
+        _SLOTS.clear()
 
 
 def feature_matrix(features: Mapping[str, Array1D], names: tuple[str, ...],
@@ -118,9 +164,11 @@ def predict_alpha(features: Mapping[str, Array1D], rows: BoolArray,
     for h in HORIZONS:
         mid = registry.model_id(h)
         try:
-            model = get_model(root, h)
+            model, rejected = _slot_model(root, h)
             preds[h] = predict_rows(model, features, rows)
             models[mid] = _describe(model)
+            if rejected is not None:
+                models[mid]["candidate_error"] = str(rejected)
         except (registry.ModelError, OSError) as exc:
             reason = str(exc)
             preds[h] = np.full(len(rows), np.nan)
@@ -134,7 +182,8 @@ def predict_alpha(features: Mapping[str, Array1D], rows: BoolArray,
         score = np.full(len(rows), np.nan)
         score[rows] = alpha_score(preds[5][rows], preds[10][rows])
         state = {"available": True, "score": SCORE_DEFINITION}
-    state.update(models=models, models_dir=str(root))
+    state.update(models=models, models_dir=str(root), models_version=",".join(
+        f"{mid}:{m.get('version', 'none')}" for mid, m in models.items()))
     return AlphaPredictions(preds[5], preds[10], score, state)
 
 

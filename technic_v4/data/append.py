@@ -38,6 +38,7 @@ from technic_v4.data.calendar import sessions_between
 from technic_v4.data.ingest import _adjust, _as_text, _day_ts, _days
 from technic_v4.data.ingest_checks import check_rows, flag_duplicates, scatter_dense
 from technic_v4.data.panel import UNIVERSE_COLUMNS
+from technic_v4.data.quality import check_store
 from technic_v4.data.store import (
     MAX_SEGMENTS,
     StoreManifest,
@@ -131,8 +132,6 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
                               source=source or old.source, meta=meta, **arrays)
     if len(manifest.segment_list()) > MAX_SEGMENTS + 1:
         manifest = compact_store(data_dir)
-    from technic_v4.data.quality import check_store
-
     quality = check_store(data_dir)
     return AppendReport(
         rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected),

@@ -58,7 +58,7 @@ from technic_v4.data.ingest_checks import (
     flag_duplicates,
     scatter_dense,
 )
-from technic_v4.data.store import StoreManifest, store_path, write_store
+from technic_v4.data.store import StoreManifest, write_beside, write_store
 from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
 
 __all__ = ["BAR_COLUMNS", "MODES", "PRICE_MODES", "REJECTIONS_FILENAME", "REJECT_REASONS",
@@ -181,10 +181,10 @@ def ingest_frame(
         data_dir, sessions=sessions, universe=universe, source=f"ingest:{name}",
         meta={"ingest": summary, "adjusted": prices}, **arrays,
     )
-    rejections.to_csv(store_path(data_dir) / REJECTIONS_FILENAME, index=False)
-    from technic_v4.data.quality import check_store  # the gate runs at every ingest
+    write_beside(data_dir, REJECTIONS_FILENAME, rejections.to_csv(index=False))
+    from technic_v4.data.quality import check_store
 
-    quality = check_store(data_dir)
+    quality = check_store(data_dir)  # the gate runs at every ingest
     return IngestReport(
         rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected), rejections=rejections,
         symbols=n_sym, sessions=n_ses, first_session=first, last_session=last,

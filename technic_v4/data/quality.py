@@ -36,7 +36,7 @@ from numba import njit, prange
 
 from technic_v4.data.calendar import sessions_between
 from technic_v4.data.panel import Array2D, Panel
-from technic_v4.data.store import load_panel, store_path
+from technic_v4.data.store import load_panel, write_beside
 
 QUALITY_FILENAME = "quality.csv"
 
@@ -130,10 +130,11 @@ def check_panel(panel: Panel, config: QualityConfig | None = None,
 def check_store(data_dir, config: QualityConfig | None = None, *, write: bool = True
                 ) -> QualityReport:
     """The gate over the whole store; with `write`, the per-symbol table goes to
-    `<store>/quality.csv` beside the store it describes (ingest and `technic data check`)."""
+    `<store>/quality.csv` beside the store it describes (ingest, append and `technic data
+    check`), through `write_beside`, so an object store gets it too."""
     report = check_panel(load_panel(data_dir), config)
     if write:
-        report.table.to_csv(store_path(data_dir) / QUALITY_FILENAME, index=False)
+        write_beside(data_dir, QUALITY_FILENAME, report.table.to_csv(index=False))
     return report
 
 

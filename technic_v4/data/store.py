@@ -22,24 +22,24 @@ order, `column.reshape(T, N).T` *is* the Panel — no pivot, no join, no sort (a
 
 `write_store` (ingest) writes a one-segment store to a temporary directory that replaces the old
 store in one rename, so a reader sees the old store or the new one, never half of each;
-`data_version` hashes the files' bytes. `append_segment` (a daily append) writes only the new
-sessions: a new segment file and universe file under names no manifest refers to yet, then the
-manifest by one rename, so a reader (which reads the manifest first) sees the store before or
-after the append, and a crash leaves at most an unreferenced file. Existing segments are never
-touched; data_version = hash(previous data_version, new files' bytes). After MAX_SEGMENTS tails
-`compact_store` rewrites the store as one segment (append does it automatically). Format 1
-stores (one bars.parquet, no segment list) are read as a single segment.
+`data_version` hashes the files' bytes. An object store (`data_dir` an `s3://`, `gs://` URI;
+store_fs.py) has no rename: there the new files go up under names the old manifest does not use,
+then the manifest (one atomic PUT), then the old files are deleted; a reader that opened the old
+manifest and finds a file gone retries once, as after a local compaction. `append_segment` (a
+daily append), in either kind of store, writes only the new sessions: a new segment file and
+universe file under names no manifest refers to yet, then the manifest (a rename or one PUT), so
+a reader (which reads the manifest first) sees the store before or after the append, and a
+crash leaves at most an unreferenced file. Existing segments are never touched; data_version =
+hash(previous data_version, new files' bytes). After MAX_SEGMENTS tails `compact_store` rewrites
+the store as one segment (append does it automatically). Format 1 stores (one bars.parquet, no
+segment list) are read as a single segment.
 """
 
 from __future__ import annotations
 
-import builtins
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,16 +50,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel
+from technic_v4.data.store_fs import (  # noqa: F401  (the location helpers are store API)
+    DataDir,
+    LocalStore,
+    ObjectStore,
+    StoreError,
+    locate,
+    manifest_stamp,
+    store_exists,
+    store_location,
+    store_path,
+    write_beside,
+)
 
 STORE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
-STORE_DIRNAME = "store"
 SESSIONS_PER_GROUP = 21
 MAX_SEGMENTS = 50  # tail segments before an append compacts the store into one
-
-
-class StoreError(RuntimeError):
-    """The store is missing, unreadable or inconsistent; the message says which and where."""
+_DATA_FILE = re.compile(r"^(bars|universe)(-\d{6})?\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -82,31 +90,26 @@ class StoreManifest:
                                   "n_sessions": self.n_sessions}]
 
 
-def store_path(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / STORE_DIRNAME
-
-
-def store_exists(data_dir: str | os.PathLike[str]) -> bool:
-    return (store_path(data_dir) / "manifest.json").is_file()
-
-
-def read_manifest(data_dir: str | os.PathLike[str]) -> StoreManifest:
-    path = store_path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise StoreError(f"no price store at {store_path(data_dir)} (manifest.json missing)")
+def read_manifest(data_dir: DataDir) -> StoreManifest:
+    loc = locate(data_dir)
+    where = loc.where("manifest.json")
     try:
-        raw = json.loads(path.read_text())
-        manifest = StoreManifest(**raw)
+        with loc.guard("reading the manifest of"):
+            text = loc.read_bytes("manifest.json")
+    except (FileNotFoundError, IsADirectoryError):
+        raise StoreError(f"no price store at {loc.shown} (manifest.json missing)") from None
+    try:
+        manifest = StoreManifest(**json.loads(text))
     except (ValueError, TypeError) as exc:
-        raise StoreError(f"unreadable store manifest {path}: {exc}") from exc
+        raise StoreError(f"unreadable store manifest {where}: {exc}") from exc
     if manifest.format not in READABLE_FORMATS:
-        raise StoreError(f"store format {manifest.format} at {path}, this build reads "
+        raise StoreError(f"store format {manifest.format} at {where}, this build reads "
                          f"{', '.join(map(str, READABLE_FORMATS))}: re-ingest the data")
     return manifest
 
 
 def write_store(
-    data_dir: str | os.PathLike[str],
+    data_dir: DataDir,
     *,
     sessions: pd.DatetimeIndex,
     universe: pd.DataFrame,
@@ -123,36 +126,44 @@ def write_store(
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     n, t = len(universe), len(sessions)
     sessions = _check_input(sessions, universe, arrays)
-    root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".store-", dir=root))
-    try:
+    loc = locate(data_dir)
+    with loc.guard("writing the store"), loc.staging_dir() as tmp:
         first, last = _spans(sessions, close)
         uni = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
         uni["first_session"], uni["last_session"] = first, last
         pq.write_table(pa.Table.from_pandas(uni, preserve_index=False), tmp / "universe.parquet")
         _write_bars(tmp / "bars.parquet", sessions, arrays)
         manifest = StoreManifest(
-            format=STORE_FORMAT,
+            format=STORE_FORMAT, source=source, n_symbols=n, n_sessions=t,
             data_version=_hash_files([tmp / "universe.parquet", tmp / "bars.parquet"]),
-            source=source,
-            n_symbols=n,
-            n_sessions=t,
             first_session=str(sessions[0].date()) if t else "",
-            last_session=str(sessions[-1].date()) if t else "",
-            created=_now(),
-            meta=meta or {},
-            segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}],
-        )
+            last_session=str(sessions[-1].date()) if t else "", created=_now(), meta=meta or {},
+            segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}])
+        if isinstance(loc, ObjectStore):
+            return _replace_objects(loc, tmp, manifest)
         (tmp / "manifest.json").write_text(_dump(manifest))
-        _swap_into_place(tmp, store_path(root))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        loc.swap_in(tmp)
+    return manifest
+
+
+def _replace_objects(loc: ObjectStore, staged: Path, manifest: StoreManifest) -> StoreManifest:
+    """An object store's `write_store`: the staged files under names no manifest uses yet, the
+    manifest, then every other object in the store directory goes (module docstring)."""
+    seq = 1 + max((_seq(n) for n in loc.names() if _DATA_FILE.match(n)), default=-1)
+    bars, uni = (f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet") if seq else (
+        "bars.parquet", "universe.parquet")
+    loc.publish(staged / "bars.parquet", bars)
+    loc.publish(staged / "universe.parquet", uni)
+    manifest = replace(manifest, universe=uni, segments=[{**manifest.segments[0], "file": bars}])
+    loc.put_text("manifest.json", _dump(manifest))
+    for name in loc.names():
+        if name not in ("manifest.json", bars, uni):
+            loc.delete(name)
     return manifest
 
 
 def append_segment(
-    data_dir: str | os.PathLike[str],
+    data_dir: DataDir,
     *,
     sessions: pd.DatetimeIndex,
     universe: pd.DataFrame,
@@ -171,14 +182,13 @@ def append_segment(
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     sessions = _check_input(sessions, universe, arrays)
     read_manifest(data_dir)  # a clear error when there is no store
-    with builtins.open(store_path(data_dir) / ".append.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one appender at a time (released on close)
-        return _append(data_dir, sessions, universe, arrays, source, meta)
+    loc = locate(data_dir)
+    with loc.guard("appending to"), loc.writer_lock():
+        return _append(loc, data_dir, sessions, universe, arrays, source, meta)
 
 
-def _append(data_dir, sessions, universe, arrays, source, meta) -> StoreManifest:
+def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreManifest:
     old = read_manifest(data_dir)
-    root = store_path(data_dir)
     uni = read_universe(data_dir, old)
     n, k = len(universe), len(sessions)
     if list(universe["symbol"].iloc[: len(uni)]) != list(uni["symbol"]):
@@ -196,31 +206,29 @@ def _append(data_dir, sessions, universe, arrays, source, meta) -> StoreManifest
     segs = old.segment_list()
     seq = max([_seq(s["file"]) for s in segs] + [_seq(old.universe)]) + 1
     bars_name, uni_name = f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet"
-    _write_bars(root / f".{bars_name}.tmp", sessions, arrays)
-    pq.write_table(pa.Table.from_pandas(new, preserve_index=False), root / f".{uni_name}.tmp")
-    for name in (bars_name, uni_name):
-        _fsync(root / f".{name}.tmp")
-        os.replace(root / f".{name}.tmp", root / name)
     digest = hashlib.blake2b(old.data_version.encode(), digest_size=10)
+    with loc.staging_dir() as stage:
+        _write_bars(stage / bars_name, sessions, arrays)
+        pq.write_table(pa.Table.from_pandas(new, preserve_index=False), stage / uni_name)
+        version = _hash_files([stage / bars_name, stage / uni_name], digest)
+        for name in (bars_name, uni_name):
+            loc.publish(stage / name, name)
     manifest = replace(
-        old, format=STORE_FORMAT,
-        data_version=_hash_files([root / bars_name, root / uni_name], digest),
+        old, format=STORE_FORMAT, data_version=version,
         source=source or old.source, n_symbols=n, n_sessions=old.n_sessions + k,
         first_session=old.first_session or str(sessions[0].date()),
         last_session=str(sessions[-1].date()), created=_now(),
         meta=old.meta if meta is None else meta, universe=uni_name,
         segments=[*segs, {"file": bars_name, "n_symbols": n, "n_sessions": k}])
-    tmp = root / ".manifest.json.tmp"
-    tmp.write_text(_dump(manifest))
-    _fsync(tmp)
-    os.replace(tmp, root / "manifest.json")
-    for p in root.glob("universe-*.parquet"):  # keep the current and previous universe only
-        if p.name not in (uni_name, old.universe):
-            p.unlink(missing_ok=True)
+    loc.put_text("manifest.json", _dump(manifest))
+    for name in loc.names():  # keep the current and previous universe only
+        if name.startswith("universe-") and name.endswith(".parquet") and name not in (
+                uni_name, old.universe):
+            loc.delete(name)
     return manifest
 
 
-def compact_store(data_dir: str | os.PathLike[str]) -> StoreManifest:
+def compact_store(data_dir: DataDir) -> StoreManifest:
     """Rewrite the store as one segment (same content; a new data_version)."""
     m = read_manifest(data_dir)
     panel = load_panel(data_dir)
@@ -292,30 +300,18 @@ def _dump(manifest: StoreManifest) -> str:
     return json.dumps(asdict(manifest), indent=2, default=str)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _swap_into_place(new: Path, target: Path) -> None:
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def read_universe(data_dir: str | os.PathLike[str],
-                  manifest: StoreManifest | None = None) -> pd.DataFrame:
+def read_universe(data_dir: DataDir, manifest: StoreManifest | None = None) -> pd.DataFrame:
     manifest = manifest or read_manifest(data_dir)
-    path = store_path(data_dir) / manifest.universe
-    if not path.is_file():
-        raise StoreError(f"no universe table at {path}")
-    return pq.read_table(path).to_pandas()
+    loc = locate(data_dir)
+    with loc.guard("reading the universe of"):
+        return pq.read_table(_open(loc, manifest.universe, "universe table")).to_pandas()
+
+
+def _open(loc: LocalStore | ObjectStore, name: str, what: str):
+    try:
+        return loc.open_input(name)
+    except FileNotFoundError:
+        raise StoreError(f"no {what} at {loc.where(name)}") from None
 
 
 def _segment_sessions(pf: pq.ParquetFile) -> pd.DatetimeIndex:
@@ -324,23 +320,20 @@ def _segment_sessions(pf: pq.ParquetFile) -> pd.DatetimeIndex:
 
 
 def _open_segments(data_dir, manifest: StoreManifest) -> list[tuple[pq.ParquetFile, dict]]:
-    out = []
-    for seg in manifest.segment_list():
-        path = store_path(data_dir) / seg["file"]
-        if not path.is_file():
-            raise StoreError(f"no bars file at {path}")
-        out.append((pq.ParquetFile(path), seg))
-    return out
+    loc = locate(data_dir)
+    with loc.guard("reading the bars of"):
+        return [(pq.ParquetFile(_open(loc, seg["file"], "bars file")), seg)
+                for seg in manifest.segment_list()]
 
 
-def read_sessions(data_dir: str | os.PathLike[str]) -> pd.DatetimeIndex:
+def read_sessions(data_dir: DataDir) -> pd.DatetimeIndex:
     segs = _open_segments(data_dir, read_manifest(data_dir))
     return pd.DatetimeIndex(np.concatenate([_segment_sessions(pf).to_numpy() for pf, _ in segs]),
                             name="session")
 
 
 def load_panel(
-    data_dir: str | os.PathLike[str],
+    data_dir: DataDir,
     *,
     end: str | pd.Timestamp | None = None,
     bars: int | None = None,
@@ -358,6 +351,11 @@ def load_panel(
 
 
 def _load_panel(data_dir, end, bars) -> Panel:
+    with locate(data_dir).guard("loading bars from"):
+        return _load_window(data_dir, end, bars)
+
+
+def _load_window(data_dir, end, bars) -> Panel:
     manifest = read_manifest(data_dir)
     universe = read_universe(data_dir, manifest)
     segs = _open_segments(data_dir, manifest)
@@ -367,7 +365,7 @@ def _load_panel(data_dir, end, bars) -> Panel:
     if (n != manifest.n_symbols or len(sessions) != manifest.n_sessions
             or any(len(p) != s["n_sessions"] or s["n_symbols"] > n
                    for p, (_, s) in zip(parts, segs, strict=True))):
-        raise StoreError(f"store at {store_path(data_dir)} is inconsistent with its manifest")
+        raise StoreError(f"store at {store_location(data_dir)} is inconsistent with its manifest")
     stop = len(sessions) - 1
     if end is not None:
         stop = int(sessions.searchsorted(pd.Timestamp(end).normalize(), side="right")) - 1

@@ -6,8 +6,12 @@
           reason); 503 with what is missing before that. No key, for load balancers.
           `checks.cache` is {backend: memory|redis, status: ok|degraded}: a degraded shared
           cache (Redis down) never makes the service unready, since scans still run uncached.
-/v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate) and the alpha
-          model's batch counters (needs the key).
+          `checks.rate_limit.mode` is off, local (per replica), shared (Redis), or
+          `local (redis degraded: <error>)` while requests fall back to per-replica buckets
+          (keys.py, redis_limiter.py); also never a reason to be unready.
+/v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate), the rate limiter
+          (mode, limit, rejected, fallbacks) and the alpha model's batch counters (needs the
+          key).
 /metrics: this process's technic metrics in Prometheus text format (deployments/metrics.py;
           needs the key when keys are configured; not in the OpenAPI schema, like most
           scrape endpoints). Under Ray Serve, scrape Ray's metrics
@@ -19,7 +23,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from deployments import metrics
-from deployments.api.dependencies import APIKey, Backend, Cache
+from deployments.api.dependencies import APIKey, Backend, Cache, RateLimit, rate_limit_stats
 from deployments.api.responses import JSONBody
 from deployments.api.schemas import Readiness
 from technic_v4 import __version__
@@ -35,17 +39,21 @@ async def healthz() -> JSONBody:
 
 @router.get("/readyz", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Still loading"}})
-async def readyz(backend: Backend, cache: Cache) -> JSONBody:
+async def readyz(backend: Backend, cache: Cache, limiter: RateLimit) -> JSONBody:
     """Ready to scan: the Panel is loaded and the models are checked."""
     state = await backend.readiness()
-    state = {**state, "checks": {**state["checks"], "cache": await cache.health()}}
+    # Ping (or probe) Redis first: the limiter shares the cache's store, so its mode is fresh.
+    cache_check = await cache.health()
+    checks = {**state["checks"], "cache": cache_check, "rate_limit": rate_limit_stats(limiter)}
+    state = {**state, "checks": checks}
     return JSONBody(state, status_code=200 if state["ready"] else 503)
 
 
 @router.get("/v1/stats", dependencies=[APIKey])
-async def stats(backend: Backend, cache: Cache) -> JSONBody:
-    """Result-cache hits/misses and the alpha deployment's batch sizes."""
-    return JSONBody({"cache": cache.stats(), **await backend.stats()})
+async def stats(backend: Backend, cache: Cache, limiter: RateLimit) -> JSONBody:
+    """Result-cache hits/misses, rate-limit mode and fallbacks, the alpha batch sizes."""
+    return JSONBody({"cache": cache.stats(), "rate_limit": rate_limit_stats(limiter),
+                     **await backend.stats()})
 
 
 @router.get("/metrics", dependencies=[APIKey], include_in_schema=False)
