@@ -36,7 +36,8 @@ BUCKET = "technic"
 SPEC = DemoSpec(n_symbols=150)
 FIELDS = ("open", "high", "low", "close", "volume")
 KEY, SECRET = "AKIAUNITTESTKEY7", "wJalrXUtnFEMIunitTESTsecret42"
-REQUEST = re.compile(r'"(GET|PUT|POST|DELETE|HEAD) /([^ ?]*)')
+# werkzeug's request log line; it may colour the request text with ANSI codes (by status)
+REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|POST|DELETE|HEAD) /([^ ?]*)')
 
 
 @dataclass
@@ -56,9 +57,21 @@ class S3:
         return sorted(i.base_name for i in infos)
 
     def requests(self) -> list[tuple[str, str]]:
-        """(method, bucket/key) of every request the server has answered, in order."""
+        """(method, bucket/key) of every request the server has answered, in order. The server
+        logs a request after answering it, so first a marker request is sent and awaited in
+        the log: every request this process made before it is logged by then."""
+        fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
+                               region="us-east-1")
+        marker = f"{BUCKET}/_log_marker/{time.monotonic_ns()}"
+        fs.get_file_info(marker)
+        deadline = time.monotonic() + 10
+        while marker not in self.log.read_text():
+            assert time.monotonic() < deadline, f"{marker} never reached the server log"
+            time.sleep(0.05)
+        time.sleep(0.1)  # requests answered just before the marker, logged by other threads
         return [(m.group(1), m.group(2)) for m in map(REQUEST.search, self.log.read_text()
-                                                      .splitlines()) if m]
+                                                      .splitlines()) if m and "_log_marker/"
+                not in m.group(2)]
 
 
 @pytest.fixture(scope="module")
