@@ -10,10 +10,10 @@ is printed: start-to-ready); sum the server's memory (RSS and USS of its process
 Locust headless against 127.0.0.1 only; read its CSV summary; stop the server (SIGTERM, then
 SIGKILL to the process group it started). Exit 1 on any failed request (a bad request
 answered with anything but its documented 4xx counts as a failure) or a p99 above --p99-ms.
-With --rss-every S the server tree's RSS is sampled every S seconds during the run (a soak):
-the series is printed with its growth after --rss-warmup-s (median of the last 3 samples minus
-the median of the first 3 after the warm-up, while autoscaling adds replicas), and a growth
-above --rss-bound-mb fails the run too.
+With --rss-every S the memory of each server process is sampled every S seconds (a soak):
+the tree's total is printed per sample, and the growth of the processes that lived from
+--rss-warmup-s to the end (autoscaled replicas come and go; rss_growth) is the figure that
+fails the run above --rss-bound-mb, with the five processes that grew most.
 start_locust / stop_locust / read_stats are also how tests/test_faults.py runs Locust (as a
 subprocess, stopped early once its faults are over) and reads the outcome.
 """
@@ -67,22 +67,29 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 300) -> floa
     raise TimeoutError(f"{url}/readyz not ready after {timeout_s} s")
 
 
-def server_memory(proc: subprocess.Popen) -> dict[str, float]:
-    """RSS and USS (MB) summed over the server's process tree (Ray's processes included), and
-    how many processes that is (autoscaling adds replicas, each holding its own Panel)."""
-    try:
-        import psutil
-    except ImportError:
-        return {}
+def server_processes(proc: subprocess.Popen) -> dict[int, tuple[str, float, float]]:
+    """{pid: (name, RSS MB, USS MB)} for the server's process tree (Ray's processes included;
+    a replica's name is its Ray actor title, e.g. ray::ServeReplica:technic:Indicators)."""
+    import psutil
+
     root = psutil.Process(proc.pid)
-    rss = uss = n = 0
+    out = {}
     for p in [root, *root.children(recursive=True)]:
         try:
             m = p.memory_full_info()
-            rss, uss, n = rss + m.rss, uss + m.uss, n + 1
+            title = (p.cmdline() or [p.name()])[0]
+            out[p.pid] = (os.path.basename(title)[:60], m.rss / 2**20, m.uss / 2**20)
         except psutil.Error:
             continue
-    return {"rss_mb": round(rss / 2**20), "uss_mb": round(uss / 2**20), "processes": n}
+    return out
+
+
+def server_memory(proc: subprocess.Popen) -> dict[str, float]:
+    """RSS and USS (MB) summed over the server's process tree, and how many processes that is
+    (autoscaling adds replicas, each holding its own Panel)."""
+    procs = server_processes(proc).values()
+    return {"rss_mb": round(sum(r for _, r, _ in procs)),
+            "uss_mb": round(sum(u for _, _, u in procs)), "processes": len(procs)}
 
 
 def stop_server(proc: subprocess.Popen, grace_s: float = 40) -> None:
@@ -165,27 +172,32 @@ def run_locust(url: str, users: int, run_time: str, user_class: str, prefix: Pat
     return read_stats(prefix, proc.wait())
 
 
+Sample = tuple[float, dict[int, tuple[str, float, float]]]  # (seconds, server_processes)
+
+
 def sample_rss(server: subprocess.Popen, locust: subprocess.Popen, every_s: float
-               ) -> list[tuple[float, int, int]]:
-    """[(seconds into the run, server tree RSS MB, processes)] every `every_s` until Locust
-    exits."""
+               ) -> list[Sample]:
+    """The server's processes and their memory every `every_s` seconds until Locust exits."""
     t0, out = time.monotonic(), []
     while locust.poll() is None:
         try:
             locust.wait(every_s)
         except subprocess.TimeoutExpired:
-            m = server_memory(server)
-            out.append((round(time.monotonic() - t0, 1), m["rss_mb"], m["processes"]))
+            out.append((round(time.monotonic() - t0, 1), server_processes(server)))
     return out
 
 
-def rss_growth(series: list[tuple[float, int, int]], warmup_s: float) -> float:
-    """Median of the last 3 samples minus the median of the first 3 taken after `warmup_s`
-    (when the autoscaler has added the replicas the load needs; RSS also moves by tens of MB
-    between samples as allocators free and reuse arenas, so single samples would be noise)."""
-    steady = [m for t, m, _ in series if t >= warmup_s] or [m for _, m, _ in series]
-    first, last = sorted(steady[:3]), sorted(steady[-3:])
-    return last[len(last) // 2] - first[len(first) // 2]
+def rss_growth(series: list[Sample], warmup_s: float) -> tuple[float, list[tuple[str, float]]]:
+    """RSS growth (MB) of the processes alive from the first sample after `warmup_s` to the
+    last, and the five that grew most. Processes the autoscaler starts or stops in between
+    (a replica holds ~0.9 GB of Panel and kernels) change the tree's total, not a process's
+    own memory, so they are left out; tree totals are printed beside it."""
+    steady = [procs for t, procs in series if t >= warmup_s] or [series[-1][1]]
+    first, last = steady[0], steady[-1]
+    kept = sorted(set(first) & set(last))
+    grew = sorted(((last[pid][0], last[pid][1] - first[pid][1]) for pid in kept),
+                  key=lambda g: -g[1])
+    return sum(g for _, g in grew), grew[:5]
 
 
 def report(rows: dict[str, dict[str, str]]) -> None:
@@ -229,11 +241,12 @@ def main() -> int:
     problems = ([f"{fails} failed requests (see {work}/locust_failures.csv)"] if fails else []) + \
                ([f"p99 {p99:.0f} ms > {args.p99_ms:.0f} ms"] if p99 > args.p99_ms else [])
     if rss:
-        growth = rss_growth(rss, args.rss_warmup_s)
-        print(f"server RSS MB (processes) every {args.rss_every:g} s: "
-              f"{', '.join(f'{m} ({n})' for _, m, n in rss)}")
-        print(f"growth after the first {args.rss_warmup_s:g} s: {growth:+.0f} MB; "
-              f"{result.requests:,} requests in all")
+        growth, top = rss_growth(rss, args.rss_warmup_s)
+        print(f"server RSS MB (processes) every {args.rss_every:g} s: " + ", ".join(
+            f"{sum(r for _, r, _ in procs.values()):.0f} ({len(procs)})" for _, procs in rss))
+        print(f"growth of the processes alive from {args.rss_warmup_s:g} s to the end: "
+              f"{growth:+.0f} MB over {result.requests:,} requests; most: " +
+              ", ".join(f"{name} {g:+.0f}" for name, g in top))
         if growth > args.rss_bound_mb:
             problems.append(f"server RSS grew {growth:.0f} MB > {args.rss_bound_mb:.0f} MB")
     print("FAIL: " + "; ".join(problems) if problems else "OK")
