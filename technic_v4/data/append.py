@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from technic_v4.data.calendar import sessions_between
-from technic_v4.data.ingest import _adjust, _as_text, _day_ts, _days
-from technic_v4.data.ingest_checks import check_rows, flag_duplicates, scatter_dense
+from technic_v4.data.ingest import _adjust, _as_text, _day_ts
+from technic_v4.data.ingest_checks import check_rows, place_rows, session_days
 from technic_v4.data.panel import UNIVERSE_COLUMNS
 from technic_v4.data.quality import check_store
 from technic_v4.data.store import (
@@ -95,7 +95,7 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     rej, sym_id, table, day, values = check_rows(bars)
     if prices == "adj_close" and "adj_close" in bars:
         _adjust(bars, rej, values)
-    last_day = _days(pd.DatetimeIndex([old.last_session]))[0]
+    last_day = session_days(pd.DatetimeIndex([old.last_session]))[0]
     rej.flag(rej.open & (day <= last_day), "duplicate",
              lambda i: "session " + _as_text(bars["date"].iloc[i]).to_numpy(dtype=object)
              + f" is already in the store (last session {old.last_session})")
@@ -111,13 +111,7 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     symbols = np.concatenate([known.to_numpy(dtype=object), np.asarray(added, dtype=object)])
     col_of = pd.Index(symbols).get_indexer(table)  # table position -> store row
     n_sym, k = len(symbols), len(new_ses)
-    pos = np.searchsorted(_days(new_ses), day[ok])
-    flat = col_of[sym_id[ok]] * k + pos
-    flag_duplicates(rej, ok, flat)
-    keep = rej.open[ok]
-    kept, flat = ok[keep], flat[keep]
-
-    arrays = scatter_dense(values, kept, flat, (n_sym, k))
+    arrays, kept, flat = place_rows(values, rej, ok, col_of[sym_id[ok]], day, new_ses, n_sym)
     universe = pd.concat([old_uni.loc[:, list(UNIVERSE_COLUMNS)],
                           _describe(added, universe)], ignore_index=True)
     filled = np.zeros(k, dtype=bool)

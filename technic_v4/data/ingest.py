@@ -55,8 +55,7 @@ from technic_v4.data.ingest_checks import (
     REJECT_REASONS,
     _parse_numbers,
     check_rows,
-    flag_duplicates,
-    scatter_dense,
+    place_rows,
 )
 from technic_v4.data.store import StoreManifest, write_beside, write_store
 from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
@@ -150,13 +149,7 @@ def ingest_frame(
     remap = np.cumsum(present) - 1
     sessions = sessions_between(_day_ts(day[ok].min()), _day_ts(day[ok].max()))
     n_sym, n_ses = len(symbols), len(sessions)
-    pos = np.searchsorted(_days(sessions), day[ok])
-    flat = remap[sym_id[ok]] * n_ses + pos
-    flag_duplicates(rej, ok, flat)
-    keep = rej.open[ok]
-    kept, flat = ok[keep], flat[keep]
-
-    arrays = scatter_dense(values, kept, flat, (n_sym, n_ses))
+    arrays, kept, _ = place_rows(values, rej, ok, remap[sym_id[ok]], day, sessions, n_sym)
 
     rejected = np.flatnonzero(~rej.open)
     assert n == len(kept) + len(rejected), "every row is either kept or rejected"
@@ -265,10 +258,6 @@ def _as_text(col: pd.Series) -> pd.Series:
     if col.dtype.kind == "M":
         col = col.dt.strftime("%Y-%m-%d")
     return col.astype("str").fillna("").reset_index(drop=True)  # missing -> ""
-
-
-def _days(index: pd.DatetimeIndex) -> np.ndarray:
-    return index.values.astype("datetime64[D]").astype(np.int64)
 
 
 def _day_ts(day: np.integer) -> pd.Timestamp:

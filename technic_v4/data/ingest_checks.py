@@ -234,3 +234,23 @@ def scatter_dense(values: dict[str, np.ndarray], rows: np.ndarray, flat: np.ndar
         dense[flat] = values[f][rows]
         out[f] = dense.reshape(shape)
     return out
+
+
+def session_days(sessions: pd.DatetimeIndex) -> np.ndarray:
+    """Sessions as int64 days since 1970-01-01, the unit `check_rows` gives each row's date in."""
+    return sessions.values.astype("datetime64[D]").astype(np.int64)
+
+
+def place_rows(values: dict[str, np.ndarray], rej: Rejections, ok: np.ndarray,
+               store_row: np.ndarray, day: np.ndarray, sessions: pd.DatetimeIndex,
+               n_symbols: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Rows `ok` (row i going to symbol row `store_row[i]` on its date's session) as dense
+    (n_symbols, len(sessions)) arrays. A later row landing on a taken cell is rejected as a
+    duplicate first (`flag_duplicates`). Returns the arrays, the rows kept and their flat
+    cells (symbol * T + session); ingest and append both place rows this way."""
+    k = len(sessions)
+    flat = store_row * k + np.searchsorted(session_days(sessions), day[ok])
+    flag_duplicates(rej, ok, flat)
+    keep = rej.open[ok]
+    kept, flat = ok[keep], flat[keep]
+    return scatter_dense(values, kept, flat, (n_symbols, k)), kept, flat
