@@ -17,7 +17,6 @@ Prints medians (ms) and ratios; these machines are noisy, so trust ratios and me
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -29,7 +28,7 @@ from timing import median_ms  # bench/ is on sys.path when run as a script
 
 from technic_v4.alpha import inference, registry
 from technic_v4.data.demo import DemoSpec, generate_demo_market
-from technic_v4.data_engine import PanelSource
+from technic_v4.data.reader import PanelSource
 from technic_v4.indicators import compute_indicators
 from technic_v4.scanner_core import ScanConfig, run_scan
 
@@ -39,8 +38,9 @@ def bench_inference(models_dir: Path, last: dict, repeats: int) -> None:
     print(f"\ninference, {rows.sum():,} rows (median ms)")
     print(f"{'model':10s} {'batched':>9s} {'per-row':>9s} {'ratio':>7s} {'per-row dm':>11s} "
           f"{'ratio':>7s}")
+    models = inference.ModelSet(models_dir)
     for h in inference.HORIZONS:
-        model = inference.get_model(models_dir, h)
+        model = models.model(h)[0]
         batched = median_ms(lambda m=model: inference.predict_rows(m, last, rows), repeats)
         x = inference.feature_matrix(last, model.features, rows)
         one_rows = [x[i : i + 1] for i in range(len(x))]
@@ -64,12 +64,11 @@ def bench_scan(panel_source: PanelSource, models_dir: Path, repeats: int) -> Non
     timings = {}
     with tempfile.TemporaryDirectory() as empty:
         for label, root in (("alpha on", models_dir), ("alpha off", Path(empty))):
-            os.environ[registry.MODELS_DIR_ENV] = str(root)
-            frame, status = run_scan(cfg, loader=panel_source)  # warm: compile, cache, load
+            frame, status = run_scan(cfg, loader=panel_source, models_dir=root)  # warm
             stages = []
 
-            def scan(stages=stages) -> None:
-                stages.append(run_scan(cfg, loader=panel_source)[1].timings_ms)
+            def scan(stages=stages, root=root) -> None:
+                stages.append(run_scan(cfg, loader=panel_source, models_dir=root)[1].timings_ms)
 
             timings[label] = (median_ms(scan, repeats), status, frame,
                               {k: statistics.median(s[k] for s in stages) for k in stages[0]})

@@ -25,7 +25,7 @@ from peers import talib_loop  # bench/ is on sys.path when run as a script
 from timing import median_ms  # bench/ is on sys.path when run as a script
 
 from technic_v4.data.demo import DemoSpec, build_demo_store
-from technic_v4.data_engine import StoreLoader
+from technic_v4.data.reader import StoreReader
 from technic_v4.scanner_core import ScanConfig, run_scan
 
 
@@ -35,12 +35,12 @@ def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: b
         build_demo_store(tmp, DemoSpec(n_symbols=n_symbols, start=start))
         build_s = time.perf_counter() - t0
         cfg = ScanConfig(lookback_days=window)
-        loader = StoreLoader(tmp)
+        loader = StoreReader(tmp)
         frame, status = run_scan(cfg, loader=loader)  # compile + fill the cache
         panel = loader.load(None, status.window_bars)
         n, t = panel.close.shape
         warm = median_ms(lambda: run_scan(cfg, loader=loader), repeats)
-        cold = median_ms(lambda: run_scan(cfg, loader=StoreLoader(tmp)), repeats)
+        cold = median_ms(lambda: run_scan(cfg, loader=StoreReader(tmp)), repeats)
         peer = median_ms(lambda: talib_loop(panel), max(3, repeats // 2))
         stages = {k: round(v, 1) for k, v in status.timings_ms.items()}
         print(f"\n{n:,} symbols x {t:,} sessions (demo store built in {build_s:.1f} s; "

@@ -39,7 +39,7 @@ from run_headless import (  # noqa: E402
 )
 
 from technic_v4.data.demo import build_demo_store  # noqa: E402
-from technic_v4.data_engine import StoreLoader  # noqa: E402
+from technic_v4.data.reader import StoreReader  # noqa: E402
 from technic_v4.scanner_core import ScanConfig, run_scan  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> None:
         build_demo_store(data)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    loader = StoreLoader(data)
+    loader = StoreReader(data)
     frame, status = run_scan(ScanConfig(), loader=loader)
     local = timed(lambda: run_scan(ScanConfig(), loader=loader), args.repeats)
     print(f"{status.attempted:,} symbols, {len(frame):,} rows, alpha available: "

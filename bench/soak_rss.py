@@ -25,7 +25,7 @@ import time
 import numpy as np
 import psutil
 
-from technic_v4.data_engine import StoreLoader, default_data_dir, ensure_store
+from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.scanner_core import ScanConfig, run_scan
 
 CONFIGS: list[dict] = [
@@ -86,7 +86,7 @@ def main() -> int:
             if r.status_code != 200:
                 raise SystemExit(f"scan {body} -> {r.status_code}: {r.text[:300]}")
     else:
-        loader = StoreLoader(root)
+        loader = StoreReader(root)
         cfgs = [ScanConfig(**c) for c in CONFIGS]
 
         def step(i: int) -> None:

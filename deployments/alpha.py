@@ -1,13 +1,14 @@
-"""The alpha model deployment: one copy of the models per replica, requests batched.
+"""The alpha model deployment: one ModelSet per replica, requests batched.
 
-Each scan sends one request per chunk (the chunk's surviving feature rows). `predict` is a
-`@serve.batch` method: requests that arrive within `batch_wait_timeout_s` of each other, from
-one scan's chunks or from concurrent scans, up to `max_batch_size` of them, become ONE
-XGBoost call (`pipeline.predict_batch`; 5,000 rows in one call ~10 ms, one call per row ~840
-ms). Both knobs come from `user_config` and are applied in `reconfigure`, so they can be
-tuned in serve_config.yaml without a redeploy; `max_ongoing_requests` must be at least
-`max_batch_size` or batches could never fill (checked in tests/test_serve.py).
-`stats()` exposes the batch counters (requests per batch) that tests and /v1/stats read.
+Each scan sends one request: the model features of the rows it keeps. `predict` is a
+`@serve.batch` method: requests that arrive within `batch_wait_timeout_s` of each other (from
+concurrent scans), up to `max_batch_size` of them, become ONE XGBoost call per model
+(`inference.predict_many`; 5,000 rows in one call ~10 ms, one call per row ~840 ms). Both knobs
+come from `user_config` and are applied in `reconfigure`, so they can be tuned in
+serve_config.yaml without a redeploy; `max_ongoing_requests` must be at least `max_batch_size`
+or batches could never fill (checked in tests). `version()` is what the ingress keys its
+result cache on: the versions this replica holds, not the files on disk. `stats()` exposes the
+batch counters that tests and /v1/stats read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from ray import serve
 
-from deployments import metrics
-from deployments.pipeline import BatchStats, Features, empty_features, predict_batch
-from technic_v4.alpha import registry
+from deployments.api.backend import BatchStats
+from technic_v4.alpha.inference import Forecast, ModelSet, predict_many
+from technic_v4.scan.run import Features
 
 log = logging.getLogger("ray.serve")
 DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
@@ -34,12 +35,12 @@ MAX_ONGOING = 64
 )
 class AlphaModel:
     def __init__(self, models_dir: str | None = None):
-        self.models_dir = models_dir or str(registry.default_models_dir())
+        self.models = ModelSet(models_dir)
         self.batches = BatchStats()
         self.config = dict(DEFAULT_BATCH)
-        self.state = predict_batch([empty_features()], self.models_dir)[0]["state"]  # verify
+        self.state = self.models.state()  # load and verify now
         log.info("technic alpha models: available=%s (%s)", self.state.get("available"),
-                 self.state.get("reason") or self.models_dir)
+                 self.state.get("reason") or self.models.root)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Apply `user_config`: max_batch_size (1..MAX_ONGOING), batch_wait_timeout_s (>= 0)."""
@@ -54,14 +55,17 @@ class AlphaModel:
 
     @serve.batch(max_batch_size=DEFAULT_BATCH["max_batch_size"],
                  batch_wait_timeout_s=DEFAULT_BATCH["batch_wait_timeout_s"])
-    async def predict(self, items: list[Features]) -> list[dict[str, Any]]:
+    async def predict(self, items: list[Features]) -> list[Forecast]:
         """Forecasts for each request's rows, from one model call for the whole batch."""
-        out = predict_batch(items, self.models_dir)
-        rows = sum(len(o["alpha5d"]) for o in out)
-        self.batches.record(len(items), rows)
-        metrics.observe_batch(len(items), rows)
-        self.state = out[0]["state"]
+        out = predict_many(self.models, items)
+        self.batches.record(len(items), sum(len(next(iter(f.values()), [])) for f in items))
+        self.state = out[0].state
         return out
+
+    def version(self) -> str:
+        """The model versions this replica answers with now (loading a sound new set first)."""
+        self.state = self.models.state()
+        return str(self.state["models_version"])
 
     def ready(self) -> dict[str, Any]:
         """Ready once the models were checked; `candidate_errors`: model files on disk that
@@ -75,7 +79,7 @@ class AlphaModel:
                 **({"candidate_errors": rejected} if rejected else {}), "pid": os.getpid()}
 
     def describe(self) -> dict[str, Any]:
-        self.state = predict_batch([empty_features()], self.models_dir)[0]["state"]
+        self.state = self.models.state()
         return self.state
 
     def stats(self) -> dict[str, Any]:

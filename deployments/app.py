@@ -19,8 +19,9 @@ from ray.serve import Application
 from deployments.alpha import DEFAULT_BATCH, AlphaModel
 from deployments.indicators import Indicators
 from deployments.ingress import Ingress
+from technic_v4.data.reader import ensure_store
 from technic_v4.data.store_fs import data_root
-from technic_v4.data_engine import default_data_dir, ensure_store
+from technic_v4.settings import Settings
 
 
 class AppArgs(BaseModel):
@@ -33,11 +34,13 @@ class AppArgs(BaseModel):
 
 def build_app(args: AppArgs) -> Application:
     args = AppArgs.model_validate(args) if isinstance(args, dict) else args
-    data_dir = data_root(args.data_dir) if args.data_dir else default_data_dir()
+    settings = Settings()
+    data_dir = data_root(args.data_dir) if args.data_dir else settings.data_root()
     if isinstance(data_dir, Path):
         data_dir = data_dir.resolve()
     ensure_store(data_dir)
-    models_dir = str(Path(args.models_dir).expanduser().resolve()) if args.models_dir else None
+    models = Path(args.models_dir) if args.models_dir else settings.models_root()
+    models_dir = str(models.expanduser().resolve()) if models else None
     alpha = AlphaModel
     if args.max_batch_size is not None or args.batch_wait_timeout_s is not None:
         batch = dict(DEFAULT_BATCH)

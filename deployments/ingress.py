@@ -25,10 +25,12 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.api.backend import ChunkedBackend, model_metadata
+from deployments.api.backend import ScanBackend
 from deployments.api.main import create_app
-from deployments.pipeline import Features, UnknownSymbolError
-from technic_v4.scanner_core import RowBlock
+from technic_v4.alpha.inference import Forecast
+from technic_v4.data.reader import StoreReader
+from technic_v4.scan import Block, WindowSpec
+from technic_v4.scan.run import Features
 
 READY_TIMEOUT_S = 3.0
 RETRIES = 3               # extra attempts of an idempotent call whose replica died
@@ -53,26 +55,27 @@ async def retrying(call: Callable[[], Awaitable[T]], what: str, retries: int = R
     raise AssertionError("unreachable")
 
 
-class ServeBackend(ChunkedBackend):
-    """ScanBackend whose chunks run on the indicator replicas and the alpha replica."""
+class ServeBackend(ScanBackend):
+    """ScanBackend whose chunks run on the indicator replicas and the alpha replica; this
+    process reads only the store's manifest, universe and sessions (snapshots)."""
 
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
                  models_dir: str | None, chunk_size: int):
-        super().__init__(data_dir, models_dir, chunk_size)
+        super().__init__(StoreReader(data_dir, auto_demo=False), models_dir, chunk_size)
         self.indicators, self.alpha = indicators, alpha
 
-    async def _evaluate(self, symbols: list[str], config: dict[str, Any]) -> RowBlock:
-        return await retrying(lambda: self.indicators.evaluate.remote(symbols, config),
+    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
+        return await retrying(lambda: self.indicators.evaluate.remote(symbols, spec, version),
                               "Indicators.evaluate")
 
-    async def _predict(self, features: Features) -> dict[str, Any]:
+    async def _predict(self, features: Features) -> Forecast:
         return await retrying(lambda: self.alpha.predict.remote(features), "AlphaModel.predict")
 
+    async def _current_models_version(self) -> str:
+        return await retrying(lambda: self.alpha.version.remote(), "AlphaModel.version")
+
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
-        out = await self.indicators.history.remote(symbol, days)
-        if "unknown" in out:
-            raise UnknownSymbolError(out["unknown"])
-        return out
+        return await self.indicators.history.remote(symbol, days)
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -85,9 +88,8 @@ class ServeBackend(ChunkedBackend):
         ready = bool(checks["panel"].get("loaded")) and bool(checks["models"].get("checked"))
         return {"ready": ready, "checks": checks}
 
-    async def models(self) -> dict[str, Any]:
-        state = await self.alpha.describe.remote()
-        return {"state": state, "metadata": model_metadata(self.models_dir)}
+    async def model_state(self) -> dict[str, Any]:
+        return await self.alpha.describe.remote()
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}

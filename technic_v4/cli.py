@@ -12,11 +12,12 @@ the URI's `//`, and messages show a URI without its query and userinfo.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import pandas as pd
 import typer
@@ -27,9 +28,12 @@ from rich.table import Table
 from technic_v4 import formats
 from technic_v4.cli_models import models_app
 from technic_v4.data import store
+from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.data.store_fs import DataRoot, data_root, shown
-from technic_v4.data_engine import StoreLoader, default_data_dir, ensure_store
-from technic_v4.scanner_core import ScanConfig, ScanStatus, run_scan
+from technic_v4.data.universe import alias_list
+from technic_v4.errors import ConfigError, StaleDataError
+from technic_v4.scan import ScanConfig, ScanStatus, run_scan
+from technic_v4.scan.config import options
 
 app = typer.Typer(help="technic: a full-universe stock technical scanner.", no_args_is_help=True)
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
@@ -37,9 +41,10 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 
-DataDir = Annotated[str | None, typer.Option(
+DATA_DIR_OPTION = typer.Option(
     "--data-dir", help="Data directory or object-store URI such as s3://bucket/prefix "
-    "(default: $TECHNIC_DATA_DIR or the per-user data folder).")]
+    "(default: $TECHNIC_DATA_DIR or the per-user data folder).")
+DataDir = Annotated[str | None, DATA_DIR_OPTION]
 TABLE_COLUMNS = ["Symbol", "Sector", "Close", "TechRating", "Signal", "RSI", "MACD_hist",
                  "ATR_pct", "Volume_ratio", "mom_21", "mom_63", "Alpha5d", "Alpha10d"]
 
@@ -63,54 +68,67 @@ def _root(data_dir: str | None) -> DataRoot:
         _fail(str(exc))
 
 
-@app.command()
-def scan(
-    sector: Annotated[list[str] | None, typer.Option(
-        "--sector", "-s", help="GICS sector or alias (repeatable), e.g. Technology.")] = None,
-    industry: Annotated[list[str] | None, typer.Option(help="Industry (repeatable).")] = None,
-    symbol: Annotated[list[str] | None, typer.Option(help="Only these symbols.")] = None,
-    signal: Annotated[list[str] | None, typer.Option(help="Keep these signals.")] = None,
-    max_symbols: Annotated[int | None, typer.Option(help="Rows returned after ranking.")] = None,
-    min_tech_rating: Annotated[float | None, typer.Option()] = None,
-    min_price: Annotated[float | None, typer.Option()] = None,
-    min_dollar_volume: Annotated[float | None, typer.Option(
-        help="On close x 20-session average volume.")] = None,
-    as_of: Annotated[str | None, typer.Option(help="Scan as of this date (YYYY-MM-DD).")] = None,
-    lookback_days: Annotated[int, typer.Option(help="Sessions of history (raised to what "
-                                               "the indicators need).")] = 150,
-    sort_by: Annotated[str, typer.Option()] = "TechRating",
-    ascending: Annotated[bool, typer.Option()] = False,
-    fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="table, csv, json or parquet.")] = "table",
-    out: Annotated[Path | None, typer.Option(help="Write results here instead of stdout.")] = None,
-    top: Annotated[int, typer.Option(help="Rows shown by --format table.")] = 25,
-    show_rejections: Annotated[bool, typer.Option(help="List every rejected symbol.")] = False,
-    exclude_flagged: Annotated[bool, typer.Option(
-        help="Reject symbols the data-quality gate flags.")] = False,
-    exclude_flag: Annotated[list[str] | None, typer.Option(
-        help="Reject only symbols with this quality flag (repeatable).")] = None,
-    data_dir: DataDir = None,
-) -> None:
+CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command line
+    "max_symbols": int | None, "lookback_days": int, "sectors": list[str] | None,
+    "industries": list[str] | None, "symbols": list[str] | None,
+    "min_tech_rating": float | None, "as_of_date": str | None, "min_price": float | None,
+    "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
+    "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
+    "exclude_flags": list[str] | None,
+}
+
+
+def _scan_options() -> list[inspect.Parameter]:
+    """The scan command's options: one per exposed ScanConfig field (its Option says the
+    flag, help and valid values), then the output options."""
+    defaults = ScanConfig()
+    params = []
+    for name, option in options().items():
+        if not option.exposed:
+            continue
+        flags = [option.cli or "--" + name.replace("_", "-"), *(
+            [option.short] if option.short else [])]
+        text = option.help + (" Repeatable." if option.max_items else "")
+        if name == "sectors":
+            text += f" Aliases: {alias_list()}."
+        elif option.valid:
+            text += f" Valid: {', '.join(option.valid)}."
+        params.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
+            annotation=Annotated[CLI_TYPES[name], typer.Option(
+                *flags, help=text, metavar=flags[0].lstrip("-").upper().replace("-", "_"))]))
+    outputs = {
+        "fmt": (str, "table", typer.Option("--format", "-f", help="table, csv, json, parquet "
+                                           "or arrow (the last two need --out).")),
+        "out": (Path | None, None, typer.Option(help="Write results here instead of stdout.")),
+        "top": (int, 25, typer.Option(help="Rows shown by --format table.")),
+        "show_rejections": (bool, False, typer.Option(help="List every rejected symbol.")),
+        "data_dir": (str | None, None, DATA_DIR_OPTION),
+    }
+    for name, (kind, default, info) in outputs.items():
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[kind, info]))
+    return params
+
+
+def scan(**kw: Any) -> None:
     """Scan the universe: indicators, TechRating, Signal, alpha; filter and rank."""
+    fmt, out, top = kw.pop("fmt"), kw.pop("out"), kw.pop("top")
+    show_rejections, data_dir = kw.pop("show_rejections"), kw.pop("data_dir")
     if fmt not in formats.FORMATS:
         _fail(f"unknown --format {fmt!r}; valid: {', '.join(formats.FORMATS)}")
-    if fmt == "parquet" and out is None:
-        _fail("--format parquet needs --out FILE")
-    config = ScanConfig(
-        sectors=sector or None, industries=industry or None, symbols=symbol or None,
-        signals=signal or None, max_symbols=max_symbols, min_tech_rating=min_tech_rating,
-        min_price=min_price, min_dollar_volume=min_dollar_volume, as_of_date=as_of,
-        lookback_days=lookback_days, sort_by=sort_by, ascending=ascending,
-        exclude_flagged=exclude_flagged, exclude_flags=exclude_flag or None,
-    )
+    if fmt in ("parquet", "arrow") and out is None:
+        _fail(f"--format {fmt} needs --out FILE")
+    fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v for k, v in kw.items()}
+    config = ScanConfig(**fields)
     try:
         config.validate()
-        loader = StoreLoader(_root(data_dir))
+        reader = StoreReader(_root(data_dir))
         with err.status("scanning...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"scanning: {stage} {done}/{total}")
-            frame, status = run_scan(config, progress, loader=loader)
-    except (ValueError, store.StoreError) as exc:
+            frame, status = run_scan(config, progress, loader=reader)
+    except (ConfigError, StaleDataError, store.StoreError) as exc:
         _fail(str(exc))
     if fmt == "table":
         _print_table(frame, status, top)
@@ -124,6 +142,10 @@ def scan(
     _print_summary(status, out)
     if show_rejections and len(status.rejections):
         err.print(status.rejections.to_string(index=False), highlight=False)
+
+
+scan.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
+app.command()(scan)
 
 
 def _cell(value: object, col: str) -> str:
@@ -161,7 +183,7 @@ def _alpha_line(state: dict) -> str:
 
 def _print_summary(status: ScanStatus, out: Path | None) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
-    total_ms = sum(status.timings_ms.values())
+    total_ms = status.timings_ms.get("total", 0.0)
     err.print(
         f"source: {status.source}  data_version: {status.data_version}  as_of: {status.as_of}  "
         f"window: {status.window_bars} sessions\n"
@@ -169,7 +191,7 @@ def _print_summary(status: ScanStatus, out: Path | None) -> None:
         f"({reasons}), errors {status.errors}\n"
         f"alpha: {_alpha_line(status.alpha)}\n"
         f"scan time {total_ms:.1f} ms ("
-        + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items()) + ")"
+        + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")"
         + (f"\nwrote {out}" if out else ""), highlight=False)
     for e in status.error_details:
         err.print(f"error: {e['symbol']}: {e['error']}", highlight=False)

@@ -46,8 +46,8 @@ def train(
     """Train the alpha models on the price store and write them into the models directory."""
     from technic_v4.alpha.train import train_models
     from technic_v4.data import store
+    from technic_v4.data.reader import default_data_dir, ensure_store
     from technic_v4.data.store_fs import data_root
-    from technic_v4.data_engine import default_data_dir, ensure_store
 
     horizons = tuple(horizon or sorted(FEATURES_BY_HORIZON))
     bad = [h for h in horizons if h not in FEATURES_BY_HORIZON]

@@ -1,4 +1,11 @@
-"""Shared fixtures. Tests build Panels in memory: no network, no store on disk."""
+"""Shared fixtures, and the suite's markers by folder.
+
+The folders mirror the code (data, indicators, scan, alpha, cli, api, serve, web). Tests under
+serve/ start Ray Serve (marker `serve`); tests under web/ also drive Chromium (`browser`).
+`python -m pytest -m "not serve and not browser"` runs the library, CLI and in-process API
+suites. Engine tests seed Panels in memory; fixtures that start real servers (moto's S3,
+redis-server, the warm in-process backend) are shared per session.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,21 @@ import pytest
 from technic_v4.data.panel import Panel, panel_from_arrays
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent
+FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers by folder, and the xdist groups (`-n 2 --dist loadgroup` in pyproject.toml):
+    every Ray Serve test in one group, so one worker runs them one after another (they share
+    Ray sessions and would fight over two cores), each other module in a group of its own,
+    so its module fixtures (trained models, servers) are built once."""
+    for item in items:
+        path = Path(item.fspath).relative_to(ROOT)
+        markers = FOLDER_MARKERS.get(path.parts[0], ())
+        for name in markers:
+            item.add_marker(getattr(pytest.mark, name))
+        item.add_marker(pytest.mark.xdist_group("serve" if markers else str(path)))
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +51,46 @@ def real_bars() -> Panel:
         source="quandl-wiki-fixture",
         **arrays,
     )
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """An S3 API server (moto) on 127.0.0.1 with a bucket, and AWS env for pyarrow."""
+    from s3_support import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("moto") / "requests.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server():  # type: ignore[no-untyped-def]
+    """A real redis-server on 127.0.0.1 and a free port (skips without one)."""
+    from redis_support import REDIS, SKIP_REASON, redis_running
+
+    if REDIS is None:
+        pytest.skip(SKIP_REASON)
+    with redis_running() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def warm(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """One warm in-process API backend (500-symbol demo store, tiny models) for the session;
+    tests must not change its store (build their own for that)."""
+    from serve_support import warm_backend
+
+    return warm_backend(tmp_path_factory.mktemp("warm"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_shutdown_at_exit():  # type: ignore[no-untyped-def]
+    """Serve modules share a Ray session where their settings match (serve_support); it
+    ends with the test session."""
+    yield
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()

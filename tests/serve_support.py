@@ -78,36 +78,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_RAY_KEY: list[object] = [None]  # the settings the running Ray session was started with
+
+
+def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> None:
+    """Ray started small for the Serve tests: dashboard off, 2 CPUs, 200 MB object store,
+    `env` set before ray.init (so the raylet and every worker inherit it). A session started
+    with the same settings (env, the AWS_/TECHNIC_ variables around it, metrics port) is
+    reused: one Ray start serves every Serve module whose settings match; another is
+    stopped first. conftest.py stops the last one when the test session ends."""
+    import ray
+
+    around = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "TECHNIC_"))}
+    key = (tuple(sorted({**around, **env}.items())), metrics_export_port)
+    if ray.is_initialized() and _RAY_KEY[0] == key:
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+    extra = ({"_metrics_export_port": metrics_export_port}
+             if metrics_export_port is not None else {})
+    with patched_env(env):
+        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
+                 logging_level="ERROR", log_to_driver=False, **extra)
+    _RAY_KEY[0] = key
+
+
 @contextmanager
 def running_app(root: Path, env: dict[str, str], name: str, *,
                 metrics_export_port: int | None = None,
                 store: Callable[[Path], Path] = demo_store, **app_args) -> Iterator[dict]:
     """The real Serve app over HTTP on 127.0.0.1 and a free port, on a 500-symbol demo store
-    and tiny models under `root`. Ray is started small: dashboard off, token auth off via `env`
-    (set before ray.init, so the raylet and every worker inherit it), 2 CPUs, 200 MB store.
+    and tiny models under `root`, in the shared Ray session of `ray_session(env, ...)`.
     `metrics_export_port`, when given, is where this node's metrics agent serves Prometheus
     text (`ray.init(_metrics_export_port=...)`); by default Ray picks its own port.
     `store(dir)` writes the store into `dir` and returns it (default: the demo store)."""
-    import ray
     from ray import serve
 
     from deployments.app import AppArgs, build_app
 
     data, models = store(root / "data"), tiny_models(root / "models")
     port = free_port()
-    with patched_env(env):
-        try:
-            extra = ({"_metrics_export_port": metrics_export_port}
-                     if metrics_export_port is not None else {})
-            ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                     logging_level="ERROR", log_to_driver=False, **extra)
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models),
-                                        **app_args)), name=name)
-            yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
-        finally:
-            serve.shutdown()
-            ray.shutdown()
+    ray_session(env, metrics_export_port)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), **app_args)),
+                  name=name)
+        yield {"url": f"http://127.0.0.1:{port}", "data": data, "models": models}
+    finally:
+        serve.shutdown()
 
 
 @contextmanager

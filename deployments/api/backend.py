@@ -1,11 +1,11 @@
-"""What the HTTP layer needs from a scanner, and the in-process implementation of it.
+"""What the HTTP layer asks of a scanner, and the in-process implementation of it.
 
-The routers talk to a `ScanBackend` only. `ChunkedBackend` holds what every implementation
-shares: the store's manifest and universe (read in this process, never prices), the as-of
-check, model versions for the cache key, and the chunked scan with one retry when the store is
-replaced mid-scan. Subclasses say where chunks are evaluated and predicted:
-`InProcessBackend` in threads of this process (tests, a laptop without Ray), the Serve backend
-(`deployments/ingress.py`) through DeploymentHandles.
+The routers talk to a `ScanBackend` only. It holds a `StoreReader` (snapshots of the store:
+universe, sessions, data version; never prices at the Serve ingress), the `Evaluations` memo
+(a data version's full-universe evaluation, so a repeated scan only screens, predicts and
+ranks) and runs the engine's one orchestrator, `technic_v4.scan.execute`. Subclasses say where
+its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
+without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
 """
 
 from __future__ import annotations
@@ -13,34 +13,29 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from deployments import metrics
-from deployments.api.errors import InputError, NotReadyError
-from deployments.pipeline import (
-    BatchStats,
-    Features,
-    PanelWindows,
-    StaleDataError,
-    config_to_dict,
-    empty_features,
-    evaluate_chunk,
-    predict_batch,
-    run_chunked,
-    symbol_history,
-)
+from deployments.api.errors import NotReadyError
 from technic_v4.alpha import registry
-from technic_v4.alpha.inference import HORIZONS
-from technic_v4.data import store
-from technic_v4.data.store_fs import data_root
-from technic_v4.data_engine import ensure_store
-from technic_v4.scanner_core import RowBlock, ScanConfig, ScanStatus, scan_window
+from technic_v4.alpha.inference import Forecast, ModelSet
+from technic_v4.data.reader import Snapshot, StoreReader
+from technic_v4.formats import RowFragments
+from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
+from technic_v4.scan.evaluate import evaluate_chunk
+from technic_v4.scan.plan import check_against
+from technic_v4.scan.run import Features, Report
+from technic_v4.scan.symbol import symbol_history
 
 READY_TIMEOUT_S = 120.0
+MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
+FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
 
 
 @dataclass(frozen=True)
@@ -52,18 +47,33 @@ class DataInfo:
     n_symbols: int
     n_sessions: int
 
+    @classmethod
+    def of(cls, snap: Snapshot) -> DataInfo:
+        return cls(snap.data_version, snap.source, snap.last_session, snap.first_session,
+                   len(snap.universe), len(snap.sessions))
 
-class ScanBackend(Protocol):
-    def data_info(self) -> DataInfo: ...
-    def model_versions(self) -> str: ...
-    async def readiness(self) -> dict[str, Any]: ...
-    async def universe(self) -> pd.DataFrame: ...
-    async def check(self, cfg: ScanConfig) -> None: ...
-    async def scan(self, cfg: ScanConfig, report: Any = None
-                   ) -> tuple[pd.DataFrame, ScanStatus]: ...
-    async def symbol(self, symbol: str, days: int) -> dict[str, Any]: ...
-    async def models(self) -> dict[str, Any]: ...
-    async def stats(self) -> dict[str, Any]: ...
+
+class BatchStats:
+    """Counters of the alpha model's calls: how many requests and rows each batch carried."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches = self.requests = self.rows = 0
+        self.sizes: dict[int, int] = {}
+
+    def record(self, requests: int, rows: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.requests += requests
+            self.rows += rows
+            self.sizes[requests] = self.sizes.get(requests, 0) + 1
+        metrics.observe_batch(requests, rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"batches": self.batches, "requests": self.requests, "rows": self.rows,
+                    "max_batch_requests": max(self.sizes, default=0),
+                    "batch_size_histogram": dict(sorted(self.sizes.items()))}
 
 
 def model_metadata(models_dir: Path) -> list[dict[str, Any]]:
@@ -77,82 +87,98 @@ def model_metadata(models_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-class ChunkedBackend:
-    """Shared state and the scan (module docstring); `_evaluate`/`_predict` are the hooks."""
+class ScanBackend:
+    """The scan and what the routes read (module docstring); subclasses supply the hooks."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str] |
-                 None, chunk_size: int):
-        self.data_dir = data_root(data_dir)  # a local Path or an object-store URI
-        self.models_dir = Path(models_dir) if models_dir else registry.default_models_dir()
+    def __init__(self, reader: StoreReader, models_dir: str | os.PathLike[str] | None,
+                 chunk_size: int):
+        self.reader = reader
+        self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
+                           else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
-        self._manifests = PanelWindows(self.data_dir, size=0)  # manifest reads only
-        self._universe: tuple[str, pd.DataFrame, pd.DatetimeIndex] | None = None
+        self.evaluations = Evaluations()
+        self._fragments: OrderedDict[tuple, RowFragments] = OrderedDict()
+        self._models_version: tuple[float, str] | None = None
 
-    async def _evaluate(self, symbols: list[str], config: dict[str, Any]) -> RowBlock:
+    # -- hooks ---------------------------------------------------------------------------
+    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
         raise NotImplementedError
 
-    async def _predict(self, features: Features) -> dict[str, Any]:
+    async def _predict(self, features: Features) -> Forecast:
         raise NotImplementedError
+
+    async def _current_models_version(self) -> str:
+        raise NotImplementedError
+
+    async def readiness(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def model_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return self.reader.snapshot()
 
     def data_info(self) -> DataInfo:
-        m = self._manifests.manifest()
-        return DataInfo(m.data_version, m.source, m.last_session, m.first_session,
-                        m.n_symbols, m.n_sessions)
+        return DataInfo.of(self.snapshot())
 
-    def model_versions(self) -> str:
-        parts = []
-        for h in HORIZONS:
-            mid = registry.model_id(h)
-            try:
-                sha = str(registry.read_metadata(self.models_dir, mid)["sha256"])
-                parts.append(f"{mid}:{sha[:12]}")
-            except (registry.ModelError, OSError):
-                parts.append(f"{mid}:none")
-        return ",".join(parts)
-
-    async def _tables(self) -> tuple[str, pd.DataFrame, pd.DatetimeIndex]:
-        version = self.data_info().data_version
-        cached = self._universe
-        if cached is None or cached[0] != version:
-            uni, sessions = await asyncio.to_thread(
-                lambda: (store.read_universe(self.data_dir), store.read_sessions(self.data_dir)))
-            cached = self._universe = (version, uni, sessions)
-        return cached
-
-    async def universe(self) -> pd.DataFrame:
-        return (await self._tables())[1]
+    async def models_version(self) -> str:
+        """The model versions a scan would use now (for cache keys), looked up at most once
+        per MODELS_VERSION_TTL_S: the version the model holder reports, never the files."""
+        cached = self._models_version
+        if cached is not None and time.monotonic() - cached[0] < MODELS_VERSION_TTL_S:
+            return cached[1]
+        version = await self._current_models_version()
+        self._models_version = (time.monotonic(), version)
+        return version
 
     async def check(self, cfg: ScanConfig) -> None:
-        """The checks that need the data: as-of date inside the store, industries known."""
-        _, uni, sessions = await self._tables()
-        if cfg.as_of_date is not None and pd.Timestamp(str(cfg.as_of_date)) < sessions[0]:
-            raise InputError("as_of_date", f"as_of_date {cfg.as_of_date} is before the store's "
-                             f"first session {sessions[0].date()}; the store covers "
-                             f"{sessions[0].date()} to {sessions[-1].date()}")
-        if cfg.industries:
-            known = sorted(set(uni["industry"].astype(str)))
-            lower = {k.lower() for k in known}
-            bad = [i for i in cfg.industries if i.strip().lower() not in lower]
-            if bad:
-                raise InputError("industries", f"unknown industries {bad}", known)
+        """Every check a scan makes before computing (ConfigError), for the stream to run
+        before it starts sending."""
+        cfg.validate()
+        check_against(cfg, await asyncio.to_thread(self.snapshot))
 
-    async def scan(self, cfg: ScanConfig, report: Any = None) -> tuple[pd.DataFrame, ScanStatus]:
-        await self.check(cfg)
-        for attempt in (0, 1):
-            version, uni, _ = await self._tables()
-            try:
-                frame, status = await run_chunked(cfg, uni, version, self._evaluate,
-                                                  self._predict, self.chunk_size, report)
-                metrics.observe_scan(status)
-                return frame, status
-            except StaleDataError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+    async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
+                   fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
+        """The engine's scan; `fresh` evaluates every chunk again instead of screening this
+        data version's kept evaluation (the stream, whose point is the progress)."""
+        frame, status = await execute(cfg, self.snapshot, self._evaluate, self._predict,
+                                      chunk_size=self.chunk_size, report=report,
+                                      evaluations=None if fresh else self.evaluations)
+        version = status.alpha.get("models_version")
+        if isinstance(version, str):
+            self._models_version = (time.monotonic(), version)
+        metrics.observe_scan(status)
+        return frame, status
+
+    def fragments(self, cfg: ScanConfig, status: ScanStatus) -> RowFragments:
+        """The pre-rendered JSON rows of the evaluation `status` came from (formats.py)."""
+        spec = replace(WindowSpec.of(cfg), as_of=None)
+        key = (status.data_version, status.as_of, spec.key())
+        found = self._fragments.get(key)
+        if found is None:
+            found = self._fragments[key] = RowFragments()
+            while len(self._fragments) > FRAGMENT_SETS:
+                self._fragments.popitem(last=False)
+        return found
+
+    async def universe(self) -> tuple[Snapshot, pd.DataFrame]:
+        snap = await asyncio.to_thread(self.snapshot)
+        return snap, snap.universe
+
+    async def models(self) -> dict[str, Any]:
+        return {"state": await self.model_state(), "metadata": model_metadata(self.models_dir)}
 
 
-class InProcessBackend(ChunkedBackend):
-    """The whole scan in this process: chunks in worker threads, the model called per chunk.
+class InProcessBackend(ScanBackend):
+    """The whole scan in this process: chunks in worker threads, one ModelSet.
 
     `warm()` (started in a thread unless `warm=False`) loads the default scan window, compiles
     or loads the numba kernels and checks the models; `readiness()` says ready after it.
@@ -161,13 +187,9 @@ class InProcessBackend(ChunkedBackend):
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True):
-        from technic_v4.data_engine import default_data_dir
-
-        root = data_root(data_dir) if data_dir is not None else default_data_dir()
-        ensure_store(root)
-        super().__init__(root, models_dir, chunk_size)
-        self.windows = PanelWindows(root)
-        self.deep = PanelWindows(root, size=1)
+        super().__init__(StoreReader(data_dir), models_dir, chunk_size)
+        self.reader.manifest()  # builds the demo market in an empty local data dir
+        self.model_set = ModelSet(self.models_dir)
         self.batches = BatchStats()
         self._ready = threading.Event()
         self._alpha_state: dict[str, Any] = {}
@@ -177,24 +199,25 @@ class InProcessBackend(ChunkedBackend):
 
     def warm(self) -> None:
         try:
-            cfg = ScanConfig()
-            panel = self.windows.load(None, scan_window(cfg))
-            evaluate_chunk(self.windows, panel.symbols[:8].tolist(), config_to_dict(cfg))
-            self._alpha_state = predict_batch([empty_features()], self.models_dir)[0]["state"]
+            spec = WindowSpec.of(ScanConfig())
+            snap = self.reader.snapshot()
+            evaluate_chunk(self.reader, snap.universe["symbol"].iloc[:8].tolist(), spec)
+            self._alpha_state = self.model_set.state()
             self._ready.set()
         except Exception as exc:  # reported by readiness(), not raised in a thread
             self._error = f"{type(exc).__name__}: {exc}"
 
-    async def _evaluate(self, symbols: list[str], config: dict[str, Any]) -> RowBlock:
+    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
         await self._wait_ready()
-        return await asyncio.to_thread(evaluate_chunk, self.windows, symbols, config)
+        return await asyncio.to_thread(evaluate_chunk, self.reader, symbols, spec, version)
 
-    async def _predict(self, features: Features) -> dict[str, Any]:
-        out = await asyncio.to_thread(predict_batch, [features], self.models_dir)
-        rows = len(next(iter(features.values()), []))
-        self.batches.record(1, rows)
-        metrics.observe_batch(1, rows)
-        return out[0]
+    async def _predict(self, features: Features) -> Forecast:
+        out = await asyncio.to_thread(self.model_set.predict, features)
+        self.batches.record(1, len(next(iter(features.values()), [])))
+        return out
+
+    async def _current_models_version(self) -> str:
+        return str((await asyncio.to_thread(self.model_set.state))["models_version"])
 
     async def _wait_ready(self) -> None:
         if not self._ready.is_set():
@@ -210,11 +233,10 @@ class InProcessBackend(ChunkedBackend):
                        "reason": self._alpha_state.get("reason")}}}
 
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
-        return await asyncio.to_thread(symbol_history, self.deep, symbol, days)
+        return await asyncio.to_thread(symbol_history, self.reader, symbol, days)
 
-    async def models(self) -> dict[str, Any]:
-        state = await asyncio.to_thread(predict_batch, [empty_features()], self.models_dir)
-        return {"state": state[0]["state"], "metadata": model_metadata(self.models_dir)}
+    async def model_state(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.model_set.state)
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}

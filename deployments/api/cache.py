@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import os
 import struct
 import time
 from collections import OrderedDict
@@ -36,6 +35,7 @@ import orjson
 
 from deployments import metrics
 from deployments.api.redis_store import RedisStore
+from technic_v4.settings import Settings
 
 MAGIC = b"TRC1"
 KEY_PREFIX = "technic:result:v1:"
@@ -81,20 +81,15 @@ class ResultCache:
         self.redis_hits = self.bad_values = 0
 
     @classmethod
-    def from_env(cls) -> ResultCache:
-        """In-process only, or with REDIS_URL set: a small L1 over Redis (module docstring).
-
-        TECHNIC_CACHE_TTL_S (300), TECHNIC_CACHE_L1_ENTRIES (16; 0 = no L1),
-        TECHNIC_CACHE_TIMEOUT_S (0.1), TECHNIC_CACHE_RETRY_S (5).
-        """
-        url = os.environ.get("REDIS_URL", "").strip()
+    def from_settings(cls, settings: Settings) -> ResultCache:
+        """In-process only, or with REDIS_URL set: a small L1 over Redis (module docstring);
+        the TTL, L1 size, timeout and retry wait from `settings` (technic_v4/settings.py)."""
+        url = settings.redis_url.strip()
         if not url:
             return cls()
-        env = os.environ.get
-        store = RedisStore(url, float(env("TECHNIC_CACHE_TTL_S", "300")),
-                           timeout_s=float(env("TECHNIC_CACHE_TIMEOUT_S", "0.1")),
-                           retry_s=float(env("TECHNIC_CACHE_RETRY_S", "5")))
-        return cls(int(env("TECHNIC_CACHE_L1_ENTRIES", "16")), 64 << 20, shared=store)
+        store = RedisStore(url, settings.cache_ttl_s, timeout_s=settings.cache_timeout_s,
+                           retry_s=settings.cache_retry_s)
+        return cls(settings.cache_l1_entries, 64 << 20, shared=store)
 
     def get(self, key: tuple) -> CachedBody | None:
         entry = self._items.get(key)
@@ -124,8 +119,15 @@ class ResultCache:
             self.evictions += 1
 
     async def get_or_compute(self, key: tuple, compute: Callable[[], Awaitable[CachedBody]],
-                             refresh: bool = False) -> tuple[CachedBody, str]:
-        """(body, how): how is hit, shared (waited for an identical request) or miss."""
+                             refresh: bool = False,
+                             rekey: Callable[[CachedBody], tuple] | None = None
+                             ) -> tuple[CachedBody, str]:
+        """(body, how): how is hit, shared (waited for an identical request) or miss.
+
+        `key` names the versions the caller expects; `rekey(item)`, when given, names the
+        versions a computed item was actually made from, and the item is stored under that
+        key only: a lookup can then only ever find an answer made from the versions its key
+        names, whatever changed while it was computed."""
         if not refresh:
             item = self.get(key)
             if item is not None:
@@ -140,7 +142,7 @@ class ResultCache:
         future: asyncio.Future[CachedBody] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            item, how, expires = await self._fill(key, compute, refresh)
+            item, how, expires = await self._fill(key, compute, refresh, rekey)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -152,7 +154,7 @@ class ResultCache:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
         future.set_result(item)
-        self.put(key, item, expires)
+        self.put(rekey(item) if rekey is not None and how == "miss" else key, item, expires)
         self._observe(how)
         return item, how
 
@@ -162,7 +164,8 @@ class ResultCache:
         metrics.observe_cache(how, (self.hits + self.shared) / looked if looked else 0.0)
 
     async def _fill(self, key: tuple, compute: Callable[[], Awaitable[CachedBody]],
-                    refresh: bool) -> tuple[CachedBody, str, float]:
+                    refresh: bool, rekey: Callable[[CachedBody], tuple] | None = None
+                    ) -> tuple[CachedBody, str, float]:
         """(item, hit|miss, L1 expiry): from Redis when it has the key, else computed."""
         remote = self.remote
         if remote is None:
@@ -182,7 +185,7 @@ class ResultCache:
                     return item, "hit", time.monotonic() + found[1]
         self.misses += 1
         item = await compute()
-        await remote.put(rkey, encode(item))
+        await remote.put(redis_key(rekey(item)) if rekey is not None else rkey, encode(item))
         return item, "miss", time.monotonic() + remote.ttl_s
 
     async def health(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ OpenAPI docs (/docs, /openapi.json) stay open for load balancers and humans.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -21,19 +20,22 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 from deployments.api.backend import ScanBackend
 from deployments.api.cache import ResultCache
-from deployments.api.keys import KEYS_ENV, RATE_ENV, KeyRing, RateLimiter
+from deployments.api.keys import KEYS_ENV, KeyRing, RateLimiter
 from deployments.api.redis_limiter import SharedRateLimiter
+from technic_v4.settings import Settings
 
 API_KEYS_ENV = KEYS_ENV
 Limiter = RateLimiter | SharedRateLimiter
 
 
-def install_auth(app: FastAPI, api_keys: Iterable[str] | None = None) -> None:
-    """Keys from `api_keys` (plain) or, when None, from the environment; the rate limit,
+def install_auth(app: FastAPI, settings: Settings, api_keys: Iterable[str] | None = None
+                 ) -> None:
+    """Keys from `api_keys` (plain) or, when None, from `settings`; the rate limit,
     shared through the result cache's Redis store when it has one (set app.state.cache
     first)."""
-    app.state.keyring = KeyRing.from_env() if api_keys is None else KeyRing.build(api_keys)
-    local = RateLimiter.parse(os.environ.get(RATE_ENV))
+    app.state.keyring = (KeyRing.from_settings(settings) if api_keys is None
+                         else KeyRing.build(api_keys))
+    local = RateLimiter.parse(settings.rate_limit)
     store = getattr(app.state.cache, "remote", None)
     app.state.rate_limiter = (local if local is None or store is None
                               else SharedRateLimiter(local, store))

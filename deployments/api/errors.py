@@ -1,52 +1,46 @@
-"""How failures become HTTP answers: bad input is a 4xx naming the field and the valid values.
+"""How failures become HTTP answers: one mapping, for plain responses and stream error lines.
 
   RequestValidationError (pydantic)   422, one entry per field, `valid` added where known
-  InputError (our own checks)         422 (406 for an Accept we cannot serve), same shape
+  ConfigError (the engine's checks)   422 (406 for an Accept we cannot serve), same shape
   UnknownSymbolError                  404
-  NotReadyError                       503 (data or models still loading)
+  NotReadyError                       503 + Retry-After (data or models still loading)
   StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
+  StoreError                          503 + Retry-After (store missing or unreadable), the reason
   anything else                       500 with an error id; the traceback goes to the log
-Nothing a client sends should reach the last line: tests/test_api.py sends every bad input
-the API documents and checks for 4xx.
+Nothing a client sends should reach the last line: tests send every bad input the API
+documents and check for 4xx. `answer(exc)` is the mapping; `install(app)` registers it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from deployments.pipeline import StaleDataError, UnknownSymbolError
-from technic_v4 import scanner_core, scoring
-from technic_v4.data.universe import GICS_SECTORS, SECTOR_ALIASES, InvalidSymbolError
-from technic_v4.scanner_core import SORTABLE
+from technic_v4.data.store_fs import StoreError
+from technic_v4.errors import ConfigError, StaleDataError, UnknownSymbolError
+from technic_v4.scan.config import options
 
 log = logging.getLogger("technic.api")
 
-FORMATS = ("json", "csv", "parquet")
-SECTOR_NAMES = [*GICS_SECTORS, *sorted(SECTOR_ALIASES)]  # aliases: any case
+FORMATS = ("json", "csv", "parquet", "arrow")
 VALID_VALUES: dict[str, list[str]] = {
-    "sectors": SECTOR_NAMES,
-    "sector": SECTOR_NAMES,
-    "sort_by": list(SORTABLE),
-    "signals": list(scoring.SIGNALS),
-    "format": list(FORMATS),
-}
-if getattr(scanner_core, "QUALITY_FLAGS", None):  # the data-quality gate's flag names
-    VALID_VALUES["exclude_flags"] = list(scanner_core.QUALITY_FLAGS)
+    name: list(o.valid) for name, o in options().items() if o.valid is not None}
+VALID_VALUES |= {"sector": VALID_VALUES["sectors"], "format": list(FORMATS)}
 
 
-class InputError(ValueError):
-    """Input that is well-typed but not acceptable; `field` and `valid` go into the 422."""
+class InputError(ConfigError):
+    """A ConfigError about the HTTP request itself (a header, a query parameter)."""
 
-    def __init__(self, field: str, message: str, valid: list[str] | None = None,
+    def __init__(self, field: str, message: str, valid: Sequence[str] | None = None,
                  location: str = "body", status: int = 422):
-        super().__init__(message)
-        self.field, self.valid, self.location, self.status = field, valid, location, status
+        super().__init__(field, message, valid)
+        self.location, self.status = location, status
 
 
 class NotReadyError(RuntimeError):
@@ -75,42 +69,36 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     return detail
 
 
+def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str]]:
+    """(status, JSON body, headers) for `exc` (module docstring)."""
+    if isinstance(exc, ConfigError):
+        location = getattr(exc, "location", "body")
+        entry = _entry([location, *exc.field.split(".")], str(exc), "value_error", exc.valid)
+        return getattr(exc, "status", 422), {"detail": [entry]}, {}
+    if isinstance(exc, UnknownSymbolError):
+        return 404, {"detail": str(exc)}, {}
+    if isinstance(exc, NotReadyError):
+        return 503, {"detail": str(exc)}, {"Retry-After": "2"}
+    if isinstance(exc, StaleDataError):
+        return 503, {"detail": f"{exc}; the scan was retried once; retry"}, {"Retry-After": "1"}
+    if isinstance(exc, StoreError):
+        return 503, {"detail": f"the price store cannot be read: {exc}"}, {"Retry-After": "5"}
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unhandled error %s on %s", error_id, where, exc_info=exc)
+    return 500, {"detail": "internal error", "error_id": error_id}, {}
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers of the module docstring on `app`."""
+    """Register `answer` for every exception on `app`."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
 
-    @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        entry = _entry([exc.location, *exc.field.split(".")], str(exc), "value_error",
-                       exc.valid)
-        return JSONResponse({"detail": [entry]}, status_code=exc.status)
-
-    @app.exception_handler(InvalidSymbolError)
-    async def _symbol(_: Request, exc: InvalidSymbolError) -> JSONResponse:
-        entry = _entry(["path", "symbol"], str(exc), "value_error", None)
-        return JSONResponse({"detail": [entry]}, status_code=422)
-
-    @app.exception_handler(UnknownSymbolError)
-    async def _unknown(_: Request, exc: UnknownSymbolError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(NotReadyError)
-    async def _not_ready(_: Request, exc: NotReadyError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503,
-                              headers={"Retry-After": "2"})
-
-    @app.exception_handler(StaleDataError)
-    async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
-        # the backend already scanned again once; a second change mid-scan is rare and passes
-        return JSONResponse({"detail": f"{exc}; the scan was retried once; retry"},
-                            status_code=503, headers={"Retry-After": "1"})
-
     @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("unhandled error %s on %s %s", error_id, request.method, request.url.path)
-        return JSONResponse({"detail": "internal error", "error_id": error_id},
-                              status_code=500)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = answer(exc, f"{request.method} {request.url.path}")
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    for kind in (ConfigError, UnknownSymbolError, NotReadyError, StaleDataError, StoreError):
+        app.add_exception_handler(kind, _any)  # ahead of Starlette's generic 500 path

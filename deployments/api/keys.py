@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
 import re
 import secrets
 import sys
@@ -42,6 +41,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from technic_v4.settings import Settings
 
 KEYS_ENV = "TECHNIC_API_KEYS"
 HASHES_ENV = "TECHNIC_API_KEY_HASHES"
@@ -80,8 +81,9 @@ class KeyRing:
         return cls([*plain, *(parse_hash(h) for h in hashes)])
 
     @classmethod
-    def from_env(cls, environ: Any = os.environ) -> KeyRing:
-        return cls.build(_split(environ.get(KEYS_ENV)), _split(environ.get(HASHES_ENV)))
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        """TECHNIC_API_KEYS (plain) and TECHNIC_API_KEY_HASHES, comma-separated."""
+        return cls.build(_split(settings.api_keys), _split(settings.api_key_hashes))
 
     def __bool__(self) -> bool:
         return bool(self.digests)

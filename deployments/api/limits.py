@@ -17,23 +17,21 @@ code they can get.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_BODY_ENV = "TECHNIC_MAX_BODY_BYTES"
 MAX_BODY_BYTES = 64 * 1024
 
 
 class BodyLimit:
     """ASGI middleware: a request body over `max_bytes` is a 413, however it is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int | None = None):
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
         self.app = app
-        self.max_bytes = max_bytes or int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_BYTES)
+        self.max_bytes = max_bytes
 
     async def reject(self, send: Send) -> None:
         body = orjson.dumps({"detail": f"request body too large: the limit is "

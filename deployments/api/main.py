@@ -17,6 +17,7 @@ from deployments.api.limits import BodyLimit, document
 from deployments.api.responses import MetaHeaders
 from deployments.api.routers import health, models, page, scan, symbols, universe
 from technic_v4 import __version__
+from technic_v4.settings import Settings
 
 DESCRIPTION = """\
 Scan a universe of US equities by technical state and ML forecasts.
@@ -31,24 +32,29 @@ an enumeration, the valid values.
 
 
 def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
-               cache: ResultCache | None = None) -> FastAPI:
-    """The app over `scanner`; `api_keys` (plain) default to the env (deployments/api/keys.py)."""
+               cache: ResultCache | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app over `scanner`. `settings` (default: read from the environment, once, here)
+    give the API keys (unless `api_keys`, plain, are passed), the rate limit, the body limit
+    and the shared cache (technic_v4/settings.py)."""
+    settings = settings or Settings()
     app = FastAPI(title="technic", version=__version__, description=DESCRIPTION,
                   openapi_tags=[{"name": "scan"}, {"name": "universe"}, {"name": "symbols"},
                                 {"name": "models"}, {"name": "health"}])
     app.state.backend = scanner
-    app.state.cache = cache or ResultCache.from_env()  # REDIS_URL: shared (cache.py)
-    install_auth(app, api_keys)
+    app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
+    install_auth(app, settings, api_keys)
     for router in (scan.router, universe.router, symbols.router, models.router, health.router):
         app.include_router(router)
     app.include_router(page.router)  # GET /: the scan page (deployments/web/)
     errors.install(app)
     document(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetaHeaders, backend=scanner)
     return app
 
 
 def local_app() -> FastAPI:
     """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory)."""
-    return create_app(InProcessBackend())
+    settings = Settings()
+    backend = InProcessBackend(settings.data_root(), settings.models_root())
+    return create_app(backend, settings=settings)

@@ -26,10 +26,12 @@ from deployments.api.errors import FORMATS, InputError
 HEADER_SAFE = "".join(c for c in string.printable if c.isprintable() and c != "%")
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
-               "parquet": "application/vnd.apache.parquet"}
+               "parquet": "application/vnd.apache.parquet",
+               "arrow": "application/vnd.apache.arrow.stream"}
 ACCEPTED = {"application/json": "json", "text/csv": "csv",
             "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet",
-            "application/parquet": "parquet", "*/*": "json", "application/*": "json"}
+            "application/parquet": "parquet", "application/vnd.apache.arrow.stream": "arrow",
+            "*/*": "json", "application/*": "json"}
 
 
 class JSONBody(Response):

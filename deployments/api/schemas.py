@@ -9,31 +9,59 @@ document them.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
-from technic_v4 import scoring
-from technic_v4.data.universe import SECTOR_ALIASES, normalize_sectors, validate_symbol
-from technic_v4.scanner_core import SORTABLE, ScanConfig
+from technic_v4.data.universe import SYMBOL_PATTERN
+from technic_v4.errors import ConfigError
+from technic_v4.scan.config import MAX_NAME, Option, ScanConfig, options
 
-SortColumn = Literal[SORTABLE]  # type: ignore[valid-type]
-SignalName = Literal[scoring.SIGNALS]  # type: ignore[valid-type]
-Format = Literal["json", "csv", "parquet"]
-MAX_WINDOW = 1260
-MAX_SYMBOLS = 5_000     # symbols in one request (a 64 KiB body holds ~9,000 short ones)
-MAX_INDUSTRIES = 200
-MAX_SECTORS = 11 + len(SECTOR_ALIASES)  # every GICS name and every alias once
+Format = Literal["json", "csv", "parquet", "arrow"]
 # The store's symbol pattern (technic_v4.data.universe), either case: no '/', '..' or NUL.
-SYMBOL_REGEX = r"^[A-Za-z][A-Za-z0-9]{0,9}(?:[.\-][A-Za-z0-9]{1,3})?$"
-Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_REGEX)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-CONFIG_FIELDS = {f.name for f in fields(ScanConfig)}
+SYMBOL_REGEX = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
+# Documented in the schema; enforced by the library's validate_symbol (one message everywhere).
+Symbol = Annotated[str, Field(json_schema_extra={"pattern": SYMBOL_REGEX})]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
+    "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
+    "industries": list[Name] | None, "symbols": list[Symbol] | None,
+    "min_tech_rating": float | None, "as_of_date": date | None, "min_price": float | None,
+    "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
+    "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
+    "exclude_flags": list[Name] | None,
+}
 
 
-class ScanRequest(BaseModel):
+def _field(name: str, option: Option, default: Any) -> tuple[Any, Any]:
+    """The pydantic field of one ScanConfig field, from its Option."""
+    kind = HTTP_TYPES[name]
+    extra: dict[str, Any] = {"description": option.help}
+    if option.ge is not None or option.le is not None:
+        extra.update(ge=option.ge, le=option.le)
+        if kind in (float | None,):
+            extra.update(strict=True, allow_inf_nan=False)
+    if option.max_items is not None:
+        extra.update(min_length=1, max_length=option.max_items)
+    if option.valid is not None:
+        enum = {"enum": list(option.valid)}
+        extra["json_schema_extra"] = {"items": enum} if option.max_items else enum
+    if option.alias:
+        extra["validation_alias"] = AliasChoices(name, option.alias)
+    return kind, Field(default, **extra)
+
+
+class _Request(BaseModel):
     """What to scan; every field is optional and the defaults scan the whole universe."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True,
@@ -41,73 +69,36 @@ class ScanRequest(BaseModel):
                                   {"sectors": ["Technology"], "min_tech_rating": 20,
                                    "sort_by": "TechRating", "limit": 50}]})
 
-    sectors: list[Name] | None = Field(None, min_length=1, max_length=MAX_SECTORS, description=(
-        "GICS sectors or aliases (Technology, Healthcare, ...), case-insensitive."))
-    industries: list[Name] | None = Field(None, min_length=1, max_length=MAX_INDUSTRIES,
-                                         description="Industry names, case-insensitive.")
-    symbols: list[Symbol] | None = Field(None, min_length=1, max_length=MAX_SYMBOLS,
-                                      description="Only these symbols (unknown ones are "
-                                                  "reported in meta.error_details).")
-    signals: list[SignalName] | None = Field(None, min_length=1, max_length=len(scoring.SIGNALS),
-                                             description="Keep only these Signal values.")
-    min_tech_rating: float | None = Field(None, ge=-100, le=100, allow_inf_nan=False, strict=True)
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True)
-    min_dollar_volume: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True,
-                                            description="Close x 20-session average volume.")
-    as_of_date: date | None = Field(None, description="Scan as of this session (YYYY-MM-DD).")
-    lookback_days: int = Field(150, ge=1, le=MAX_WINDOW, description=(
-        "Sessions of history, raised to what the indicators need."))
-    min_bars: int = Field(50, ge=1, le=MAX_WINDOW)
-    max_stale_sessions: int = Field(5, ge=0, le=MAX_WINDOW)
-    sort_by: SortColumn = "TechRating"
-    ascending: bool = False
-    max_symbols: int | None = Field(
-        None, ge=1, le=100_000, validation_alias=AliasChoices("max_symbols", "limit"),
-        description="Rows returned after ranking (alias: limit); omit for all.")
-    format: Format | None = Field(None, description=(
-        "json, csv or parquet; overrides the Accept header."))
-    exclude_flagged: bool = Field(False, description=(
-        "Reject symbols with any data-quality flag (default: keep them, flagged)."))
-    exclude_flags: list[Name] | None = Field(None, min_length=1, max_length=20, description=(
-        "Reject symbols with these quality flags only (ohlc, gaps, stale, zero_volume, "
-        "split)."))
-    include_rejections: bool = Field(False, description=(
-        "Add every rejected symbol and the reason to meta.rejections (JSON only)."))
-
-    @field_validator("sectors")
+    @field_validator("*")
     @classmethod
-    def _sectors(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else normalize_sectors(v)
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else list(dict.fromkeys(validate_symbol(s) for s in v))
-
-    @field_validator("industries")
-    @classmethod
-    def _industries(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else sorted({" ".join(s.split()) for s in v})
-
-    @field_validator("signals")
-    @classmethod
-    def _signals(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else sorted(set(v))
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each ScanConfig field checked and normalised by the library itself (one answer)."""
+        if info.field_name not in CONFIG_FIELDS or value is None:
+            return value
+        try:
+            probe = ScanConfig(**{info.field_name: value})
+            probe.validate()
+            return getattr(probe.normalized(), info.field_name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     def to_config(self) -> ScanConfig:
-        quality = {k: getattr(self, k) for k in ("exclude_flagged", "exclude_flags")
-                   if k in CONFIG_FIELDS}
-        return ScanConfig(**quality,
-            max_symbols=self.max_symbols, lookback_days=self.lookback_days,
-            sectors=self.sectors, industries=self.industries, symbols=self.symbols,
-            min_tech_rating=self.min_tech_rating, as_of_date=self.as_of_date,
-            min_price=self.min_price, min_dollar_volume=self.min_dollar_volume,
-            signals=self.signals, min_bars=self.min_bars,
-            max_stale_sessions=self.max_stale_sessions, sort_by=self.sort_by,
-            ascending=self.ascending)
+        return ScanConfig(**{name: getattr(self, name) for name in CONFIG_FIELDS})
 
     def cache_key(self, fmt: str) -> str:
         return self.model_dump_json(exclude={"format"}) + "|" + fmt
+
+
+CONFIG_FIELDS = tuple(name for name, o in options().items() if o.exposed)
+_DEFAULTS = ScanConfig()
+ScanRequest = create_model(  # type: ignore[call-overload]
+    "ScanRequest", __base__=_Request, __doc__=_Request.__doc__,
+    **{name: _field(name, options()[name], getattr(_DEFAULTS, name)) for name in CONFIG_FIELDS},
+    format=(Format | None, Field(None, description="json, csv, parquet or arrow (Arrow IPC "
+                                 "stream); overrides the Accept header.")),
+    include_rejections=(bool, Field(False, description=(
+        "Add every rejected symbol and the reason to meta.rejections (JSON only)."))),
+)
 
 
 class Meta(BaseModel):

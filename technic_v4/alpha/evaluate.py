@@ -100,12 +100,12 @@ def evaluate(pred: Array2D, fwd: Array2D, horizon: int, sectors: np.ndarray | No
     fwd = np.where(both, fwd, np.nan)
     scored = np.flatnonzero(both.any(0))
     rank = cross_section.rank_ic(pred, fwd)
-    dated = sessions is not None and len(scored) > 0
+    days = sessions if sessions is not None and len(scored) > 0 else None
     report: dict = {
         "horizon": horizon,
         "rows": int(both.sum()),
-        "first_date": str(sessions[scored[0]].date()) if dated else None,
-        "last_date": str(sessions[scored[-1]].date()) if dated else None,
+        "first_date": str(days[scored[0]].date()) if days is not None else None,
+        "last_date": str(days[scored[-1]].date()) if days is not None else None,
         "ic": _summary(cross_section.pearson_ic(pred, fwd), horizon),
         "rank_ic": _summary(rank, horizon),
         "ic_positive_share": _r(float((rank[np.isfinite(rank)] > 0).mean())

@@ -1,33 +1,31 @@
-"""Alpha columns for a scan: model forecasts, or an explicit "alpha unavailable" state.
+"""`ModelSet`: the alpha models a caller holds, and their forecasts, or why there are none.
 
-`predict_alpha(features, rows)` is what `run_scan` calls with the scan's indicator values at
-each symbol's last bar and the mask of rows still alive. Walk-through:
- 1. Models dir: `models_dir` argument, else env TECHNIC_MODELS_DIR, else `models/` next to the
-    package (`registry.default_models_dir`).
- 2. For each horizon (5, 10): the model comes from a per-process slot, keyed by the models
-    dir and horizon, that holds the last model that passed `registry.load_model` (checksum,
-    horizon, feature list in order) and its stamp: the metadata file's bytes (a few hundred,
-    naming the model's sha256) and the model file's size, mtime and inode. Unchanged stamp:
-    the held model, no model read. Changed stamp: the files are a *candidate*, loaded and
-    verified in full; the swap happens only if it passes, so a model being rewritten,
+A scan owns (or is given) one ModelSet per models dir and calls `predict(features)` with the
+model features of the rows it scores. Walk-through:
+ 1. Models dir: the argument, else env TECHNIC_MODELS_DIR, else `models/` next to the package
+    (`registry.default_models_dir`). Horizons come from the feature table
+    (`features.FEATURES_BY_HORIZON`): one model per horizon.
+ 2. For each horizon the set holds the last model that passed `registry.load_model`
+    (checksum, horizon, feature list in order) and its stamp: the metadata file's bytes (a few
+    hundred, naming the model's sha256) and the model file's size, mtime and inode. Unchanged
+    stamp: the held model, no model read. Changed stamp: the files are a *candidate*, loaded
+    and verified in full; the swap happens only if it passes, so a model being rewritten,
     half-copied or corrupted on disk never replaces a sound one. A rejected candidate is
-    remembered by its stamp (not retried until the files change again) and reported: the
-    scan keeps the held model and its state says `candidate_error`. With no sound model ever
-    loaded in this process, the error makes the column unavailable (5).
- 3. One `inplace_predict` per model for all rows at once: an (rows, features) float32 matrix
-    built column by column from `features`, the same cast as in training. Row i's forecast
-    depends on row i's features only, so a batch equals its rows predicted one by one.
- 4. AlphaScore = mean of the cross-sectional z-scores of Alpha5d and Alpha10d over the rows
-    scored in this call: 0 = average of this scan, +1 = one standard deviation better. It is
-    relative to the scanned set (a sector-filtered scan normalises within the sector); NaN
-    unless both models are available.
- 5. A model that is missing, corrupt or mismatched leaves its column NaN (never 0.0, which
-    would rank as "neutral") and `state = {"available": False, "reason": <the registry's
-    message, with the path>, ...}`; when both load, `state["available"]` is True and
+    remembered by its stamp (not retried until the files change again) and reported: the set
+    keeps the held model and its state says `candidate_error`. With no sound model ever held,
+    the error makes that horizon unavailable (5).
+ 3. One `inplace_predict` per model for all rows: an (rows, features) float32 matrix built
+    column by column, the same cast as in training. Row i's forecast depends on row i's
+    features only, so a batch equals its rows predicted one by one, and a scan may predict in
+    pieces or batched with other scans.
+ 4. AlphaScore (`alpha_score`) = mean of the cross-sectional z-scores of Alpha5d and Alpha10d
+    over the rows a scan keeps: relative to the scanned set, so the scan computes it, not this.
+ 5. A model that is missing, corrupt or mismatched gives a NaN column (never 0.0, which would
+    rank as "neutral") and `state = {"available": False, "reason": <the registry's message,
+    with the path>, ...}`; with every model sound, `state["available"]` is True and
     `state["models"]` carries each model's id, version (sha256 prefix), training data and
-    out-of-sample rank IC; `state["models_version"]` names the pair ("alpha_5d:<sha12>,
-    alpha_10d:<sha12>"; "none" for a missing one), so callers that predict in pieces (the
-    Serve app's chunks) can refuse to combine forecasts of different models.
+    out-of-sample rank IC. `state["models_version"]` names the set ("alpha_5d:<sha12>,
+    alpha_10d:<sha12>"; "none" for a missing one): what a cached answer is keyed by.
 Forecasts are the expected h-session log return in excess of the universe mean (~ a fraction).
 """
 
@@ -42,16 +40,15 @@ from pathlib import Path
 import numpy as np
 
 from technic_v4.alpha import registry
-from technic_v4.alpha.features import feature_names
+from technic_v4.alpha.features import FEATURES_BY_HORIZON, feature_names
 from technic_v4.cross_section import zscore_1d
 from technic_v4.data.panel import Array1D, BoolArray
 
-HORIZONS = (5, 10)
+HORIZONS: tuple[int, ...] = tuple(sorted(FEATURES_BY_HORIZON))
+MODEL_FEATURES: tuple[str, ...] = tuple(dict.fromkeys(
+    name for h in HORIZONS for name in feature_names(h)))  # what crosses the wire, in order
 SCORE_DEFINITION = ("AlphaScore = mean of the cross-sectional z-scores of Alpha5d and Alpha10d "
                     "over the rows scored in this scan; NaN unless both models are available")
-
-_LOCK = threading.Lock()
-_SLOTS: dict[tuple[str, int], _Slot] = {}  # (models dir, horizon) -> held model, rejected stamp
 
 
 @dataclass
@@ -61,11 +58,94 @@ class _Slot:
 
 
 @dataclass(frozen=True)
-class AlphaPredictions:
-    alpha5d: Array1D
-    alpha10d: Array1D
-    score: Array1D
+class Forecast:
+    """One forecast column per horizon for the rows given, and the state that made them."""
+
+    values: dict[int, Array1D]
     state: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def available(self) -> bool:
+        return bool(self.state.get("available"))
+
+
+class ModelSet:
+    """The verified alpha models of one models dir, as this holder sees them (module doc)."""
+
+    def __init__(self, models_dir: str | os.PathLike[str] | None = None):
+        root = Path(models_dir) if models_dir is not None else registry.default_models_dir()
+        self.root = root.expanduser().resolve()
+        self.horizons = HORIZONS
+        self.features = MODEL_FEATURES
+        self._lock = threading.Lock()
+        self._slots = {h: _Slot() for h in HORIZONS}
+
+    def model(self, horizon: int) -> tuple[registry.LoadedModel, registry.ModelError | None]:
+        """(model to use, why a newer candidate was rejected or None), step 2; raises the
+        candidate's ModelError when there is no sound model to fall back on."""
+        mid = registry.model_id(horizon)
+        stamp = _stamp(self.root, mid)
+        slot = self._slots[horizon]
+        with self._lock:
+            held, rejected = slot.held, slot.rejected
+        if held is not None and held[0] == stamp:
+            return held[1], None
+        if rejected is not None and rejected[0] == stamp:
+            error = rejected[1]
+        else:
+            try:
+                model = registry.load_model(self.root, mid, horizon=horizon,
+                                            features=feature_names(horizon))
+            except registry.ModelError as exc:
+                error = exc
+                with self._lock:
+                    slot.rejected = (stamp, exc)
+            else:
+                if _stamp(self.root, mid) == stamp:  # not rewritten while we read it
+                    with self._lock:
+                        slot.held, slot.rejected = (stamp, model), None
+                return model, None
+        if held is None:
+            raise error
+        return held[1], error
+
+    def predict(self, features: Mapping[str, Array1D]) -> Forecast:
+        """Forecasts for every row of `features` (name -> (rows,) array) and the state."""
+        n = len(next(iter(features.values()))) if features else 0
+        held, state = self._held()
+        values = {h: np.full(n, np.nan) if model is None else
+                  predict_rows(model, features, np.ones(n, dtype=bool))
+                  for h, model in held.items()}
+        return Forecast(values, state)
+
+    def state(self) -> dict[str, object]:
+        """The models' state (module docstring, step 5), loading and verifying them first."""
+        return self._held()[1]
+
+    def _held(self) -> tuple[dict[int, registry.LoadedModel | None], dict[str, object]]:
+        """Per horizon the model to use (None: unavailable), and the state describing them."""
+        held: dict[int, registry.LoadedModel | None] = {}
+        models: dict[str, dict[str, object]] = {}
+        failures: list[str] = []
+        for h in self.horizons:
+            mid = registry.model_id(h)
+            try:
+                model, rejected = self.model(h)
+            except (registry.ModelError, OSError) as exc:
+                held[h] = None
+                models[mid] = {"available": False, "reason": str(exc)}
+                failures.append(str(exc))
+                continue
+            held[h] = model
+            models[mid] = _describe(model)
+            if rejected is not None:
+                models[mid]["candidate_error"] = str(rejected)
+        state: dict[str, object] = (
+            {"available": False, "reason": "alpha unavailable: " + "; ".join(failures)}
+            if failures else {"available": True, "score": SCORE_DEFINITION})
+        state.update(models=models, models_dir=str(self.root), models_version=",".join(
+            f"{mid}:{m.get('version', 'none')}" for mid, m in models.items()))
+        return held, state
 
 
 def _stamp(models_dir: Path, mid: str) -> tuple:
@@ -82,48 +162,6 @@ def _stamp(models_dir: Path, mid: str) -> tuple:
     except OSError:
         model = None
     return meta, model
-
-
-def _slot_model(models_dir: str | os.PathLike[str], horizon: int
-                ) -> tuple[registry.LoadedModel, registry.ModelError | None]:
-    """(model to use, why a newer candidate was rejected or None), step 2; raises the
-    candidate's ModelError when there is no sound model to fall back on."""
-    root = Path(models_dir).resolve()
-    mid = registry.model_id(horizon)
-    stamp = _stamp(root, mid)
-    with _LOCK:
-        slot = _SLOTS.setdefault((str(root), horizon), _Slot())
-        held, rejected = slot.held, slot.rejected
-    if held is not None and held[0] == stamp:
-        return held[1], None
-    if rejected is not None and rejected[0] == stamp:
-        error = rejected[1]
-    else:
-        try:
-            model = registry.load_model(root, mid, horizon=horizon,
-                                        features=feature_names(horizon))
-        except registry.ModelError as exc:
-            error = exc
-            with _LOCK:
-                slot.rejected = (stamp, exc)
-        else:
-            if _stamp(root, mid) == stamp:  # not rewritten while we read it
-                with _LOCK:
-                    slot.held, slot.rejected = (stamp, model), None
-            return model, None
-    if held is None:
-        raise error
-    return held[1], error
-
-
-def get_model(models_dir: str | os.PathLike[str], horizon: int) -> registry.LoadedModel:
-    """The verified model for `horizon`: the held one, or a sound candidate (step 2)."""
-    return _slot_model(models_dir, horizon)[0]
-
-
-def clear_cache() -> None:
-    with _LOCK:
-        _SLOTS.clear()
 
 
 def feature_matrix(features: Mapping[str, Array1D], names: tuple[str, ...],
@@ -153,40 +191,6 @@ def predict_rows(model: registry.LoadedModel, features: Mapping[str, Array1D],
     return out
 
 
-def predict_alpha(features: Mapping[str, Array1D], rows: BoolArray,
-                  models_dir: str | os.PathLike[str] | None = None) -> AlphaPredictions:
-    """Alpha5d, Alpha10d, AlphaScore for `rows` (NaN elsewhere) and the state (module doc)."""
-    rows = np.asarray(rows, dtype=bool)
-    root = Path(models_dir) if models_dir is not None else registry.default_models_dir()
-    preds: dict[int, Array1D] = {}
-    models: dict[str, dict[str, object]] = {}
-    failures: list[str] = []
-    for h in HORIZONS:
-        mid = registry.model_id(h)
-        try:
-            model, rejected = _slot_model(root, h)
-            preds[h] = predict_rows(model, features, rows)
-            models[mid] = _describe(model)
-            if rejected is not None:
-                models[mid]["candidate_error"] = str(rejected)
-        except (registry.ModelError, OSError) as exc:
-            reason = str(exc)
-            preds[h] = np.full(len(rows), np.nan)
-            models[mid] = {"available": False, "reason": reason}
-            failures.append(reason)
-    if failures:
-        score = np.full(len(rows), np.nan)
-        state: dict[str, object] = {"available": False,
-                                    "reason": "alpha unavailable: " + "; ".join(failures)}
-    else:
-        score = np.full(len(rows), np.nan)
-        score[rows] = alpha_score(preds[5][rows], preds[10][rows])
-        state = {"available": True, "score": SCORE_DEFINITION}
-    state.update(models=models, models_dir=str(root), models_version=",".join(
-        f"{mid}:{m.get('version', 'none')}" for mid, m in models.items()))
-    return AlphaPredictions(preds[5], preds[10], score, state)
-
-
 def _describe(model: registry.LoadedModel) -> dict[str, object]:
     meta = model.metadata
     test = meta.get("metrics", {}).get("test", {})
@@ -202,3 +206,18 @@ def _describe(model: registry.LoadedModel) -> dict[str, object]:
 def alpha_score(alpha5d: np.ndarray, alpha10d: np.ndarray) -> np.ndarray:
     """AlphaScore over the rows given: the mean of the two forecasts' cross-sectional z-scores."""
     return (zscore_1d(alpha5d) + zscore_1d(alpha10d)) / 2.0
+
+
+def predict_many(models: ModelSet, items: list[Mapping[str, Array1D]]) -> list[Forecast]:
+    """One `predict` for the rows of many requests (a Serve batch); each gets its own slice.
+    A row's forecast depends on its own features only, so this equals predicting each alone."""
+    sizes = [len(next(iter(f.values()))) if f else 0 for f in items]
+    names = list(items[0]) if items else []
+    merged = {k: np.concatenate([np.asarray(f[k], dtype=float) for f in items]) for k in names}
+    whole = models.predict(merged)
+    out, start = [], 0
+    for n in sizes:
+        out.append(Forecast({h: v[start:start + n] for h, v in whole.values.items()},
+                            whole.state))
+        start += n
+    return out

@@ -86,10 +86,15 @@ class LoadedModel:
 
 
 def default_models_dir() -> Path:
-    """$TECHNIC_MODELS_DIR, else the repository's `models/` next to the package."""
-    env = os.environ.get(MODELS_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
+    """$TECHNIC_MODELS_DIR (settings.py), else the repository's `models/` next to the
+    package: the shipped models."""
+    from technic_v4.settings import Settings
+
+    return Settings().models_root() or shipped_models_dir()
+
+
+def shipped_models_dir() -> Path:
+    """The models shipped with the code (never written by training by default)."""
     import technic_v4
 
     return Path(technic_v4.__file__).resolve().parent.parent / "models"

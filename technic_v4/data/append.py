@@ -129,7 +129,7 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     quality = check_store(data_dir)
     return AppendReport(
         rows_read=n, rows_kept=len(kept), rows_rejected=len(rejected),
-        new_sessions=summary["sessions"], new_symbols=added,
+        new_sessions=[str(s.date()) for s in new_ses], new_symbols=added,
         empty_sessions=[str(s.date()) for s in new_ses[~filled]],
         rejections=pd.DataFrame({"row": rejected + 1,
                                  "symbol": _as_text(bars["symbol"].iloc[rejected]),

@@ -17,6 +17,8 @@ the caller has placed rows on the (symbol, session) grid.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,8 +57,7 @@ class Rejections:
         self.kind = np.full(n, -1, dtype=np.int8)
         self.text = np.full(n, None, dtype=object)
 
-    def flag(self, mask: np.ndarray, kind: str,
-             detail: str | Callable[[np.ndarray], np.ndarray]) -> None:
+    def flag(self, mask: np.ndarray, kind: str, detail: str | Detail) -> None:
         idx = np.flatnonzero(mask & self.open)
         if idx.size:
             self.open[idx] = False
@@ -96,9 +97,9 @@ def check_rows(bars: pd.DataFrame) -> tuple[Rejections, np.ndarray, np.ndarray, 
     rej.flag(np.append(d_missing, True)[dcodes], "missing value", "date")
     for c in NUMBER_COLUMNS:
         rej.flag(missing[c], "missing value", c)
-    rej.flag(sym_id < 0, "invalid symbol", lambda i: _quoted(raw["symbol"], i))
+    rej.flag(sym_id < 0, "invalid symbol", partial(_quoted, raw["symbol"]))
     rej.flag(np.append(d_day == _NAT, True)[dcodes], "unparseable date",
-             lambda i: _quoted(raw["date"], i))
+             partial(_quoted, raw["date"]))
     for c in NUMBER_COLUMNS:
         rej.flag(bad[c], "unparseable number", lambda i, c=c: f"{c}=" + _quoted(raw[c], i))
     rej.flag(~np.append(d_session, False)[dcodes], "not a session",
@@ -214,6 +215,9 @@ def _text_to_float(col: pd.Series, chunk: int = 1 << 16) -> np.ndarray:
             part = pd.to_numeric(col.iloc[start:stop], errors="coerce")
             out[start:stop] = part.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+Detail = Callable[..., Any]  # rejected rows (an index array) -> their detail texts
 
 
 def _quoted(col: pd.Series, idx: np.ndarray) -> np.ndarray:

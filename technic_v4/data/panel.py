@@ -9,6 +9,7 @@ A bar is present when its close is finite; ingest guarantees the other fields ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,19 +69,35 @@ class Panel:
 
     def take(self, rows: IntArray | BoolArray) -> Panel:
         """The sub-panel of the given symbol rows (indices or mask), same sessions."""
-        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
-        arrays = {f: np.ascontiguousarray(getattr(self, f)[rows]) for f in FIELDS}
+        idx = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        arrays: dict[str, Any] = {f: np.ascontiguousarray(getattr(self, f)[idx])
+                                  for f in FIELDS}
         return replace(
             self,
-            symbols=self.symbols[rows],
-            universe=self.universe.iloc[rows].reset_index(drop=True),
+            symbols=self.symbols[idx],
+            universe=self.universe.iloc[idx].reset_index(drop=True),
             **arrays,
         )
+
+    def select(self, rows: IntArray) -> Panel:
+        """`take(rows)`, but as views when the rows are one consecutive run (the usual chunk of
+        a universe): copying 1,250 x 200 x 5 floats costs ~5 ms, a view nothing. Read-only use."""
+        rows = np.asarray(rows)
+        n = len(rows)
+        if n == 0 or rows[-1] - rows[0] + 1 != n or not bool((np.diff(rows) == 1).all()):
+            return self.take(rows)
+        if n == self.n_symbols:
+            return self
+        sl = slice(int(rows[0]), int(rows[-1]) + 1)
+        views: dict[str, Any] = {f: getattr(self, f)[sl] for f in FIELDS}
+        return replace(self, symbols=self.symbols[sl],
+                       universe=self.universe.iloc[sl].reset_index(drop=True), **views)
 
     def window(self, end: int, bars: int) -> Panel:
         """The last `bars` sessions ending at session index `end` (inclusive)."""
         start = max(0, end + 1 - bars)
-        arrays = {f: np.ascontiguousarray(getattr(self, f)[:, start : end + 1]) for f in FIELDS}
+        arrays: dict[str, Any] = {f: np.ascontiguousarray(getattr(self, f)[:, start : end + 1])
+                                  for f in FIELDS}
         return replace(self, sessions=self.sessions[start : end + 1], **arrays)
 
 

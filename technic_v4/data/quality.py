@@ -163,7 +163,7 @@ def _events_frame(panel: Panel, events: np.ndarray, with_events: np.ndarray) -> 
     rows = with_events[sub_rows]
     kind = events[rows, cols]
     close = panel.close
-    prev = np.array([_prev_close(close[r], c) for r, c in zip(rows, cols, strict=True)])
+    prev = np.array([_prev_close(close[r], int(c)) for r, c in zip(rows, cols, strict=True)])
     move = close[rows, cols] / prev - 1
     detail = np.where(
         kind == _EV_SPLIT,

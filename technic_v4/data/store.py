@@ -127,7 +127,7 @@ def write_store(
     n, t = len(universe), len(sessions)
     sessions = _check_input(sessions, universe, arrays)
     loc = locate(data_dir)
-    with loc.guard("writing the store"), loc.staging_dir() as tmp:
+    with loc.guard("writing the store"), loc.writer_lock(), loc.staging_dir() as tmp:
         first, last = _spans(sessions, close)
         uni = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
         uni["first_session"], uni["last_session"] = first, last
@@ -139,16 +139,15 @@ def write_store(
             first_session=str(sessions[0].date()) if t else "",
             last_session=str(sessions[-1].date()) if t else "", created=_now(), meta=meta or {},
             segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}])
-        if isinstance(loc, ObjectStore):
-            return _replace_objects(loc, tmp, manifest)
-        (tmp / "manifest.json").write_text(_dump(manifest))
-        loc.swap_in(tmp)
-    return manifest
+        return _replace_files(loc, tmp, manifest)
 
 
-def _replace_objects(loc: ObjectStore, staged: Path, manifest: StoreManifest) -> StoreManifest:
-    """An object store's `write_store`: the staged files under names no manifest uses yet, the
-    manifest, then every other object in the store directory goes (module docstring)."""
+def _replace_files(loc: LocalStore | ObjectStore, staged: Path, manifest: StoreManifest
+                   ) -> StoreManifest:
+    """Publish a staged one-segment store: its files under names no manifest has used (a
+    sequence number one past any in the store), then the manifest, then every other data file
+    goes. A file name is never reused, so a reader that opened the files its manifest names
+    reads exactly that version (module docstring); dot files (the writer lock) stay."""
     seq = 1 + max((_seq(n) for n in loc.names() if _DATA_FILE.match(n)), default=-1)
     bars, uni = (f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet") if seq else (
         "bars.parquet", "universe.parquet")
@@ -157,7 +156,7 @@ def _replace_objects(loc: ObjectStore, staged: Path, manifest: StoreManifest) ->
     manifest = replace(manifest, universe=uni, segments=[{**manifest.segments[0], "file": bars}])
     loc.put_text("manifest.json", _dump(manifest))
     for name in loc.names():
-        if name not in ("manifest.json", bars, uni):
+        if name not in ("manifest.json", bars, uni) and not name.startswith("."):
             loc.delete(name)
     return manifest
 
@@ -307,11 +306,15 @@ def read_universe(data_dir: DataDir, manifest: StoreManifest | None = None) -> p
         return pq.read_table(_open(loc, manifest.universe, "universe table")).to_pandas()
 
 
+class StoreFileGone(StoreError):
+    """A file the manifest names is not there: the store was replaced while being read."""
+
+
 def _open(loc: LocalStore | ObjectStore, name: str, what: str):
     try:
         return loc.open_input(name)
     except FileNotFoundError:
-        raise StoreError(f"no {what} at {loc.where(name)}") from None
+        raise StoreFileGone(f"no {what} at {loc.where(name)}") from None
 
 
 def _segment_sessions(pf: pq.ParquetFile) -> pd.DatetimeIndex:
@@ -326,8 +329,8 @@ def _open_segments(data_dir, manifest: StoreManifest) -> list[tuple[pq.ParquetFi
                 for seg in manifest.segment_list()]
 
 
-def read_sessions(data_dir: DataDir) -> pd.DatetimeIndex:
-    segs = _open_segments(data_dir, read_manifest(data_dir))
+def read_sessions(data_dir: DataDir, manifest: StoreManifest | None = None) -> pd.DatetimeIndex:
+    segs = _open_segments(data_dir, manifest or read_manifest(data_dir))
     return pd.DatetimeIndex(np.concatenate([_segment_sessions(pf).to_numpy() for pf, _ in segs]),
                             name="session")
 
@@ -337,26 +340,31 @@ def load_panel(
     *,
     end: str | pd.Timestamp | None = None,
     bars: int | None = None,
+    manifest: StoreManifest | None = None,
 ) -> Panel:
     """The Panel of the last `bars` sessions up to `end` (inclusive; default all, latest).
 
-    Reads, per segment, only the row groups that cover the window. `end` that is not a session
-    means the last session on or before it; an `end` before the store's first session is an
-    error. A compaction between reading the manifest and a segment is retried once.
+    Reads, per segment, only the row groups that cover the window, from the files `manifest`
+    names (default: the current manifest). `end` that is not a session means the last session
+    on or before it; an `end` before the store's first session is an error. Without a
+    `manifest`, a store replaced between reading the manifest and its files is read again
+    (twice at most); with one, a file gone is StoreFileGone (the caller re-reads).
     """
-    try:
-        return _load_panel(data_dir, end, bars)
-    except (FileNotFoundError, StoreError):
-        return _load_panel(data_dir, end, bars)
+    if manifest is not None:
+        with locate(data_dir).guard("loading bars from"):
+            return _load_window(data_dir, end, bars, manifest)
+    for attempt in range(3):
+        try:
+            with locate(data_dir).guard("loading bars from"):
+                return _load_window(data_dir, end, bars, read_manifest(data_dir))
+        except (FileNotFoundError, StoreFileGone):
+            if attempt == 2:
+                raise StoreError(f"the store at {store_location(data_dir)} kept changing while "
+                                 "it was read; try again") from None
+    raise AssertionError("unreachable")
 
 
-def _load_panel(data_dir, end, bars) -> Panel:
-    with locate(data_dir).guard("loading bars from"):
-        return _load_window(data_dir, end, bars)
-
-
-def _load_window(data_dir, end, bars) -> Panel:
-    manifest = read_manifest(data_dir)
+def _load_window(data_dir, end, bars, manifest: StoreManifest) -> Panel:
     universe = read_universe(data_dir, manifest)
     segs = _open_segments(data_dir, manifest)
     parts = [_segment_sessions(pf) for pf, _ in segs]

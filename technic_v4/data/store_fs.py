@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 STORE_DIRNAME = "store"
@@ -69,8 +70,8 @@ def data_root(data_dir: DataDir) -> DataRoot:
             raise StoreError(f"data dir {redact(text)} looks like a URI whose '//' was collapsed "
                              "into '/' by a path type: pass the URI as a string")
         return path
-    fs, path = _from_uri(text)
-    return Path(path) if isinstance(fs, pafs.LocalFileSystem) else text
+    fs, where = _from_uri(text)
+    return Path(where) if isinstance(fs, pafs.LocalFileSystem) else text
 
 
 def shown(data_dir: DataDir) -> str:
@@ -196,11 +197,12 @@ class LocalStore:
         return (self.root / name).read_bytes()
 
     def open_input(self, name: str) -> Any:
-        """What pyarrow's Parquet readers take: here the path (FileNotFoundError if absent)."""
+        """The file, opened (memory-mapped): a writer may delete the name afterwards and this
+        reader still reads the bytes it opened (FileNotFoundError if already gone)."""
         path = self.root / name
         if not path.is_file():
             raise FileNotFoundError(path)
-        return path
+        return pa.memory_map(str(path))
 
     def stamp(self, name: str) -> tuple:
         """(inode, mtime, size): changes whenever the file is replaced; () if unreadable."""
@@ -228,16 +230,8 @@ class LocalStore:
 
     def publish(self, staged: Path, name: str) -> None:
         fsync(staged)
+        self.root.mkdir(parents=True, exist_ok=True)
         os.replace(staged, self.root / name)
-
-    def swap_in(self, staged: Path) -> None:
-        """Make the directory `staged` the store, replacing the old one in one rename."""
-        old = self.root.with_name(self.root.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.root.exists():
-            os.replace(self.root, old)
-        os.replace(staged, self.root)
-        shutil.rmtree(old, ignore_errors=True)
 
     def put_text(self, name: str, text: str) -> None:
         """Replace `name` in one rename (a reader sees the old file or the new one)."""
@@ -247,6 +241,7 @@ class LocalStore:
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".append.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one appender at a time (released on close)
             yield

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from technic_v4.errors import ConfigError
+
 GICS_SECTORS = (
     "Communication Services",
     "Consumer Discretionary",
@@ -45,12 +47,21 @@ _CANON = {s.lower(): s for s in GICS_SECTORS} | SECTOR_ALIASES
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,3})?$")
 
 
-class UnknownSectorError(ValueError):
+SECTOR_NAMES = [*GICS_SECTORS, *sorted(SECTOR_ALIASES)]  # what a sector filter accepts
+
+
+class UnknownSectorError(ConfigError):
     """A sector filter names no GICS sector or alias."""
 
+    def __init__(self, message: str):
+        super().__init__("sectors", message, SECTOR_NAMES)
 
-class InvalidSymbolError(ValueError):
+
+class InvalidSymbolError(ConfigError):
     """A symbol is not of the accepted shape (see SYMBOL_PATTERN)."""
+
+    def __init__(self, message: str):
+        super().__init__("symbols", message)
 
 
 def normalize_sector(name: str) -> str:
@@ -58,13 +69,15 @@ def normalize_sector(name: str) -> str:
     key = " ".join(str(name).split()).lower()
     if key in _CANON:
         return _CANON[key]
-    aliases = ", ".join(f"{a!r}" for a in sorted({"Technology", "Healthcare",
-                                                  "Financial Services", "Consumer Cyclical",
-                                                  "Consumer Defensive", "Basic Materials"}))
     raise UnknownSectorError(
-        f"unknown sector {name!r}; valid sectors: {', '.join(GICS_SECTORS)} "
-        f"(aliases accepted: {aliases})"
+        f"unknown sector {name!r}; valid sectors: {', '.join(GICS_SECTORS)} (aliases, any "
+        f"case: {alias_list()})"
     )
+
+
+def alias_list() -> str:
+    """Every accepted alias with the sector it stands for, for messages and --help."""
+    return ", ".join(f"{a} = {s}" for a, s in sorted(SECTOR_ALIASES.items()))
 
 
 def normalize_sectors(names: Iterable[str]) -> list[str]:

@@ -82,7 +82,7 @@ def compute_indicators(
     hist: dict[str, Array2D] = {}
     for name in outputs:
         last[name], h = _collect(full.get(name), part.get(name), rows, close, history)
-        if history:
+        if h is not None:
             hist[name] = h
     min_bars = {name: spec.min_bars for spec in specs for name in spec.outputs}
     insufficient = {name: counts < min_bars[name] for name in outputs}
@@ -120,6 +120,7 @@ def _collect(
     `full` is the in-place run over all rows (None when every row was packed), `part` the
     packed block's run for `rows` (None when no row needed packing); both (rows, W)."""
     if full is None:
+        assert part is not None, "an output comes from the full run, the packed one or both"
         return _last_column(part), unpack_rows(part, close, rows) if history else None
     last = _last_column(full)
     if part is not None:

@@ -6,6 +6,8 @@ versions, out-of-sample rank IC); `metadata` is every metadata file in the model
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 
 from deployments.api.dependencies import APIKey, Backend
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["models"], dependencies=[APIKey])
     401: {"description": "X-API-Key missing or wrong (when keys are configured)"}})
 async def models(backend: Backend) -> JSONBody:
     """Alpha model metadata + metrics, or the explicit "alpha unavailable" state."""
-    info = backend.data_info()
+    info = await asyncio.to_thread(backend.data_info)
     found = await backend.models()
     state = found["state"]
     meta = {"data_version": info.data_version, "source": info.source, "as_of": info.as_of}

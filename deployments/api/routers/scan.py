@@ -1,9 +1,11 @@
 """POST /v1/scan and /v1/scan/stream: the scan as one body, or as progress lines then the body.
 
-Both validate the same way (schema, `ScanConfig.validate`, then the data-dependent checks of
-the backend) before anything is computed, so a bad request is a 4xx and never a half-sent
-stream. `/v1/scan` answers from the result cache when it can (header `X-Technic-Cache: hit`,
-`shared` or `miss`); the stream always computes, since its point is the progress.
+Both run every check the engine makes (schema, `ScanConfig.validate`, the data-dependent checks
+of `check_against`) before anything is computed, so a bad request is a 4xx and never a
+half-sent stream; both map errors through `errors.answer`. `/v1/scan` answers from the result
+cache when it can (header `X-Technic-Cache: hit`, `shared` or `miss`), keyed by the data and
+model versions the answer was computed from; the stream always computes, since its point is
+the progress.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -19,74 +20,69 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
+from deployments.api import errors
 from deployments.api.cache import CachedBody
 from deployments.api.dependencies import APIKey, Backend, Cache
-from deployments.api.errors import InputError, NotReadyError
+from deployments.api.errors import InputError
 from deployments.api.responses import MEDIA_TYPES, meta_headers, negotiate
 from deployments.api.schemas import ScanRequest, ScanResult, ValidationErrorResponse
-from deployments.pipeline import UnknownSymbolError
 from technic_v4 import formats
-from technic_v4.data.universe import InvalidSymbolError, UnknownSectorError
-from technic_v4.scanner_core import ScanConfig
+from technic_v4.scan import ScanConfig
 
 log = logging.getLogger("technic.api")
 router = APIRouter(prefix="/v1", tags=["scan"], dependencies=[APIKey])
-CONFIG_FIELDS = {f.name for f in fields(ScanConfig)}
-KEYWORDS = {"signals": "signals", "quality flags": "exclude_flags"}  # messages naming no field
 ERRORS = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"},
           406: {"description": "Accept names no format this API serves"},
           422: {"model": ValidationErrorResponse,
-                "description": "Invalid field; `valid` lists the accepted values"}}
+                "description": "Invalid field; `valid` lists the accepted values"},
+          503: {"description": "Data or models loading, or the store unreadable; Retry-After"}}
 
 
-async def checked_config(req: ScanRequest, backend: Any) -> ScanConfig:
-    """`req` as a ScanConfig that passed every check, or an InputError naming the field."""
-    cfg = req.to_config()
-    try:
-        cfg.validate()
-    except UnknownSectorError as exc:
-        raise InputError("sectors", str(exc)) from exc
-    except InvalidSymbolError as exc:
-        raise InputError("symbols", str(exc)) from exc
-    except ValueError as exc:
-        msg = str(exc)
-        field = next((w for w in msg.replace(",", " ").split() if w in CONFIG_FIELDS),
-                     next((f for k, f in KEYWORDS.items() if k in msg), "body"))
-        raise InputError(field, msg) from exc
-    await backend.check(cfg)
-    return cfg
-
-
-async def render(frame: Any, status: Any, req: ScanRequest, fmt: str) -> CachedBody:
-    """The result as `fmt` bytes with the status as meta (JSON body / Parquet metadata)."""
+async def render(frame: Any, status: Any, req: Any, fmt: str, backend: Any) -> CachedBody:
+    """The result as `fmt` bytes with the status as meta (JSON body / Parquet metadata);
+    JSON rows joined from the backend's pre-rendered rows of this evaluation."""
     meta = status.summary()
     meta["request"] = req.model_dump(mode="json", exclude_none=True)
     if req.include_rejections and fmt == "json":
         meta["rejections"] = status.rejections.astype(str).to_dict(orient="records")
-    body = await asyncio.to_thread(formats.serialise, frame, meta, fmt)
+    if fmt == "json":
+        fragments = backend.fragments(req.to_config(), status)
+        body = await asyncio.to_thread(formats.to_json, frame, meta, fragments)
+    else:
+        body = await asyncio.to_thread(formats.serialise, frame, meta, fmt)
     headers = meta_headers(meta)
     if fmt != "json":
         headers["Content-Disposition"] = f'attachment; filename="technic-scan-{status.as_of}.{fmt}"'
     return CachedBody(body, MEDIA_TYPES[fmt], headers)
 
 
+def answer_key(req: Any, fmt: str, data_version: str, models_version: str) -> tuple:
+    return ("scan", data_version, models_version, req.cache_key(fmt))
+
+
 @router.post("/scan", response_model=ScanResult, responses={
-    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
-          "description": "JSON (default), CSV or Parquet by `format` or the Accept header"},
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},
+                      "application/vnd.apache.arrow.stream": {}},
+          "description": "JSON (default), CSV, Parquet or Arrow IPC by `format` or Accept"},
     **ERRORS})
 async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cache) -> Response:
     """Scan, score and rank the universe: indicators, TechRating, Signal, alpha."""
     fmt = negotiate(request, req.format)
-    cfg = await checked_config(req, backend)
-    info = backend.data_info()
-    key = ("scan", info.data_version, backend.model_versions(), req.cache_key(fmt))
+    cfg: ScanConfig = req.to_config()
+    await backend.check(cfg)
+    snap_version = (await asyncio.to_thread(backend.snapshot)).data_version
+    key = answer_key(req, fmt, snap_version, await backend.models_version())
     refresh = "no-cache" in request.headers.get("cache-control", "").lower()
 
     async def compute() -> CachedBody:
         frame, status = await backend.scan(cfg)
-        return await render(frame, status, req, fmt)
+        return await render(frame, status, req, fmt, backend)
 
-    item, how = await cache.get_or_compute(key, compute, refresh)
+    def computed_key(item: CachedBody) -> tuple:  # the versions the answer was made from
+        return answer_key(req, fmt, item.headers.get("X-Technic-Data-Version", ""),
+                          item.headers.get("X-Technic-Models", ""))
+
+    item, how = await cache.get_or_compute(key, compute, refresh, rekey=computed_key)
     return Response(item.body, media_type=item.media_type,
                     headers={**item.headers, "X-Technic-Cache": how})
 
@@ -102,7 +98,8 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines; use /v1/scan for "
                          f"{req.format}", ["json"])
-    cfg = await checked_config(req, backend)
+    cfg: ScanConfig = req.to_config()
+    await backend.check(cfg)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     t0 = time.perf_counter()
 
@@ -113,17 +110,15 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
 
     async def produce() -> None:
         try:
-            frame, status = await backend.scan(cfg, report)
-            item = await render(frame, status, req, "json")
+            frame, status = await backend.scan(cfg, report, fresh=True)
+            item = await render(frame, status, req, "json", backend)
             queue.put_nowait(b'{"event":"result",' + item.body[1:] + b"\n")
         except Exception as exc:
-            code = (422 if isinstance(exc, InputError) else 404 if isinstance(
-                exc, UnknownSymbolError) else 503 if isinstance(exc, NotReadyError) else 500)
-            if code == 500:
-                log.exception("scan stream failed")
-            detail = str(exc) if code != 500 else "internal error"
-            queue.put_nowait(orjson.dumps({"event": "error", "status": code,
-                                           "detail": detail}) + b"\n")
+            code, body, headers = errors.answer(exc, "POST /v1/scan/stream")
+            event = {"event": "error", "status": code, "detail": body.get("detail")}
+            if "Retry-After" in headers:
+                event["retry_after"] = int(headers["Retry-After"])
+            queue.put_nowait(orjson.dumps(event) + b"\n")
         finally:
             queue.put_nowait(None)
 
@@ -137,6 +132,8 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
             if not task.done():
                 task.cancel()
 
-    info = backend.data_info()
+    snap = await asyncio.to_thread(backend.snapshot)
     return StreamingResponse(lines(), media_type="application/x-ndjson",
-                             headers=meta_headers(vars(info)))
+                             headers=meta_headers({"data_version": snap.data_version,
+                                                   "source": snap.source,
+                                                   "as_of": snap.last_session}))

@@ -10,10 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Query
 
 from deployments.api.dependencies import APIKey, Backend
+from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody, meta_headers
 from deployments.api.schemas import SYMBOL_REGEX, SymbolHistory, ValidationErrorResponse
-from deployments.pipeline import HISTORY_MAX_DAYS
-from technic_v4.data.universe import validate_symbol
+from technic_v4.data.universe import InvalidSymbolError, validate_symbol
+from technic_v4.scan.symbol import HISTORY_MAX_DAYS
 
 router = APIRouter(prefix="/v1", tags=["symbols"], dependencies=[APIKey])
 
@@ -29,6 +30,10 @@ async def symbol_history(
     days: int = Query(252, ge=1, le=HISTORY_MAX_DAYS, description="Sessions to return."),
 ) -> JSONBody:
     """Daily bars and every indicator's history for one symbol over the last `days`."""
-    data = await backend.symbol(validate_symbol(symbol), days)
+    try:
+        symbol = validate_symbol(symbol)
+    except InvalidSymbolError as exc:
+        raise InputError("symbol", str(exc), location="path") from exc
+    data = await backend.symbol(symbol, days)
     meta = {k: data.pop(k) for k in ("data_version", "source", "as_of")}
     return JSONBody({"meta": meta, **data}, headers=meta_headers(meta))

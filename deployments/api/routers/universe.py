@@ -16,6 +16,7 @@ from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody, meta_headers
 from deployments.api.schemas import SectorsResponse, UniverseResponse, ValidationErrorResponse
+from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import (
     GICS_SECTORS,
     SECTOR_ALIASES,
@@ -52,14 +53,14 @@ async def universe(
                                  description="An industry, case-insensitive."),
 ) -> Response:
     """Every symbol with its name, sector, industry and first/last session in the store."""
-    info = backend.data_info()
+    snap, uni = await backend.universe()
     try:
         canon = normalize_sector(sector) if sector is not None else None
     except UnknownSectorError as exc:
-        raise InputError("sector", str(exc), location="query") from exc
+        raise InputError("sector", str(exc), exc.valid, location="query") from exc
 
     async def build() -> dict[str, Any]:
-        uni = await backend.universe()
+        nonlocal uni
         if canon is not None:
             uni = uni[uni["sector"] == canon]
         if industry is not None:
@@ -71,28 +72,28 @@ async def universe(
         cols["first_session"] = _dates(uni["first_session"])
         cols["last_session"] = _dates(uni["last_session"])
         rows = [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
-        return {"meta": _meta(info), "count": len(rows), "rows": rows}
+        return {"meta": _meta(snap), "count": len(rows), "rows": rows}
 
-    return await _cached(cache, ("universe", info.data_version, canon, industry), build)
+    return await _cached(cache, ("universe", snap.data_version, canon, industry), build)
 
 
 @router.get("/sectors", response_model=SectorsResponse, responses=ERRORS)
 async def sectors(backend: Backend, cache: Cache) -> Response:
     """The 11 GICS sectors: symbols and industries in each, and the aliases accepted."""
-    info = backend.data_info()
+    snap, uni = await backend.universe()
 
     async def build() -> dict[str, Any]:
-        uni = await backend.universe()
         out = []
         for name in GICS_SECTORS:
             part = uni[uni["sector"] == name]
             out.append({"name": name, "symbols": len(part),
                         "industries": sorted(set(part["industry"].astype(str))),
                         "aliases": sorted(a for a, s in SECTOR_ALIASES.items() if s == name)})
-        return {"meta": _meta(info), "sectors": out}
+        return {"meta": _meta(snap), "sectors": out}
 
-    return await _cached(cache, ("sectors", info.data_version), build)
+    return await _cached(cache, ("sectors", snap.data_version), build)
 
 
-def _meta(info: Any) -> dict[str, Any]:
-    return {"data_version": info.data_version, "source": info.source, "as_of": info.as_of}
+def _meta(snap: Snapshot) -> dict[str, Any]:
+    return {"data_version": snap.data_version, "source": snap.source,
+            "as_of": snap.last_session}

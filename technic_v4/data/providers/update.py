@@ -71,7 +71,7 @@ def fetch_sessions(client: PolygonClient, sessions: pd.DatetimeIndex,
     root = Path(cache)
     root.mkdir(parents=True, exist_ok=True)
     report = FetchReport()
-    todo = []
+    todo: list[pd.Timestamp] = []
     for s in sessions:
         key = str(s.date())
         (report.cached if (root / f"{key}.parquet").is_file() else todo).append(key)

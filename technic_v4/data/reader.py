@@ -1,0 +1,215 @@
+"""Reading the store: one manifest-stamped reader for every process that scans.
+
+A scan needs two things from the data: a `Snapshot` (one data version's universe table and
+session axis: what a plan is made from, no prices) and Panels (`load(end, bars)`: the last
+`bars` sessions up to `end`). `StoreReader` serves both for a data dir and is what the CLI, the
+in-process API backend, the Serve ingress (snapshots only) and the Indicators replicas (windows)
+use; `PanelSource` serves them from a Panel in memory (tests, notebooks).
+
+StoreReader walk-through:
+ 1. `manifest()`: the store's manifest, re-read only when its stamp (inode, mtime, size)
+    changes; an object store has no cheap stamp, so there it is read on each call (~1 KB).
+ 2. `snapshot()`: universe + sessions of the manifest's data version, read once per version
+    from the files that manifest names.
+ 3. `load(end, bars)`: `end` resolved to a session of the snapshot, then an LRU of windows
+    keyed (data_version, session, bars). A miss reads exactly the files the manifest names;
+    file names are never reused (store.py), so a window is labelled with the version it was
+    read from, even while the store is being rewritten. A file gone (the store replaced in
+    between) means: read the new manifest and try again.
+A local data dir without a store gets the synthetic demo market (`ensure_store`); an empty
+object-store location is refused instead: there an empty prefix is far likelier a typo or a
+missing upload than a wish for ~200 MB of made-up prices in a bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.data import store
+from technic_v4.data.panel import Panel
+from technic_v4.data.store_fs import DataDir, DataRoot, data_root, shown
+
+log = logging.getLogger("technic.data")
+RETRIES = 8  # reads of a store that is replaced while being read (backing off 1, 2, 4... ms)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One data version's universe and sessions: enough to plan a scan, no prices."""
+
+    data_version: str
+    source: str
+    universe: pd.DataFrame
+    sessions: pd.DatetimeIndex
+    index: pd.Index  # symbol -> universe row
+    manifest: store.StoreManifest | None = None  # None for a Panel in memory
+
+    @property
+    def first_session(self) -> str:
+        return str(self.sessions[0].date()) if len(self.sessions) else ""
+
+    @property
+    def last_session(self) -> str:
+        return str(self.sessions[-1].date()) if len(self.sessions) else ""
+
+    def session_at(self, end: object) -> int:
+        """Index of the last session on or before `end` (None: the latest); StoreError when
+        `end` is before the first session."""
+        last = len(self.sessions) - 1
+        if end is None:
+            return last
+        ts = pd.Timestamp(str(end)).normalize()
+        stop = int(self.sessions.searchsorted(ts, side="right")) - 1
+        if stop < 0:
+            raise store.StoreError(f"as-of date {ts.date()} is before the store's first session "
+                                   f"{self.first_session}")
+        return stop
+
+    def rows(self, symbols: Sequence[str]) -> np.ndarray:
+        """Universe row of each symbol, -1 for one not in the universe."""
+        return self.index.get_indexer(list(symbols))
+
+
+def default_data_dir() -> DataRoot:
+    """$TECHNIC_DATA_DIR (a path or an object-store URI), else the per-user data folder
+    (e.g. ~/.local/share/technic)."""
+    from technic_v4.settings import Settings
+
+    return Settings().data_root()
+
+
+def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
+    """The store's manifest; builds the synthetic demo market first when a local data dir
+    holds no store (an object-store one is refused: module docstring)."""
+    root = data_root(data_dir) if data_dir is not None else default_data_dir()
+    if not store.store_exists(root):
+        from technic_v4.data.demo import build_demo_store
+
+        if not isinstance(root, Path):
+            raise store.StoreError(
+                f"no price store at {store.store_location(root)}; an object-store location is "
+                f"never filled with the synthetic demo automatically: write one with `technic "
+                f"data demo --data-dir {shown(root)}` or `technic data ingest FILE --data-dir "
+                f"{shown(root)}`")
+        log.warning(
+            "no price store in %s: building the deterministic synthetic demo market "
+            "(source: synthetic; bring real data with `technic data ingest`)", root,
+        )
+        return build_demo_store(root)
+    return store.read_manifest(root)
+
+
+class StoreReader:
+    """Snapshots and Panel windows of one data dir (module docstring); thread-safe."""
+
+    def __init__(self, data_dir: DataDir | None = None, *, auto_demo: bool = True,
+                 windows: int = 3):
+        self.data_dir = data_root(data_dir) if data_dir is not None else default_data_dir()
+        self.auto_demo = auto_demo
+        self.size = windows
+        self._lock = threading.Lock()
+        self._manifest: tuple[tuple, store.StoreManifest] | None = None
+        self._snapshot: Snapshot | None = None
+        self._panels: OrderedDict[tuple, Panel] = OrderedDict()
+
+    def manifest(self) -> store.StoreManifest:
+        stamp = store.manifest_stamp(self.data_dir)
+        cached = self._manifest
+        if stamp and cached is not None and cached[0] == stamp:
+            return cached[1]
+        if self.auto_demo:
+            manifest = ensure_store(self.data_dir)
+            stamp = store.manifest_stamp(self.data_dir)
+        else:
+            manifest = store.read_manifest(self.data_dir)
+        self._manifest = (stamp, manifest)
+        return manifest
+
+    def snapshot(self) -> Snapshot:
+        return self._retrying(self._snapshot_now)
+
+    def load(self, end: object, bars: int) -> Panel:
+        return self._retrying(lambda: self._load_now(end, bars))
+
+    def _retrying(self, read: Callable[[], T]) -> T:
+        """`read()`, again (backing off) while the store is replaced under it (module doc)."""
+        for attempt in range(RETRIES):
+            try:
+                return read()
+            except store.StoreFileGone:
+                self._manifest = None
+                if attempt == RETRIES - 1:
+                    raise store.StoreError(
+                        f"the store at {store.store_location(self.data_dir)} kept changing "
+                        "while it was read; try again") from None
+                time.sleep(min(0.001 * 2 ** attempt, 0.05))
+        raise AssertionError("unreachable")
+
+    def _snapshot_now(self) -> Snapshot:
+        manifest = self.manifest()
+        cached = self._snapshot
+        if cached is not None and cached.data_version == manifest.data_version:
+            return cached
+        uni = store.read_universe(self.data_dir, manifest)
+        sessions = store.read_sessions(self.data_dir, manifest)
+        snap = Snapshot(manifest.data_version, manifest.source, uni, sessions,
+                        pd.Index(uni["symbol"]), manifest)
+        self._snapshot = snap
+        return snap
+
+    def _load_now(self, end: object, bars: int) -> Panel:
+        snap = self._snapshot_now()
+        stop = snap.session_at(end)
+        key = (snap.data_version, stop, int(bars))
+        with self._lock:
+            if key in self._panels:
+                self._panels.move_to_end(key)
+                return self._panels[key]
+        panel = store.load_panel(self.data_dir, end=snap.sessions[stop], bars=bars,
+                                 manifest=snap.manifest)
+        with self._lock:
+            for old in [k for k in self._panels if k[0] != panel.data_version]:
+                del self._panels[old]  # a replaced store
+            self._panels[key] = panel
+            while len(self._panels) > self.size:
+                self._panels.popitem(last=False)
+        return panel
+
+    def rows(self, panel: Panel, symbols: Sequence[str]) -> np.ndarray:
+        """Row positions of `symbols` in `panel` (all windows of a version share its order)."""
+        snap = self._snapshot
+        if snap is not None and snap.data_version == panel.data_version:
+            return snap.rows(symbols)
+        return pd.Index(panel.symbols).get_indexer(list(symbols))
+
+
+class PanelSource:
+    """A reader over a Panel already in memory (tests, notebooks)."""
+
+    def __init__(self, panel: Panel):
+        self.panel = panel
+        self._snapshot = Snapshot(panel.data_version, panel.source, panel.universe,
+                                  panel.sessions, pd.Index(panel.symbols))
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def load(self, end: object, bars: int) -> Panel:
+        stop = self._snapshot.session_at(end)
+        if stop == self.panel.n_sessions - 1 and bars >= self.panel.n_sessions:
+            return self.panel
+        return self.panel.window(stop, bars)
+
+    def rows(self, panel: Panel, symbols: Sequence[str]) -> np.ndarray:
+        return self._snapshot.rows(symbols)

@@ -1,0 +1,36 @@
+"""What the engine raises, so every caller (CLI, HTTP, stream) gives the same answer.
+
+  ConfigError        the request is wrong: names the field, says why, lists the valid values
+                     (HTTP 422; CLI `error:` line, exit 2)
+  StaleDataError     the store or the models changed under a scan, twice in a row
+                     (HTTP 503 + Retry-After; the orchestrator already retried once)
+  UnknownSymbolError a well-formed symbol that is not in the universe (HTTP 404)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ConfigError(ValueError):
+    """A scan request that cannot be run: `field`, the message, and `valid` values if known."""
+
+    def __init__(self, field: str, message: str, valid: Sequence[str] | None = None):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.valid = list(valid) if valid is not None else None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"field": self.field, "message": self.message}
+        if self.valid is not None:
+            out["valid"] = self.valid
+        return out
+
+
+class StaleDataError(RuntimeError):
+    """The store or the models changed during a scan: its pieces come from different versions."""
+
+
+class UnknownSymbolError(LookupError):
+    """A well-formed symbol that is not in the universe."""

@@ -1,0 +1,155 @@
+"""Evaluate: a Panel's symbols measured at the as-of session, one row each, nothing filtered.
+
+`measure(panel, spec)` is the per-symbol half of a scan: indicators on each symbol's own bars,
+last-bar values, dollar volume, listing dates, the data-quality flags and TechRating/Signal,
+for every row of `panel`. Nothing in it depends on the other rows or on the request's filters,
+only on the `WindowSpec` (as-of session, bars loaded, staleness limit, scoring), so:
+  - chunks of a universe give, row for row, what one call over all of it gives (the Serve app
+    evaluates chunks on its Indicators replicas: `evaluate_chunk`);
+  - a service can keep a data version's full evaluation and answer every request that shares
+    its WindowSpec by screening it (screen.py), without recomputing (run.py's `Evaluations`).
+The frame holds the result columns (Alpha columns NaN until run.py fills them) and private
+facts for the screen, prefixed `_`: `_age` (sessions from the symbol's last bar to the as-of
+session; the window length when it has none), `_first_seen`, `_last_seen`, `_flag_<name>`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from technic_v4 import scoring
+from technic_v4.data.panel import Panel
+from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
+from technic_v4.data.quality import QualityConfig, check_panel
+from technic_v4.errors import StaleDataError
+from technic_v4.indicators import compute_indicators, required_bars
+from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
+from technic_v4.scan.config import ScanConfig
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What an evaluation depends on besides the symbols (module docstring)."""
+
+    as_of: str | None          # a date (the last session on or before it); None: the latest
+    bars: int                  # sessions loaded, ending at the as-of session
+    max_stale_sessions: int
+    scoring: scoring.ScoringConfig = field(default_factory=scoring.ScoringConfig)
+
+    @classmethod
+    def of(cls, cfg: ScanConfig) -> WindowSpec:
+        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars)
+        as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
+        return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring)
+
+    def key(self) -> bytes:
+        """A canonical key of the spec (ScoringConfig holds a dict, so it is not hashable)."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Measured rows of some symbols: `frame` (module docstring) and where they came from."""
+
+    frame: pd.DataFrame
+    source: str
+    data_version: str
+    as_of: str
+    window_bars: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def measure(panel: Panel, spec: WindowSpec) -> Block:
+    """Every symbol of `panel` measured at its last session (module docstring)."""
+    t0 = time.perf_counter()
+    table = compute_indicators(panel)
+    t1 = time.perf_counter()
+    last = table.last
+    last_idx = panel.last_bar_index()
+    close, volume = at_last_bar(panel.close, last_idx), at_last_bar(panel.volume, last_idx)
+    first_seen, last_seen = listing_dates(panel, last_idx)
+    rating, subs = scoring.tech_rating({**last, "Close": close}, spec.scoring)
+    quality = check_panel(panel, QualityConfig(max_stale_sessions=spec.max_stale_sessions))
+    incomplete = np.full(panel.n_symbols, "", dtype=object)
+    for name in SHOWN_INDICATORS:
+        short = table.insufficient[name]
+        if short.any():
+            incomplete[short] = incomplete[short] + (name + " ")
+    cols: dict[str, Any] = {
+        "Symbol": panel.symbols,
+        "Sector": panel.universe["sector"].to_numpy(dtype=object),
+        "Industry": panel.universe["industry"].to_numpy(dtype=object),
+        "Close": close,
+        "Volume": volume,
+        **{k: last[k] for k in RESULT_COLUMNS[5:15]},
+        "TechRating": rating,
+        "Signal": scoring.signal(rating, subs, spec.scoring),
+        "Alpha5d": np.nan,
+        "Alpha10d": np.nan,
+        "Name": panel.universe["name"].to_numpy(dtype=object),
+        "AlphaScore": np.nan,
+        **{k: last[k] for k in ["mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20"]},
+        "DollarVolume": close * last["Volume_SMA20"],
+        "Bars": table.bars,
+        "LastDate": pd.DatetimeIndex(np.where(last_idx >= 0, last_seen, np.datetime64("NaT"))),
+        "Incomplete": np.char.strip(incomplete.astype(str)).astype(object),
+        "Source": panel.source,
+        "quality_flags": quality.flags,
+        "_age": np.where(last_idx >= 0, panel.n_sessions - 1 - last_idx, panel.n_sessions),
+        "_first_seen": first_seen,
+        "_last_seen": last_seen,
+        **{f"_flag_{name}": quality.found[name] for name in QUALITY_FLAGS},
+    }
+    frame = pd.DataFrame(cols)
+    t2 = time.perf_counter()
+    return Block(frame, panel.source, panel.data_version, str(panel.sessions[-1].date())
+                 if panel.n_sessions else "", panel.n_sessions,
+                 {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)})
+
+
+def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
+                   data_version: str | None = None) -> Block:
+    """`measure` for `symbols` on the window `reader` holds (a StoreReader or PanelSource);
+    StaleDataError when the reader's data is not `data_version` (the store changed since the
+    scan was planned) or lacks a symbol."""
+    panel = reader.load(spec.as_of, spec.bars)
+    if data_version is not None and panel.data_version != data_version:
+        raise StaleDataError(f"scan planned on data_version {data_version}, the store now "
+                             f"holds {panel.data_version}")
+    rows = reader.rows(panel, symbols)
+    if (rows < 0).any():
+        missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]
+        raise StaleDataError(f"symbols {missing} are not in store version {panel.data_version}")
+    return measure(panel.select(rows), spec)
+
+
+def listing_dates(panel: Panel, last_idx: np.ndarray) -> tuple[pd.DatetimeIndex, ...]:
+    """First and last bar dates per symbol: from the window, else from the store's universe."""
+    sessions = panel.sessions
+    present = np.isfinite(panel.close)
+    first_idx = np.where(present.any(axis=1), present.argmax(axis=1), -1)
+    nat = np.datetime64("NaT", "ns")
+    first = np.where(first_idx >= 0, sessions.values[np.maximum(first_idx, 0)], nat)
+    last = np.where(last_idx >= 0, sessions.values[np.maximum(last_idx, 0)], nat)
+    uni = panel.universe
+    if "first_session" in uni and "last_session" in uni:
+        outside = last_idx < 0
+        first[outside] = pd.DatetimeIndex(uni["first_session"]).values[outside]
+        last[outside] = pd.DatetimeIndex(uni["last_session"]).values[outside]
+    return pd.DatetimeIndex(first), pd.DatetimeIndex(last)
+
+
+def at_last_bar(values: np.ndarray, last_idx: np.ndarray) -> np.ndarray:
+    """Each row's value at its own last bar (NaN for a row with no bar)."""
+    out = values[np.arange(len(values)), np.maximum(last_idx, 0)]
+    return np.where(last_idx >= 0, out, np.nan)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

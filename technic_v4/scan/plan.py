@@ -1,0 +1,92 @@
+"""Plan: which universe rows a scan evaluates, decided from the universe table alone.
+
+`check_against(cfg, snapshot)` runs the checks that need the data but not its prices: the
+as-of date inside the store, every industry known. `plan_scan` then selects rows by symbols
+(unknown ones become errors), sectors and industries (the others become "filtered: ..."
+rejections). Neither reads a price: the Serve ingress plans while prices stay on replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.data.reader import Snapshot
+from technic_v4.data.universe import normalize_sectors, validate_symbol
+from technic_v4.errors import ConfigError
+from technic_v4.scan.config import ScanConfig, as_of_timestamp
+from technic_v4.scan.screen import reject_rows
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Universe rows to evaluate (in universe order) and what selection already decided."""
+
+    rows: np.ndarray
+    symbols: np.ndarray           # the whole universe's symbols
+    attempted: int
+    rejections: list[pd.DataFrame]
+    errors: list[dict[str, str]]
+    as_of: pd.Timestamp           # the session the scan is as of
+
+    @property
+    def selected(self) -> list[str]:
+        return self.symbols[self.rows].tolist()
+
+
+def check_against(cfg: ScanConfig, snapshot: Snapshot) -> pd.Timestamp:
+    """The as-of session, after checking `cfg` against the store: ConfigError when the as-of
+    date is before the store's first session or an industry is unknown."""
+    sessions = snapshot.sessions
+    if not len(sessions):
+        raise ConfigError("as_of_date", "the store has no sessions")
+    as_of = sessions[-1]
+    if cfg.as_of_date is not None:
+        wanted = as_of_timestamp(cfg.as_of_date)
+        if wanted < sessions[0]:
+            raise ConfigError("as_of_date", f"as_of_date {wanted.date()} is before the store's "
+                              f"first session {sessions[0].date()}; the store covers "
+                              f"{sessions[0].date()} to {sessions[-1].date()}")
+        as_of = sessions[sessions.searchsorted(wanted, side="right") - 1]
+    if cfg.industries:
+        known = sorted(set(snapshot.universe["industry"].astype(str)))
+        lower = {k.lower() for k in known}
+        bad = [i for i in cfg.industries if " ".join(i.split()).lower() not in lower]
+        if bad:
+            raise ConfigError("industries", f"unknown industries {bad}; see the valid values "
+                              "(GET /v1/sectors, `technic data info`)", known)
+    return as_of
+
+
+def plan_scan(cfg: ScanConfig, snapshot: Snapshot) -> ScanPlan:
+    """Rows of the universe to scan, after the symbol, sector and industry filters."""
+    as_of = check_against(cfg, snapshot)
+    universe = snapshot.universe
+    symbols = universe["symbol"].to_numpy(dtype=object)
+    n = len(symbols)
+    mask = np.ones(n, dtype=bool)
+    errors: list[dict[str, str]] = []
+    attempted = n
+    if cfg.symbols is not None:
+        wanted = list(dict.fromkeys(validate_symbol(s) for s in cfg.symbols))
+        pos = snapshot.index.get_indexer(wanted)
+        errors = [{"symbol": s, "error": "unknown symbol: not in the universe"}
+                  for s, p in zip(wanted, pos, strict=True) if p < 0]
+        mask = np.zeros(n, dtype=bool)
+        mask[pos[pos >= 0]] = True
+        attempted = len(wanted)
+    parts: list[pd.DataFrame] = []
+    if cfg.sectors is not None:
+        sector = universe["sector"].to_numpy(dtype=object)
+        bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
+        mask = reject_rows(symbols, mask, bad, "filtered: sector",
+                           lambda i: f"sector {sector[i]}", parts)
+    if cfg.industries is not None:
+        industry = universe["industry"].to_numpy(dtype=object)
+        wanted_ind = {" ".join(i.split()).lower() for i in cfg.industries}
+        bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
+        mask = reject_rows(symbols, mask, bad, "filtered: industry",
+                           lambda i: f"industry {industry[i]}", parts)
+    return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors, as_of)

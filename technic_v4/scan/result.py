@@ -1,0 +1,84 @@
+"""The scan's answer: the ranked result table and a status in which every symbol is counted.
+
+`finish_scan` ranks the rows that passed, cuts to `max_symbols` (the rest become "beyond
+max_symbols" rejections) and builds `ScanStatus`, asserting attempted = kept + rejected +
+errors: a symbol can never silently disappear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from technic_v4 import scoring
+from technic_v4.data.quality import QUALITY_VERSION
+from technic_v4.indicators import INDICATORS_VERSION
+from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
+from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.evaluate import Block
+from technic_v4.scan.plan import ScanPlan
+from technic_v4.scan.screen import concat_rejections
+
+STAGES = ("load", "indicators", "score", "alpha", "rank")  # progress and timings, in order
+
+
+@dataclass
+class ScanStatus:
+    """How the scan went: counts that add up (attempted = kept + rejected + errors) and why."""
+
+    attempted: int = 0
+    kept: int = 0
+    rejected: int = 0
+    errors: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    rejections: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["Symbol", "reason", "detail"]))
+    error_details: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    data_version: str = ""
+    as_of: str = ""
+    window_bars: int = 0
+    scoring_version: str = scoring.SCORING_VERSION
+    indicators_version: str = INDICATORS_VERSION
+    quality_version: str = QUALITY_VERSION
+    quality_flagged: int = 0                # kept rows that carry a quality flag
+    alpha: dict[str, object] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("rejections")
+        return d
+
+
+def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
+                rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
+                    pd.DataFrame, ScanStatus]:
+    """Rank the passing rows `frame`, cut to max_symbols; count every symbol exactly once."""
+    frame = frame.sort_values(cfg.sort_by, ascending=cfg.ascending, na_position="last",
+                              kind="stable")
+    parts = [*plan.rejections, *rejections]
+    if cfg.max_symbols is not None and len(frame) > cfg.max_symbols:
+        beyond = frame["Symbol"].to_numpy()[cfg.max_symbols:]
+        parts.append(pd.DataFrame({"Symbol": beyond, "reason": "beyond max_symbols",
+                                   "detail": f"ranked past the top {cfg.max_symbols} "
+                                             f"by {cfg.sort_by}"}))
+        frame = frame.iloc[: cfg.max_symbols]
+    frame = frame[RESULT_COLUMNS + EXTRA_COLUMNS].reset_index(drop=True)
+    frame.attrs.update(source=block.source, data_version=block.data_version, as_of=block.as_of,
+                       scoring_version=scoring.SCORING_VERSION,
+                       indicators_version=INDICATORS_VERSION, quality_version=QUALITY_VERSION)
+    rejected = concat_rejections(parts)
+    counts = rejected["reason"].value_counts()
+    status = ScanStatus(
+        attempted=plan.attempted, kept=len(frame), rejected=len(rejected),
+        errors=len(plan.errors), rejected_by_reason={str(k): int(v) for k, v in counts.items()},
+        rejections=rejected, error_details=plan.errors, source=block.source,
+        data_version=block.data_version, as_of=block.as_of, window_bars=block.window_bars,
+        alpha=alpha_state, quality_flagged=int((frame["quality_flags"].fillna("") != "").sum()),
+    )
+    if status.attempted != status.kept + status.rejected + status.errors:
+        raise AssertionError(f"scan lost symbols: {status.summary()}")
+    return frame, status

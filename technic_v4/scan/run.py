@@ -1,0 +1,244 @@
+"""The one scan orchestrator: `execute`, and `run_scan`, which runs it in this process.
+
+Walk-through of `execute(cfg, snapshot, evaluate, predict)`; every caller (CLI, HTTP scan and
+stream, validation, watches) comes through here, and only says where two steps run:
+  1. load       `cfg.validate()`, a Snapshot of the data (universe + sessions of one data
+                version), `plan_scan`: as-of and industries checked against it, rows selected
+                by symbols / sectors / industries. No prices are read.
+  2. indicators `evaluate(symbols, spec, data_version)` for the selected symbols, in chunks
+                of `chunk_size` run concurrently: in-process a local call, under Serve the
+                Indicators replicas (each holds the Panel). A chunk from another data version
+                than the plan's (the store was replaced meanwhile) is StaleDataError: the scan
+                is planned again on a fresh snapshot, once. A service passes `evaluations` to
+                keep a data version's full-universe evaluation and answer later scans with the
+                same WindowSpec from it (evaluate.py says why that is exact).
+  3. score      `screen`: the request's conditions over the measured rows, rejections with
+                their reasons.
+  4. alpha      `predict(features)` once, for the rows kept, with the model features only:
+                in-process a ModelSet, under Serve the AlphaModel replica (which batches
+                concurrent scans into one XGBoost call). AlphaScore over the rows kept.
+  5. rank       `finish_scan`: sort, cut to max_symbols, count every symbol.
+`report(stage, done, total)` follows the same stages (STAGES), and `status.timings_ms` holds
+one lap per stage plus `total`, from one StageTimer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, ModelSet, alpha_score
+from technic_v4.data.reader import Snapshot, StoreReader
+from technic_v4.errors import StaleDataError
+from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+from technic_v4.scan.plan import ScanPlan, plan_scan
+from technic_v4.scan.result import ScanStatus, finish_scan
+from technic_v4.scan.screen import screen
+
+Features = dict[str, np.ndarray]
+Evaluate = Callable[[list[str], WindowSpec, str], Awaitable[Block]]
+Predict = Callable[[Features], Awaitable[Forecast]]
+Report = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+class StageTimer:
+    """Milliseconds per stage (laps in STAGES order) and the total."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round((now - self.last) * 1000, 3)
+        self.last = now
+
+    def done(self) -> dict[str, float]:
+        return {**self.laps, "total": round((self.last - self.start) * 1000, 3)}
+
+
+class Evaluations:
+    """Full-universe evaluations by (data_version, WindowSpec), least recently used out."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._lock = threading.Lock()
+        self._blocks: OrderedDict[tuple[str, bytes], Block] = OrderedDict()
+
+    def get(self, key: tuple[str, bytes]) -> Block | None:
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is not None:
+                self._blocks.move_to_end(key)
+            return block
+
+    def put(self, key: tuple[str, bytes], block: Block) -> None:
+        with self._lock:
+            self._blocks[key] = block
+            while len(self._blocks) > self.size:
+                self._blocks.popitem(last=False)
+
+
+async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
+                  predict: Predict, *, chunk_size: int | None = None,
+                  report: Report | None = None, evaluations: Evaluations | None = None
+                  ) -> tuple[pd.DataFrame, ScanStatus]:
+    """The scan of the module docstring; StaleDataError when the data changed twice."""
+    cfg.validate()
+    for attempt in (0, 1):
+        try:
+            return await _execute(cfg, snapshot(), evaluate, predict, chunk_size,
+                                  report or _no_report, evaluations)
+        except StaleDataError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict: Predict,
+                   chunk_size: int | None, report: Report, evaluations: Evaluations | None
+                   ) -> tuple[pd.DataFrame, ScanStatus]:
+    timer = StageTimer()
+    report("load", 0, 1)
+    plan = plan_scan(cfg, snap)
+    latest = plan.as_of == snap.sessions[-1]
+    spec = replace(WindowSpec.of(cfg), as_of=None if latest else str(plan.as_of.date()))
+    timer.lap("load")
+    report("load", 1, 1)
+
+    block = await _evaluate(plan, spec, snap, evaluate, chunk_size, report, evaluations)
+    timer.lap("indicators")
+    alive, rejections = screen(cfg, block.frame, plan.as_of)
+    kept = block.frame[alive]
+    timer.lap("score")
+    report("score", len(plan.rows), len(plan.rows))
+
+    report("alpha", 0, len(kept))
+    forecast = await predict({name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES})
+    kept = with_alpha(kept, forecast)
+    timer.lap("alpha")
+    report("alpha", len(kept), len(kept))
+
+    frame, status = finish_scan(cfg, plan, block, kept, rejections, forecast.state)
+    timer.lap("rank")
+    status.timings_ms = timer.done()
+    report("rank", len(frame), len(frame))
+    return frame, status
+
+
+async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: Evaluate,
+                    chunk_size: int | None, report: Report, evaluations: Evaluations | None
+                    ) -> Block:
+    """The measured rows of the plan (step 2): from `evaluations`, or evaluated in chunks."""
+    symbols = plan.selected
+    total = len(symbols)
+    report("indicators", 0, total)
+    key = (snap.data_version, spec.key())
+    full = evaluations.get(key) if evaluations is not None else None
+    if full is not None:
+        report("indicators", total, total)
+        if total == len(plan.symbols):
+            return full
+        return replace(full, frame=full.frame.iloc[plan.rows].reset_index(drop=True))
+    size = chunk_size or max(total, 1)
+    chunks = [symbols[i:i + size] for i in range(0, total, size)] or [[]]
+    done = 0
+
+    async def one(chunk: list[str]) -> Block:
+        nonlocal done
+        block = await evaluate(chunk, spec, snap.data_version)
+        done += len(chunk)
+        report("indicators", done, total)
+        return block
+
+    blocks = list(await asyncio.gather(*(one(c) for c in chunks)))
+    versions = {(b.data_version, b.as_of, b.window_bars) for b in blocks}
+    if {b.data_version for b in blocks} != {snap.data_version} or len(versions) > 1:
+        raise StaleDataError(f"scan planned on data_version {snap.data_version}, evaluated on "
+                             f"{sorted(versions)}")
+    frame = (blocks[0].frame if len(blocks) == 1
+             else pd.concat([b.frame for b in blocks], ignore_index=True))
+    block = replace(blocks[0], frame=frame, timings_ms={
+        k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms})
+    if evaluations is not None and total == len(plan.symbols):
+        evaluations.put(key, block)
+    return block
+
+
+def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
+    """`kept` with Alpha5d, Alpha10d and AlphaScore (over these rows) from `forecast`."""
+    out = kept.copy()
+    a5, a10 = forecast.values[5], forecast.values[10]
+    out["Alpha5d"], out["Alpha10d"] = a5, a10
+    out["AlphaScore"] = alpha_score(a5, a10) if forecast.available else np.nan
+    return out
+
+
+def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None, *,
+             loader: Any = None, models_dir: str | Path | None = None
+             ) -> tuple[pd.DataFrame, ScanStatus]:
+    """Scan, score and rank in this process; returns (results, status).
+
+    `loader`: a StoreReader or PanelSource (default: the data dir of the environment);
+    `models_dir`: the alpha models (default: $TECHNIC_MODELS_DIR, else the shipped ones).
+    """
+    cfg = config or ScanConfig()
+    reader = loader if loader is not None else _default_reader()
+    models = _model_set(models_dir)
+
+    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
+        return evaluate_chunk(reader, symbols, spec, version)
+
+    async def predict(features: Features) -> Forecast:
+        return models.predict(features)
+
+    return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion from sync code, also when this thread already runs a loop
+    (a notebook): then in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        in_loop = False
+    else:
+        in_loop = True
+    if not in_loop:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _no_report(stage: str, done: int, total: int) -> None:
+    return None
+
+
+_DEFAULTS: dict[str, Any] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def _default_reader() -> StoreReader:
+    """The environment's data dir, read by one StoreReader per process and dir (warm scans)."""
+    reader = StoreReader()
+    with _DEFAULTS_LOCK:
+        return _DEFAULTS.setdefault(f"reader:{reader.data_dir}", reader)
+
+
+def _model_set(models_dir: str | Path | None) -> ModelSet:
+    """One ModelSet per models dir for `run_scan` callers that pass none of their own."""
+    models = ModelSet(models_dir)
+    with _DEFAULTS_LOCK:
+        return _DEFAULTS.setdefault(f"models:{models.root}", models)
