@@ -20,8 +20,8 @@ then bit-equal, not merely close. That library modernised its arithmetic; mirror
   - Bollinger variance from mean-shifted running sums, re-seeded when cancellation looms
     (#118, #243): no E[x^2]-E[x]^2 cancellation; zero below 1e-12 of the mean square.
   - EMA (EMA9/21/50) seeded by the SMA of the first n bars, then the same fused step.
-SMA, ROC and ROCR are the classic running sum and ratios; rolling MAX/MIN keep TA-Lib's held
-extreme and rescan only when it leaves the window (values are exact either way).
+SMA, ROC and ROCR are the classic running sum and ratios; rolling MAX/MIN scan short windows
+and keep TA-Lib's held extreme over long ones (values are exact either way).
 `error_model="numpy"` gives IEEE division; fastmath stays off (reassociation breaks equality).
 Where TA-Lib would divide by zero (ROCR / ROC answer 0) or a ratio is undefined (Volume_ratio,
 ATR_pct, BB_width, dist_*, gap_pct, perf_*, rs_raw), the value is NaN, never a made-up number.
@@ -330,7 +330,9 @@ def _track_min(x, t, trailing, idx, best):
 @njit(**_ROW)
 def _extreme_row(x, close, n, sign, off, o_ext, o_dist):
     """TA_MAX (sign 1) / TA_MIN (sign -1) of the last n bars, and close / extreme - 1.
-    Extremes are exact, so the scan starts at the first stored bar (one window for W = 1)."""
+    Extremes are exact, so only the stored bars are computed (one window for W = 1): a short
+    window is scanned whole at every bar (branch-free, the faster for n = 20), a long one
+    keeps TA-Lib's held extreme and rescans only when it leaves (52-week history)."""
     T = close.shape[0]
     first = first_bar(close) + n - 1
     _nan_until(o_ext, off, first)
@@ -338,7 +340,12 @@ def _extreme_row(x, close, n, sign, off, o_ext, o_dist):
     idx = -1
     best = 0.0
     for t in range(max(first, off), T):
-        if sign > 0:
+        if n <= 32:
+            best = x[t - n + 1]
+            for j in range(t - n + 2, t + 1):
+                v = x[j]
+                best = v if (v > best if sign > 0 else v < best) else best
+        elif sign > 0:
             idx, best = _track_max(x, t, t - n + 1, idx, best)
         else:
             idx, best = _track_min(x, t, t - n + 1, idx, best)

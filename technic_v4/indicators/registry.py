@@ -16,7 +16,7 @@ History to load: `required_bars()` is the minimum for a value at all. Entries ma
 `converges=True` are recursions whose value depends on where the loaded history starts, like
 TA-Lib's own "unstable period"; the seed's weight after k more bars is about
   - RSI, ATR, PLUS_DI / MINUS_DI (Wilder, 1/14): (13/14)^k: 3e-5 after 140 bars, 1e-8 after 250;
-  - ADX (Wilder smoothing of a Wilder-smoothed DX): ~k (13/14)^k: 2e-6 after 250, 1e-9 after
+  - ADX (Wilder smoothing of a Wilder-smoothed DX): ~k (13/14)^k: 2e-6 after 250, 2e-9 after
     350 bars;
   - EMA n (k = 2/(n+1)): (1 - k)^k: 1e-8 after 83 bars (EMA9), 193 (EMA21), 460 (EMA50);
   - MACD (slow EMA 26, then the signal EMA): 1e-8 after ~250 bars;
