@@ -68,19 +68,21 @@ def _dmi_row(high, low, close, n, off, o_adx, o_plus, o_minus):
         tr = tr - tr / n + _true_range(high, low, close, t)
         plus_di = 0.0
         minus_di = 0.0
-        dx = np.nan  # no DX (TA-Lib keeps the previous ADX) when TR or the DI sum is ~0
+        dx = 0.0
+        has_dx = False  # no DX when TR or the DI sum is ~0: TA-Lib keeps the previous ADX
         if not _is_zero(tr):
             minus_di = 100.0 * (minus / tr)
             plus_di = 100.0 * (plus / tr)
             total = minus_di + plus_di
             if not _is_zero(total):
                 dx = 100.0 * (abs(minus_di - plus_di) / total)
+                has_dx = True
         if t <= first_adx:
-            if dx == dx:
+            if has_dx:
                 adx += dx  # the sum of the first n DX
             if t == first_adx:
                 adx = adx / n
-        elif dx == dx:
+        elif has_dx:
             adx = (adx * (n - 1) + dx) / n
         if t >= off:
             o_plus[t - off] = plus_di
@@ -91,8 +93,9 @@ def _dmi_row(high, low, close, n, off, o_adx, o_plus, o_minus):
 
 @njit(**_ROW)
 def _stoch_row(high, low, close, fast, slow_k, slow_d, off, o_k, o_d):
-    """TA_STOCH(SMA, SMA): fast %K = (close - LL) / ((HH - LL) / 100) (0 when HH = LL), its
-    SMA (slow %K) and that SMA's SMA (slow %D), each a TA_INT_SMA running sum."""
+    """TA_STOCH(SMA, SMA): fast %K = (close - LL) / (HH - LL) * 100 over `fast` bars (0 when
+    HH = LL), its SMA (slow %K) and that SMA's SMA (slow %D), each a TA_INT_SMA running sum
+    (so every bar's %K is computed, not only the stored ones)."""
     T = close.shape[0]
     s = first_bar(close)
     k0 = s + fast - 1
@@ -132,7 +135,7 @@ def _stoch_row(high, low, close, fast, slow_k, slow_d, off, o_k, o_d):
 
 @njit(**_ROW)
 def _willr_row(high, low, close, n, off, o):
-    """TA_WILLR: (HH - close) / ((HH - LL) / -100) over n bars, 0 when HH = LL."""
+    """TA_WILLR: (HH - close) / (HH - LL) * -100 over n bars, 0 when HH = LL."""
     T = close.shape[0]
     first = first_bar(close) + n - 1
     _nan_until(o, off, first)
