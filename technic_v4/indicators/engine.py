@@ -1,15 +1,19 @@
 """The indicator engine: a Panel in, one row of indicator values per symbol out.
 
-Walk-through of `compute_indicators(panel, names, history)`:
+Walk-through of `compute_indicators(panel, names, history, extra)`:
 
-1. Resolve. The asked output names map to registry entries; an entry with several outputs
-   (MACD, BBANDS, ATR, ...) runs once however many of its outputs were asked for.
+1. Resolve. The asked output names (default: the scan's DEFAULT_OUTPUTS; ALL_OUTPUTS for
+   everything) map to registry entries; an entry with several outputs (MACD, BBANDS, ATR, ...)
+   runs once however many of its outputs were asked for. An entry may read an input that is
+   not a Panel field (BETA reads "market"): the caller passes it in `extra` as an (N, T)
+   array on the panel's session axis, and it is packed with each symbol's bars like a field.
 2. Lay out. One pass over `close` (a bar is a finite close) gives each symbol's bar count, the
    session index of its last bar, and whether its row is already PACKED: leading NaNs, then
    bars without a gap up to the last session. Most rows of a live market are.
 3. Pack the rest. A missing day is simply not a bar, as TA-Lib sees a symbol's own bar list.
    The rows that are not packed (mid-history gaps, delisted symbols) are right-aligned in one
-   numba kernel, all needed fields together, so column T-1 holds each symbol's own last bar.
+   numba kernel, all needed fields (and extra inputs) together, so column T-1 holds each
+   symbol's own last bar.
    Packed rows are used in place, without a copy. If most rows need packing, all are packed.
 4. Run. Each entry's kernel runs over the panel's arrays and over the packed block; block
    results replace the rows they stand for. Kernels store only the last session unless
@@ -23,7 +27,7 @@ Walk-through of `compute_indicators(panel, names, history)`:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +37,7 @@ from numba import njit, prange
 
 from technic_v4.data.panel import FIELDS, Array1D, Array2D, BoolArray, IntArray, Panel
 from technic_v4.indicators.kernels import first_bar
-from technic_v4.indicators.registry import IndicatorSpec, resolve
+from technic_v4.indicators.registry import EXTRA_INPUTS, IndicatorSpec, resolve
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,19 @@ class IndicatorTable:
 
 
 def compute_indicators(
-    panel: Panel, names: Iterable[str] | None = None, history: bool = False
+    panel: Panel,
+    names: Iterable[str] | None = None,
+    history: bool = False,
+    extra: Mapping[str, Array2D] | None = None,
 ) -> IndicatorTable:
-    """Indicators for every symbol of `panel` (names = output columns, default all)."""
+    """Indicators for every symbol of `panel` (names = output columns, default the scan's
+    DEFAULT_OUTPUTS). `extra` supplies the non-Panel inputs an entry reads (registry
+    EXTRA_INPUTS), each an (N, T) array on the panel's axes; a missing one is an error."""
     specs, outputs = resolve(names)
     fields = [f for f in FIELDS if f == "close" or any(f in s.inputs for s in specs)]
     arrays = {f: np.ascontiguousarray(getattr(panel, f), dtype=np.float64) for f in fields}
+    arrays |= _extra_inputs(specs, outputs, extra or {}, arrays["close"].shape)
+    fields += [f for f in arrays if f not in fields]
     close = arrays["close"]
     n = close.shape[0]
     counts, last_bar, is_packed = bar_layout(close)
@@ -84,7 +95,7 @@ def compute_indicators(
         last[name], h = _collect(full.get(name), part.get(name), rows, close, history)
         if h is not None:
             hist[name] = h
-    min_bars = {name: spec.min_bars for spec in specs for name in spec.outputs}
+    min_bars = {name: spec.bars_needed(name) for spec in specs for name in spec.outputs}
     insufficient = {name: counts < min_bars[name] for name in outputs}
     return IndicatorTable(
         symbols=panel.symbols,
@@ -95,6 +106,28 @@ def compute_indicators(
         insufficient=insufficient,
         history=hist if history else None,
     )
+
+
+def _extra_inputs(
+    specs: list[IndicatorSpec],
+    outputs: list[str],
+    extra: Mapping[str, Array2D],
+    shape: tuple[int, int],
+) -> dict[str, Array2D]:
+    """The extra (non-Panel) inputs the entries read, as contiguous float64 (N, T) arrays."""
+    arrays: dict[str, Array2D] = {}
+    for name in (f for s in specs for f in s.inputs if f not in FIELDS):
+        if name not in extra:
+            needing = [o for s in specs if name in s.inputs for o in s.outputs if o in outputs]
+            raise ValueError(
+                f"indicator output(s) {needing} need the input {name!r}, which was not given: "
+                f"pass extra={{{name!r}: ...}}, {EXTRA_INPUTS[name]}"
+            )
+        arr = np.ascontiguousarray(extra[name], dtype=np.float64)
+        if arr.shape != shape:
+            raise ValueError(f"extra input {name!r} has shape {arr.shape}, expected {shape}")
+        arrays[name] = arr
+    return arrays
 
 
 def _run(

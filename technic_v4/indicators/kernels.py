@@ -19,10 +19,15 @@ then bit-equal, not merely close. That library modernised its arithmetic; mirror
     RSI is 0 when average gain + loss is exactly 0 (a flat window), as TA-Lib answers;
   - Bollinger variance from mean-shifted running sums, re-seeded when cancellation looms
     (#118, #243): no E[x^2]-E[x]^2 cancellation; zero below 1e-12 of the mean square.
-SMA and ROCR are the classic running sum and ratio; rolling MAX/MIN scan the window.
+  - EMA (EMA9/21/50) seeded by the SMA of the first n bars, then the same fused step.
+SMA, ROC and ROCR are the classic running sum and ratios; rolling MAX/MIN scan short windows
+and keep TA-Lib's held extreme over long ones (values are exact either way).
 `error_model="numpy"` gives IEEE division; fastmath stays off (reassociation breaks equality).
-Where TA-Lib would divide by zero (ROCR answers 0) or a ratio is undefined (Volume_ratio,
-ATR_pct, BB_width, dist_*), the value is NaN, never a made-up number.
+Where TA-Lib would divide by zero (ROCR / ROC answer 0) or a ratio is undefined (Volume_ratio,
+ATR_pct, BB_width, dist_*, gap_pct, perf_*, rs_raw), the value is NaN, never a made-up number.
+
+The range / money-flow / regression kernels (ADX, STOCH, WILLR, CCI, MFI, BETA) live in
+`oscillators.py`, the candlestick patterns in `patterns.py`; both share the helpers here.
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ def _nan_until(o, off, stop):
 def _div(a, b):
     """a / b, NaN when b is 0 (an undefined ratio; TA-Lib's ROCR would answer 0: a guess)."""
     return np.nan if b == 0.0 else a / b
+
+
+@njit(**_ROW)
+def _is_zero(v):
+    """TA_IS_ZERO: |v| < TA_EPSILON = 1e-14 (TA-Lib's guard before dividing)."""
+    return -1e-14 < v < 1e-14
 
 
 @njit(**_ROW)
@@ -284,19 +295,126 @@ def _volume_row(v, n, off, o_avg, o_ratio):
 
 
 @njit(**_ROW)
+def _track_max(x, t, trailing, idx, best):
+    """TA_MAX's step at bar t over bars trailing..t: rescan only when the held maximum (at
+    idx) has left the window, else take x[t] if >= it. Returns the new (idx, best)."""
+    if idx < trailing:
+        idx = trailing
+        best = x[idx]
+        for i in range(trailing + 1, t + 1):
+            if x[i] > best:
+                idx = i
+                best = x[i]
+    elif x[t] >= best:
+        idx = t
+        best = x[t]
+    return idx, best
+
+
+@njit(**_ROW)
+def _track_min(x, t, trailing, idx, best):
+    """TA_MIN's step, the mirror of _track_max."""
+    if idx < trailing:
+        idx = trailing
+        best = x[idx]
+        for i in range(trailing + 1, t + 1):
+            if x[i] < best:
+                idx = i
+                best = x[i]
+    elif x[t] <= best:
+        idx = t
+        best = x[t]
+    return idx, best
+
+
+@njit(**_ROW)
 def _extreme_row(x, close, n, sign, off, o_ext, o_dist):
-    """TA_MAX (sign 1) / TA_MIN (sign -1) of the last n bars, and close / extreme - 1."""
+    """TA_MAX (sign 1) / TA_MIN (sign -1) of the last n bars, and close / extreme - 1.
+    Extremes are exact, so only the stored bars are computed (one window for W = 1): a short
+    window is scanned whole at every bar (branch-free, the faster for n = 20), a long one
+    keeps TA-Lib's held extreme and rescans only when it leaves (52-week history)."""
     T = close.shape[0]
     first = first_bar(close) + n - 1
     _nan_until(o_ext, off, first)
     _nan_until(o_dist, off, first)
+    idx = -1
+    best = 0.0
     for t in range(max(first, off), T):
-        best = x[t - n + 1]
-        for j in range(t - n + 2, t + 1):
-            v = x[j]
-            best = v if (v > best if sign > 0 else v < best) else best
+        if n <= 32:
+            best = x[t - n + 1]
+            for j in range(t - n + 2, t + 1):
+                v = x[j]
+                best = v if (v > best if sign > 0 else v < best) else best
+        elif sign > 0:
+            idx, best = _track_max(x, t, t - n + 1, idx, best)
+        else:
+            idx, best = _track_min(x, t, t - n + 1, idx, best)
         o_ext[t - off] = best
         o_dist[t - off] = _div(close[t], best) - 1.0
+
+
+@njit(**_ROW)
+def _ema_row(x, n, off, o):
+    """TA_EMA: SMA of the first n bars, then fma(x - prev, k, prev), k = 2/(n+1)."""
+    T = x.shape[0]
+    s = first_bar(x)
+    first = s + n - 1
+    _nan_until(o, off, first)
+    if first >= T:
+        return
+    k = 2.0 / (n + 1)
+    total = 0.0
+    for t in range(s, first + 1):
+        total += x[t]
+    prev = total / n
+    for t in range(first, T):
+        if t > first:
+            prev = fma(x[t] - prev, k, prev)
+        if t >= off:
+            o[t - off] = prev
+
+
+@njit(**_ROW)
+def _cross_row(x, fast, slow, off, o_golden, o_death):
+    """Bars since the last golden (death) cross: SMA(fast) moves above (below) SMA(slow), i.e.
+    at bar t fast <= slow at t-1 and fast > slow at t (>= and <). Both SMAs are TA_INT_SMA
+    running sums; NaN before the slow SMA exists and until the first cross."""
+    T = x.shape[0]
+    s = first_bar(x)
+    first = s + slow - 1
+    _nan_until(o_golden, off, first)
+    _nan_until(o_death, off, first)
+    if first >= T:
+        return
+    f_total = 0.0
+    s_total = 0.0
+    for t in range(s, s + fast - 1):
+        f_total += x[t]
+    for t in range(s, first):
+        s_total += x[t]
+    for t in range(s + fast - 1, first):  # slide the fast sum up to the first slow value
+        f_total += x[t]
+        f_total -= x[t - fast + 1]
+    golden = -1
+    death = -1
+    prev_diff_sign = 0
+    for t in range(first, T):
+        f_total += x[t]
+        s_total += x[t]
+        f = f_total / fast
+        sl = s_total / slow
+        f_total -= x[t - fast + 1]
+        s_total -= x[t - slow + 1]
+        sign = 1 if f > sl else (-1 if f < sl else 0)
+        if t > first:
+            if sign > 0 and prev_diff_sign <= 0:
+                golden = t
+            if sign < 0 and prev_diff_sign >= 0:
+                death = t
+        prev_diff_sign = sign
+        if t >= off:
+            o_golden[t - off] = t - golden if golden >= 0 else np.nan
+            o_death[t - off] = t - death if death >= 0 else np.nan
 
 
 # ---------------------------------------------------------------- 2-D kernels
@@ -369,3 +487,91 @@ def rolling_extreme(x, close, n, sign, out):
     off = close.shape[1] - out.shape[2]
     for i in prange(close.shape[0]):
         _extreme_row(x[i], close[i], n, sign, off, out[0, i], out[1, i])
+
+
+@njit(**_PAR)
+def ema(close, n, out):
+    """talib.EMA(close, n) -> out[0]."""
+    off = close.shape[1] - out.shape[2]
+    for i in prange(close.shape[0]):
+        _ema_row(close[i], n, off, out[0, i])
+
+
+@njit(**_PAR)
+def obv(close, volume, out):
+    """talib.OBV(close, volume) -> out[0]: volume[first bar], then +/- each bar's volume as
+    the close rises / falls. A running total from the first bar in the panel (anchored)."""
+    T = close.shape[1]
+    off = T - out.shape[2]
+    for i in prange(close.shape[0]):
+        x = close[i]
+        v = volume[i]
+        o = out[0, i]
+        s = first_bar(x)
+        _nan_until(o, off, s)
+        if s >= T:
+            continue
+        total = v[s]
+        for t in range(s, T):
+            if t > s:
+                if x[t] > x[t - 1]:
+                    total += v[t]
+                elif x[t] < x[t - 1]:
+                    total -= v[t]
+            if t >= off:
+                o[t - off] = total
+
+
+@njit(**_PAR)
+def roc(close, n, out):
+    """talib.ROC(close, n) -> out[0]: (close / close[n bars ago] - 1) * 100 (NaN, not TA-Lib's
+    0, after a zero close)."""
+    T = close.shape[1]
+    off = T - out.shape[2]
+    for i in prange(close.shape[0]):
+        x = close[i]
+        o = out[0, i]
+        first = first_bar(x) + n
+        _nan_until(o, off, first)
+        for t in range(max(first, off), T):
+            o[t - off] = (_div(x[t], x[t - n]) - 1.0) * 100.0
+
+
+@njit(**_PAR)
+def gap(open_, close, out):
+    """open / the previous bar's close - 1 -> out[0] (the symbol's own previous bar)."""
+    T = close.shape[1]
+    off = T - out.shape[2]
+    for i in prange(close.shape[0]):
+        o = out[0, i]
+        first = first_bar(close[i]) + 1
+        _nan_until(o, off, first)
+        for t in range(max(first, off), T):
+            o[t - off] = _div(open_[i, t], close[i, t - 1]) - 1.0
+
+
+@njit(**_PAR)
+def sma_cross(close, fast, slow, out):
+    """Bars since the last golden / death cross of SMA(fast) over SMA(slow) -> out[0:2]."""
+    off = close.shape[1] - out.shape[2]
+    for i in prange(close.shape[0]):
+        _cross_row(close[i], fast, slow, off, out[0, i], out[1, i])
+
+
+@njit(**_PAR)
+def rs_raw(close, out):
+    """IBD-style strength 0.4 r63 + 0.2 r126 + 0.2 r189 + 0.2 r252 -> out[0], r_n = close /
+    close[n bars ago] - 1 (ROCR - 1); NaN without 253 bars."""
+    T = close.shape[1]
+    off = T - out.shape[2]
+    for i in prange(close.shape[0]):
+        x = close[i]
+        o = out[0, i]
+        first = first_bar(x) + 252
+        _nan_until(o, off, first)
+        for t in range(max(first, off), T):
+            r63 = _div(x[t], x[t - 63]) - 1.0
+            r126 = _div(x[t], x[t - 126]) - 1.0
+            r189 = _div(x[t], x[t - 189]) - 1.0
+            r252 = _div(x[t], x[t - 252]) - 1.0
+            o[t - off] = 0.4 * r63 + 0.2 * r126 + 0.2 * r189 + 0.2 * r252

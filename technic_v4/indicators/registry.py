@@ -1,15 +1,29 @@
 """The indicator table: one entry per indicator, read by the engine, the scan and the tests.
 
-An entry says which Panel fields a kernel reads, its parameters, the output columns it
-produces and `min_bars`, the bars a symbol needs for the first non-NaN value (TA-Lib's lookback
-+ 1). Adding an indicator = one kernel in `kernels.py` + one entry here + one TA-Lib reference in
+An entry says which inputs a kernel reads (Panel fields, or an extra input the caller supplies:
+`EXTRA_INPUTS`), its parameters, the output columns it produces and `min_bars`, the bars a
+symbol needs for the first non-NaN value (TA-Lib's lookback + 1; `output_min_bars` where one
+output starts later than another, as ADX after its DIs). Adding an indicator = one kernel in
+`kernels.py` / `oscillators.py` / `patterns.py` + one entry here + one TA-Lib reference in
 `tests/test_indicators_talib.py` (the tests are parametrized over this table and fail for an
 entry without a reference).
 
+Which outputs run: `DEFAULT_OUTPUTS` (the scan's set, what `compute_indicators(panel)` gives)
+or any names up to `ALL_OUTPUTS`. The default set is frozen so adding entries never slows the
+scan or changes its columns.
+
 History to load: `required_bars()` is the minimum for a value at all. Entries marked
-`converges=True` (EMA / Wilder recursions: RSI, MACD, ATR) depend on where the history starts,
-like TA-Lib's own "unstable period": the seed's weight decays as (1 - 1/14)^k for RSI/ATR
-(3e-5 after 140 bars, 1e-8 after 250), so a scan should load more (e.g. >= 250 bars).
+`converges=True` are recursions whose value depends on where the loaded history starts, like
+TA-Lib's own "unstable period"; the seed's weight after k more bars is about
+  - RSI, ATR, PLUS_DI / MINUS_DI (Wilder, 1/14): (13/14)^k: 3e-5 after 140 bars, 1e-8 after 250;
+  - ADX (Wilder smoothing of a Wilder-smoothed DX): ~k (13/14)^k: 2e-6 after 250, 2e-9 after
+    350 bars;
+  - EMA n (k = 2/(n+1)): (1 - k)^k: 1e-8 after 83 bars (EMA9), 193 (EMA21), 460 (EMA50);
+  - MACD (slow EMA 26, then the signal EMA): 1e-8 after ~250 bars;
+so a scan should load more than `required_bars()` (e.g. >= 250 bars; 460 for EMA50 to 1e-8).
+`anchored=True` (OBV) never converges: the value is a running total from the first loaded bar,
+so only its changes compare across windows, not its level. Running sums (SMA, BETA, STOCH's
+smoothing, the candle averages) depend on the start only in their last bits, as TA-Lib's do.
 The engine computes on whatever it is given; the caller decides how much to load.
 """
 
@@ -22,13 +36,13 @@ import numpy as np
 import numpy.typing as npt
 
 from technic_v4.data.panel import FIELDS, Array2D
-from technic_v4.indicators import kernels
+from technic_v4.indicators import kernels, oscillators, patterns
 
 Array3D = npt.NDArray[np.float64]  # (outputs, N symbols, W sessions)
 
 # The indicator definitions' version, recorded in every scan result (point-in-time scans):
 # bump it when a kernel, a parameter or an entry of this table changes a value.
-INDICATORS_VERSION = "1.0"
+INDICATORS_VERSION = "1.1"  # 1.1: issue 13 entries (existing values unchanged)
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +56,12 @@ class IndicatorSpec:
     min_bars: int
     kernel: Callable[..., None] = field(repr=False)
     converges: bool = False
+    anchored: bool = False
+    output_min_bars: Mapping[str, int] = field(default_factory=dict)
+
+    def bars_needed(self, output: str) -> int:
+        """Bars a symbol needs for `output`'s first value (TA-Lib's lookback + 1)."""
+        return self.output_min_bars.get(output, self.min_bars)
 
     def run(self, arrays: Mapping[str, Array2D], width: int) -> Array3D:
         """Run on packed (N, T) field arrays: (len(outputs), N, width), the last `width`
@@ -58,6 +78,25 @@ def _mom(n: int) -> IndicatorSpec:
 
 def _sma(n: int) -> IndicatorSpec:
     return IndicatorSpec(f"SMA{n}", ("close",), {"n": n}, (f"SMA{n}",), n, kernels.sma)
+
+
+def _ema(n: int) -> IndicatorSpec:
+    return IndicatorSpec(f"EMA{n}", ("close",), {"n": n}, (f"EMA{n}",), n, kernels.ema,
+                         converges=True)
+
+
+def _perf(label: str, n: int) -> IndicatorSpec:
+    name = f"perf_{label}"
+    return IndicatorSpec(name, ("close",), {"n": n}, (name,), n + 1, kernels.momentum)
+
+
+def _candle(name: str, kernel: Callable[..., None], lookback: int,
+            **params: float) -> IndicatorSpec:
+    return IndicatorSpec(name, ("open", "high", "low", "close"), params, (name,), lookback + 1,
+                         kernel)
+
+
+HLC = ("high", "low", "close")
 
 
 _SPECS = (
@@ -109,22 +148,109 @@ _SPECS = (
         20,
         kernels.rolling_extreme,
     ),
+    # ---- issue 13: indicators traders filter on (not in DEFAULT_OUTPUTS)
+    IndicatorSpec(
+        "ADX",
+        HLC,
+        {"n": 14},
+        ("ADX", "PLUS_DI", "MINUS_DI"),
+        28,
+        oscillators.dmi,
+        converges=True,
+        output_min_bars={"PLUS_DI": 15, "MINUS_DI": 15},
+    ),
+    IndicatorSpec(
+        "STOCH",
+        HLC,
+        {"fast": 14, "slow_k": 3, "slow_d": 3},
+        ("STOCH_K", "STOCH_D"),
+        18,
+        oscillators.stoch,
+    ),
+    IndicatorSpec("WILLR", HLC, {"n": 14}, ("WILLR",), 14, oscillators.willr),
+    IndicatorSpec("CCI", HLC, {"n": 20}, ("CCI",), 20, oscillators.cci),
+    IndicatorSpec("MFI", (*HLC, "volume"), {"n": 14}, ("MFI",), 15, oscillators.mfi),
+    IndicatorSpec("OBV", ("close", "volume"), {}, ("OBV",), 1, kernels.obv, anchored=True),
+    IndicatorSpec("ROC", ("close",), {"n": 10}, ("ROC",), 11, kernels.roc),
+    *(_ema(n) for n in (9, 21, 50)),
+    IndicatorSpec(
+        "HIGH52W",
+        ("high", "close"),
+        {"n": 252, "sign": 1},
+        ("high_52w", "dist_high_52w"),
+        252,
+        kernels.rolling_extreme,
+    ),
+    IndicatorSpec(
+        "LOW52W",
+        ("low", "close"),
+        {"n": 252, "sign": -1},
+        ("low_52w", "dist_low_52w"),
+        252,
+        kernels.rolling_extreme,
+    ),
+    IndicatorSpec("GAP", ("open", "close"), {}, ("gap_pct",), 2, kernels.gap),
+    *(_perf(label, n) for label, n in (("1w", 5), ("1m", 21), ("3m", 63), ("6m", 126),
+                                       ("1y", 252))),
+    IndicatorSpec(
+        "VOLUME50",
+        ("volume",),
+        {"n": 50},
+        ("avg_volume_50", "rel_volume_50"),
+        50,
+        kernels.volume_sma,
+    ),
+    IndicatorSpec(
+        "SMA_CROSS",
+        ("close",),
+        {"fast": 50, "slow": 200},
+        ("days_since_golden_cross", "days_since_death_cross"),
+        201,  # the first bar that can be a cross: both SMAs on it and on the bar before
+        kernels.sma_cross,
+    ),
+    IndicatorSpec("BETA", ("close", "market"), {"n": 60}, ("beta_60",), 61, oscillators.beta),
+    IndicatorSpec("RS", ("close",), {}, ("rs_raw",), 253, kernels.rs_raw),
+    _candle("CDLENGULFING", patterns.engulfing, patterns.LB_ENGULFING),
+    _candle("CDLHAMMER", patterns.hammer, patterns.LB_HAMMER),
+    _candle("CDLSHOOTINGSTAR", patterns.shooting_star, patterns.LB_SHOOTINGSTAR),
+    _candle("CDLDOJI", patterns.doji, patterns.LB_DOJI),
+    _candle("CDLMORNINGSTAR", patterns.morning_star, patterns.LB_STAR, penetration=0.3),
+    _candle("CDLEVENINGSTAR", patterns.evening_star, patterns.LB_STAR, penetration=0.3),
+    _candle("CDL3WHITESOLDIERS", patterns.three_white_soldiers, patterns.LB_3WHITESOLDIERS),
+    _candle("CDL3BLACKCROWS", patterns.three_black_crows, patterns.LB_3BLACKCROWS),
 )
 
 REGISTRY: dict[str, IndicatorSpec] = {spec.name: spec for spec in _SPECS}
 # output column -> the entry that produces it
 OUTPUTS: dict[str, IndicatorSpec] = {out: spec for spec in _SPECS for out in spec.outputs}
 
+# Every output, and the scan's default set: the 23 outputs before issue 13, frozen.
+ALL_OUTPUTS: tuple[str, ...] = tuple(OUTPUTS)
+DEFAULT_OUTPUTS: tuple[str, ...] = (
+    "RSI", "MACD", "MACD_signal", "MACD_hist", "BB_upper", "BB_middle", "BB_lower", "BB_width",
+    "ATR", "ATR_pct", "Volume_SMA20", "Volume_ratio", "mom_5", "mom_21", "mom_63", "mom_126",
+    "SMA20", "SMA50", "SMA200", "high_20", "dist_high_20", "low_20", "dist_low_20",
+)
+
+# Inputs that are not Panel fields: the caller passes them as (N, T) arrays on the panel's
+# session axis (NaN where a symbol has no bar); the engine packs them with the symbol's bars.
+EXTRA_INPUTS: dict[str, str] = {
+    "market": "the market index level on every symbol's bars: "
+    "technic_v4.indicators.market.market_field(panel)",
+}
+
 if len(OUTPUTS) != sum(len(s.outputs) for s in _SPECS) or len(REGISTRY) != len(_SPECS):
     raise RuntimeError("indicator registry: duplicate entry or output name")
-if any(f not in FIELDS for s in _SPECS for f in s.inputs):
-    raise RuntimeError("indicator registry: input is not a Panel field")
+if any(f not in FIELDS and f not in EXTRA_INPUTS for s in _SPECS for f in s.inputs):
+    raise RuntimeError("indicator registry: input is neither a Panel field nor an extra input")
+if not set(DEFAULT_OUTPUTS) <= set(OUTPUTS):
+    raise RuntimeError("indicator registry: a default output has no entry")
 
 
 def resolve(names: Iterable[str] | None = None) -> tuple[list[IndicatorSpec], list[str]]:
     """Output names -> (entries to run, each once, in table order; outputs in asked order).
-    None means every output. An unknown name is an error naming the valid ones."""
-    outputs = list(OUTPUTS) if names is None else list(dict.fromkeys(names))
+    None means DEFAULT_OUTPUTS. An unknown name is an error naming the valid ones."""
+    outputs = list(DEFAULT_OUTPUTS) if names is None else list(dict.fromkeys(names))
     unknown = [n for n in outputs if n not in OUTPUTS]
     if unknown:
         raise KeyError(f"unknown indicator output(s) {unknown}; valid: {sorted(OUTPUTS)}")
@@ -133,7 +259,7 @@ def resolve(names: Iterable[str] | None = None) -> tuple[list[IndicatorSpec], li
 
 
 def required_bars(names: Iterable[str] | None = None) -> int:
-    """Bars a symbol needs for every named output (default: all) to have a value.
+    """Bars a symbol needs for every named output (default: DEFAULT_OUTPUTS) to have a value.
     This is the minimum, not the convergence horizon: see the module docstring."""
-    specs, _ = resolve(names)
-    return max((s.min_bars for s in specs), default=0)
+    _, outputs = resolve(names)
+    return max((OUTPUTS[name].bars_needed(name) for name in outputs), default=0)

@@ -1,5 +1,6 @@
 """Properties of the indicator stage for any panel (Hypothesis): bounds, scale invariance,
-per-symbol independence, and consistency of the packed / unpacked views.
+per-symbol independence, consistency of the packed / unpacked views (over every output, the
+market input packed like a field), and the issue-13 indicators against TA-Lib.
 
 Panels are drawn as structure (size, volatility, flat stretches, gaps, listing and delisting)
 from Hypothesis plus seeded noise, so a failure shrinks to a small, reproducible panel.
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_indicators_talib import check_entry
 
 from technic_v4.data.panel import FIELDS, Panel, panel_from_arrays
-from technic_v4.indicators import compute_indicators
+from technic_v4.indicators import ALL_OUTPUTS, DEFAULT_OUTPUTS, REGISTRY, compute_indicators
+from technic_v4.indicators.market import market_field
 
 EXAMPLES = settings(max_examples=30, deadline=None)
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -52,6 +55,12 @@ def panels(draw, max_symbols: int = 5, max_sessions: int = 240) -> Panel:
 def rescaled(panel: Panel, price: float = 1.0, volume: float = 1.0) -> Panel:
     arrays = {f: getattr(panel, f) * (price if f in PRICE_FIELDS else volume) for f in FIELDS}
     return panel_from_arrays(panel.symbols, panel.sessions, **arrays)
+
+
+def everything(panel: Panel, market: np.ndarray | None = None, history: bool = True):
+    """Every output, BETA fed `market` (default: the panel's own market field)."""
+    market = market_field(panel) if market is None else market
+    return compute_indicators(panel, ALL_OUTPUTS, history=history, extra={"market": market})
 
 
 def assert_same_rows(a, b, rows_a, rows_b) -> None:
@@ -94,21 +103,31 @@ def test_ratios_do_not_depend_on_price_or_volume_units(panel, price, volume):
 @EXAMPLES
 @given(panels(), st.randoms(use_true_random=False))
 def test_a_symbols_values_do_not_depend_on_the_other_symbols(panel, rnd):
-    full = compute_indicators(panel, history=True)
+    """Given the same market input (BETA's), which is the only cross-sectional one."""
+    market = market_field(panel)
+    full = everything(panel, market)
     order = list(range(panel.n_symbols))
     rnd.shuffle(order)
     perm = np.array(order, dtype=np.int64)
-    assert_same_rows(full, compute_indicators(panel.take(perm), history=True), perm, slice(None))
+    assert_same_rows(full, everything(panel.take(perm), market[perm]), perm, slice(None))
     subset = np.sort(perm[: rnd.randint(1, panel.n_symbols)])
-    alone = compute_indicators(panel.take(subset), history=True)
+    alone = everything(panel.take(subset), market[subset])
     assert_same_rows(full, alone, subset, slice(None))
 
 
 @EXAMPLES
 @given(panels())
+def test_the_default_set_is_the_same_numbers_as_in_everything(panel):
+    default = compute_indicators(panel, history=True)
+    assert default.outputs == DEFAULT_OUTPUTS
+    assert_same_rows(default, everything(panel), slice(None), slice(None))
+
+
+@EXAMPLES
+@given(panels())
 def test_history_at_each_last_bar_is_the_last_value(panel):
-    hist = compute_indicators(panel, history=True)
-    last_only = compute_indicators(panel)
+    hist = everything(panel)
+    last_only = everything(panel, history=False)
     rows = np.flatnonzero(hist.last_bar >= 0)
     no_bar = ~np.isfinite(panel.close)
     for name in hist.outputs:
@@ -128,9 +147,23 @@ def test_a_session_without_bars_changes_nothing(panel, where):
     arrays = {f: np.insert(getattr(panel, f), at, np.nan, axis=1) for f in FIELDS}
     sessions = pd.bdate_range("2015-01-01", periods=t + len(at))
     wider = panel_from_arrays(panel.symbols, sessions, **arrays)
-    base = compute_indicators(panel, history=True)
-    more = compute_indicators(wider, history=True)
+    market = market_field(panel)  # the same market values on the same bars
+    base = everything(panel, market)
+    more = everything(wider, np.insert(market, at, np.nan, axis=1))
     old_cols = np.delete(np.arange(t + len(at)), at + np.arange(len(at)))
     for name in base.outputs:
         np.testing.assert_array_equal(more.last[name], base.last[name], err_msg=name)
         np.testing.assert_array_equal(more.history[name][:, old_cols], base.history[name])
+
+
+ISSUE_13 = [e for e, spec in REGISTRY.items() if not set(spec.outputs) <= set(DEFAULT_OUTPUTS)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(panels(max_symbols=4, max_sessions=300))
+def test_issue_13_indicators_match_talib_on_random_panels(panel):
+    """Every new entry (ADX ... candlestick patterns) against TA-Lib on each symbol's own bars:
+    gaps, listings, delistings, flat stretches, zero volume, any price level."""
+    assume(panel.n_sessions > 0)  # Panel.last_bar_index needs a session (empty: test_empty_*)
+    for entry in ISSUE_13:
+        check_entry(panel, entry)
