@@ -26,6 +26,8 @@ from technic_v4.screens.errors import ScreenError, did_you_mean, suggest
 from technic_v4.screens.functions import FUNCTIONS, MAX_WINDOW, Call
 from technic_v4.screens.grammar import parse, position
 from technic_v4.screens.nodes import (
+    PRODUCT,
+    SUM,
     Align,
     Arith,
     Between,
@@ -63,6 +65,10 @@ class CompiledScreen:
     lookback: Mapping[str, int]  # bars beyond the current one, per timeframe ("D", "W")
     cross_sectional: bool  # ranks across symbols: the result depends on Env.universe
     root: Node = field(repr=False)
+    schema: Mapping[str, ColumnKind] = field(repr=False, default_factory=dict)
+
+    def __reduce__(self):  # pickled as its text: recompiling takes well under a millisecond
+        return (compile_screen, (self.text, dict(self.schema), self.kind))
 
     def evaluate(self, env: object, width: int = 1) -> np.ndarray:
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
@@ -114,6 +120,7 @@ def compile_screen(
         lookback=lookback,
         cross_sectional=builder.cross,
         root=root,
+        schema=dict(schema),
     )
 
 
@@ -252,7 +259,7 @@ class _Builder:
             (str(op), self.build_number(arg, f"'{op}'"))
             for op, arg in zip(items[1::2], items[2::2], strict=True)
         ]
-        if isinstance(first, Arith) and first.prec == (5 if str(items[1]) in "+-" else 6):
+        if isinstance(first, Arith) and first.prec == (SUM if str(items[1]) in "+-" else PRODUCT):
             rest = list(zip(first.ops, first.children[1:], strict=True)) + rest
             first = first.children[0]
         return Arith(first, rest)

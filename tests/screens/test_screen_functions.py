@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -298,6 +300,13 @@ def test_compiled_attributes():
 )
 def test_normalised_text(text, normal):
     assert compile_screen(text, SCHEMA).text == normal
+
+
+def test_compiled_screens_pickle_as_their_text(env):
+    screen = compile_screen("x > sma(x, 5) and not y < z[2]", SCHEMA)
+    again = pickle.loads(pickle.dumps(screen))
+    assert again.text == screen.text and again.lookback == screen.lookback
+    assert np.array_equal(again.evaluate(env, 3), screen.evaluate(env, 3))
 
 
 def test_describe_lists_every_function_with_a_doc():
