@@ -95,7 +95,10 @@ def compile_screen(
             raise ValueError(f"schema: column {name!r} has kind {col_kind!r}")
     tree = parse(text)
     builder = _Builder(schema)
-    root = builder.build(tree)
+    try:
+        root = builder.build(tree)
+    except RecursionError:  # pragma: no cover - the depth limit makes this unreachable
+        raise ScreenError("screen nested too deeply", hint="simplify the screen") from None
     if root.kind != kind:
         line, column = position(tree)
         want = "a condition (true or false per symbol)" if kind == "bool" else "a number"
