@@ -9,20 +9,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class ConfigError(ValueError):
     """A scan request that cannot be run: `field`, the message, and `valid` values if known."""
 
-    def __init__(self, field: str, message: str, valid: Sequence[str] | None = None):
+    def __init__(self, field: str, message: str, valid: Sequence[str] | None = None,
+                 details: Mapping[str, object] | None = None):
         super().__init__(message)
         self.field = field
         self.message = message
         self.valid = list(valid) if valid is not None else None
+        self.details = dict(details or {})  # e.g. an expression's line, column, suggestions
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"field": self.field, "message": self.message}
+        out: dict[str, object] = {"field": self.field, "message": self.message, **self.details}
         if self.valid is not None:
             out["valid"] = self.valid
         return out

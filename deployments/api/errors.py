@@ -74,6 +74,7 @@ def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str
     if isinstance(exc, ConfigError):
         location = getattr(exc, "location", "body")
         entry = _entry([location, *exc.field.split(".")], str(exc), "value_error", exc.valid)
+        entry.update({k: v for k, v in exc.details.items() if k not in entry})
         return getattr(exc, "status", 422), {"detail": [entry]}, {}
     if isinstance(exc, UnknownSymbolError):
         return 404, {"detail": str(exc)}, {}

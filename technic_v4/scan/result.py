@@ -7,9 +7,11 @@ errors: a symbol can never silently disappear.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 
 from technic_v4 import scoring
@@ -48,25 +50,31 @@ class ScanStatus:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
-        d = asdict(self)
-        d.pop("rejections")
-        return d
+        """Every field but the rejections table, as plain data (the JSON meta)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+                if f.name != "rejections"}
+
+
+def rank_order(values: np.ndarray, ascending: bool) -> np.ndarray:
+    """Row order by `values` (stable: ties keep their order), NaN last either way."""
+    keyed = np.where(np.isnan(values), np.inf, values if ascending else -values)
+    return np.argsort(keyed, kind="stable")
 
 
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
                 rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
                     pd.DataFrame, ScanStatus]:
     """Rank the passing rows `frame`, cut to max_symbols; count every symbol exactly once."""
-    frame = frame.sort_values(cfg.sort_by, ascending=cfg.ascending, na_position="last",
-                              kind="stable")
+    order = rank_order(frame[cfg.sort_by].to_numpy(dtype=float), cfg.ascending)
     parts = [*plan.rejections, *rejections]
-    if cfg.max_symbols is not None and len(frame) > cfg.max_symbols:
-        beyond = frame["Symbol"].to_numpy()[cfg.max_symbols:]
+    if cfg.max_symbols is not None and len(order) > cfg.max_symbols:
+        beyond = frame["Symbol"].to_numpy()[order[cfg.max_symbols:]]
         parts.append(pd.DataFrame({"Symbol": beyond, "reason": "beyond max_symbols",
                                    "detail": f"ranked past the top {cfg.max_symbols} "
                                              f"by {cfg.sort_by}"}))
-        frame = frame.iloc[: cfg.max_symbols]
-    frame = frame[RESULT_COLUMNS + EXTRA_COLUMNS].reset_index(drop=True)
+        order = order[: cfg.max_symbols]
+    columns = [frame.columns.get_loc(c) for c in RESULT_COLUMNS + EXTRA_COLUMNS]
+    frame = frame.iloc[order, columns].reset_index(drop=True)
     frame.attrs.update(source=block.source, data_version=block.data_version, as_of=block.as_of,
                        scoring_version=scoring.SCORING_VERSION,
                        indicators_version=INDICATORS_VERSION, quality_version=QUALITY_VERSION)

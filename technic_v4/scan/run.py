@@ -179,7 +179,7 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
 
 def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
     """`kept` with Alpha5d, Alpha10d and AlphaScore (over these rows) from `forecast`."""
-    out = kept.copy()
+    out = kept  # a frame of its own (boolean selection of the evaluation)
     a5, a10 = forecast.values[5], forecast.values[10]
     out["Alpha5d"], out["Alpha10d"] = a5, a10
     out["AlphaScore"] = alpha_score(a5, a10) if forecast.available else np.nan

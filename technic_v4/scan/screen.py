@@ -29,39 +29,40 @@ def screen(cfg: ScanConfig, frame: pd.DataFrame, as_of: pd.Timestamp
     symbols = frame["Symbol"].to_numpy(dtype=object)
     first, last = pd.DatetimeIndex(frame["_first_seen"]), pd.DatetimeIndex(frame["_last_seen"])
     bars, age = frame["Bars"].to_numpy(), frame["_age"].to_numpy()
-    checks: list[tuple[str, np.ndarray, Callable[[int], str]]] = [
+    checks: list[tuple[str, np.ndarray, Detail]] = [
         ("not listed yet", (bars == 0) & (first > as_of),
-         lambda i: f"first bar {first[i].date()} is after the as-of session"),
+         lambda i: "first bar " + _days(first[i]) + " is after the as-of session"),
         ("stale", (age > cfg.max_stale_sessions) & (last <= as_of),
-         lambda i: f"last bar {last[i].date()}, more than {cfg.max_stale_sessions} "
+         lambda i: "last bar " + _days(last[i]) + f", more than {cfg.max_stale_sessions} "
                    "sessions before the as-of session"),
-        ("no data", bars == 0, lambda i: "no bar in the store"),
+        ("no data", bars == 0, lambda i: np.full(len(i), "no bar in the store", dtype=object)),
         ("too few bars", bars < cfg.min_bars,
-         lambda i: f"{bars[i]} bars < min_bars {cfg.min_bars}"),
+         lambda i: bars[i].astype(str).astype(object) + f" bars < min_bars {cfg.min_bars}"),
     ]
     if cfg.min_price is not None:
         close = frame["Close"].to_numpy()
         checks.append(("below min price", ~(close >= cfg.min_price),
-                       lambda i: f"close {close[i]:.2f} < {cfg.min_price}"))
+                       lambda i: [f"close {c:.2f} < {cfg.min_price}" for c in close[i]]))
     if cfg.min_dollar_volume is not None:
         dv = frame["DollarVolume"].to_numpy()
         checks.append(("below min dollar volume", ~(dv >= cfg.min_dollar_volume),
-                       lambda i: f"{dv[i]:,.0f} < {cfg.min_dollar_volume:,.0f}"))
+                       lambda i: [f"{d:,.0f} < {cfg.min_dollar_volume:,.0f}" for d in dv[i]]))
     if cfg.min_tech_rating is not None:
         rating = frame["TechRating"].to_numpy()
         checks.append(("below min TechRating", rating < cfg.min_tech_rating,
-                       lambda i: f"{rating[i]:.1f} < {cfg.min_tech_rating}"))
+                       lambda i: [f"{r:.1f} < {cfg.min_tech_rating}" for r in rating[i]]))
     if cfg.signals:
         sig = frame["Signal"].to_numpy(dtype=object)
         checks.append(("signal filtered", ~np.isin(sig, list(cfg.signals)),
-                       lambda i: f"signal {sig[i]}"))
+                       lambda i: "signal " + sig[i].astype(str).astype(object)))
     if cfg.exclude_flagged or cfg.exclude_flags:
         names = tuple(cfg.exclude_flags or QUALITY_FLAGS)
         flagged = np.zeros(len(frame), dtype=bool)
         for name in names:
             flagged |= frame[f"_flag_{name}"].to_numpy(dtype=bool)
         flags = frame["quality_flags"].to_numpy(dtype=object)
-        checks.append(("quality flagged", flagged, lambda i: f"quality flags: {flags[i]}"))
+        checks.append(("quality flagged", flagged,
+                       lambda i: "quality flags: " + flags[i].astype(str).astype(object)))
     parts: list[pd.DataFrame] = []
     alive = np.ones(len(frame), dtype=bool)
     for reason, bad, detail in checks:
@@ -69,13 +70,21 @@ def screen(cfg: ScanConfig, frame: pd.DataFrame, as_of: pd.Timestamp
     return alive, parts
 
 
+Detail = Callable[[np.ndarray], Sequence[str] | np.ndarray]  # rejected rows -> their details
+
+
+def _days(dates: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(dates.strftime("%Y-%m-%d"), dtype=object)
+
+
 def reject_rows(symbols: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,
-                detail: Callable[[int], str], parts: list[pd.DataFrame]) -> np.ndarray:
-    """Record the still-alive rows that fail a check; return the rows still alive."""
+                detail: Detail, parts: list[pd.DataFrame]) -> np.ndarray:
+    """Record the still-alive rows that fail a check (`detail(rows)`: their detail texts, one
+    call for all of them); return the rows still alive."""
     hit = np.flatnonzero(alive & bad)
     if len(hit):
         parts.append(pd.DataFrame({"Symbol": symbols[hit], "reason": reason,
-                                   "detail": [detail(int(i)) for i in hit]}))
+                                   "detail": list(detail(hit))}))
     return alive & ~bad
 
 

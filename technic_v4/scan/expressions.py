@@ -1,0 +1,165 @@
+"""A scan's `where` and `rank` expressions: what they may read, what they need, where they run.
+
+Walk-through:
+  1. `SCHEMA` names every column an expression may read: the bars (Open ... Volume), every
+     indicator output (indicators/registry.py, ALL_OUTPUTS), TechRating and the other result
+     numbers, and the text columns (Symbol, Sector, Industry, Signal, Name, quality_flags).
+  2. `compile_expressions(cfg)` compiles both with the screens package (a lark grammar, never
+     eval); a bad expression is a ConfigError on the field `where` / `rank` whose message points
+     at the place (line:column) and suggests names.
+  3. `series_needed(...)` runs the compiled tree once on a recording Env to learn how many bars
+     of each column it reads, per timeframe: the scan's WindowSpec asks the evaluation for just
+     those (packed on each symbol's own bars, right-aligned), and refuses history of a column
+     that has only a last-bar value (Alpha5d[1]).
+  4. `BlockEnv` serves the evaluated block's series to the compiled tree; the orchestrator
+     evaluates `where` over the scan's universe (rows with valid data) and `rank` over the rows
+     kept, so cross-sectional functions (pct_rank, sector_rank) rank within those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.errors import ConfigError
+from technic_v4.indicators.registry import ALL_OUTPUTS
+from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
+
+BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
+HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
+LAST_BAR_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars", "RS_rating")
+TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags")
+SCHEMA: dict[str, str] = {
+    **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
+    **dict.fromkeys(TEXT_COLUMNS, "text")}
+RANK_SCHEMA = {**SCHEMA, "AlphaScore": "number"}  # relative to the kept rows: rank only
+
+
+@dataclass(frozen=True)
+class Expressions:
+    """A config's compiled `where` and `rank` (None when absent)."""
+
+    where: CompiledScreen | None
+    rank: CompiledScreen | None
+
+    def series(self) -> tuple[tuple[str, str, int], ...]:
+        """(column, timeframe, bars) the expressions read, sorted (a WindowSpec field)."""
+        need: dict[tuple[str, str], int] = {}
+        for screen in (self.where, self.rank):
+            if screen is not None:
+                for key, width in series_needed(screen).items():
+                    need[key] = max(need.get(key, 0), width)
+        return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
+
+
+def compile_expressions(where: str | None, rank: str | None) -> Expressions:
+    """Both expressions compiled; ConfigError("where" / "rank", ...) pointing at the place."""
+    return Expressions(_compiled("where", where, SCHEMA, "bool"),
+                       _compiled("rank", rank, RANK_SCHEMA, "number"))
+
+
+def _compiled(field: str, text: str | None, schema: dict[str, str], kind: str
+              ) -> CompiledScreen | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ConfigError(field, f"{field} must be an expression (text), got "
+                          f"{type(text).__name__}")
+    try:
+        screen = compile_screen(text, schema, kind)  # type: ignore[arg-type]
+        series_needed(screen)
+    except ScreenError as exc:
+        raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None
+    return screen
+
+
+def series_needed(screen: CompiledScreen) -> dict[tuple[str, str], int]:
+    """{(column, timeframe): bars} the screen reads at width 1; ScreenError for history of a
+    last-bar-only column."""
+    recorder = _Recorder()
+    screen.evaluate(recorder, 1)
+    for (name, tf), width in recorder.widths.items():
+        if name in LAST_BAR_COLUMNS and (width > 1 or tf == "W"):
+            raise ScreenError(f"{name} has a value at the last bar only: no lags, windows or "
+                              "weekly bars of it", hint=f"use {name} as it is now")
+    return recorder.widths
+
+
+class _Recorder:
+    """An Env of one all-missing row that records how many bars of each column are read."""
+
+    n_rows = 1
+    universe = np.ones(1, dtype=bool)
+
+    def __init__(self) -> None:
+        self.widths: dict[tuple[str, str], int] = {}
+
+    def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        key = (name, timeframe)
+        self.widths[key] = max(self.widths.get(key, 0), width)
+        return np.full((1, width), np.nan)
+
+    def text(self, name: str) -> np.ndarray:
+        self.widths.setdefault((name, "text"), 1)
+        return np.array([None], dtype=object)
+
+    def groups(self, name: str) -> np.ndarray:
+        return np.full(1, -1, dtype=np.int64)
+
+    def weeks_spanned(self, width: int) -> int:
+        return max(1, (width + 4) // 5)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        return np.full((values.shape[0], width), np.nan)
+
+
+class BlockEnv:
+    """The Env of some rows of a measured frame: `series` {(name, tf): (N, w)} packed arrays,
+    last-bar values and text from `frame`, ranks among the rows marked in `universe`."""
+
+    def __init__(self, frame: pd.DataFrame, series: Mapping[tuple[str, str], np.ndarray],
+                 universe: np.ndarray):
+        self.frame, self.series = frame, series
+        self.n_rows = len(frame)
+        self.universe = np.asarray(universe, dtype=bool)
+
+    def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        found = self.series.get((name, timeframe))
+        if found is None:  # a last-bar value of the result frame
+            col = self.frame[name].to_numpy(dtype=float)[:, None]
+            return _right(col, width)
+        return _right(found, width)
+
+    def text(self, name: str) -> np.ndarray:
+        return self.frame[name].to_numpy(dtype=object)
+
+    def groups(self, name: str) -> np.ndarray:
+        codes, _ = pd.factorize(self.frame[name])
+        return codes.astype(np.int64)
+
+    def weeks_spanned(self, width: int) -> int:
+        return max(1, (width + 4) // 5)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        """The weekly value in effect at each of the last `width` bars: the scan evaluates at
+        its as-of session, where that is the last closed week (columns before it: its week
+        or an earlier one, counted as five sessions a week)."""
+        out = np.full((values.shape[0], width), np.nan)
+        for j in range(width):
+            back = (width - 1 - j) // 5
+            k = values.shape[1] - 1 - back
+            if k >= 0:
+                out[:, j] = values[:, k]
+        return out
+
+
+def _right(source: np.ndarray, width: int) -> np.ndarray:
+    """The last `width` columns, NaN-padded on the left when there are fewer."""
+    have = source.shape[1]
+    if width <= have:
+        return source[:, have - width:]
+    pad = np.full((source.shape[0], width - have), np.nan)
+    return np.concatenate([pad, source], axis=1)
