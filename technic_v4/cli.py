@@ -74,7 +74,7 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_tech_rating": float | None, "as_of_date": str | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
-    "exclude_flags": list[str] | None,
+    "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
 }
 
 

@@ -65,7 +65,12 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
         ctx = err.get("ctx") or {}
         if "error" in ctx and msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        detail.append(_entry(list(err.get("loc", ())), msg, str(err.get("type")), None))
+        cause = ctx.get("error")
+        valid = cause.valid if isinstance(cause, ConfigError) else None
+        entry = _entry(list(err.get("loc", ())), msg, str(err.get("type")), valid)
+        if isinstance(cause, ConfigError):
+            entry.update({k: v for k, v in cause.details.items() if k not in entry})
+        detail.append(entry)
     return detail
 
 

@@ -24,7 +24,6 @@ from pydantic import (
 )
 
 from technic_v4.data.universe import SYMBOL_PATTERN
-from technic_v4.errors import ConfigError
 from technic_v4.scan.config import MAX_NAME, Option, ScanConfig, options
 
 Format = Literal["json", "csv", "parquet", "arrow"]
@@ -39,7 +38,7 @@ HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "min_tech_rating": float | None, "as_of_date": date | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
-    "exclude_flags": list[Name] | None,
+    "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
 }
 
 
@@ -75,12 +74,9 @@ class _Request(BaseModel):
         """Each ScanConfig field checked and normalised by the library itself (one answer)."""
         if info.field_name not in CONFIG_FIELDS or value is None:
             return value
-        try:
-            probe = ScanConfig(**{info.field_name: value})
-            probe.validate()
-            return getattr(probe.normalized(), info.field_name)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        probe = ScanConfig(**{info.field_name: value})
+        probe.validate()  # a ConfigError is a ValueError: pydantic keeps it (errors.py reads it)
+        return getattr(probe.normalized(), info.field_name)
 
     def to_config(self) -> ScanConfig:
         return ScanConfig(**{name: getattr(self, name) for name in CONFIG_FIELDS})

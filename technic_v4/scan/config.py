@@ -24,6 +24,7 @@ from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.universe import SECTOR_NAMES, normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
 from technic_v4.scan.columns import SORTABLE
+from technic_v4.scan.expressions import compile_expressions
 
 MAX_WINDOW = 1260        # sessions: lookback_days, min_bars, max_stale_sessions
 MAX_SYMBOLS = 5_000      # symbols in one request
@@ -91,6 +92,12 @@ class ScanConfig:
         None, "Reject symbols with these quality flags only.", valid=QUALITY_FLAGS,
         max_items=len(QUALITY_FLAGS), cli="--exclude-flag",
         unknown="unknown quality flags {bad}")
+    where: str | None = opt(
+        None, "Keep only symbols meeting this condition, e.g. \"RSI < 30 and Close > SMA200\" "
+        "(columns and functions: `technic screen --help`, GET /v1/screen/columns).")
+    rank: str | None = opt(
+        None, "Rank by this expression, e.g. \"mom_63 / ATR_pct\", instead of sort_by "
+        "(descending unless ascending).")
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the valid values for anything malformed."""
@@ -104,6 +111,7 @@ class ScanConfig:
             validate_symbol(s)
         if self.as_of_date is not None:
             as_of_timestamp(self.as_of_date)
+        compile_expressions(self.where, self.rank)
 
     def normalized(self) -> ScanConfig:
         """The same request in canonical form: sector aliases resolved, symbols upper-cased
@@ -111,6 +119,7 @@ class ScanConfig:
         def names(v: Sequence[str] | None) -> list[str] | None:
             return None if v is None else sorted({" ".join(str(s).split()) for s in v})
 
+        compiled = compile_expressions(self.where, self.rank)
         return replace(
             self,
             sectors=None if self.sectors is None else normalize_sectors(self.sectors),
@@ -119,7 +128,9 @@ class ScanConfig:
             industries=names(self.industries), signals=names(self.signals),
             exclude_flags=names(self.exclude_flags),
             as_of_date=None if self.as_of_date is None else str(
-                as_of_timestamp(self.as_of_date).date()))
+                as_of_timestamp(self.as_of_date).date()),
+            where=None if compiled.where is None else compiled.where.text,
+            rank=None if compiled.rank is None else compiled.rank.text)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what travels to replicas and into cache keys)."""

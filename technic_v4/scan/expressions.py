@@ -25,12 +25,18 @@ import numpy as np
 import pandas as pd
 
 from technic_v4.errors import ConfigError
+from technic_v4.indicators.market import rs_percentile
 from technic_v4.indicators.registry import ALL_OUTPUTS
+from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
+from technic_v4.scan.columns import TEXT_COLUMNS as RESULT_TEXT
 from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
 
 BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
-LAST_BAR_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars", "RS_rating")
+FRAME_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars")  # the result row's values
+# numbers every measured frame holds at the last bar: one bar of them needs no series
+IN_FRAME = {*RESULT_COLUMNS, *EXTRA_COLUMNS} - {*RESULT_TEXT, "AlphaScore"}
+LAST_BAR_COLUMNS = (*FRAME_COLUMNS, "perf_ytd", "RS_rating")  # no history: no lags, windows
 TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags")
 SCHEMA: dict[str, str] = {
     **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
@@ -49,9 +55,14 @@ class Expressions:
         """(column, timeframe, bars) the expressions read, sorted (a WindowSpec field)."""
         need: dict[tuple[str, str], int] = {}
         for screen in (self.where, self.rank):
-            if screen is not None:
-                for key, width in series_needed(screen).items():
-                    need[key] = max(need.get(key, 0), width)
+            if screen is None:
+                continue
+            for (name, tf), width in series_needed(screen).items():
+                if tf == "text" or name in FRAME_COLUMNS or (
+                        tf == "D" and width == 1 and name in IN_FRAME):
+                    continue  # read from the result frame
+                key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
+                need[key] = max(need.get(key, 0), width)
         return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
 
 
@@ -121,16 +132,22 @@ class BlockEnv:
     last-bar values and text from `frame`, ranks among the rows marked in `universe`."""
 
     def __init__(self, frame: pd.DataFrame, series: Mapping[tuple[str, str], np.ndarray],
-                 universe: np.ndarray):
-        self.frame, self.series = frame, series
+                 universe: np.ndarray, values: Mapping[str, np.ndarray] | None = None):
+        self.frame, self.series, self.values = frame, series, dict(values or {})
         self.n_rows = len(frame)
         self.universe = np.asarray(universe, dtype=bool)
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        if name == "RS_rating":  # IBD-style 1..99 among the universe's rows
+            raw = self.series[("rs_raw", timeframe)][:, -1]
+            rating = np.full(self.n_rows, np.nan)
+            rating[self.universe] = rs_percentile(raw[self.universe])
+            return _right(rating[:, None], width)
         found = self.series.get((name, timeframe))
-        if found is None:  # a last-bar value of the result frame
-            col = self.frame[name].to_numpy(dtype=float)[:, None]
-            return _right(col, width)
+        if found is None:  # a last-bar value: given (the forecasts), else the result frame's
+            col = self.values.get(name)
+            col = self.frame[name].to_numpy(dtype=float) if col is None else col
+            return _right(np.asarray(col, dtype=float)[:, None], width)
         return _right(found, width)
 
     def text(self, name: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from technic_v4.scan.plan import ScanPlan
 from technic_v4.scan.screen import concat_rejections
 
 STAGES = ("load", "indicators", "score", "alpha", "rank")  # progress and timings, in order
+RANK_COLUMN = "RankValue"  # the rank expression's value, a result column when `rank` is set
 
 
 @dataclass
@@ -64,16 +65,19 @@ def rank_order(values: np.ndarray, ascending: bool) -> np.ndarray:
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
                 rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
                     pd.DataFrame, ScanStatus]:
-    """Rank the passing rows `frame`, cut to max_symbols; count every symbol exactly once."""
-    order = rank_order(frame[cfg.sort_by].to_numpy(dtype=float), cfg.ascending)
+    """Rank the passing rows `frame` (by the rank expression's RANK_COLUMN when the config has
+    one, else sort_by), cut to max_symbols; count every symbol exactly once."""
+    key = RANK_COLUMN if cfg.rank else cfg.sort_by
+    order = rank_order(frame[key].to_numpy(dtype=float), cfg.ascending)
     parts = [*plan.rejections, *rejections]
     if cfg.max_symbols is not None and len(order) > cfg.max_symbols:
         beyond = frame["Symbol"].to_numpy()[order[cfg.max_symbols:]]
         parts.append(pd.DataFrame({"Symbol": beyond, "reason": "beyond max_symbols",
                                    "detail": f"ranked past the top {cfg.max_symbols} "
-                                             f"by {cfg.sort_by}"}))
+                                             f"by {cfg.rank or cfg.sort_by}"}))
         order = order[: cfg.max_symbols]
-    columns = [frame.columns.get_loc(c) for c in RESULT_COLUMNS + EXTRA_COLUMNS]
+    shown = RESULT_COLUMNS + EXTRA_COLUMNS + ([RANK_COLUMN] if cfg.rank else [])
+    columns = [frame.columns.get_loc(c) for c in shown]
     frame = frame.iloc[order, columns].reset_index(drop=True)
     frame.attrs.update(source=block.source, data_version=block.data_version, as_of=block.as_of,
                        scoring_version=scoring.SCORING_VERSION,

@@ -42,9 +42,10 @@ from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import StaleDataError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.scan.result import ScanStatus, finish_scan
-from technic_v4.scan.screen import screen
+from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
+from technic_v4.scan.screen import reject_rows, screen
 
 Features = dict[str, np.ndarray]
 Evaluate = Callable[[list[str], WindowSpec, str], Awaitable[Block]]
@@ -120,17 +121,35 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
 
     block = await _evaluate(plan, spec, snap, evaluate, chunk_size, report, evaluations)
     timer.lap("indicators")
-    alive, rejections = screen(cfg, block.frame, plan.as_of)
-    kept = block.frame[alive]
+    valid, alive, rejections = screen(cfg, block.frame, plan.as_of)
     timer.lap("score")
     report("score", len(plan.rows), len(plan.rows))
 
-    report("alpha", 0, len(kept))
+    rows = np.flatnonzero(alive)
+    report("alpha", 0, len(rows))
+    kept = block.frame.iloc[rows]
     forecast = await predict({name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES})
-    kept = with_alpha(kept, forecast)
     timer.lap("alpha")
-    report("alpha", len(kept), len(kept))
+    report("alpha", len(rows), len(rows))
 
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    if exprs.where is not None:  # over every row: ranks inside it see the whole universe
+        alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
+                 for h in forecast.values}
+        env = BlockEnv(block.frame, block.series, valid, alpha)
+        hit = exprs.where.evaluate(env, 1)[:, -1]
+        keep = hit[rows]
+        detail = "not " + exprs.where.text[:120]
+        reject_rows(block.frame["Symbol"].to_numpy(dtype=object), alive, ~hit, "where",
+                    lambda i: [detail] * len(i), rejections)
+        rows, forecast = rows[keep], Forecast({h: v[keep] for h, v in forecast.values.items()},
+                                              forecast.state)
+        kept = block.frame.iloc[rows]
+    kept = with_alpha(kept, forecast)
+    if exprs.rank is not None:  # among the rows kept
+        series = {k: v[rows] for k, v in block.series.items()}
+        env = BlockEnv(kept, series, np.ones(len(kept), dtype=bool))
+        kept[RANK_COLUMN] = exprs.rank.evaluate(env, 1)[:, -1]
     frame, status = finish_scan(cfg, plan, block, kept, rejections, forecast.state)
     timer.lap("rank")
     status.timings_ms = timer.done()
@@ -183,6 +202,12 @@ def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
     a5, a10 = forecast.values[5], forecast.values[10]
     out["Alpha5d"], out["Alpha10d"] = a5, a10
     out["AlphaScore"] = alpha_score(a5, a10) if forecast.available else np.nan
+    return out
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    out[rows] = values
     return out
 
 

@@ -9,6 +9,8 @@ exactly one reason:
   below min price / below min dollar volume / below min TechRating / signal filtered
   quality flagged  only with `exclude_flagged` / `exclude_flags`
 Everything is a vectorized mask over the frame; a detail string is built for rejected rows only.
+The rows that pass the first four (data) checks are the scan's universe: what cross-sectional
+expression functions (pct_rank, sector_rank, RS_rating) rank within.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from technic_v4.scan.config import ScanConfig
 
 
 def screen(cfg: ScanConfig, frame: pd.DataFrame, as_of: pd.Timestamp
-           ) -> tuple[np.ndarray, list[pd.DataFrame]]:
-    """(rows that pass, rejection tables) for the measured `frame` (evaluate.py)."""
+           ) -> tuple[np.ndarray, np.ndarray, list[pd.DataFrame]]:
+    """(rows with valid data: the scan's universe, rows that pass every check, rejection
+    tables) for the measured `frame` (evaluate.py). The `where` expression is not here: it
+    reads the alpha columns, so run.py applies it after the forecasts (`reject_rows`)."""
     symbols = frame["Symbol"].to_numpy(dtype=object)
     first, last = pd.DatetimeIndex(frame["_first_seen"]), pd.DatetimeIndex(frame["_last_seen"])
     bars, age = frame["Bars"].to_numpy(), frame["_age"].to_numpy()
@@ -65,9 +69,15 @@ def screen(cfg: ScanConfig, frame: pd.DataFrame, as_of: pd.Timestamp
                        lambda i: "quality flags: " + flags[i].astype(str).astype(object)))
     parts: list[pd.DataFrame] = []
     alive = np.ones(len(frame), dtype=bool)
-    for reason, bad, detail in checks:
+    valid = alive
+    for k, (reason, bad, detail) in enumerate(checks):
         alive = reject_rows(symbols, alive, bad, reason, detail, parts)
-    return alive, parts
+        if k == DATA_CHECKS - 1:
+            valid = alive
+    return valid, alive, parts
+
+
+DATA_CHECKS = 4  # the first four checks: listed, fresh, has bars, enough bars
 
 
 Detail = Callable[[np.ndarray], Sequence[str] | np.ndarray]  # rejected rows -> their details
