@@ -134,7 +134,8 @@ def reference(expr: str, row: pd.Series) -> bool:
     return cond()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expr=conditions())
 def test_where_equals_python_on_the_result_rows(panel, base, expr):
     frame, status = scan(panel, where=expr)
