@@ -16,7 +16,7 @@ session; the window length when it has none), `_first_seen`, `_last_seen`, `_fla
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from technic_v4.errors import StaleDataError
 from technic_v4.indicators import compute_indicators, required_bars
 from technic_v4.indicators.engine import packed_series
 from technic_v4.indicators.market import market_field, market_index, perf_ytd
+from technic_v4.indicators.registry import OUTPUTS
 from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.expressions import BARS, compile_expressions
@@ -51,7 +52,7 @@ class WindowSpec:
     @classmethod
     def of(cls, cfg: ScanConfig) -> WindowSpec:
         series = compile_expressions(cfg.where, cfg.rank).series()
-        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars,
+        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars, CONVERGENCE_BARS,
                    *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
         return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
@@ -193,8 +194,48 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
     if (rows < 0).any():
         missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]
         raise StaleDataError(f"symbols {missing} are not in store version {panel.data_version}")
+    sub = panel.select(rows)
     market = market_index(panel) if spec.series else None  # the whole universe's, not a chunk's
-    return measure(panel.select(rows), spec, market)
+    block = measure(sub, spec, market)
+    longer = needs_full_history(sub, spec)
+    if not longer.any():
+        return block
+    full = reader.load_rows(spec.as_of, list(sub.symbols[longer]))
+    if market is not None:  # the window's market levels; NaN before the window
+        market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
+    return with_rows(block, np.flatnonzero(longer), measure(full, spec, market))
+
+
+def needs_full_history(sub: Panel, spec: WindowSpec) -> np.ndarray:
+    """Rows whose values must come from their whole history (module docstring): fewer than
+    CONVERGENCE_BARS own bars in the window though they traded before it, or every row that
+    has bars when an expression reads an anchored output (OBV, days since a cross)."""
+    bars = np.isfinite(sub.close).sum(axis=1)
+    listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
+        sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
+    before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
+    if any(name in ANCHORED for name, _, _ in spec.series):
+        return (bars > 0) & before
+    return (bars > 0) & (bars < CONVERGENCE_BARS) & before
+
+
+def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
+    """`block` with the indicator-derived values (and series) of `rows` taken from `full`,
+    their whole-history measurement; the window's facts (bars in the window, staleness,
+    listing dates, quality flags) stay, so the screen's checks mean the same for every row."""
+    frame = block.frame.copy()
+    for name in FROM_HISTORY:
+        frame.loc[rows, name] = full.frame[name].to_numpy()
+    series = {k: v.copy() for k, v in block.series.items()}
+    for key, values in full.series.items():
+        series[key][rows] = values
+    return replace(block, frame=frame, series=series)
+
+
+CONVERGENCE_BARS = 400  # own bars after which EMA-type values equal full history (~1e-13)
+ANCHORED = {name for name, spec in OUTPUTS.items() if spec.anchored} | {
+    "days_since_golden_cross", "days_since_death_cross"}  # running from the first bar
+FROM_HISTORY = [*SHOWN_INDICATORS, "TechRating", "Signal", "DollarVolume", "Incomplete"]
 
 
 def listing_dates(panel: Panel, last_idx: np.ndarray) -> tuple[pd.DatetimeIndex, ...]:
