@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+from numba import njit, prange
 
 from technic_v4.data.panel import Array1D, Array2D
 
@@ -57,8 +57,39 @@ def ranks(values: Array2D, ties: str = "average") -> tuple[Array2D, npt.NDArray[
     with few distinct outputs must not get an order from row position) or are ordered by row
     (`ties="first"`, for picking exactly n names).
     """
-    r = pd.DataFrame(values).rank(axis=0, method=ties, na_option="keep").to_numpy()
+    if ties not in ("average", "first"):
+        raise ValueError(f"ties must be 'average' or 'first', got {ties!r}")
+    columns = np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)  # one row a column
+    r = _row_ranks(columns, ties == "average").T if values.size else np.full(
+        np.shape(values), np.nan)
     return r, np.isfinite(values).sum(0)
+
+
+@njit(parallel=True, cache=True)
+def _row_ranks(values, average):  # pragma: no cover - compiled
+    """Per row (a session's column, transposed for contiguous access): ranks 1..k of the
+    finite values (ties averaged, or in order), NaN else; what pandas' DataFrame.rank(axis=0,
+    na_option="keep") gives on the untransposed array, at numba speed."""
+    t, n = values.shape
+    out = np.full((t, n), np.nan)
+    for j in prange(t):
+        col = values[j]
+        idx = np.flatnonzero(np.isfinite(col))
+        k = len(idx)
+        if k == 0:
+            continue
+        order = idx[np.argsort(col[idx], kind="mergesort")]  # stable: ties keep row order
+        start = 0
+        while start < k:
+            stop = start
+            if average:
+                while stop + 1 < k and col[order[stop + 1]] == col[order[start]]:
+                    stop += 1
+            rank = (start + stop) / 2.0 + 1.0
+            for m in range(start, stop + 1):
+                out[j, order[m]] = rank if average else m + 1.0
+            start = stop + 1
+    return out
 
 
 def rank_ic(signal: Array2D, forward: Array2D, min_count: int = 20) -> Array1D:

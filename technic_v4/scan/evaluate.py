@@ -209,13 +209,14 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
 def needs_full_history(sub: Panel, spec: WindowSpec) -> np.ndarray:
     """Rows whose values must come from their whole history (module docstring): fewer than
     CONVERGENCE_BARS own bars in the window though they traded before it, or every row that
-    has bars when an expression reads an anchored output (OBV, days since a cross)."""
+    has bars when an expression reads an anchored output (OBV, days since a cross) or weekly
+    bars (400 weekly bars are 8 years)."""
     bars = np.isfinite(sub.close).sum(axis=1)
     listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
         sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
     before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
-    if any(name in ANCHORED for name, _, _ in spec.series):
-        return (bars > 0) & before
+    if any(name in ANCHORED or tf == "W" for name, tf, _ in spec.series):
+        return (bars > 0) & before  # weekly recursions need years of weeks to converge
     return (bars > 0) & (bars < CONVERGENCE_BARS) & before
 
 

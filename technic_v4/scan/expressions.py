@@ -51,15 +51,17 @@ class Expressions:
     where: CompiledScreen | None
     rank: CompiledScreen | None
 
-    def series(self) -> tuple[tuple[str, str, int], ...]:
-        """(column, timeframe, bars) the expressions read, sorted (a WindowSpec field)."""
+    def series(self, all_columns: bool = False) -> tuple[tuple[str, str, int], ...]:
+        """(column, timeframe, bars) the expressions read, sorted (a WindowSpec field). A scan
+        reads one bar of the columns its result frame holds from there; `all_columns` lists
+        those too (a replay over history computes every one)."""
         need: dict[tuple[str, str], int] = {}
         for screen in (self.where, self.rank):
             if screen is None:
                 continue
             for (name, tf), width in series_needed(screen).items():
                 if tf == "text" or name in FRAME_COLUMNS or (
-                        tf == "D" and width == 1 and name in IN_FRAME):
+                        not all_columns and tf == "D" and width == 1 and name in IN_FRAME):
                     continue  # read from the result frame
                 key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
                 need[key] = max(need.get(key, 0), width)
@@ -127,7 +129,23 @@ class _Recorder:
         return np.full((values.shape[0], width), np.nan)
 
 
-class BlockEnv:
+class WeeklyOnDaily:
+    """How a scan reads weekly values on its daily bars: at the evaluation session the last
+    closed week; a column j bars before it, the week five sessions per bar back."""
+
+    def weeks_spanned(self, width: int) -> int:
+        return max(1, (width + 4) // 5)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        out = np.full((values.shape[0], width), np.nan)
+        for j in range(width):
+            k = values.shape[1] - 1 - (width - 1 - j) // 5
+            if k >= 0:
+                out[:, j] = values[:, k]
+        return out
+
+
+class BlockEnv(WeeklyOnDaily):
     """The Env of some rows of a measured frame: `series` {(name, tf): (N, w)} packed arrays,
     last-bar values and text from `frame`, ranks among the rows marked in `universe`."""
 
@@ -156,21 +174,6 @@ class BlockEnv:
     def groups(self, name: str) -> np.ndarray:
         codes, _ = pd.factorize(self.frame[name])
         return codes.astype(np.int64)
-
-    def weeks_spanned(self, width: int) -> int:
-        return max(1, (width + 4) // 5)
-
-    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
-        """The weekly value in effect at each of the last `width` bars: the scan evaluates at
-        its as-of session, where that is the last closed week (columns before it: its week
-        or an earlier one, counted as five sessions a week)."""
-        out = np.full((values.shape[0], width), np.nan)
-        for j in range(width):
-            back = (width - 1 - j) // 5
-            k = values.shape[1] - 1 - back
-            if k >= 0:
-                out[:, j] = values[:, k]
-        return out
 
 
 def _right(source: np.ndarray, width: int) -> np.ndarray:
