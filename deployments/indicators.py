@@ -23,6 +23,7 @@ from ray import serve
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.symbol import HISTORY_BARS, symbol_history
+from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 log = logging.getLogger("ray.serve")
 
@@ -58,6 +59,10 @@ class Indicators:
     def evaluate(self, symbols: list[str], spec: WindowSpec, data_version: str) -> Block:
         """Measured rows of one chunk (`technic_v4.scan.evaluate_chunk`)."""
         return evaluate_chunk(self.reader, symbols, spec, data_version)
+
+    def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
+        """A screen replayed over this replica's store (`technic_v4.validate.validate`)."""
+        return validate(cfg, self.reader, options)
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""

@@ -29,8 +29,9 @@ from deployments.api.backend import ScanBackend
 from deployments.api.main import create_app
 from technic_v4.alpha.inference import Forecast
 from technic_v4.data.reader import StoreReader
-from technic_v4.scan import Block, WindowSpec
-from technic_v4.scan.run import Features
+from technic_v4.scan import Block, ScanConfig, WindowSpec
+from technic_v4.scan.run import Features, Report
+from technic_v4.validate import ValidateOptions, ValidationReport
 
 READY_TIMEOUT_S = 3.0
 RETRIES = 3               # extra attempts of an idempotent call whose replica died
@@ -93,6 +94,16 @@ class ServeBackend(ScanBackend):
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}
+
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       report: Report | None = None) -> ValidationReport:
+        """On an Indicators replica: it holds the store's history (the chart window)."""
+        if report is not None:
+            report("replay", 0, 1)
+        out = await self.indicators.validate.remote(cfg, options)
+        if report is not None:
+            report("replay", 1, 1)
+        return out
 
 
 @serve.deployment(max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.25})

@@ -78,9 +78,9 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
 }
 
 
-def _scan_options() -> list[inspect.Parameter]:
-    """The scan command's options: one per exposed ScanConfig field (its Option says the
-    flag, help and valid values), then the output options."""
+def config_options() -> list[inspect.Parameter]:
+    """One option per exposed ScanConfig field (its Option says the flag, help and valid
+    values): what `technic scan` and `technic validate` take to describe a screen."""
     defaults = ScanConfig()
     params = []
     for name, option in options().items():
@@ -97,6 +97,12 @@ def _scan_options() -> list[inspect.Parameter]:
             name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
             annotation=Annotated[CLI_TYPES[name], typer.Option(
                 *flags, help=text, metavar=flags[0].lstrip("-").upper().replace("-", "_"))]))
+    return params
+
+
+def _scan_options() -> list[inspect.Parameter]:
+    """The scan command's options: the screen's (config_options), then the output options."""
+    params = config_options()
     outputs = {
         "fmt": (str, "table", typer.Option("--format", "-f", help="table, csv, json, parquet "
                                            "or arrow (the last two need --out).")),
@@ -377,6 +383,15 @@ def data_info(data_dir: DataDir = None) -> None:
               f"({m.first_session}..{m.last_session})\nsegments: "
               f"{len(m.segment_list())} (base + appends)\ncreated: {m.created}", highlight=False)
     err.print(uni["sector"].value_counts().to_string(), highlight=False)
+
+
+def _register_validate() -> None:
+    from technic_v4.cli_validate import validate_command
+
+    app.command("validate")(validate_command)
+
+
+_register_validate()
 
 
 if __name__ == "__main__":

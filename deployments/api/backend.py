@@ -32,6 +32,7 @@ from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
+from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
@@ -120,6 +121,11 @@ class ScanBackend:
         raise NotImplementedError
 
     async def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       report: Report | None = None) -> ValidationReport:
+        """The screen replayed over history (technic_v4/validate), where the prices are."""
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
@@ -240,3 +246,8 @@ class InProcessBackend(ScanBackend):
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
+
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       report: Report | None = None) -> ValidationReport:
+        await self._wait_ready()
+        return await asyncio.to_thread(validate, cfg, self.reader, options, report)

@@ -198,3 +198,44 @@ class ErrorEntry(BaseModel):
 
 class ValidationErrorResponse(BaseModel):
     detail: list[ErrorEntry]
+
+
+class _ValidateFields(BaseModel):
+    """How to replay and what to measure (technic_v4.validate.ValidateOptions)."""
+
+    start: date | None = Field(None, description="First session (default: the first with "
+                               "enough history).")
+    end: date | None = Field(None, description="Last session (default: the store's last).")
+    every: int = Field(1, ge=1, le=252, description="Evaluate every k-th session.")
+    horizons: list[int] = Field([1, 5, 10, 21], min_length=1, max_length=8,
+                                description="Forward horizons in sessions (1..252).")
+    top_n: int = Field(20, ge=1, le=5000, description="Portfolio size (default: limit when "
+                       "given, else 20).")
+    rebalance: int = Field(5, ge=1, le=252, description="Sessions between rebalances.")
+    cost_bps: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False,
+                            description="Cost per side in basis points.")
+
+    def options(self) -> Any:
+        from technic_v4.validate import ValidateOptions
+
+        return ValidateOptions(None if self.start is None else str(self.start),
+                               None if self.end is None else str(self.end), self.every,
+                               tuple(self.horizons), self.top_n, self.rebalance, self.cost_bps)
+
+
+ValidateRequest = create_model(  # type: ignore[call-overload]
+    "ValidateRequest", __base__=(_Request, _ValidateFields),
+    __doc__="A screen (the scan's fields) and how to validate it over history.",
+    **{name: _field(name, options()[name], getattr(_DEFAULTS, name)) for name in CONFIG_FIELDS},
+    format=(Literal["json", "csv", "parquet"] | None, Field(None, description=(
+        "json (the report, with the daily series), csv or parquet (the daily series)."))),
+)
+
+
+class ValidationResult(BaseModel):
+    """The validation report (technic_v4/validate/report.py) and its daily series."""
+
+    meta: Meta
+    report: dict[str, Any]
+    daily: dict[str, list[Any]] = Field(description="Per evaluated session: passing count, "
+                                        "excess and rank IC per horizon, portfolio returns.")

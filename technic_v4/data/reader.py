@@ -202,7 +202,8 @@ class StoreReader:
     def _load_now(self, end: object, bars: int) -> Panel:
         snap = self._snapshot_now()
         stop = snap.session_at(end)
-        key = (snap.data_version, stop, int(bars))
+        bars = min(int(bars), stop + 1)  # more than there is: the same window, one cache entry
+        key = (snap.data_version, stop, bars)
         with self._lock:
             if key in self._panels:
                 self._panels.move_to_end(key)

@@ -63,6 +63,13 @@ class ValidationReport:
     daily: pd.DataFrame = field(repr=False)
 
 
+def _screen(cfg: ScanConfig) -> dict[str, Any]:
+    """The screen's fields that differ from a default scan (what defines it)."""
+    default = ScanConfig().to_dict()
+    return {k: v for k, v in cfg.normalized().to_dict().items()
+            if k != "scoring" and v != default[k]}
+
+
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring)."""
@@ -83,19 +90,21 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     ranked = stats.Ranked.of(rep.rank, rep.ascending)
     for h in opts.horizons:
         fwd = forward_returns(d_axis, rep.columns, rep.valid, h, delisted)
-        mean = stats.passing_excess(rep.passing, fwd.excess)
-        ic = stats.rank_ics(ranked, fwd.excess)
+        mean = stats.passing_excess(rep.passing, fwd.log_excess)
+        ic = stats.rank_ics(ranked, fwd.log_excess)
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
         ic_ok = ic[np.isfinite(ic)]
         horizons[str(h)] = {
             "passing_excess": stats.summary(mean, h, opts.every),
-            "hit_rate": stats.hit_rate(rep.passing, fwd.excess),
+            "hit_rate": stats.hit_rate(rep.passing, fwd.log_excess),
+            "simple_excess": stats._num(float(np.nanmean(stats.passing_excess(
+                rep.passing, fwd.excess)))) if rep.passing.any() else None,
             "truncated_by_delisting": int((fwd.truncated & rep.passing).sum()),
             "rank_ic": {**stats.summary(ic, h, opts.every),
                         "ic_ir": stats._num(float(ic_ok.mean() / ic_ok.std()))
                         if ic_ok.size > 1 and ic_ok.std() > 0 else None},
-            "deciles": stats.deciles(ranked, fwd.excess),
-            "by_sector": stats.by_group(sectors, rep.passing, fwd.excess, h, opts.every),
+            "deciles": stats.deciles(ranked, fwd.log_excess),
+            "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
     step = forward_returns(d_axis, rep.columns, rep.valid, opts.every, delisted)
@@ -104,8 +113,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     daily = pd.concat([daily, series], axis=1)
     has_delisted = bool(delisted.any())
     report = {
-        "screen": {k: v for k, v in cfg.normalized().to_dict().items()
-                   if v is not None and k != "scoring"},
+        "screen": _screen(cfg),
         "options": asdict(opts) | {"top": top},
         "data": {"data_version": panel.data_version, "source": panel.source,
                  "first_session": str(rep.sessions[0].date()),
@@ -125,9 +133,11 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "costs": (f"{opts.cost_bps:g} bps per side on the portfolio's trades" if
                       opts.cost_bps else "no transaction costs (give cost_bps)"),
             "borrow": "long only; no shorting or borrow costs",
-            "returns": "simple returns on each symbol's own next bars, in excess of the day's "
-                       "equal-weighted universe; a symbol delisted inside the horizon returns "
-                       "to its last bar",
+            "returns": "log returns on each symbol's own next bars, in excess of the day's "
+                       "equal-weighted universe (simple_excess: the same in simple returns, "
+                       "which favour volatile names even where nothing is predictable); the "
+                       "portfolio earns simple returns; a symbol delisted inside the horizon "
+                       "returns to its last bar",
             "significance": f"statistics with fewer than {stats.MIN_INDEPENDENT} independent "
                             "observations are marked meaningful: false",
         },

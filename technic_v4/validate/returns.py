@@ -2,7 +2,12 @@
 
 For the bar in effect at session t (the symbol's last bar on or before t, close C0), the
 h-bar forward return is C_h / C0 - 1 with C_h the close of its h-th NEXT bar: a missing
-session is not a bar, as everywhere in technic. A symbol that stops trading inside the horizon
+session is not a bar, as everywhere in technic. `log` is log(C_h / C0): the statistics use it,
+because a simple return's expectation grows with variance (E[e^x] = e^(m + s^2/2)), so on a
+market whose log returns are unpredictable any screen that leans to volatile names would
+still show a "significant" simple excess (22 of 40 random screens on the demo market with its
+planted effect off); in log returns nothing is found there, as it should be. A portfolio
+earns simple returns: stats.portfolio uses `raw`. A symbol that stops trading inside the horizon
 (delisted: its last bar is before the store's last session) returns to its last bar; those
 cells are counted (`truncated`). A symbol still trading when the data ends has no h-bar
 return yet (NaN). Excess = the return minus the equal-weighted mean over the day's universe
@@ -26,9 +31,10 @@ class Forward:
     """h-bar forward returns at the evaluated sessions, (N, D)."""
 
     horizon: int
-    raw: np.ndarray        # simple return, NaN where unknown
-    excess: np.ndarray     # raw minus the day's universe mean (NaN outside the universe)
-    truncated: np.ndarray  # (N, D) bool: the symbol delisted inside the horizon
+    raw: np.ndarray         # simple return, NaN where unknown
+    excess: np.ndarray      # raw minus the day's universe mean (NaN outside the universe)
+    log_excess: np.ndarray  # log return minus the day's universe mean of log returns
+    truncated: np.ndarray   # (N, D) bool: the symbol delisted inside the horizon
 
 
 def forward_returns(axis: Axis, columns: np.ndarray, universe: np.ndarray, horizon: int,
@@ -50,4 +56,7 @@ def forward_returns(axis: Axis, columns: np.ndarray, universe: np.ndarray, horiz
         raw = np.where(ok & (c0 > 0), c1 / c0 - 1.0, np.nan)
     in_universe = np.where(universe & np.isfinite(raw), raw, np.nan)
     excess = np.where(universe, cross_section.demean(in_universe), np.nan)
-    return Forward(horizon, raw, excess, ok & beyond & np.isfinite(raw))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(universe & (raw > -1.0), np.log1p(raw), np.nan)
+    log_excess = np.where(universe, cross_section.demean(logs), np.nan)
+    return Forward(horizon, raw, excess, log_excess, ok & beyond & np.isfinite(raw))

@@ -1,7 +1,7 @@
 """The statistics of a validation, each one function over (N symbols, D sessions) arrays.
 
 Vocabulary as alphalens uses it: mean excess return of the passing set with a Newey-West t
-(Bartlett kernel, `horizon` lags: neighbouring h-session returns overlap), hit rate, daily
+(Bartlett kernel, 2 x horizon lags: neighbouring h-session returns overlap), hit rate, daily
 rank IC with its mean, t and IC IR, mean excess by rank decile, and a top-N portfolio's
 cumulative excess, annualised return and volatility, drawdown and turnover. A statistic whose
 independent observations (sessions / horizon) number fewer than MIN_INDEPENDENT is marked
@@ -39,7 +39,7 @@ def summary(series: np.ndarray, horizon: int, every: int = 1) -> dict[str, objec
     """Mean, Newey-West t, sessions and independent observations of a daily series."""
     ok = np.isfinite(series)
     n = int(ok.sum())
-    lags = max(0, math.ceil(horizon / every) - 1)
+    lags = math.ceil(2 * horizon / every) if horizon > every else 0  # as alpha/evaluate.py
     independent = n if lags == 0 else int(n * every / horizon)
     mean = float(series[ok].mean()) if n else math.nan
     return {"mean": _num(mean), "t_stat": _num(newey_west_t(series, lags) if n > 2 else math.nan,
