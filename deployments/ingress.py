@@ -78,6 +78,13 @@ class ServeBackend(ScanBackend):
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
         return await self.indicators.history.remote(symbol, days)
 
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        return await retrying(lambda: self.indicators.explain.remote(symbol, as_of),
+                              "Indicators.explain")
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        return await retrying(lambda: self.alpha.explain.remote(features), "AlphaModel.explain")
+
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         for name, handle in (("panel", self.indicators), ("models", self.alpha)):

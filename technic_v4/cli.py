@@ -3,6 +3,7 @@
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
     technic data demo | ingest FILE|FOLDER [--universe FILE] | append FILE | update | check | info
     technic models train [--seed N] | show
+    technic explain SYMBOL [--as-of DATE] [--format table|json]
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
@@ -26,6 +27,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from technic_v4 import formats
+from technic_v4.cli_explain import explain_command
 from technic_v4.cli_models import models_app
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
@@ -39,6 +41,7 @@ app = typer.Typer(help="technic: a full-universe stock technical scanner.", no_a
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.command("explain")(explain_command)
 err = Console(stderr=True)
 
 DATA_DIR_OPTION = typer.Option(

@@ -29,6 +29,7 @@ from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.formats import RowFragments
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
 from technic_v4.scan.evaluate import evaluate_chunk
+from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
 from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
@@ -120,6 +121,12 @@ class ScanBackend:
     async def model_state(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def stats(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -182,6 +189,14 @@ class ScanBackend:
     async def models(self) -> dict[str, Any]:
         return {"state": await self.model_state(), "metadata": model_metadata(self.models_dir)}
 
+    async def explain(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        """Why `symbol` has its rating as of `as_of` (technic_v4/scan/explain.py): checked
+        here against the snapshot (ConfigError, UnknownSymbolError), then the indicator part
+        where the window is and the alpha part where the models are, combined."""
+        explain_spec(await asyncio.to_thread(self.snapshot), symbol, as_of)
+        part = await self._explain_indicators(symbol, as_of)
+        return combine(part, await self._explain_alpha(part["features"]))
+
 
 class InProcessBackend(ScanBackend):
     """The whole scan in this process: chunks in worker threads, one ModelSet.
@@ -243,6 +258,12 @@ class InProcessBackend(ScanBackend):
 
     async def model_state(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.model_set.state)
+
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        return await asyncio.to_thread(explain_indicators, self.reader, symbol, as_of)
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        return await asyncio.to_thread(explain_alpha, self.model_set, features)
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}

@@ -239,3 +239,109 @@ class ValidationResult(BaseModel):
     report: dict[str, Any]
     daily: dict[str, list[Any]] = Field(description="Per evaluated session: passing count, "
                                         "excess and rank IC per horizon, portfolio returns.")
+
+
+# -- GET /v1/symbols/{symbol}/explain (technic_v4/scan/explain.py) ---------------------------
+class ExplainRule(BaseModel):
+    condition: str = Field(description="What the term compares, e.g. 'SMA20 vs SMA50'.")
+    points: float = Field(description="What the rule that fired gives this term.")
+    inputs: dict[str, float | None] = Field(description="The values it read (null: missing).")
+    text: str = Field(description="The rule that fired, e.g. 'RSI 66.6 >= 65: +1'.")
+
+
+class ExplainSubScore(BaseModel):
+    name: Literal["trend", "momentum", "volume", "volatility", "oscillator", "breakout"]
+    weight: float
+    score: float = Field(description="In [-1, 1]; combined from the rules' points.")
+    weighted: float = Field(description="weight * score")
+    combine: Literal["mean", "product", "single"] = Field(
+        description="How the rules' points make the score.")
+    inputs: dict[str, float | None]
+    rules: list[ExplainRule]
+
+
+class ExplainRisk(BaseModel):
+    value: float
+    ATR_pct: float | None
+    formula: str
+    text: str
+
+
+class ExplainSignal(BaseModel):
+    value: Literal["Strong Long", "Long", "Avoid", "Short", "Strong Short"]
+    rule: str = Field(description="The Signal rule that matched, with the values.")
+    thresholds: dict[str, float]
+
+
+class ExplainRating(BaseModel):
+    """TechRating = 100 * weighted_sum / weight_total * risk_factor.value."""
+
+    scoring_version: str
+    sub_scores: list[ExplainSubScore]
+    weight_total: float
+    weighted_sum: float = Field(description="Sum of the sub-scores' `weighted`.")
+    risk_factor: ExplainRisk
+    value: float = Field(description="The TechRating, as the scan shows it.")
+    formula: str
+    signal: ExplainSignal
+
+
+class ExplainContribution(BaseModel):
+    feature: str
+    value: float | None = Field(description="The feature's value (null: missing).")
+    contribution: float = Field(description="Its TreeSHAP contribution to the forecast.")
+
+
+class ExplainModel(BaseModel):
+    """One model: forecast = sum of contributions + bias (float32), or why it is missing."""
+
+    id: str
+    horizon: int
+    column: str = Field(description="The scan column it fills: Alpha5d, Alpha10d.")
+    available: bool
+    reason: str | None = None
+    version: str | None = None
+    forecast: float | None = None
+    bias: float | None = None
+    sum: float | None = Field(None, description="Sum of the contributions plus the bias.")
+    contributions: list[ExplainContribution] | None = Field(
+        None, description="In the model's feature order.")
+
+
+class ExplainAlpha(BaseModel):
+    available: bool
+    reason: str | None
+    models_version: str | None
+    features: dict[str, float | None]
+    models: list[ExplainModel]
+    alpha_score: str
+
+
+class ExplainScan(BaseModel):
+    """What a default scan as of the session does with the symbol."""
+
+    kept: bool
+    reason: str | None = Field(description="The rejection reason when not kept (e.g. stale).")
+    detail: str | None
+
+
+class ExplainMeta(Meta):
+    window_bars: int
+    scoring_version: str
+    models_version: str | None
+
+
+class ExplainResponse(BaseModel):
+    meta: ExplainMeta
+    symbol: str
+    name: str
+    sector: str
+    industry: str
+    last_bar: str | None = Field(description="The symbol's last bar on or before as_of.")
+    bars: int = Field(description="Bars in the scan's window.")
+    close: float | None
+    incomplete: list[str] = Field(description="Indicators it has too few bars for.")
+    quality_flags: list[str]
+    scan: ExplainScan
+    tech_rating: ExplainRating
+    alpha: ExplainAlpha
