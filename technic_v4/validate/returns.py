@@ -32,31 +32,48 @@ class Forward:
 
     horizon: int
     raw: np.ndarray         # simple return, NaN where unknown
-    excess: np.ndarray      # raw minus the day's universe mean (NaN outside the universe)
     log_excess: np.ndarray  # log return minus the day's universe mean of log returns
     truncated: np.ndarray   # (N, D) bool: the symbol delisted inside the horizon
+
+    def excess(self, universe: np.ndarray) -> np.ndarray:
+        """The simple return minus the day's universe mean (what a portfolio earns over it)."""
+        return np.where(universe, cross_section.demean(np.where(universe, self.raw, np.nan)),
+                        np.nan)
+
+
+class Forwards:
+    """Forward returns of the sessions `columns` for any horizon: the bar in effect at each
+    session found once, each horizon one gather (module docstring)."""
+
+    def __init__(self, axis: Axis, columns: np.ndarray, universe: np.ndarray,
+                 delisted: np.ndarray):
+        close = axis.packed["Close"]
+        self.n, self.width = close.shape
+        self.universe, self.delisted = universe, delisted[:, None]
+        pos = axis.pos[:, columns]
+        self.has = pos >= 0
+        self.col = (self.width - axis.n_bars)[:, None] + pos  # packed column of bar in effect
+        self.base = (np.arange(self.n) * self.width)[:, None]
+        self.flat = close.ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.log_flat = np.log(np.where(self.flat > 0, self.flat, np.nan))
+        index = np.clip(self.col, 0, self.width - 1) + self.base
+        self.c0, self.log0 = self.flat.take(index), self.log_flat.take(index)
+
+    def horizon(self, h: int) -> Forward:
+        ahead = self.col + h
+        beyond = ahead > self.width - 1
+        ok = self.has & (~beyond | self.delisted)
+        index = np.where(beyond, self.width - 1, np.maximum(ahead, 0)) + self.base
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.where(ok, self.flat.take(index) / self.c0 - 1.0, np.nan)
+            logs = np.where(ok & self.universe, self.log_flat.take(index) - self.log0, np.nan)
+        log_excess = cross_section.demean(logs)
+        return Forward(h, raw, log_excess, ok & beyond & np.isfinite(raw))
 
 
 def forward_returns(axis: Axis, columns: np.ndarray, universe: np.ndarray, horizon: int,
                     delisted: np.ndarray) -> Forward:
-    """The module docstring's returns for the sessions `columns` (index on the daily axis);
-    `delisted` (N,) marks symbols whose last bar is before the data's end."""
-    close = axis.packed["Close"]
-    n, width = close.shape
-    col = (width - axis.n_bars)[:, None] + axis.pos[:, columns]  # packed column of bar in effect
-    last_col = np.full((n, 1), width - 1)
-    ahead = col + horizon
-    beyond = ahead > last_col
-    target = np.where(beyond & delisted[:, None], last_col, ahead)
-    ok = (axis.pos[:, columns] >= 0) & (~beyond | delisted[:, None])
-    base = (np.arange(n) * width)[:, None]
-    c0 = close.ravel().take(np.clip(col, 0, width - 1) + base)
-    c1 = close.ravel().take(np.clip(target, 0, width - 1) + base)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(ok & (c0 > 0), c1 / c0 - 1.0, np.nan)
-    in_universe = np.where(universe & np.isfinite(raw), raw, np.nan)
-    excess = np.where(universe, cross_section.demean(in_universe), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(universe & (raw > -1.0), np.log1p(raw), np.nan)
-    log_excess = np.where(universe, cross_section.demean(logs), np.nan)
-    return Forward(horizon, raw, excess, log_excess, ok & beyond & np.isfinite(raw))
+    """The module docstring's h-bar returns for the sessions `columns` (index on the daily
+    axis); `delisted` (N,) marks symbols whose last bar is before the data's end."""
+    return Forwards(axis, columns, universe, delisted).horizon(horizon)

@@ -60,29 +60,26 @@ def hit_rate(passing: np.ndarray, excess: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class Ranked:
-    """The ranking's per-session ranks, computed once for every horizon: `average` (ties
-    averaged, for Spearman) and `bucket` (1 = best decile .. 10, ties in row order)."""
+    """The ranking, once for every horizon: `signal` (higher = ranked better) and `bucket`
+    (1 = best decile .. 10, ties in row order; 0 = not ranked)."""
 
-    average: np.ndarray
+    signal: np.ndarray
     bucket: np.ndarray
 
     @classmethod
     def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10) -> Ranked:
-        signal = -rank if ascending else rank  # higher = ranked better
-        average, _ = cross_section.ranks(signal)
+        signal = -rank if ascending else rank
         first, k = cross_section.ranks(signal, ties="first")
         with np.errstate(invalid="ignore", divide="ignore"):
             bucket = np.where(np.isfinite(first),
                               buckets - np.floor((first - 1) * buckets / k[None, :]), 0)
-        return cls(average, bucket.astype(np.int64))
+        return cls(signal, bucket.astype(np.int64))
 
 
 def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
     """(D,) Spearman correlation of the ranking and the excess return among ranked symbols
-    with a forward return (the Pearson correlation of their ranks)."""
-    both = np.isfinite(ranked.average) & np.isfinite(excess)
-    forward, _ = cross_section.ranks(np.where(both, excess, np.nan))
-    return cross_section.pearson_ic(np.where(both, ranked.average, np.nan), forward, min_count)
+    with a forward return."""
+    return cross_section.rank_ic(ranked.signal, excess, min_count)
 
 
 def group_means(codes: np.ndarray, excess: np.ndarray, groups: int) -> np.ndarray:

@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 FUZZ_EXAMPLES = 25
+VALIDATE_EXAMPLES = 6
 RUN = {"cases": 0, "by_status": {}}
 
 
@@ -44,12 +45,24 @@ def api_schema(app):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-@schema.parametrize()
+@schema.exclude(path_regex="/v1/validate").parametrize()
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_fuzz_every_operation(case):
     # Schema-valid is not always acceptable: sectors, industries and as_of_date are checked
     # against the data (a 422 naming the valid values), so that one check is left out.
+    _check(case)
+
+
+@schema.include(path_regex="/v1/validate").parametrize()
+@settings(max_examples=VALIDATE_EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_fuzz_validation(case):
+    """The validation routes too, fewer cases: a valid one replays five years."""
+    _check(case)
+
+
+def _check(case) -> None:  # type: ignore[no-untyped-def]
     response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
     RUN["cases"] += 1
     RUN["by_status"][response.status_code] = RUN["by_status"].get(response.status_code, 0) + 1
