@@ -18,6 +18,7 @@ Walk-through:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -69,7 +70,17 @@ class Expressions:
 
 
 def compile_expressions(where: str | None, rank: str | None) -> Expressions:
-    """Both expressions compiled; ConfigError("where" / "rank", ...) pointing at the place."""
+    """Both expressions compiled (once per text: a compiled screen is immutable);
+    ConfigError("where" / "rank", ...) pointing at the place."""
+    for field, text in (("where", where), ("rank", rank)):
+        if text is not None and not isinstance(text, str):
+            raise ConfigError(field, f"{field} must be an expression (text), got "
+                              f"{type(text).__name__}")
+    return _compile_both(where, rank)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_both(where: str | None, rank: str | None) -> Expressions:
     return Expressions(_compiled("where", where, SCHEMA, "bool"),
                        _compiled("rank", rank, RANK_SCHEMA, "number"))
 
