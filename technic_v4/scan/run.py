@@ -170,7 +170,8 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
         report("indicators", total, total)
         if total == len(plan.symbols):
             return full
-        return replace(full, frame=full.frame.iloc[plan.rows].reset_index(drop=True))
+        return replace(full, frame=full.frame.iloc[plan.rows].reset_index(drop=True),
+                       series={k: v[plan.rows] for k, v in full.series.items()})
     size = chunk_size or max(total, 1)
     chunks = [symbols[i:i + size] for i in range(0, total, size)] or [[]]
     done = 0
@@ -189,7 +190,9 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
                              f"{sorted(versions)}")
     frame = (blocks[0].frame if len(blocks) == 1
              else pd.concat([b.frame for b in blocks], ignore_index=True))
-    block = replace(blocks[0], frame=frame, timings_ms={
+    series = (blocks[0].series if len(blocks) == 1 else  # the expressions' series, all rows
+              {k: np.concatenate([b.series[k] for b in blocks]) for k in blocks[0].series})
+    block = replace(blocks[0], frame=frame, series=series, timings_ms={
         k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms})
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
