@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -32,10 +33,19 @@ SYMBOL_REGEX = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
 # Documented in the schema; enforced by the library's validate_symbol (one message everywhere).
 Symbol = Annotated[str, Field(json_schema_extra={"pattern": SYMBOL_REGEX})]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):  # pydantic would read 0 as 1970-01-01
+        raise ValueError("as_of_date must be a date as text: YYYY-MM-DD, e.g. 2024-03-28")
+    return value
+
+
+DateText = Annotated[date, BeforeValidator(_date_text)]
 HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
     "industries": list[Name] | None, "symbols": list[Symbol] | None,
-    "min_tech_rating": float | None, "as_of_date": date | None, "min_price": float | None,
+    "min_tech_rating": float | None, "as_of_date": DateText | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
@@ -46,6 +56,8 @@ def _field(name: str, option: Option, default: Any) -> tuple[Any, Any]:
     """The pydantic field of one ScanConfig field, from its Option."""
     kind = HTTP_TYPES[name]
     extra: dict[str, Any] = {"description": option.help}
+    if kind in (bool, int, int | None):  # JSON booleans and integers only, as documented
+        extra["strict"] = True            # (not 0 for false, "5" or 5.0 for 5)
     if option.ge is not None or option.le is not None:
         extra.update(ge=option.ge, le=option.le)
         if kind in (float | None,):
