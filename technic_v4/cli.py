@@ -3,6 +3,7 @@
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
     technic data demo | ingest FILE|FOLDER [--universe FILE] | append FILE | update | check | info
     technic models train [--seed N] | show
+    technic screen list | show NAME | save NAME [scan options] | delete NAME | run NAME | columns
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from technic_v4 import formats
 from technic_v4.cli_models import models_app
+from technic_v4.cli_screens import screen_app
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.data.store_fs import DataRoot, data_root, shown
@@ -75,6 +77,7 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
+    "screen": str | None,
 }
 
 
@@ -146,6 +149,7 @@ def scan(**kw: Any) -> None:
 
 scan.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
 app.command()(scan)
+app.add_typer(screen_app(scan), name="screen")  # built from scan's options (cli_screens.py)
 
 
 def _cell(value: object, col: str) -> str:
@@ -193,6 +197,9 @@ def _print_summary(status: ScanStatus, out: Path | None) -> None:
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")"
         + (f"\nwrote {out}" if out else ""), highlight=False)
+    if status.screen:
+        err.print(f"screen: {status.screen['name']} version {status.screen['version']}"
+                  + (" (preset)" if status.screen.get("preset") else ""), highlight=False)
     for e in status.error_details:
         err.print(f"error: {e['symbol']}: {e['error']}", highlight=False)
 
