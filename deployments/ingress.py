@@ -102,8 +102,8 @@ class ServeBackend(ScanBackend):
     async def stats(self) -> dict[str, Any]:
         return {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}
 
-    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None) -> ValidationReport:
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
         """On an Indicators replica: it holds the store's history (the chart window)."""
         if report is not None:
             report("replay", 0, 1)

@@ -4,6 +4,7 @@
     technic data demo | ingest FILE|FOLDER [--universe FILE] | append FILE | update | check | info
     technic models train [--seed N] | show
     technic explain SYMBOL [--as-of DATE] [--format table|json]
+    technic screen list | show NAME | save NAME [scan options] | delete NAME | run NAME | columns
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
@@ -29,6 +30,7 @@ from rich.table import Table
 from technic_v4 import formats
 from technic_v4.cli_explain import explain_command
 from technic_v4.cli_models import models_app
+from technic_v4.cli_screens import screen_app
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.data.store_fs import DataRoot, data_root, shown
@@ -78,6 +80,7 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
+    "screen": str | None,
 }
 
 
@@ -155,6 +158,7 @@ def scan(**kw: Any) -> None:
 
 scan.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
 app.command()(scan)
+app.add_typer(screen_app(scan), name="screen")  # built from scan's options (cli_screens.py)
 
 
 def _cell(value: object, col: str) -> str:
@@ -202,6 +206,9 @@ def _print_summary(status: ScanStatus, out: Path | None) -> None:
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")"
         + (f"\nwrote {out}" if out else ""), highlight=False)
+    if status.screen:
+        err.print(f"screen: {status.screen['name']} version {status.screen['version']}"
+                  + (" (preset)" if status.screen.get("preset") else ""), highlight=False)
     for e in status.error_details:
         err.print(f"error: {e['symbol']}: {e['error']}", highlight=False)
 

@@ -3,7 +3,9 @@
 The routers talk to a `ScanBackend` only. It holds a `StoreReader` (snapshots of the store:
 universe, sessions, data version; never prices at the Serve ingress), the `Evaluations` memo
 (a data version's full-universe evaluation, so a repeated scan only screens, predicts and
-ranks) and runs the engine's one orchestrator, `technic_v4.scan.execute`. Subclasses say where
+ranks), the `ScreenStore` that scans by screen name resolve against (saved screens and presets;
+resolved here, at the ingress, before anything is evaluated) and runs the engine's one
+orchestrator, `technic_v4.scan.execute`. Subclasses say where
 its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
 without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
 """
@@ -34,6 +36,7 @@ from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
 from technic_v4.validate import ValidateOptions, ValidationReport, validate
+from technic_v4.screens.saved import ScreenStore, resolve_screen
 
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
@@ -93,8 +96,9 @@ class ScanBackend:
     """The scan and what the routes read (module docstring); subclasses supply the hooks."""
 
     def __init__(self, reader: StoreReader, models_dir: str | os.PathLike[str] | None,
-                 chunk_size: int):
+                 chunk_size: int, screens: ScreenStore | None = None):
         self.reader = reader
+        self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
         self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
                            else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
@@ -130,9 +134,8 @@ class ScanBackend:
     async def stats(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None) -> ValidationReport:
-        """The screen replayed over history (technic_v4/validate), where the prices are."""
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
@@ -152,11 +155,23 @@ class ScanBackend:
         self._models_version = (time.monotonic(), version)
         return version
 
-    async def check(self, cfg: ScanConfig) -> None:
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       report: Report | None = None) -> ValidationReport:
+        """The screen replayed over history (technic_v4/validate), where the prices are; a
+        screen name is resolved here, once, and its ref named in the report."""
+        resolved, ref = await self.check(cfg)
+        result = await self._validate(replace(resolved, screen=None), options, report)
+        result.report["saved_screen"] = ref
+        return result
+
+    async def check(self, cfg: ScanConfig) -> tuple[ScanConfig, dict[str, Any] | None]:
         """Every check a scan makes before computing (ConfigError), for the stream to run
-        before it starts sending."""
-        cfg.validate()
-        check_against(cfg, await asyncio.to_thread(self.snapshot))
+        before it starts sending; returns the config with its screen resolved and the
+        screen's ref (name, version), which the scan route puts in its cache key."""
+        resolved, ref = await asyncio.to_thread(resolve_screen, cfg, self.screens)
+        resolved.validate()
+        check_against(resolved, await asyncio.to_thread(self.snapshot))
+        return resolved, ref
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
                    fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
@@ -164,7 +179,8 @@ class ScanBackend:
         data version's kept evaluation (the stream, whose point is the progress)."""
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._predict,
                                       chunk_size=self.chunk_size, report=report,
-                                      evaluations=None if fresh else self.evaluations)
+                                      evaluations=None if fresh else self.evaluations,
+                                      screens=self.screens)
         version = status.alpha.get("models_version")
         if isinstance(version, str):
             self._models_version = (time.monotonic(), version)
@@ -207,8 +223,8 @@ class InProcessBackend(ScanBackend):
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
-                 warm: bool = True):
-        super().__init__(StoreReader(data_dir), models_dir, chunk_size)
+                 warm: bool = True, screens: ScreenStore | None = None):
+        super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
         self.reader.manifest()  # builds the demo market in an empty local data dir
         self.model_set = ModelSet(self.models_dir)
         self.batches = BatchStats()
@@ -268,7 +284,7 @@ class InProcessBackend(ScanBackend):
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
 
-    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None) -> ValidationReport:
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
         await self._wait_ready()
         return await asyncio.to_thread(validate, cfg, self.reader, options, report)

@@ -21,6 +21,7 @@ from deployments.api.routers import (
     models,
     page,
     scan,
+    screens,
     symbols,
     universe,
     validate,
@@ -47,15 +48,16 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     and the shared cache (technic_v4/settings.py)."""
     settings = settings or Settings()
     app = FastAPI(title="technic", version=__version__, description=DESCRIPTION,
-                  openapi_tags=[{"name": "scan"}, {"name": "validate"}, {"name": "universe"},
-                                {"name": "symbols"},
-                                {"name": "models"}, {"name": "health"}])
+                  openapi_tags=[{"name": "scan"}, {"name": "screens"}, {"name": "validate"},
+                                {"name": "universe"}, {"name": "symbols"}, {"name": "models"},
+                                {"name": "health"}])
     app.state.backend = scanner
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
     install_auth(app, settings, api_keys)
     for router in (scan.router, validate.router, universe.router, symbols.router,
                    explain.router, models.router, health.router):
         app.include_router(router)
+    app.include_router(screens.router)  # /v1/screens, /v1/screen/columns: saved screens
     app.include_router(page.router)  # GET /: the scan page (deployments/web/)
     errors.install(app)
     document(app)

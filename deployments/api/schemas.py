@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from technic_v4.data.universe import SYMBOL_PATTERN
-from technic_v4.scan.config import MAX_NAME, Option, ScanConfig, options
+from technic_v4.scan.config import MAX_NAME, SCREEN_NAME, Option, ScanConfig, options
 
 Format = Literal["json", "csv", "parquet", "arrow"]
 # The store's symbol pattern (technic_v4.data.universe), either case: no '/', '..' or NUL.
@@ -32,13 +33,25 @@ SYMBOL_REGEX = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
 # Documented in the schema; enforced by the library's validate_symbol (one message everywhere).
 Symbol = Annotated[str, Field(json_schema_extra={"pattern": SYMBOL_REGEX})]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):  # pydantic would read 0 as 1970-01-01
+        raise ValueError("as_of_date must be a date as text: YYYY-MM-DD, e.g. 2024-03-28")
+    return value
+
+
+DateText = Annotated[date, BeforeValidator(_date_text)]
+# Documented in the schema; enforced by the library's check_screen_name (one message everywhere).
+ScreenName = Annotated[str, Field(json_schema_extra={"pattern": SCREEN_NAME.pattern})]
 HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
     "industries": list[Name] | None, "symbols": list[Symbol] | None,
-    "min_tech_rating": float | None, "as_of_date": date | None, "min_price": float | None,
+    "min_tech_rating": float | None, "as_of_date": DateText | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
+    "screen": ScreenName | None,
 }
 
 
@@ -46,6 +59,8 @@ def _field(name: str, option: Option, default: Any) -> tuple[Any, Any]:
     """The pydantic field of one ScanConfig field, from its Option."""
     kind = HTTP_TYPES[name]
     extra: dict[str, Any] = {"description": option.help}
+    if kind in (bool, int, int | None):  # JSON booleans and integers only, as documented
+        extra["strict"] = True            # (not 0 for false, "5" or 5.0 for 5)
     if option.ge is not None or option.le is not None:
         extra.update(ge=option.ge, le=option.le)
         if kind in (float | None,):
@@ -97,6 +112,95 @@ ScanRequest = create_model(  # type: ignore[call-overload]
 )
 
 
+class _Definition(_Request):
+    """A saved screen's definition: the scan fields it sets (filters, where, rank, ...)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True,
+                              json_schema_extra={"examples": [
+                                  {"where": "RSI < 30 and Close > SMA200", "sort_by": "RSI",
+                                   "ascending": True, "limit": 50}]})
+
+    def to_config(self) -> ScanConfig:
+        return ScanConfig(**{name: getattr(self, name) for name in DEFINITION_FIELDS})
+
+
+DEFINITION_FIELDS = tuple(name for name in CONFIG_FIELDS if name != "screen")
+ScreenDefinition = create_model(  # type: ignore[call-overload]
+    "ScreenDefinition", __base__=_Definition, __doc__=_Definition.__doc__,
+    **{name: _field(name, options()[name], getattr(_DEFAULTS, name))
+       for name in DEFINITION_FIELDS})
+
+
+class ScreenSummary(BaseModel):
+    """A saved screen's latest version, or a preset (read-only, shipped with technic)."""
+
+    name: str
+    version: int
+    preset: bool
+    title: str = Field(description="A preset's title (empty for saved screens).")
+    description: str
+    definition: dict[str, Any] = Field(description="The scan fields it sets (non-default "
+                                       "values, normalised); a scan naming it starts there.")
+    created: str | None = Field(description="When this version was saved (UTC); null for "
+                                "presets.")
+
+
+class ScreenList(BaseModel):
+    count: int
+    screens: list[ScreenSummary]
+
+
+class ScreenVersionInfo(BaseModel):
+    version: int
+    created: str | None
+
+
+class ScreenInfo(ScreenSummary):
+    versions: list[ScreenVersionInfo] = Field(description="Every version, oldest first.")
+
+
+class ScreenSaved(BaseModel):
+    name: str
+    version: int = Field(description="The version now latest: new unless the definition was "
+                         "identical to the latest one.")
+    changed: bool = Field(description="False when the definition equalled the latest version.")
+    definition: dict[str, Any]
+
+
+class ScreenDeleted(BaseModel):
+    name: str
+    deleted: bool
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    kind: Literal["number", "text"]
+    history: bool = Field(description="Lags (x[1]) and windows (highest(x, 20)) of it work.")
+    weekly: bool = Field(description="W.name reads its weekly bars (the last closed week).")
+    where: bool = Field(description="Usable in `where`; false: only in `rank` (AlphaScore).")
+
+
+class OperatorInfo(BaseModel):
+    syntax: str
+    doc: str
+
+
+class FunctionInfo(BaseModel):
+    name: str
+    signature: str
+    returns: str
+    family: str
+    doc: str
+
+
+class ScreenColumns(BaseModel):
+    """What a `where` / `rank` expression may use."""
+
+    columns: list[ColumnInfo]
+    operators: list[OperatorInfo]
+    functions: list[FunctionInfo]
+
+
 class Meta(BaseModel):
     """Where an answer came from; also sent as X-Technic-* headers on every response."""
 
@@ -119,6 +223,8 @@ class ScanMeta(Meta):
     timings_ms: dict[str, float]
     request: dict[str, Any]
     rejections: list[dict[str, str]] | None = None
+    screen: dict[str, Any] | None = Field(None, description=(
+        "The saved screen or preset the scan ran (name, version, preset), when it named one."))
 
 
 class ScanResult(BaseModel):

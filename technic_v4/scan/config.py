@@ -12,6 +12,7 @@ CLI and HTTP refuse the same input with the same `ConfigError(field, message, va
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
@@ -30,6 +31,7 @@ MAX_WINDOW = 1260        # sessions: lookback_days, min_bars, max_stale_sessions
 MAX_SYMBOLS = 5_000      # symbols in one request
 MAX_INDUSTRIES = 200
 MAX_NAME = 100           # characters of a sector / industry / flag name
+SCREEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # saved screens and presets
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class ScanConfig:
     rank: str | None = opt(
         None, "Rank by this expression, e.g. \"mom_63 / ATR_pct\", instead of sort_by "
         "(descending unless ascending).")
+    screen: str | None = opt(
+        None, "A saved screen or preset by name (`technic screen list`, GET /v1/screens): its "
+        "definition gives the defaults; fields set here (other than their defaults) override "
+        "them.")
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the valid values for anything malformed."""
@@ -112,6 +118,8 @@ class ScanConfig:
         if self.as_of_date is not None:
             as_of_timestamp(self.as_of_date)
         compile_expressions(self.where, self.rank)
+        if self.screen is not None:
+            check_screen_name(self.screen)
 
     def normalized(self) -> ScanConfig:
         """The same request in canonical form: sector aliases resolved, symbols upper-cased
@@ -149,6 +157,16 @@ class ScanConfig:
 def options() -> dict[str, Option]:
     """Every field's Option, in declaration order."""
     return {f.name: f.metadata["option"] for f in fields(ScanConfig)}
+
+
+def check_screen_name(name: object) -> str:
+    """`name` if it can name a screen (SCREEN_NAME), else ConfigError("screen", ...)."""
+    if not isinstance(name, str) or not SCREEN_NAME.fullmatch(name):
+        shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+        raise ConfigError("screen", f"screen name {shown} is not valid: 1-64 characters, lower-"
+                          "case letters, digits, '-' and '_', starting with a letter or digit "
+                          "(e.g. oversold-uptrend)")
+    return name
 
 
 def as_of_timestamp(value: str | date) -> pd.Timestamp:

@@ -194,3 +194,13 @@ def _right(source: np.ndarray, width: int) -> np.ndarray:
         return source[:, have - width:]
     pad = np.full((source.shape[0], width - have), np.nan)
     return np.concatenate([pad, source], axis=1)
+
+
+def column_catalogue() -> list[dict[str, object]]:
+    """Every column a screen may read, in SCHEMA order (`technic screen columns`, GET
+    /v1/screen/columns): its kind (number / text); `history`: lags and windows of it work
+    (x[1], highest(x, 20)), and so do its weekly bars (W.x); `where`: usable in `where`
+    (AlphaScore, relative to the rows kept, only in `rank`)."""
+    return [{"name": name, "kind": kind, "history": name in HISTORY_COLUMNS,
+             "weekly": name in HISTORY_COLUMNS, "where": name in SCHEMA}
+            for name, kind in RANK_SCHEMA.items()]

@@ -49,6 +49,7 @@ class ScanStatus:
     quality_flagged: int = 0                # kept rows that carry a quality flag
     alpha: dict[str, object] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    screen: dict[str, object] | None = None  # the saved screen / preset run: name, version
 
     def summary(self) -> dict:
         """Every field but the rejections table, as plain data (the JSON meta)."""

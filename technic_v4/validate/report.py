@@ -26,6 +26,7 @@ import pandas as pd
 from technic_v4 import __version__
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig
+from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.validate import stats
 from technic_v4.validate.replay import Progress, replay
 from technic_v4.validate.returns import Forwards
@@ -71,10 +72,18 @@ def _screen(cfg: ScanConfig) -> dict[str, Any]:
 
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
-             progress: Progress | None = None) -> ValidationReport:
-    """Replay `cfg` over history and measure what its picks did next (module docstring)."""
+             progress: Progress | None = None, *,
+             screens: ScreenStore | None = None) -> ValidationReport:
+    """Replay `cfg` over history and measure what its picks did next (module docstring).
+    `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
+    screens of the reader's data dir, as run_scan)."""
     opts = options or ValidateOptions()
     opts.check()
+    ref = None
+    if cfg.screen is not None:
+        if screens is None and getattr(reader, "data_dir", None):
+            screens = ScreenStore.for_data_dir(reader.data_dir)
+        cfg, ref = resolve_screen(cfg, screens)
     t0 = time.perf_counter()
     top = cfg.max_symbols or opts.top
     rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress)
@@ -115,6 +124,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     has_delisted = bool(delisted.any())
     report = {
         "screen": _screen(cfg),
+        "saved_screen": ref,
         "options": asdict(opts) | {"top": top},
         "data": {"data_version": panel.data_version, "source": panel.source,
                  "first_session": str(rep.sessions[0].date()),

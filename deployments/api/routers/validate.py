@@ -23,6 +23,7 @@ from deployments.api.cache import CachedBody
 from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.errors import InputError
 from deployments.api.responses import JSON_OPTIONS, MEDIA_TYPES, meta_headers, negotiate
+from deployments.api.routers.scan import screen_tag
 from deployments.api.schemas import ValidateRequest, ValidationErrorResponse, ValidationResult
 
 router = APIRouter(prefix="/v1", tags=["validate"], dependencies=[APIKey])
@@ -65,8 +66,10 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
         raise InputError("format", "validation answers json, csv or parquet",
                          ["json", "csv", "parquet"], status=406)
     cfg, opts = req.to_config(), req.options()
+    _, ref = await backend.check(cfg)
     snap = await asyncio.to_thread(backend.snapshot)
-    key = ("validate", snap.data_version, req.model_dump_json(exclude={"format"}), fmt)
+    key = ("validate", snap.data_version, screen_tag(ref),
+           req.model_dump_json(exclude={"format"}), fmt)
 
     async def compute() -> CachedBody:
         return await asyncio.to_thread(body, await backend.validate(cfg, opts), fmt)
