@@ -35,8 +35,8 @@ from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, 
 from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
-from technic_v4.validate import ValidateOptions, ValidationReport, validate
 from technic_v4.screens.saved import ScreenStore, resolve_screen
+from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
