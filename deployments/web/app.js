@@ -6,6 +6,7 @@
 
 import { api, apiKey, KEY_STORE, showError, streamJSON } from "./api.js";
 import { openChart } from "./chart.js";
+import { initSaved, loadScreens, savedFields } from "./saved.js";
 import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
 import { initValidate, runValidation, showValidation, validateFields } from "./validate.js";
@@ -35,6 +36,7 @@ async function loadSectors() {
       return opt;
     }));
     showSource(body.meta);
+    await loadScreens();
     showError("");
   } catch (err) {
     showError(err.message);
@@ -54,7 +56,7 @@ export function scanRequest(form) {
   }
   const asOf = form.elements.as_of_date.value;
   if (asOf) body.as_of_date = asOf;
-  return { ...body, ...screenFields(form) };
+  return { ...savedFields(), ...body, ...screenFields(form) };
 }
 
 /** A failed request: expression errors under their boxes, every error in the message box. */
@@ -151,6 +153,7 @@ function init() {
   $("csv").addEventListener("click", () => download(
     table.csv(), `technic-scan-${lastRequest?.as_of_date || "latest"}.csv`));
 
+  initSaved($("scan-form"), () => scanRequest($("scan-form")), fail);
   initValidate(download);
   $("validate").addEventListener("click", async () => {
     const form = $("scan-form");

@@ -1,9 +1,11 @@
-"""The page's screen boxes and its Validate view in headless Chromium, against the real Serve
-app over HTTP (the session's `server` of tests/web/conftest.py).
+"""The page's screens and its Validate view in headless Chromium, against the real Serve app
+over HTTP (the module's `server` of tests/web/conftest.py).
 
 What they check: an expression error from the API is shown under its box with a caret at the
 line and column the parser named and the cursor put there; a where/rank scan shows the API's
-rows in the API's order; the Validate view shows the API's report for the same screen (the
+rows in the API's order; a preset from the Screen menu fills the form and the scan names it
+(until the form is changed); "Save screen" stores a version the API then lists; the columns
+and functions list is the API's; the Validate view shows the API's report for the same screen (the
 survivorship line, the statistics per horizon), draws its four charts on their canvases
 (cumulative excess, rolling IC, deciles, passing count), and its daily CSV is the API's.
 """
@@ -146,3 +148,60 @@ def test_validate_error_shows_the_api_message(page):
     page.click("#validate")
     page.wait_for_selector("#error:not([hidden])")
     assert "horizons" in page.inner_text("#error")
+
+
+def test_preset_fills_the_form_and_the_scan_names_it(page, server):
+    page.select_option("#screen", "oversold-uptrend")
+    preset = server["http"].get("/v1/screens/oversold-uptrend").json()
+    assert page.input_value("#where") == preset["definition"]["where"]
+    assert page.is_checked("[name=ascending]") == preset["definition"]["ascending"]
+    assert preset["title"] in page.inner_text("#screen-about")
+    with page.expect_request("**/v1/scan/stream") as req:
+        _scan(page)
+    sent = req.value.post_data_json
+    assert sent["screen"] == "oversold-uptrend" and sent["sort_by"] == "RSI"
+    api = server["http"].post("/v1/scan", json={"screen": "oversold-uptrend", "limit": 500})
+    assert api.headers["x-technic-screen"] == "oversold-uptrend:1"
+    shown = page.eval_on_selector_all("#table tbody tr td[data-key=Symbol]",
+                                      "cells => cells.map(td => td.textContent)")
+    assert shown == [r["Symbol"] for r in api.json()["rows"][:len(shown)]]
+    # changed: the form's fields are the screen now, the preset's unseen sort_by stays
+    page.fill("#where", "RSI < 45 and Close > SMA200")
+    assert "changed below" in page.inner_text("#screen-about")
+    with page.expect_request("**/v1/scan/stream") as req:
+        _scan(page)
+    sent = req.value.post_data_json
+    assert "screen" not in sent and sent["sort_by"] == "RSI"
+    assert sent["where"] == "RSI < 45 and Close > SMA200"
+
+
+def test_save_screen_and_its_versions(page, server):
+    page.fill("#where", "RSI < 40")
+    page.fill("#rank", "mom_63")
+    page.fill("#save-name", "page-saved")
+    page.click("#save-screen")
+    page.wait_for_function("() => document.getElementById('save-result').textContent !== ''")
+    assert page.inner_text("#save-result") == "saved page-saved v1"
+    got = server["http"].get("/v1/screens/page-saved").json()
+    assert got["definition"]["where"] == "RSI < 40" and got["definition"]["rank"] == "mom_63"
+    assert page.input_value("#screen") == "page-saved"
+    page.click("#save-screen")  # unchanged: no new version
+    page.wait_for_function("() => document.getElementById('save-result').textContent"
+                           ".includes('already')")
+    assert server["http"].get("/v1/screens/page-saved").json()["version"] == 1
+    page.fill("#save-name", "Bad Name!")
+    page.click("#save-screen")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "name" in page.inner_text("#error").lower()
+    server["http"].delete("/v1/screens/page-saved")
+
+
+def test_columns_and_functions_are_the_apis(page, server):
+    page.click("#catalogue summary")
+    page.wait_for_selector("#catalogue-columns code")
+    api = server["http"].get("/v1/screen/columns").json()
+    shown = page.eval_on_selector_all("#catalogue-columns code", "cs => cs.map(c => c.textContent)")
+    assert shown == [c["name"] for c in api["columns"]] and "RSI" in shown
+    functions = page.eval_on_selector_all("#catalogue-functions tbody tr td:first-child",
+                                          "cs => cs.map(c => c.textContent)")
+    assert functions == [f["signature"] for f in api["functions"]]
