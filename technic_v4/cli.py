@@ -84,13 +84,14 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
 }
 
 
-def config_options() -> list[inspect.Parameter]:
+def config_options(leave_out: tuple[str, ...] = ()) -> list[inspect.Parameter]:
     """One option per exposed ScanConfig field (its Option says the flag, help and valid
-    values): what `technic scan` and `technic validate` take to describe a screen."""
+    values) but `leave_out`: what `technic scan` and `technic validate` take to describe a
+    screen."""
     defaults = ScanConfig()
     params = []
     for name, option in options().items():
-        if not option.exposed:
+        if not option.exposed or name in leave_out:
             continue
         flags = [option.cli or "--" + name.replace("_", "-"), *(
             [option.short] if option.short else [])]

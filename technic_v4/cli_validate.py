@@ -50,7 +50,9 @@ def _options() -> list[inspect.Parameter]:
         "out": (Path | None, None, typer.Option(help="Write here instead of stdout.")),
         "data_dir": (str | None, None, DATA_DIR_OPTION),
     }
-    return config_options() + [
+    # what a replay cannot take (technic_v4/validate/replay.py check_validatable): not offered
+    leave_out = ("as_of_date", "exclude_flagged", "exclude_flags")
+    return config_options(leave_out) + [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                           annotation=Annotated[kind, info])
         for name, (kind, default, info) in extra.items()]
@@ -122,7 +124,11 @@ def _print(report: dict[str, Any]) -> None:
     if not out.is_terminal:
         out = Console(width=160)
     data = report["data"]
-    out.print(f"validation of {report['screen'] or 'the default scan'} on "
+    screen = "; ".join(f"{k} {v}" for k, v in report["screen"].items()) or "the default scan"
+    if report.get("saved_screen"):
+        screen = f"screen {report['saved_screen']['name']} v{report['saved_screen']['version']}"\
+            f" ({screen})"
+    out.print(f"validation of {screen} on "
               f"{data['sessions_evaluated']} sessions ({data['first_session']}.."
               f"{data['last_session']}), {data['symbols']} symbols, data {data['data_version']}",
               highlight=False)

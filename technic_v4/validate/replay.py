@@ -60,6 +60,9 @@ class Replay:
 def check_validatable(cfg: ScanConfig) -> None:
     """What a replay cannot honestly evaluate: ConfigError naming the field and why."""
     cfg.validate()
+    if cfg.as_of_date is not None:
+        raise ConfigError("as_of_date", "validation replays every session up to `end`; give "
+                          "end (--end) instead of as_of_date (--as-of)")
     if cfg.exclude_flagged or cfg.exclude_flags:
         raise ConfigError("exclude_flagged", "validation does not replay the data-quality gate "
                           "session by session; drop exclude_flagged / exclude_flags")
@@ -75,8 +78,14 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     report = progress or (lambda stage, done, total: None)
     check_validatable(cfg)
     snap = reader.snapshot()  # type: ignore[attr-defined]
-    plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
-                                   "scoring": cfg.scoring}), snap)
+    try:
+        plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
+                                       "scoring": cfg.scoring}), snap)
+    except ConfigError as exc:  # the replay's last session is `end`, not an as-of date
+        if exc.field != "as_of_date":
+            raise
+        raise ConfigError("end", exc.message.replace("as_of_date", "end"), exc.valid,
+                          exc.details) from None
     stop = int(snap.sessions.get_loc(plan.as_of))
     full = reader.load(plan.as_of, stop + 1)  # type: ignore[attr-defined]
     panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full

@@ -17,6 +17,7 @@ Walk-through:
 from __future__ import annotations
 
 import time
+from datetime import date
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,18 @@ class ValidateOptions:
     cost_bps: float = 0.0             # cost per side, basis points
 
     def check(self) -> None:
+        dates = {}
+        for name in ("start", "end"):
+            text = getattr(self, name)
+            if text is None:
+                continue
+            try:
+                dates[name] = date.fromisoformat(str(text))
+            except ValueError:
+                raise ConfigError(name, f"{name} must be a date YYYY-MM-DD, got {text!r}"
+                                  ) from None
+        if len(dates) == 2 and dates["end"] < dates["start"]:
+            raise ConfigError("end", f"end {dates['end']} is before start {dates['start']}")
         if not self.horizons or any(not 1 <= h <= 252 for h in self.horizons):
             raise ConfigError("horizons", f"horizons must be 1..252 sessions, got "
                               f"{list(self.horizons)}")

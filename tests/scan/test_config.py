@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.api.schemas import ScanRequest
+from deployments.api.schemas import ScanRequest, ValidateRequest
 from technic_v4.cli import scan as cli_scan
 from technic_v4.data.universe import SECTOR_ALIASES, SYMBOL_PATTERN
 from technic_v4.errors import ConfigError
@@ -35,10 +35,17 @@ def test_cli_options_are_the_config_fields():
 
 
 def test_page_form_fields_are_request_fields():
-    names = set(re.findall(r'<(?:input|select|textarea)[^>]*\sname="([a-z_]+)"', PAGE.read_text()))
+    """Every named field of the page's form is a ScanRequest field (or its alias), or, in the
+    validate fieldset, a ValidateRequest field."""
+    html = PAGE.read_text()
+    start = html.index('<fieldset id="validate-options">')
+    end = html.index("</fieldset>", start)
+    field = r'<(?:input|select|textarea)[^>]*\sname="([a-z_]+)"'
+    scan, validate = set(re.findall(field, html[:start])), set(re.findall(field, html[start:end]))
     aliases = {o.alias for o in options().values() if o.alias}
     fields = set(ScanRequest.model_fields) | aliases
-    assert names - {"signal", "api-key"} <= fields, names - fields
+    assert scan - {"signal", "api-key"} <= fields, scan - fields
+    assert validate and validate <= set(ValidateRequest.model_fields), validate
 
 
 @pytest.mark.parametrize("field, value", [

@@ -185,7 +185,8 @@ def test_the_report_says_what_it_cannot_know(reader, tmp_path):
 
 
 @pytest.mark.parametrize("kw, field", [({"where": "Alpha5d > 0"}, "where"),
-                                       ({"exclude_flagged": True}, "exclude_flagged")])
+                                       ({"exclude_flagged": True}, "exclude_flagged"),
+                                       ({"as_of_date": "2024-03-28"}, "as_of_date")])
 def test_what_cannot_be_validated_is_refused(reader, kw, field):
     with pytest.raises(ConfigError) as info:
         validate(ScanConfig(**kw), reader)
