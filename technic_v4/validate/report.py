@@ -17,8 +17,8 @@ Walk-through:
 from __future__ import annotations
 
 import time
-from datetime import date
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
