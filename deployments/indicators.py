@@ -5,6 +5,8 @@ replica looks the symbols up in the window its `StoreReader` holds (one load per
 store version) and returns the chunk's measured rows (`technic_v4.scan.evaluate_chunk`), a few
 hundred KB. Errors travel as exceptions (StaleDataError, UnknownSymbolError), which the
 ingress's routes map like any other.
+A store the replica cannot read (missing, or a file pyarrow cannot parse) is a StoreError
+(`store_read`), which the ingress answers 503 + Retry-After, never 500.
 Startup: the constructor loads the default scan window and runs the kernels once (numba cache
 load or compile), so Serve routes nothing to a replica, first or autoscaled, before a scan on
 it is fast; a thread then loads the chart history. Methods are sync: Serve runs them in its
@@ -20,6 +22,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments.storeio import store_read
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.symbol import HISTORY_BARS, symbol_history
@@ -53,12 +56,15 @@ class Indicators:
             log.exception("technic: loading the chart history failed")
 
     def ready(self) -> dict[str, Any]:
-        return {**self.loaded, "current_data_version": self.reader.manifest().data_version}
+        manifest = store_read("reading the store's manifest", self.reader.manifest)
+        return {**self.loaded, "current_data_version": manifest.data_version}
 
     def evaluate(self, symbols: list[str], spec: WindowSpec, data_version: str) -> Block:
         """Measured rows of one chunk (`technic_v4.scan.evaluate_chunk`)."""
-        return evaluate_chunk(self.reader, symbols, spec, data_version)
+        return store_read("loading the scan window",
+                          lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""
-        return symbol_history(self.reader, symbol, days)
+        return store_read("loading the chart history",
+                          lambda: symbol_history(self.reader, symbol, days))
