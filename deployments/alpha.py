@@ -8,7 +8,8 @@ come from `user_config` and are applied in `reconfigure`, so they can be tuned i
 serve_config.yaml without a redeploy; `max_ongoing_requests` must be at least `max_batch_size`
 or batches could never fill (checked in tests). `version()` is what the ingress keys its
 result cache on: the versions this replica holds, not the files on disk. `stats()` exposes the
-batch counters that tests and /v1/stats read.
+batch counters that tests and /v1/stats read. `explain(features)` splits one row's forecasts
+by feature for GET /v1/symbols/{symbol}/explain (one symbol: not batched).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ray import serve
 
 from deployments.api.backend import BatchStats
 from technic_v4.alpha.inference import Forecast, ModelSet, predict_many
+from technic_v4.scan.explain import explain_alpha
 from technic_v4.scan.run import Features
 
 log = logging.getLogger("ray.serve")
@@ -77,6 +79,11 @@ class AlphaModel:
                 "reason": self.state.get("reason"),
                 "models_version": self.state.get("models_version"),
                 **({"candidate_errors": rejected} if rejected else {}), "pid": os.getpid()}
+
+    def explain(self, features: dict[str, float]) -> dict[str, Any]:
+        """One row's forecasts split by feature (`technic_v4.scan.explain.explain_alpha`);
+        not batched: one symbol, asked for by a person."""
+        return explain_alpha(self.models, features)
 
     def describe(self) -> dict[str, Any]:
         self.state = self.models.state()

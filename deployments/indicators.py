@@ -3,10 +3,11 @@
 A request carries a chunk of symbols and the WindowSpec as plain data, never prices: the
 replica looks the symbols up in the window its `StoreReader` holds (one load per window and
 store version) and returns the chunk's measured rows (`technic_v4.scan.evaluate_chunk`), a few
-hundred KB. Errors travel as exceptions (StaleDataError, UnknownSymbolError), which the
-ingress's routes map like any other.
-A store the replica cannot read (missing, or a file pyarrow cannot parse) is a StoreError
-(`store_read`), which the ingress answers 503 + Retry-After, never 500.
+hundred KB. `history` (a symbol's chart) and `explain` (the indicator part of why a symbol
+rates as it does) read the same reader. Errors travel as exceptions (StaleDataError,
+UnknownSymbolError), which the ingress's routes map like any other. A store the replica cannot
+read (missing, or a file pyarrow cannot parse) is a StoreError (`store_read`), which the
+ingress answers 503 + Retry-After, never 500.
 Startup: the constructor loads the default scan window and runs the kernels once (numba cache
 load or compile), so Serve routes nothing to a replica, first or autoscaled, before a scan on
 it is fast; a thread then loads the chart history. Methods are sync: Serve runs them in its
@@ -25,7 +26,9 @@ from ray import serve
 from deployments.storeio import store_read
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
+from technic_v4.scan.explain import explain_indicators
 from technic_v4.scan.symbol import HISTORY_BARS, symbol_history
+from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 log = logging.getLogger("ray.serve")
 
@@ -64,7 +67,17 @@ class Indicators:
         return store_read("loading the scan window",
                           lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
+    def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
+        """A screen replayed over this replica's store (`technic_v4.validate.validate`)."""
+        return store_read("replaying the screen over the store",
+                          lambda: validate(cfg, self.reader, options))
+
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""
         return store_read("loading the chart history",
                           lambda: symbol_history(self.reader, symbol, days))
+
+    def explain(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        """The indicator part of why `symbol` rates as it does (`technic_v4.scan.explain`)."""
+        return store_read("loading the symbol's history",
+                          lambda: explain_indicators(self.reader, symbol, as_of))

@@ -29,8 +29,9 @@ from deployments.api.backend import ScanBackend
 from deployments.api.main import create_app
 from technic_v4.alpha.inference import Forecast
 from technic_v4.data.reader import StoreReader
-from technic_v4.scan import Block, WindowSpec
-from technic_v4.scan.run import Features
+from technic_v4.scan import Block, ScanConfig, WindowSpec
+from technic_v4.scan.run import Features, Report
+from technic_v4.validate import ValidateOptions, ValidationReport
 
 READY_TIMEOUT_S = 3.0
 RETRIES = 3               # extra attempts of an idempotent call whose replica died
@@ -77,6 +78,13 @@ class ServeBackend(ScanBackend):
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
         return await self.indicators.history.remote(symbol, days)
 
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        return await retrying(lambda: self.indicators.explain.remote(symbol, as_of),
+                              "Indicators.explain")
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        return await retrying(lambda: self.alpha.explain.remote(features), "AlphaModel.explain")
+
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         for name, handle in (("panel", self.indicators), ("models", self.alpha)):
@@ -93,6 +101,16 @@ class ServeBackend(ScanBackend):
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}
+
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
+        """On an Indicators replica: it holds the store's history (the chart window)."""
+        if report is not None:
+            report("replay", 0, 1)
+        out = await self.indicators.validate.remote(cfg, options)
+        if report is not None:
+            report("replay", 1, 1)
+        return out
 
 
 @serve.deployment(max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.25})

@@ -3,6 +3,8 @@
     technic scan [filters] [--format table|csv|json|parquet] [--out FILE]
     technic data demo | ingest FILE|FOLDER [--universe FILE] | append FILE | update | check | info
     technic models train [--seed N] | show
+    technic explain SYMBOL [--as-of DATE] [--format table|json]
+    technic screen list | show NAME | save NAME [scan options] | delete NAME | run NAME | columns
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
@@ -26,7 +28,9 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from technic_v4 import formats
+from technic_v4.cli_explain import explain_command
 from technic_v4.cli_models import models_app
+from technic_v4.cli_screens import screen_app
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.data.store_fs import DataRoot, data_root, shown
@@ -39,6 +43,7 @@ app = typer.Typer(help="technic: a full-universe stock technical scanner.", no_a
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.command("explain")(explain_command)
 err = Console(stderr=True)
 
 DATA_DIR_OPTION = typer.Option(
@@ -74,13 +79,14 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_tech_rating": float | None, "as_of_date": str | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
-    "exclude_flags": list[str] | None,
+    "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
+    "screen": str | None,
 }
 
 
-def _scan_options() -> list[inspect.Parameter]:
-    """The scan command's options: one per exposed ScanConfig field (its Option says the
-    flag, help and valid values), then the output options."""
+def config_options() -> list[inspect.Parameter]:
+    """One option per exposed ScanConfig field (its Option says the flag, help and valid
+    values): what `technic scan` and `technic validate` take to describe a screen."""
     defaults = ScanConfig()
     params = []
     for name, option in options().items():
@@ -97,6 +103,12 @@ def _scan_options() -> list[inspect.Parameter]:
             name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name),
             annotation=Annotated[CLI_TYPES[name], typer.Option(
                 *flags, help=text, metavar=flags[0].lstrip("-").upper().replace("-", "_"))]))
+    return params
+
+
+def _scan_options() -> list[inspect.Parameter]:
+    """The scan command's options: the screen's (config_options), then the output options."""
+    params = config_options()
     outputs = {
         "fmt": (str, "table", typer.Option("--format", "-f", help="table, csv, json, parquet "
                                            "or arrow (the last two need --out).")),
@@ -146,6 +158,7 @@ def scan(**kw: Any) -> None:
 
 scan.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
 app.command()(scan)
+app.add_typer(screen_app(scan), name="screen")  # built from scan's options (cli_screens.py)
 
 
 def _cell(value: object, col: str) -> str:
@@ -193,6 +206,9 @@ def _print_summary(status: ScanStatus, out: Path | None) -> None:
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")"
         + (f"\nwrote {out}" if out else ""), highlight=False)
+    if status.screen:
+        err.print(f"screen: {status.screen['name']} version {status.screen['version']}"
+                  + (" (preset)" if status.screen.get("preset") else ""), highlight=False)
     for e in status.error_details:
         err.print(f"error: {e['symbol']}: {e['error']}", highlight=False)
 
@@ -377,6 +393,15 @@ def data_info(data_dir: DataDir = None) -> None:
               f"({m.first_session}..{m.last_session})\nsegments: "
               f"{len(m.segment_list())} (base + appends)\ncreated: {m.created}", highlight=False)
     err.print(uni["sector"].value_counts().to_string(), highlight=False)
+
+
+def _register_validate() -> None:
+    from technic_v4.cli_validate import validate_command
+
+    app.command("validate")(validate_command)
+
+
+_register_validate()
 
 
 if __name__ == "__main__":

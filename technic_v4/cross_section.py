@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+from numba import njit, prange
 
 from technic_v4.data.panel import Array1D, Array2D
 
@@ -57,19 +57,78 @@ def ranks(values: Array2D, ties: str = "average") -> tuple[Array2D, npt.NDArray[
     with few distinct outputs must not get an order from row position) or are ordered by row
     (`ties="first"`, for picking exactly n names).
     """
-    r = pd.DataFrame(values).rank(axis=0, method=ties, na_option="keep").to_numpy()
+    if ties not in ("average", "first"):
+        raise ValueError(f"ties must be 'average' or 'first', got {ties!r}")
+    columns = np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)  # one row a column
+    r = _row_ranks(columns, ties == "average").T if values.size else np.full(
+        np.shape(values), np.nan)
     return r, np.isfinite(values).sum(0)
+
+
+@njit(cache=True)
+def _ranks_1d(x, average):  # pragma: no cover - compiled
+    """Ranks 1..k of a finite vector: ties averaged (any sort order does), or in position
+    order (a stable sort)."""
+    k = len(x)
+    order = np.argsort(x) if average else np.argsort(x, kind="mergesort")
+    out = np.empty(k)
+    start = 0
+    while start < k:
+        stop = start
+        if average:
+            while stop + 1 < k and x[order[stop + 1]] == x[order[start]]:
+                stop += 1
+        rank = (start + stop) / 2.0 + 1.0
+        for m in range(start, stop + 1):
+            out[order[m]] = rank if average else m + 1.0
+        start = stop + 1
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _row_ranks(values, average):  # pragma: no cover - compiled
+    """Per row (a session's column, transposed for contiguous access): ranks 1..k of the
+    finite values (ties averaged, or in order), NaN else; what pandas' DataFrame.rank(axis=0,
+    na_option="keep") gives on the untransposed array, at numba speed."""
+    t, n = values.shape
+    out = np.full((t, n), np.nan)
+    for j in prange(t):
+        col = values[j]
+        idx = np.flatnonzero(np.isfinite(col))
+        if len(idx):
+            out[j, idx] = _ranks_1d(col[idx], average)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _row_rank_ic(a, b, min_count):  # pragma: no cover - compiled
+    """Per row (transposed session): Spearman correlation of a and b over the positions where
+    both are finite (ranks within those, ties averaged); NaN with fewer than min_count."""
+    t = a.shape[0]
+    out = np.full(t, np.nan)
+    for j in prange(t):
+        idx = np.flatnonzero(np.isfinite(a[j]) & np.isfinite(b[j]))
+        k = len(idx)
+        if k < min_count or k < 2:
+            continue
+        ra, rb = _ranks_1d(a[j][idx], True), _ranks_1d(b[j][idx], True)
+        ra -= ra.mean()
+        rb -= rb.mean()
+        den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+        if den > 0:
+            out[j] = (ra * rb).sum() / den
+    return out
 
 
 def rank_ic(signal: Array2D, forward: Array2D, min_count: int = 20) -> Array1D:
     """Per-session Spearman correlation across symbols of two (N, T) arrays (NaN: too few).
 
-    Spearman = Pearson correlation of the ranks, ties at their average rank.
+    Spearman = Pearson correlation of the ranks, ties at their average rank, over the symbols
+    with both values; one compiled pass per session, no full-size temporaries.
     """
-    both = np.isfinite(signal) & np.isfinite(forward)
-    rs, _ = ranks(np.where(both, signal, np.nan))
-    rf, _ = ranks(np.where(both, forward, np.nan))
-    return pearson_ic(rs, rf, min_count)
+    a = np.ascontiguousarray(np.asarray(signal, dtype=np.float64).T)
+    b = np.ascontiguousarray(np.asarray(forward, dtype=np.float64).T)
+    return _row_rank_ic(a, b, min_count) if a.size else np.full(a.shape[0], np.nan)
 
 
 def pearson_ic(signal: Array2D, forward: Array2D, min_count: int = 20) -> Array1D:

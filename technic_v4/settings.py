@@ -9,6 +9,7 @@ later.
 |---|---|---|
 | TECHNIC_DATA_DIR | per-user folder | data dir: a path or s3:// gs:// abfs:// file:// URI |
 | TECHNIC_MODELS_DIR | the repository's models/ | alpha models |
+| TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: saved screens |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
 
     data_dir: str | None = None
     models_dir: str | None = None
+    state_dir: str | None = None
     api_keys: str = ""
     api_key_hashes: str = ""
     rate_limit: str | None = None
@@ -112,6 +114,15 @@ class Settings(BaseSettings):
         if self.data_dir:
             return data_root(self.data_dir)
         return Path(platformdirs.user_data_dir("technic"))
+
+    def state_root(self, data: DataRoot | None = None) -> Path:
+        """Where technic keeps its own state (technic.sqlite: saved screens): the state dir
+        when set, else the data dir (`data`, default: data_root()) when it is local, else the
+        per-user state folder (~/.local/state/technic)."""
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        root = self.data_root() if data is None else data
+        return root if isinstance(root, Path) else Path(platformdirs.user_state_dir("technic"))
 
     def models_root(self) -> Path | None:
         """The models dir when set (None: the shipped models/, see alpha/registry.py)."""

@@ -306,7 +306,14 @@ def check_store_flips(app: App, n_symbols: int, restore: Any, answers: int = 100
     seen: Counter[str] = Counter()
     how: Counter[str] = Counter()
     checked: set[tuple[str, int, int]] = set()
-    failed = [(code, body[:200]) for _, code, _, body in results if code != 200]
+    # A scan whose reads keep losing their files to newer rewrites (every ~0.5 s here) may end
+    # in an honest 503 + Retry-After ("the store kept changing"): allowed, counted, never a
+    # 5xx of another kind, never an answer under a wrong label.
+    retry = [body[:300] for _, code, headers, body in results
+             if code == 503 and headers.get("retry-after") and b"store" in body]
+    failed = [(code, body[:3000]) for _, code, headers, body in results
+              if code != 200 and not (code == 503 and headers.get("retry-after")
+                                      and b"store" in body)]
     for i, code, headers, body in results:
         if code != 200:
             continue
@@ -323,9 +330,11 @@ def check_store_flips(app: App, n_symbols: int, restore: Any, answers: int = 100
                "flips": len(flipped["versions"]), "seconds": seconds,
                "rewrite_s_median": statistics.median(flipped["seconds"]),
                "by_version": list(seen.values()), "cache": dict(how),
-               "non_200": Counter(c for c, _ in failed)}
+               "retry_503": len(retry), "retry_503_detail": retry[:2],
+               "failed": len(failed)}
     report(f"{app.name}.store_flips", figures)
     assert not failed, failed[:3]
+    assert len(retry) <= 0.01 * len(results), figures
     assert len(flipped["versions"]) == flips and set(flipped["versions"]) == set(versions)
     assert len(seen) == 2 and min(seen.values()) >= 50, figures
     return figures
@@ -556,7 +565,7 @@ def check_idle_flood(app: App, root: Path, want: int = 25_000, seconds: float = 
     report(f"{app.name}.idle_flood", figures)
     assert {s for _, s, _ in results} == {200}, Counter(s for _, s, _ in results)
     assert probe.worst("healthz") < 1.0 and probe.worst("scan") < 1.0, figures
-    assert peak <= admitted + 50, figures
+    assert peak <= admitted * 1.05 + 50, figures  # (+ connections being refused, probes)
     assert figures["answered_408"] > 0 and figures["open_after_hold"] == 0, figures
     # the clients held every connection open: the edge closed them all, within the request
     # timeout of accepting each (plus connects still queued in the kernel when they stopped)
@@ -743,6 +752,9 @@ STORE_ROUTES: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("GET", "/v1/universe", None),
     ("GET", "/v1/sectors", None),
     ("GET", "/v1/symbols/{symbol}", None),
+    ("GET", "/v1/symbols/{symbol}/explain", None),
+    ("POST", "/v1/validate", {"rank": "mom_21", "horizons": [5], "top_n": 5}),
+    ("POST", "/v1/validate/stream", {"rank": "mom_21", "horizons": [5], "top_n": 5}),
     ("GET", "/v1/models", None),
 )
 
@@ -778,6 +790,7 @@ def check_unreadable_store(app: App) -> dict[str, Any]:
                 continue
             assert status == 503 and retry, (label, route, status, body)
             assert b"store" in body, (label, route, body)
+            assert b"ray::" not in body and b"pid=" not in body, body  # no remote traceback
         ready = request(app.port, raw("GET", "/readyz"))
         health = request(app.port, raw("GET", "/healthz"))
         out[label]["/readyz"], out[label]["/healthz"] = ready.status, health.status

@@ -3,7 +3,9 @@
 The routers talk to a `ScanBackend` only. It holds a `StoreReader` (snapshots of the store:
 universe, sessions, data version; never prices at the Serve ingress), the `Evaluations` memo
 (a data version's full-universe evaluation, so a repeated scan only screens, predicts and
-ranks) and runs the engine's one orchestrator, `technic_v4.scan.execute`. Subclasses say where
+ranks), the `ScreenStore` that scans by screen name resolve against (saved screens and presets;
+resolved here, at the ingress, before anything is evaluated) and runs the engine's one
+orchestrator, `technic_v4.scan.execute`. Subclasses say where
 its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
 without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
 
@@ -37,9 +39,12 @@ from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.formats import RowFragments
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
 from technic_v4.scan.evaluate import evaluate_chunk
+from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
 from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
+from technic_v4.screens.saved import ScreenStore, resolve_screen
+from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
@@ -99,8 +104,9 @@ class ScanBackend:
     """The scan and what the routes read (module docstring); subclasses supply the hooks."""
 
     def __init__(self, reader: StoreReader, models_dir: str | os.PathLike[str] | None,
-                 chunk_size: int):
+                 chunk_size: int, screens: ScreenStore | None = None):
         self.reader = reader
+        self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
         self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
                            else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
@@ -127,7 +133,17 @@ class ScanBackend:
     async def model_state(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
@@ -147,11 +163,23 @@ class ScanBackend:
         self._models_version = (time.monotonic(), version)
         return version
 
-    async def check(self, cfg: ScanConfig) -> None:
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       report: Report | None = None) -> ValidationReport:
+        """The screen replayed over history (technic_v4/validate), where the prices are; a
+        screen name is resolved here, once, and its ref named in the report."""
+        resolved, ref = await self.check(cfg)
+        result = await self._validate(replace(resolved, screen=None), options, report)
+        result.report["saved_screen"] = ref
+        return result
+
+    async def check(self, cfg: ScanConfig) -> tuple[ScanConfig, dict[str, Any] | None]:
         """Every check a scan makes before computing (ConfigError), for the stream to run
-        before it starts sending."""
-        cfg.validate()
-        check_against(cfg, await asyncio.to_thread(self.snapshot))
+        before it starts sending; returns the config with its screen resolved and the
+        screen's ref (name, version), which the scan route puts in its cache key."""
+        resolved, ref = await asyncio.to_thread(resolve_screen, cfg, self.screens)
+        resolved.validate()
+        check_against(resolved, await asyncio.to_thread(self.snapshot))
+        return resolved, ref
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
                    fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
@@ -159,7 +187,8 @@ class ScanBackend:
         data version's kept evaluation (the stream, whose point is the progress)."""
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._predict,
                                       chunk_size=self.chunk_size, report=report,
-                                      evaluations=None if fresh else self.evaluations)
+                                      evaluations=None if fresh else self.evaluations,
+                                      screens=self.screens)
         version = status.alpha.get("models_version")
         if isinstance(version, str):
             self._models_version = (time.monotonic(), version)
@@ -184,6 +213,14 @@ class ScanBackend:
     async def models(self) -> dict[str, Any]:
         return {"state": await self.model_state(), "metadata": model_metadata(self.models_dir)}
 
+    async def explain(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        """Why `symbol` has its rating as of `as_of` (technic_v4/scan/explain.py): checked
+        here against the snapshot (ConfigError, UnknownSymbolError), then the indicator part
+        where the window is and the alpha part where the models are, combined."""
+        explain_spec(await asyncio.to_thread(self.snapshot), symbol, as_of)
+        part = await self._explain_indicators(symbol, as_of)
+        return combine(part, await self._explain_alpha(part["features"]))
+
 
 class InProcessBackend(ScanBackend):
     """The whole scan in this process: chunks in worker threads, one ModelSet.
@@ -194,8 +231,8 @@ class InProcessBackend(ScanBackend):
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
-                 warm: bool = True):
-        super().__init__(StoreReader(data_dir), models_dir, chunk_size)
+                 warm: bool = True, screens: ScreenStore | None = None):
+        super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
         self.reader.manifest()  # builds the demo market in an empty local data dir, once
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.model_set = ModelSet(self.models_dir)
@@ -251,5 +288,18 @@ class InProcessBackend(ScanBackend):
     async def model_state(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.model_set.state)
 
+    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
+        return await asyncio.to_thread(store_read, "loading the symbol's history",
+                                       lambda: explain_indicators(self.reader, symbol, as_of))
+
+    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
+        return await asyncio.to_thread(explain_alpha, self.model_set, features)
+
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
+
+    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
+                        report: Report | None = None) -> ValidationReport:
+        await self._wait_ready()
+        return await asyncio.to_thread(store_read, "replaying the screen over the store",
+                                       lambda: validate(cfg, self.reader, options, report))

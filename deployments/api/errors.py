@@ -3,9 +3,11 @@
   RequestValidationError (pydantic)   422, one entry per field, `valid` added where known
   ConfigError (the engine's checks)   422 (406 for an Accept we cannot serve), same shape
   UnknownSymbolError                  404
+  UnknownScreenError, ReadOnlyScreenError (ConfigErrors of the screen routes)   404, 409
   NotReadyError                       503 + Retry-After (data or models still loading)
   StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
   StoreError                          503 + Retry-After (store missing or unreadable), the reason
+                                      (saved screens' database: "saved screens unavailable")
   anything else                       500 with an error id; the traceback goes to the log
 Nothing a client sends should reach the last line: tests send every bad input the API
 documents and check for 4xx. `answer(exc)` is the mapping; `install(app)` registers it.
@@ -23,8 +25,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from technic_v4.data.store_fs import StoreError
-from technic_v4.errors import ConfigError, StaleDataError, UnknownSymbolError
+from technic_v4.errors import (
+    ConfigError,
+    ReadOnlyScreenError,
+    StaleDataError,
+    UnknownScreenError,
+    UnknownSymbolError,
+)
 from technic_v4.scan.config import options
+from technic_v4.screens.saved import ScreenDatabaseError
 
 log = logging.getLogger("technic.api")
 
@@ -32,6 +41,9 @@ FORMATS = ("json", "csv", "parquet", "arrow")
 VALID_VALUES: dict[str, list[str]] = {
     name: list(o.valid) for name, o in options().items() if o.valid is not None}
 VALID_VALUES |= {"sector": VALID_VALUES["sectors"], "format": list(FORMATS)}
+
+
+SCREEN_STATUS = {UnknownScreenError: 404, ReadOnlyScreenError: 409}
 
 
 class InputError(ConfigError):
@@ -65,22 +77,40 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
         ctx = err.get("ctx") or {}
         if "error" in ctx and msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        detail.append(_entry(list(err.get("loc", ())), msg, str(err.get("type")), None))
+        cause = ctx.get("error")
+        valid = cause.valid if isinstance(cause, ConfigError) else None
+        entry = _entry(list(err.get("loc", ())), msg, str(err.get("type")), valid)
+        if isinstance(cause, ConfigError):
+            entry.update({k: v for k, v in cause.details.items() if k not in entry})
+        detail.append(entry)
     return detail
+
+
+def remote_cause(exc: BaseException) -> BaseException:
+    """The error a replica raised, for one that came back through Ray (RayTaskError keeps it
+    as `.cause`; its own text is the remote traceback, with pids and addresses, which no
+    client should read); any other error as it is."""
+    inner = getattr(exc, "cause", None)
+    return inner if isinstance(inner, BaseException) else exc
 
 
 def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str]]:
     """(status, JSON body, headers) for `exc` (module docstring)."""
+    exc = remote_cause(exc)
     if isinstance(exc, ConfigError):
-        location = getattr(exc, "location", "body")
+        status = SCREEN_STATUS.get(type(exc), getattr(exc, "status", 422))
+        location = getattr(exc, "location", "path" if type(exc) in SCREEN_STATUS else "body")
         entry = _entry([location, *exc.field.split(".")], str(exc), "value_error", exc.valid)
-        return getattr(exc, "status", 422), {"detail": [entry]}, {}
+        entry.update({k: v for k, v in exc.details.items() if k not in entry})
+        return status, {"detail": [entry]}, {}
     if isinstance(exc, UnknownSymbolError):
         return 404, {"detail": str(exc)}, {}
     if isinstance(exc, NotReadyError):
         return 503, {"detail": str(exc)}, {"Retry-After": "2"}
     if isinstance(exc, StaleDataError):
         return 503, {"detail": f"{exc}; the scan was retried once; retry"}, {"Retry-After": "1"}
+    if isinstance(exc, ScreenDatabaseError):  # a StoreError: technic.sqlite, not the prices
+        return 503, {"detail": f"saved screens unavailable: {exc}"}, {"Retry-After": "5"}
     if isinstance(exc, StoreError):
         return 503, {"detail": f"the price store cannot be read: {exc}"}, {"Retry-After": "5"}
     error_id = uuid.uuid4().hex[:12]

@@ -15,7 +15,17 @@ from deployments.api.cache import ResultCache
 from deployments.api.dependencies import install_auth
 from deployments.api.limits import BodyLimit, document
 from deployments.api.responses import MetaHeaders
-from deployments.api.routers import health, models, page, scan, symbols, universe
+from deployments.api.routers import (
+    explain,
+    health,
+    models,
+    page,
+    scan,
+    screens,
+    symbols,
+    universe,
+    validate,
+)
 from technic_v4 import __version__
 from technic_v4.settings import Settings
 
@@ -38,13 +48,16 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     and the shared cache (technic_v4/settings.py)."""
     settings = settings or Settings()
     app = FastAPI(title="technic", version=__version__, description=DESCRIPTION,
-                  openapi_tags=[{"name": "scan"}, {"name": "universe"}, {"name": "symbols"},
-                                {"name": "models"}, {"name": "health"}])
+                  openapi_tags=[{"name": "scan"}, {"name": "screens"}, {"name": "validate"},
+                                {"name": "universe"}, {"name": "symbols"}, {"name": "models"},
+                                {"name": "health"}])
     app.state.backend = scanner
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
     install_auth(app, settings, api_keys)
-    for router in (scan.router, universe.router, symbols.router, models.router, health.router):
+    for router in (scan.router, validate.router, universe.router, symbols.router,
+                   explain.router, models.router, health.router):
         app.include_router(router)
+    app.include_router(screens.router)  # /v1/screens, /v1/screen/columns: saved screens
     app.include_router(page.router)  # GET /: the scan page (deployments/web/)
     errors.install(app)
     document(app)

@@ -1,11 +1,11 @@
 """Response helpers: orjson bodies, the X-Technic-* headers, and format negotiation.
 
 Every response says where its data came from: `X-Technic-Data-Version`, `X-Technic-Source`,
-`X-Technic-As-Of` (scans add `X-Technic-Models`), plus `X-Technic-Elapsed-Ms` and
-`Server-Timing` (time to the response head, i.e. the whole computation for non-streaming
-routes). Routes that know better (a scan as of a past session) set the headers themselves;
-`MetaHeaders` fills in the rest from the store's manifest, so errors and health checks carry
-them too.
+`X-Technic-As-Of` (scans add `X-Technic-Models`, and `X-Technic-Screen: name:version` when run
+by screen name), plus `X-Technic-Elapsed-Ms` and `Server-Timing` (time to the response head,
+i.e. the whole computation for non-streaming routes). Routes that know better (a scan as of a
+past session) set the headers themselves; `MetaHeaders` fills in the rest from the store's
+manifest, so errors and health checks carry them too.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def meta_headers(meta: dict[str, Any]) -> dict[str, str]:
     models = (meta.get("alpha") or {}).get("models_version")
     if models:
         out["X-Technic-Models"] = header_value(models)
+    screen = meta.get("screen")
+    if screen:  # the saved screen or preset a scan ran: name:version
+        out["X-Technic-Screen"] = header_value(f"{screen['name']}:{screen['version']}")
     return out
 
 

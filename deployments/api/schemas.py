@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,8 +25,7 @@ from pydantic import (
 )
 
 from technic_v4.data.universe import SYMBOL_PATTERN
-from technic_v4.errors import ConfigError
-from technic_v4.scan.config import MAX_NAME, Option, ScanConfig, options
+from technic_v4.scan.config import MAX_NAME, SCREEN_NAME, Option, ScanConfig, options
 
 Format = Literal["json", "csv", "parquet", "arrow"]
 # The store's symbol pattern (technic_v4.data.universe), either case: no '/', '..' or NUL.
@@ -33,13 +33,25 @@ SYMBOL_REGEX = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
 # Documented in the schema; enforced by the library's validate_symbol (one message everywhere).
 Symbol = Annotated[str, Field(json_schema_extra={"pattern": SYMBOL_REGEX})]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):  # pydantic would read 0 as 1970-01-01
+        raise ValueError("as_of_date must be a date as text: YYYY-MM-DD, e.g. 2024-03-28")
+    return value
+
+
+DateText = Annotated[date, BeforeValidator(_date_text)]
+# Documented in the schema; enforced by the library's check_screen_name (one message everywhere).
+ScreenName = Annotated[str, Field(json_schema_extra={"pattern": SCREEN_NAME.pattern})]
 HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
     "industries": list[Name] | None, "symbols": list[Symbol] | None,
-    "min_tech_rating": float | None, "as_of_date": date | None, "min_price": float | None,
+    "min_tech_rating": float | None, "as_of_date": DateText | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
-    "exclude_flags": list[Name] | None,
+    "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
+    "screen": ScreenName | None,
 }
 
 
@@ -47,6 +59,8 @@ def _field(name: str, option: Option, default: Any) -> tuple[Any, Any]:
     """The pydantic field of one ScanConfig field, from its Option."""
     kind = HTTP_TYPES[name]
     extra: dict[str, Any] = {"description": option.help}
+    if kind in (bool, int, int | None):  # JSON booleans and integers only, as documented
+        extra["strict"] = True            # (not 0 for false, "5" or 5.0 for 5)
     if option.ge is not None or option.le is not None:
         extra.update(ge=option.ge, le=option.le)
         if kind in (float | None,):
@@ -75,12 +89,9 @@ class _Request(BaseModel):
         """Each ScanConfig field checked and normalised by the library itself (one answer)."""
         if info.field_name not in CONFIG_FIELDS or value is None:
             return value
-        try:
-            probe = ScanConfig(**{info.field_name: value})
-            probe.validate()
-            return getattr(probe.normalized(), info.field_name)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        probe = ScanConfig(**{info.field_name: value})
+        probe.validate()  # a ConfigError is a ValueError: pydantic keeps it (errors.py reads it)
+        return getattr(probe.normalized(), info.field_name)
 
     def to_config(self) -> ScanConfig:
         return ScanConfig(**{name: getattr(self, name) for name in CONFIG_FIELDS})
@@ -99,6 +110,95 @@ ScanRequest = create_model(  # type: ignore[call-overload]
     include_rejections=(bool, Field(False, description=(
         "Add every rejected symbol and the reason to meta.rejections (JSON only)."))),
 )
+
+
+class _Definition(_Request):
+    """A saved screen's definition: the scan fields it sets (filters, where, rank, ...)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True,
+                              json_schema_extra={"examples": [
+                                  {"where": "RSI < 30 and Close > SMA200", "sort_by": "RSI",
+                                   "ascending": True, "limit": 50}]})
+
+    def to_config(self) -> ScanConfig:
+        return ScanConfig(**{name: getattr(self, name) for name in DEFINITION_FIELDS})
+
+
+DEFINITION_FIELDS = tuple(name for name in CONFIG_FIELDS if name != "screen")
+ScreenDefinition = create_model(  # type: ignore[call-overload]
+    "ScreenDefinition", __base__=_Definition, __doc__=_Definition.__doc__,
+    **{name: _field(name, options()[name], getattr(_DEFAULTS, name))
+       for name in DEFINITION_FIELDS})
+
+
+class ScreenSummary(BaseModel):
+    """A saved screen's latest version, or a preset (read-only, shipped with technic)."""
+
+    name: str
+    version: int
+    preset: bool
+    title: str = Field(description="A preset's title (empty for saved screens).")
+    description: str
+    definition: dict[str, Any] = Field(description="The scan fields it sets (non-default "
+                                       "values, normalised); a scan naming it starts there.")
+    created: str | None = Field(description="When this version was saved (UTC); null for "
+                                "presets.")
+
+
+class ScreenList(BaseModel):
+    count: int
+    screens: list[ScreenSummary]
+
+
+class ScreenVersionInfo(BaseModel):
+    version: int
+    created: str | None
+
+
+class ScreenInfo(ScreenSummary):
+    versions: list[ScreenVersionInfo] = Field(description="Every version, oldest first.")
+
+
+class ScreenSaved(BaseModel):
+    name: str
+    version: int = Field(description="The version now latest: new unless the definition was "
+                         "identical to the latest one.")
+    changed: bool = Field(description="False when the definition equalled the latest version.")
+    definition: dict[str, Any]
+
+
+class ScreenDeleted(BaseModel):
+    name: str
+    deleted: bool
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    kind: Literal["number", "text"]
+    history: bool = Field(description="Lags (x[1]) and windows (highest(x, 20)) of it work.")
+    weekly: bool = Field(description="W.name reads its weekly bars (the last closed week).")
+    where: bool = Field(description="Usable in `where`; false: only in `rank` (AlphaScore).")
+
+
+class OperatorInfo(BaseModel):
+    syntax: str
+    doc: str
+
+
+class FunctionInfo(BaseModel):
+    name: str
+    signature: str
+    returns: str
+    family: str
+    doc: str
+
+
+class ScreenColumns(BaseModel):
+    """What a `where` / `rank` expression may use."""
+
+    columns: list[ColumnInfo]
+    operators: list[OperatorInfo]
+    functions: list[FunctionInfo]
 
 
 class Meta(BaseModel):
@@ -123,6 +223,8 @@ class ScanMeta(Meta):
     timings_ms: dict[str, float]
     request: dict[str, Any]
     rejections: list[dict[str, str]] | None = None
+    screen: dict[str, Any] | None = Field(None, description=(
+        "The saved screen or preset the scan ran (name, version, preset), when it named one."))
 
 
 class ScanResult(BaseModel):
@@ -202,3 +304,150 @@ class ErrorEntry(BaseModel):
 
 class ValidationErrorResponse(BaseModel):
     detail: list[ErrorEntry]
+
+
+class _ValidateFields(BaseModel):
+    """How to replay and what to measure (technic_v4.validate.ValidateOptions)."""
+
+    start: date | None = Field(None, description="First session (default: the first with "
+                               "enough history).")
+    end: date | None = Field(None, description="Last session (default: the store's last).")
+    every: int = Field(1, ge=1, le=252, description="Evaluate every k-th session.")
+    horizons: list[int] = Field([1, 5, 10, 21], min_length=1, max_length=8,
+                                description="Forward horizons in sessions (1..252).")
+    top_n: int = Field(20, ge=1, le=5000, description="Portfolio size (default: limit when "
+                       "given, else 20).")
+    rebalance: int = Field(5, ge=1, le=252, description="Sessions between rebalances.")
+    cost_bps: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False,
+                            description="Cost per side in basis points.")
+
+    def options(self) -> Any:
+        from technic_v4.validate import ValidateOptions
+
+        return ValidateOptions(None if self.start is None else str(self.start),
+                               None if self.end is None else str(self.end), self.every,
+                               tuple(self.horizons), self.top_n, self.rebalance, self.cost_bps)
+
+
+ValidateRequest = create_model(  # type: ignore[call-overload]
+    "ValidateRequest", __base__=(_Request, _ValidateFields),
+    __doc__="A screen (the scan's fields) and how to validate it over history.",
+    **{name: _field(name, options()[name], getattr(_DEFAULTS, name)) for name in CONFIG_FIELDS},
+    format=(Literal["json", "csv", "parquet"] | None, Field(None, description=(
+        "json (the report, with the daily series), csv or parquet (the daily series)."))),
+)
+
+
+class ValidationResult(BaseModel):
+    """The validation report (technic_v4/validate/report.py) and its daily series."""
+
+    meta: Meta
+    report: dict[str, Any]
+    daily: dict[str, list[Any]] = Field(description="Per evaluated session: passing count, "
+                                        "excess and rank IC per horizon, portfolio returns.")
+
+
+# -- GET /v1/symbols/{symbol}/explain (technic_v4/scan/explain.py) ---------------------------
+class ExplainRule(BaseModel):
+    condition: str = Field(description="What the term compares, e.g. 'SMA20 vs SMA50'.")
+    points: float = Field(description="What the rule that fired gives this term.")
+    inputs: dict[str, float | None] = Field(description="The values it read (null: missing).")
+    text: str = Field(description="The rule that fired, e.g. 'RSI 66.6 >= 65: +1'.")
+
+
+class ExplainSubScore(BaseModel):
+    name: Literal["trend", "momentum", "volume", "volatility", "oscillator", "breakout"]
+    weight: float
+    score: float = Field(description="In [-1, 1]; combined from the rules' points.")
+    weighted: float = Field(description="weight * score")
+    combine: Literal["mean", "product", "single"] = Field(
+        description="How the rules' points make the score.")
+    inputs: dict[str, float | None]
+    rules: list[ExplainRule]
+
+
+class ExplainRisk(BaseModel):
+    value: float
+    ATR_pct: float | None
+    formula: str
+    text: str
+
+
+class ExplainSignal(BaseModel):
+    value: Literal["Strong Long", "Long", "Avoid", "Short", "Strong Short"]
+    rule: str = Field(description="The Signal rule that matched, with the values.")
+    thresholds: dict[str, float]
+
+
+class ExplainRating(BaseModel):
+    """TechRating = 100 * weighted_sum / weight_total * risk_factor.value."""
+
+    scoring_version: str
+    sub_scores: list[ExplainSubScore]
+    weight_total: float
+    weighted_sum: float = Field(description="Sum of the sub-scores' `weighted`.")
+    risk_factor: ExplainRisk
+    value: float = Field(description="The TechRating, as the scan shows it.")
+    formula: str
+    signal: ExplainSignal
+
+
+class ExplainContribution(BaseModel):
+    feature: str
+    value: float | None = Field(description="The feature's value (null: missing).")
+    contribution: float = Field(description="Its TreeSHAP contribution to the forecast.")
+
+
+class ExplainModel(BaseModel):
+    """One model: forecast = sum of contributions + bias (float32), or why it is missing."""
+
+    id: str
+    horizon: int
+    column: str = Field(description="The scan column it fills: Alpha5d, Alpha10d.")
+    available: bool
+    reason: str | None = None
+    version: str | None = None
+    forecast: float | None = None
+    bias: float | None = None
+    sum: float | None = Field(None, description="Sum of the contributions plus the bias.")
+    contributions: list[ExplainContribution] | None = Field(
+        None, description="In the model's feature order.")
+
+
+class ExplainAlpha(BaseModel):
+    available: bool
+    reason: str | None
+    models_version: str | None
+    features: dict[str, float | None]
+    models: list[ExplainModel]
+    alpha_score: str
+
+
+class ExplainScan(BaseModel):
+    """What a default scan as of the session does with the symbol."""
+
+    kept: bool
+    reason: str | None = Field(description="The rejection reason when not kept (e.g. stale).")
+    detail: str | None
+
+
+class ExplainMeta(Meta):
+    window_bars: int
+    scoring_version: str
+    models_version: str | None
+
+
+class ExplainResponse(BaseModel):
+    meta: ExplainMeta
+    symbol: str
+    name: str
+    sector: str
+    industry: str
+    last_bar: str | None = Field(description="The symbol's last bar on or before as_of.")
+    bars: int = Field(description="Bars in the scan's window.")
+    close: float | None
+    incomplete: list[str] = Field(description="Indicators it has too few bars for.")
+    quality_flags: list[str]
+    scan: ExplainScan
+    tech_rating: ExplainRating
+    alpha: ExplainAlpha

@@ -7,6 +7,7 @@
 // together.
 
 import { api, showError } from "./api.js";
+import { openExplain } from "./explain.js";
 
 const $ = (id) => document.getElementById(id);
 const COLORS = { up: "#26a69a", down: "#ef5350", sma20: "#f59e0b", sma50: "#2962ff",
@@ -130,12 +131,14 @@ export async function openChart(symbol, days) {
   const daysSelect = $("chart-days");
   if (days) daysSelect.value = String(days);
   const mine = ++token;
+  const fresh = !dialog.open || current?.symbol !== symbol; // not just other days
   current = { symbol };
   $("chart-title").textContent = symbol;
   $("chart-sub").textContent = "loading…";
   showError("", $("chart-error"));
   renderLegend();
   if (!dialog.open) dialog.showModal();
+  if (fresh) openExplain(symbol); // "Why this rating", below the chart (explain.js)
   dialog.dataset.state = "loading";
   try {
     if (!window.LightweightCharts) throw new Error("the chart library did not load");

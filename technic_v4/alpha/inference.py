@@ -18,6 +18,9 @@ model features of the rows it scores. Walk-through:
     column by column, the same cast as in training. Row i's forecast depends on row i's
     features only, so a batch equals its rows predicted one by one, and a scan may predict in
     pieces or batched with other scans.
+ 3b. `contributions(features)` (explain): per model and row, each feature's TreeSHAP
+    contribution and the bias (XGBoost `pred_contribs`, the same float32 matrix), beside the
+    forecast `predict` gives; contributions + bias = forecast to float32 rounding.
  4. AlphaScore (`alpha_score`) = mean of the cross-sectional z-scores of Alpha5d and Alpha10d
     over the rows a scan keeps: relative to the scanned set, so the scan computes it, not this.
  5. A model that is missing, corrupt or mismatched gives a NaN column (never 0.0, which would
@@ -46,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import xgboost as xgb
 
 from technic_v4.alpha import registry
 from technic_v4.alpha.features import FEATURES_BY_HORIZON, feature_names
@@ -128,6 +132,14 @@ class ModelSet:
                   for h, model in held.items()}
         return Forecast(values, state)
 
+    def contributions(self, features: Mapping[str, Array1D]
+                      ) -> tuple[dict[int, Contributions | None], dict[str, object]]:
+        """Per horizon the model's per-feature contributions for every row of `features`
+        (None: the model is unavailable, the state says why), and the state (step 3b)."""
+        held, state = self._held()
+        return {h: None if model is None else contributions(model, features)
+                for h, model in held.items()}, state
+
     def state(self) -> dict[str, object]:
         """The models' state (module docstring, step 5), loading and verifying them first."""
         return self._held()[1]
@@ -199,6 +211,32 @@ def predict_rows(model: registry.LoadedModel, features: Mapping[str, Array1D],
         x = feature_matrix(features, model.features, rows)
         out[rows] = model.booster.inplace_predict(x)
     return out
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """One model's forecasts split by feature (step 3b): for row i,
+    forecast[i] = values[i].sum() + bias[i], up to float32 rounding."""
+
+    model: str
+    version: str
+    features: tuple[str, ...]   # the model's order
+    values: np.ndarray          # (rows, features) float32
+    bias: np.ndarray            # (rows,) float32: base score and tree means
+    forecast: np.ndarray        # (rows,) what `predict_rows` gives (the scan's column)
+
+
+def contributions(model: registry.LoadedModel, features: Mapping[str, Array1D]
+                  ) -> Contributions:
+    """TreeSHAP contributions of `model` for every row of `features` (step 3b)."""
+    n = len(next(iter(features.values()))) if features else 0
+    rows = np.ones(n, dtype=bool)
+    x = feature_matrix(features, model.features, rows)
+    dm = xgb.DMatrix(x, feature_names=list(model.features), nthread=registry.PREDICT_THREADS)
+    out = model.booster.predict(dm, pred_contribs=True) if n else np.zeros(
+        (0, len(model.features) + 1), dtype=np.float32)
+    return Contributions(model.id, model.version, model.features, out[:, :-1], out[:, -1],
+                         predict_rows(model, features, rows))
 
 
 def _describe(model: registry.LoadedModel) -> dict[str, object]:

@@ -23,12 +23,13 @@ missing upload than a wish for ~200 MB of made-up prices in a bucket.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -142,6 +143,36 @@ class StoreReader:
     def load(self, end: object, bars: int) -> Panel:
         return self._retrying(lambda: self._load_now(end, bars))
 
+    def load_rows(self, end: object, symbols: Sequence[str]) -> Panel:
+        """`symbols`' whole history up to `end` (every session from the store's first), read
+        one row group at a time so memory follows the rows asked for; cached like windows."""
+        return self._retrying(lambda: self._load_rows_now(end, symbols))
+
+    def _load_rows_now(self, end: object, symbols: Sequence[str]) -> Panel:
+        snap = self._snapshot_now()
+        stop = snap.session_at(end)
+        rows = snap.rows(symbols)
+        if (rows < 0).any():
+            missing = list(np.asarray(symbols)[rows < 0])
+            raise store.StoreError(f"symbols not in the store: {missing}")
+        key = (snap.data_version, stop, "rows", hashlib.blake2b(rows.tobytes()).hexdigest())
+        with self._lock:
+            if key in self._panels:
+                self._panels.move_to_end(key)
+                return self._panels[key]
+        panel = store.load_panel(self.data_dir, end=snap.sessions[stop], manifest=snap.manifest,
+                                 rows=rows)
+        self._keep(key, panel)
+        return panel
+
+    def _keep(self, key: tuple, panel: Panel) -> None:
+        with self._lock:
+            for old in [k for k in self._panels if k[0] != panel.data_version]:
+                del self._panels[old]  # a replaced store
+            self._panels[key] = panel
+            while len(self._panels) > self.size:
+                self._panels.popitem(last=False)
+
     def _retrying(self, read: Callable[[], T]) -> T:
         """`read()`, again (backing off) while the store is replaced under it (module doc)."""
         for attempt in range(RETRIES):
@@ -171,19 +202,15 @@ class StoreReader:
     def _load_now(self, end: object, bars: int) -> Panel:
         snap = self._snapshot_now()
         stop = snap.session_at(end)
-        key = (snap.data_version, stop, int(bars))
+        bars = min(int(bars), stop + 1)  # more than there is: the same window, one cache entry
+        key = (snap.data_version, stop, bars)
         with self._lock:
             if key in self._panels:
                 self._panels.move_to_end(key)
                 return self._panels[key]
         panel = store.load_panel(self.data_dir, end=snap.sessions[stop], bars=bars,
                                  manifest=snap.manifest)
-        with self._lock:
-            for old in [k for k in self._panels if k[0] != panel.data_version]:
-                del self._panels[old]  # a replaced store
-            self._panels[key] = panel
-            while len(self._panels) > self.size:
-                self._panels.popitem(last=False)
+        self._keep(key, panel)
         return panel
 
     def rows(self, panel: Panel, symbols: Sequence[str]) -> np.ndarray:
@@ -194,10 +221,27 @@ class StoreReader:
         return pd.Index(panel.symbols).get_indexer(list(symbols))
 
 
+def with_listing_dates(panel: Panel) -> pd.DataFrame:
+    """The panel's universe with each symbol's first and last session with a bar (what a
+    store's universe table records), NaT for a symbol without bars."""
+    present = np.isfinite(panel.close)
+    has = present.any(axis=1)
+    first = np.where(has, present.argmax(axis=1), 0)
+    last = np.where(has, panel.n_sessions - 1 - present[:, ::-1].argmax(axis=1), 0)
+    uni = panel.universe.copy()
+    nat = np.datetime64("NaT", "ns")
+    sessions = panel.sessions.values
+    uni["first_session"] = pd.DatetimeIndex(np.where(has, sessions[first], nat))
+    uni["last_session"] = pd.DatetimeIndex(np.where(has, sessions[last], nat))
+    return uni
+
+
 class PanelSource:
     """A reader over a Panel already in memory (tests, notebooks)."""
 
     def __init__(self, panel: Panel):
+        if not {"first_session", "last_session"} <= set(panel.universe.columns):
+            panel = replace(panel, universe=with_listing_dates(panel))
         self.panel = panel
         self._snapshot = Snapshot(panel.data_version, panel.source, panel.universe,
                                   panel.sessions, pd.Index(panel.symbols))
@@ -212,4 +256,9 @@ class PanelSource:
         return self.panel.window(stop, bars)
 
     def rows(self, panel: Panel, symbols: Sequence[str]) -> np.ndarray:
-        return self._snapshot.rows(symbols)
+        return pd.Index(panel.symbols).get_indexer(list(symbols))
+
+    def load_rows(self, end: object, symbols: Sequence[str]) -> Panel:
+        """`symbols`' whole history up to `end`."""
+        stop = self._snapshot.session_at(end)
+        return self.panel.take(self._snapshot.rows(symbols)).window(stop, stop + 1)

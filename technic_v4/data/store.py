@@ -341,22 +341,24 @@ def load_panel(
     end: str | pd.Timestamp | None = None,
     bars: int | None = None,
     manifest: StoreManifest | None = None,
+    rows: np.ndarray | None = None,
 ) -> Panel:
     """The Panel of the last `bars` sessions up to `end` (inclusive; default all, latest).
 
     Reads, per segment, only the row groups that cover the window, from the files `manifest`
-    names (default: the current manifest). `end` that is not a session means the last session
+    names (default: the current manifest); `rows` (universe positions) keeps only those
+    symbols, read one row group at a time. `end` that is not a session means the last session
     on or before it; an `end` before the store's first session is an error. Without a
     `manifest`, a store replaced between reading the manifest and its files is read again
     (twice at most); with one, a file gone is StoreFileGone (the caller re-reads).
     """
     if manifest is not None:
         with locate(data_dir).guard("loading bars from"):
-            return _load_window(data_dir, end, bars, manifest)
+            return _load_window(data_dir, end, bars, manifest, rows)
     for attempt in range(3):
         try:
             with locate(data_dir).guard("loading bars from"):
-                return _load_window(data_dir, end, bars, read_manifest(data_dir))
+                return _load_window(data_dir, end, bars, read_manifest(data_dir), rows)
         except (FileNotFoundError, StoreFileGone):
             if attempt == 2:
                 raise StoreError(f"the store at {store_location(data_dir)} kept changing while "
@@ -364,7 +366,8 @@ def load_panel(
     raise AssertionError("unreachable")
 
 
-def _load_window(data_dir, end, bars, manifest: StoreManifest) -> Panel:
+def _load_window(data_dir, end, bars, manifest: StoreManifest,
+                 rows: np.ndarray | None = None) -> Panel:
     universe = read_universe(data_dir, manifest)
     segs = _open_segments(data_dir, manifest)
     parts = [_segment_sessions(pf) for pf, _ in segs]
@@ -384,7 +387,8 @@ def _load_window(data_dir, end, bars, manifest: StoreManifest) -> Panel:
             )
     start = 0 if bars is None else max(0, stop + 1 - int(bars))
     t = stop - start + 1
-    arrays = {f: np.empty((n, t)) for f in FIELDS}
+    pick = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    arrays = {f: np.full((len(pick), t), np.nan) for f in FIELDS}
     offset = 0
     for pf, seg in segs:
         nk, tk = seg["n_symbols"], seg["n_sessions"]
@@ -392,17 +396,25 @@ def _load_window(data_dir, end, bars, manifest: StoreManifest) -> Panel:
         c0, offset = offset + a - start, offset + tk
         if a > b:
             continue
+        inside = pick < nk  # symbols this segment predates stay NaN
         g0, g1 = a // SESSIONS_PER_GROUP, b // SESSIONS_PER_GROUP
-        table = pf.read_row_groups(list(range(g0, g1 + 1)), columns=list(FIELDS))
-        skip, tk = a - g0 * SESSIONS_PER_GROUP, b - a + 1
-        for f in FIELDS:
-            flat = table.column(f).to_numpy()
-            arrays[f][:nk, c0 : c0 + tk] = flat[skip * nk : (skip + tk) * nk].reshape(tk, nk).T
-            arrays[f][nk:, c0 : c0 + tk] = np.nan
+        # all rows: the groups at once; some rows: group by group (memory of one group)
+        batches = [range(g0, g1 + 1)] if rows is None else [[g] for g in range(g0, g1 + 1)]
+        for groups in batches:
+            lo = max(a, groups[0] * SESSIONS_PER_GROUP)
+            hi = min(b, (groups[-1] + 1) * SESSIONS_PER_GROUP - 1)
+            table = pf.read_row_groups(list(groups), columns=list(FIELDS))
+            skip, tb, col = lo - groups[0] * SESSIONS_PER_GROUP, hi - lo + 1, c0 + lo - a
+            for f in FIELDS:
+                block = table.column(f).to_numpy()[skip * nk:(skip + tb) * nk].reshape(tb, nk)
+                if rows is None:
+                    arrays[f][:nk, col:col + tb] = block.T
+                else:
+                    arrays[f][inside, col:col + tb] = block[:, pick[inside]].T
     return Panel(
-        symbols=universe["symbol"].to_numpy(dtype=object),
+        symbols=universe["symbol"].to_numpy(dtype=object)[pick],
         sessions=sessions[start : stop + 1],
-        universe=universe,
+        universe=universe.iloc[pick].reset_index(drop=True),
         data_version=manifest.data_version,
         source=manifest.source,
         meta={"first_session": manifest.first_session, "last_session": manifest.last_session},

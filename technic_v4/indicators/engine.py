@@ -108,6 +108,36 @@ def compute_indicators(
     )
 
 
+def packed_series(panel: Panel, names: Iterable[str], width: int,
+                  extra: Mapping[str, Array2D] | None = None) -> dict[str, Array2D]:
+    """The last `width` values of each named output and Panel field ("open" ... "volume") on
+    each symbol's OWN bars, right-aligned: (N, width), column width-1 = the symbol's last bar,
+    NaN before its first. What a screen expression reads (lags and windows count own bars)."""
+    wanted = list(dict.fromkeys(names))
+    bars = [f for f in wanted if f in FIELDS]
+    specs, outputs = resolve([n for n in wanted if n not in FIELDS])
+    fields = [f for f in FIELDS if f in ("close", *bars) or any(f in s.inputs for s in specs)]
+    arrays = {f: np.ascontiguousarray(getattr(panel, f), dtype=np.float64) for f in fields}
+    arrays |= _extra_inputs(specs, outputs, extra or {}, arrays["close"].shape)
+    fields += [f for f in arrays if f not in fields]
+    close = arrays["close"]
+    stacked = pack_rows(close, tuple(arrays[f] for f in fields), np.arange(close.shape[0]))
+    packed = {f: stacked[k] for k, f in enumerate(fields)}
+    t = close.shape[1]
+    keep = min(width, t)
+    out = {f: _left_pad(packed[f][:, t - keep:], width) for f in bars}
+    for name, values in _run(specs, packed, keep, set(outputs)).items():
+        out[name] = _left_pad(values, width)
+    return out
+
+
+def _left_pad(a: Array2D, width: int) -> Array2D:
+    """`a` (N, w <= width) with NaN columns on the left up to `width`."""
+    if a.shape[1] == width:
+        return np.ascontiguousarray(a)
+    return np.concatenate([np.full((a.shape[0], width - a.shape[1]), np.nan), a], axis=1)
+
+
 def _extra_inputs(
     specs: list[IndicatorSpec],
     outputs: list[str],

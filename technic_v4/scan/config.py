@@ -12,6 +12,7 @@ CLI and HTTP refuse the same input with the same `ConfigError(field, message, va
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
@@ -24,11 +25,13 @@ from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.universe import SECTOR_NAMES, normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
 from technic_v4.scan.columns import SORTABLE
+from technic_v4.scan.expressions import compile_expressions
 
 MAX_WINDOW = 1260        # sessions: lookback_days, min_bars, max_stale_sessions
 MAX_SYMBOLS = 5_000      # symbols in one request
 MAX_INDUSTRIES = 200
 MAX_NAME = 100           # characters of a sector / industry / flag name
+SCREEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # saved screens and presets
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ class ScanConfig:
         None, "Reject symbols with these quality flags only.", valid=QUALITY_FLAGS,
         max_items=len(QUALITY_FLAGS), cli="--exclude-flag",
         unknown="unknown quality flags {bad}")
+    where: str | None = opt(
+        None, "Keep only symbols meeting this condition, e.g. \"RSI < 30 and Close > SMA200\" "
+        "(columns and functions: `technic screen --help`, GET /v1/screen/columns).")
+    rank: str | None = opt(
+        None, "Rank by this expression, e.g. \"mom_63 / ATR_pct\", instead of sort_by "
+        "(descending unless ascending).")
+    screen: str | None = opt(
+        None, "A saved screen or preset by name (`technic screen list`, GET /v1/screens): its "
+        "definition gives the defaults; fields set here (other than their defaults) override "
+        "them.")
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the valid values for anything malformed."""
@@ -104,6 +117,9 @@ class ScanConfig:
             validate_symbol(s)
         if self.as_of_date is not None:
             as_of_timestamp(self.as_of_date)
+        compile_expressions(self.where, self.rank)
+        if self.screen is not None:
+            check_screen_name(self.screen)
 
     def normalized(self) -> ScanConfig:
         """The same request in canonical form: sector aliases resolved, symbols upper-cased
@@ -111,6 +127,7 @@ class ScanConfig:
         def names(v: Sequence[str] | None) -> list[str] | None:
             return None if v is None else sorted({" ".join(str(s).split()) for s in v})
 
+        compiled = compile_expressions(self.where, self.rank)
         return replace(
             self,
             sectors=None if self.sectors is None else normalize_sectors(self.sectors),
@@ -119,7 +136,9 @@ class ScanConfig:
             industries=names(self.industries), signals=names(self.signals),
             exclude_flags=names(self.exclude_flags),
             as_of_date=None if self.as_of_date is None else str(
-                as_of_timestamp(self.as_of_date).date()))
+                as_of_timestamp(self.as_of_date).date()),
+            where=None if compiled.where is None else compiled.where.text,
+            rank=None if compiled.rank is None else compiled.rank.text)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what travels to replicas and into cache keys)."""
@@ -138,6 +157,16 @@ class ScanConfig:
 def options() -> dict[str, Option]:
     """Every field's Option, in declaration order."""
     return {f.name: f.metadata["option"] for f in fields(ScanConfig)}
+
+
+def check_screen_name(name: object) -> str:
+    """`name` if it can name a screen (SCREEN_NAME), else ConfigError("screen", ...)."""
+    if not isinstance(name, str) or not SCREEN_NAME.fullmatch(name):
+        shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+        raise ConfigError("screen", f"screen name {shown} is not valid: 1-64 characters, lower-"
+                          "case letters, digits, '-' and '_', starting with a letter or digit "
+                          "(e.g. oversold-uptrend)")
+    return name
 
 
 def as_of_timestamp(value: str | date) -> pd.Timestamp:

@@ -16,7 +16,7 @@ session; the window length when it has none), `_first_seen`, `_last_seen`, `_fla
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,13 +24,19 @@ import orjson
 import pandas as pd
 
 from technic_v4 import scoring
+from technic_v4.data.calendar import sessions_between
 from technic_v4.data.panel import Panel
 from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.quality import QualityConfig, check_panel
+from technic_v4.data.weekly import weekly_panel
 from technic_v4.errors import StaleDataError
 from technic_v4.indicators import compute_indicators, required_bars
+from technic_v4.indicators.engine import packed_series
+from technic_v4.indicators.market import market_field, market_index, perf_ytd
+from technic_v4.indicators.registry import OUTPUTS
 from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.expressions import BARS, compile_expressions
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,15 @@ class WindowSpec:
     bars: int                  # sessions loaded, ending at the as-of session
     max_stale_sessions: int
     scoring: scoring.ScoringConfig = field(default_factory=scoring.ScoringConfig)
+    series: tuple[tuple[str, str, int], ...] = ()  # (column, "D"|"W", bars) expressions read
 
     @classmethod
     def of(cls, cfg: ScanConfig) -> WindowSpec:
-        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars)
+        series = compile_expressions(cfg.where, cfg.rank).series()
+        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars, CONVERGENCE_BARS,
+                   *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
-        return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring)
+        return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
 
     def key(self) -> bytes:
         """A canonical key of the spec (ScoringConfig holds a dict, so it is not hashable)."""
@@ -55,7 +64,9 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class Block:
-    """Measured rows of some symbols: `frame` (module docstring) and where they came from."""
+    """Measured rows of some symbols: `frame` (module docstring), the `series` expressions
+    read ({(column, timeframe): (rows, bars)} on each symbol's own bars, right-aligned), and
+    where they came from."""
 
     frame: pd.DataFrame
     source: str
@@ -63,9 +74,10 @@ class Block:
     as_of: str
     window_bars: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    series: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
-def measure(panel: Panel, spec: WindowSpec) -> Block:
+def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) -> Block:
     """Every symbol of `panel` measured at its last session (module docstring)."""
     t0 = time.perf_counter()
     table = compute_indicators(panel)
@@ -108,9 +120,65 @@ def measure(panel: Panel, spec: WindowSpec) -> Block:
     }
     frame = pd.DataFrame(cols)
     t2 = time.perf_counter()
+    series = expression_series(panel, spec, market) if spec.series else {}
     return Block(frame, panel.source, panel.data_version, str(panel.sessions[-1].date())
                  if panel.n_sessions else "", panel.n_sessions,
-                 {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)})
+                 {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)}, series)
+
+
+def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
+                      ) -> dict[tuple[str, str], np.ndarray]:
+    """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Weekly
+    ones from `weekly_panel` (closed weeks only); TechRating from the score over the scoring
+    inputs' series; `market` is the universe's index level (beta_60), else this panel's."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for tf in ("D", "W"):
+        wanted = [(name, width) for name, t, width in spec.series if t == tf]
+        if not wanted:
+            continue
+        index = market_index(panel) if market is None else market
+        source = panel
+        if tf == "W":
+            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]))
+            index = index[panel.sessions.get_indexer(source.sessions)]
+        names = {BARS.get(n, n) for n, _ in wanted if n not in ("TechRating", "perf_ytd")}
+        if any(n == "TechRating" for n, _ in wanted):
+            names |= {BARS.get(n, n) for n in scoring.SCORING_INPUTS}
+        width = max(w for _, w in wanted)
+        extra = {"market": market_field(source, index)} if "beta_60" in names else None
+        got = packed_series(source, sorted(names), width, extra) if names else {}
+        for name, w in wanted:
+            if name == "TechRating":
+                inputs = {k: got[BARS.get(k, k)] for k in scoring.SCORING_INPUTS}
+                values = scoring.tech_rating(inputs, spec.scoring)[0]
+            elif name == "perf_ytd":
+                values = np.asarray(perf_ytd(source))[:, None]
+            else:
+                values = got[BARS.get(name, name)]
+            out[(name, tf)] = np.ascontiguousarray(values[:, -w:])
+    return out
+
+
+def last_week_closed(session: pd.Timestamp) -> bool:
+    """Whether `session` is the last trading session of its calendar week (the next session
+    falls in a later week): then that week's bar is complete."""
+    ahead = sessions_between(session + pd.Timedelta(days=1), session + pd.Timedelta(days=14))
+    if not len(ahead):
+        return True
+    return bool(ahead[0].to_period("W-SUN") != session.to_period("W-SUN"))
+
+
+def _sessions_for(name: str, timeframe: str, width: int) -> int:
+    """Sessions of history a series of `width` bars of `name` needs."""
+    if name in BARS:
+        bars = width
+    elif name == "TechRating":
+        bars = required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
+    elif name == "perf_ytd":
+        bars = 262  # back to the previous year's last session from any day of the year
+    else:
+        bars = required_bars([name]) + width - 1
+    return bars if timeframe == "D" else 5 * bars + 5
 
 
 def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
@@ -126,7 +194,49 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
     if (rows < 0).any():
         missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]
         raise StaleDataError(f"symbols {missing} are not in store version {panel.data_version}")
-    return measure(panel.select(rows), spec)
+    sub = panel.select(rows)
+    market = market_index(panel) if spec.series else None  # the whole universe's, not a chunk's
+    block = measure(sub, spec, market)
+    longer = needs_full_history(sub, spec)
+    if not longer.any():
+        return block
+    full = reader.load_rows(spec.as_of, list(sub.symbols[longer]))
+    if market is not None:  # the window's market levels; NaN before the window
+        market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
+    return with_rows(block, np.flatnonzero(longer), measure(full, spec, market))
+
+
+def needs_full_history(sub: Panel, spec: WindowSpec) -> np.ndarray:
+    """Rows whose values must come from their whole history (module docstring): fewer than
+    CONVERGENCE_BARS own bars in the window though they traded before it, or every row that
+    has bars when an expression reads an anchored output (OBV, days since a cross) or weekly
+    bars (400 weekly bars are 8 years)."""
+    bars = np.isfinite(sub.close).sum(axis=1)
+    listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
+        sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
+    before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
+    if any(name in ANCHORED or tf == "W" for name, tf, _ in spec.series):
+        return (bars > 0) & before  # weekly recursions need years of weeks to converge
+    return (bars > 0) & (bars < CONVERGENCE_BARS) & before
+
+
+def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
+    """`block` with the indicator-derived values (and series) of `rows` taken from `full`,
+    their whole-history measurement; the window's facts (bars in the window, staleness,
+    listing dates, quality flags) stay, so the screen's checks mean the same for every row."""
+    frame = block.frame.copy()
+    for name in FROM_HISTORY:
+        frame.loc[rows, name] = full.frame[name].to_numpy()
+    series = {k: v.copy() for k, v in block.series.items()}
+    for key, values in full.series.items():
+        series[key][rows] = values
+    return replace(block, frame=frame, series=series)
+
+
+CONVERGENCE_BARS = 400  # own bars after which EMA-type values equal full history (~1e-13)
+ANCHORED = {name for name, spec in OUTPUTS.items() if spec.anchored} | {
+    "days_since_golden_cross", "days_since_death_cross"}  # running from the first bar
+FROM_HISTORY = [*SHOWN_INDICATORS, "TechRating", "Signal", "DollarVolume", "Incomplete"]
 
 
 def listing_dates(panel: Panel, last_idx: np.ndarray) -> tuple[pd.DatetimeIndex, ...]:

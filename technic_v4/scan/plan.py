@@ -82,11 +82,11 @@ def plan_scan(cfg: ScanConfig, snapshot: Snapshot) -> ScanPlan:
         sector = universe["sector"].to_numpy(dtype=object)
         bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
         mask = reject_rows(symbols, mask, bad, "filtered: sector",
-                           lambda i: f"sector {sector[i]}", parts)
+                           lambda i: "sector " + sector[i].astype(str).astype(object), parts)
     if cfg.industries is not None:
         industry = universe["industry"].to_numpy(dtype=object)
         wanted_ind = {" ".join(i.split()).lower() for i in cfg.industries}
         bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
         mask = reject_rows(symbols, mask, bad, "filtered: industry",
-                           lambda i: f"industry {industry[i]}", parts)
+                           lambda i: "industry " + industry[i].astype(str).astype(object), parts)
     return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors, as_of)

@@ -7,9 +7,11 @@ errors: a symbol can never silently disappear.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 
 from technic_v4 import scoring
@@ -22,6 +24,7 @@ from technic_v4.scan.plan import ScanPlan
 from technic_v4.scan.screen import concat_rejections
 
 STAGES = ("load", "indicators", "score", "alpha", "rank")  # progress and timings, in order
+RANK_COLUMN = "RankValue"  # the rank expression's value, a result column when `rank` is set
 
 
 @dataclass
@@ -46,27 +49,37 @@ class ScanStatus:
     quality_flagged: int = 0                # kept rows that carry a quality flag
     alpha: dict[str, object] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    screen: dict[str, object] | None = None  # the saved screen / preset run: name, version
 
     def summary(self) -> dict:
-        d = asdict(self)
-        d.pop("rejections")
-        return d
+        """Every field but the rejections table, as plain data (the JSON meta)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+                if f.name != "rejections"}
+
+
+def rank_order(values: np.ndarray, ascending: bool) -> np.ndarray:
+    """Row order by `values` (stable: ties keep their order), NaN last either way."""
+    keyed = np.where(np.isnan(values), np.inf, values if ascending else -values)
+    return np.argsort(keyed, kind="stable")
 
 
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
                 rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
                     pd.DataFrame, ScanStatus]:
-    """Rank the passing rows `frame`, cut to max_symbols; count every symbol exactly once."""
-    frame = frame.sort_values(cfg.sort_by, ascending=cfg.ascending, na_position="last",
-                              kind="stable")
+    """Rank the passing rows `frame` (by the rank expression's RANK_COLUMN when the config has
+    one, else sort_by), cut to max_symbols; count every symbol exactly once."""
+    key = RANK_COLUMN if cfg.rank else cfg.sort_by
+    order = rank_order(frame[key].to_numpy(dtype=float), cfg.ascending)
     parts = [*plan.rejections, *rejections]
-    if cfg.max_symbols is not None and len(frame) > cfg.max_symbols:
-        beyond = frame["Symbol"].to_numpy()[cfg.max_symbols:]
+    if cfg.max_symbols is not None and len(order) > cfg.max_symbols:
+        beyond = frame["Symbol"].to_numpy()[order[cfg.max_symbols:]]
         parts.append(pd.DataFrame({"Symbol": beyond, "reason": "beyond max_symbols",
                                    "detail": f"ranked past the top {cfg.max_symbols} "
-                                             f"by {cfg.sort_by}"}))
-        frame = frame.iloc[: cfg.max_symbols]
-    frame = frame[RESULT_COLUMNS + EXTRA_COLUMNS].reset_index(drop=True)
+                                             f"by {cfg.rank or cfg.sort_by}"}))
+        order = order[: cfg.max_symbols]
+    shown = RESULT_COLUMNS + EXTRA_COLUMNS + ([RANK_COLUMN] if cfg.rank else [])
+    columns = [frame.columns.get_loc(c) for c in shown]
+    frame = frame.iloc[order, columns].reset_index(drop=True)
     frame.attrs.update(source=block.source, data_version=block.data_version, as_of=block.as_of,
                        scoring_version=scoring.SCORING_VERSION,
                        indicators_version=INDICATORS_VERSION, quality_version=QUALITY_VERSION)

@@ -2,6 +2,10 @@
 
 Walk-through of `execute(cfg, snapshot, evaluate, predict)`; every caller (CLI, HTTP scan and
 stream, validation, watches) comes through here, and only says where two steps run:
+  0. screen     `cfg.screen` names a saved screen or preset: its definition, from the
+                `screens` store (technic_v4/screens/saved.py; `run_scan` opens the one of its
+                reader's data dir), with the fields the request sets on top; the status says
+                which screen and version ran. Unknown name: ConfigError listing the valid ones.
   1. load       `cfg.validate()`, a Snapshot of the data (universe + sessions of one data
                 version), `plan_scan`: as-of and industries checked against it, rows selected
                 by symbols / sectors / industries. No prices are read.
@@ -34,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -50,9 +54,13 @@ from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import StaleDataError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.scan.result import ScanStatus, finish_scan
-from technic_v4.scan.screen import screen
+from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
+from technic_v4.scan.screen import reject_rows, screen
+
+if TYPE_CHECKING:
+    from technic_v4.screens.saved import ScreenStore
 
 Features = dict[str, np.ndarray]
 Evaluate = Callable[[list[str], WindowSpec, str], Awaitable[Block]]
@@ -101,17 +109,26 @@ class Evaluations:
 
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
                   predict: Predict, *, chunk_size: int | None = None,
-                  report: Report | None = None, evaluations: Evaluations | None = None
-                  ) -> tuple[pd.DataFrame, ScanStatus]:
-    """The scan of the module docstring; StaleDataError when the data changed twice."""
+                  report: Report | None = None, evaluations: Evaluations | None = None,
+                  screens: ScreenStore | None = None) -> tuple[pd.DataFrame, ScanStatus]:
+    """The scan of the module docstring; StaleDataError when the data changed twice.
+    `screens`: where `cfg.screen` is looked up (None: the presets only)."""
+    ref = None
+    if cfg.screen is not None:
+        from technic_v4.screens.saved import resolve_screen
+
+        cfg, ref = await asyncio.to_thread(resolve_screen, cfg, screens)
     cfg.validate()
     for attempt in (0, 1):
         try:
-            return await _execute(cfg, snapshot(), evaluate, predict, chunk_size,
-                                  report or _no_report, evaluations)
+            frame, status = await _execute(cfg, snapshot(), evaluate, predict, chunk_size,
+                                           report or _no_report, evaluations)
         except StaleDataError:
             if attempt:
                 raise
+        else:
+            status.screen = ref
+            return frame, status
     raise AssertionError("unreachable")
 
 
@@ -128,18 +145,36 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
 
     block = await _evaluate(plan, spec, snap, evaluate, chunk_size, report, evaluations)
     timer.lap("indicators")
-    alive, rejections = screen(cfg, block.frame, plan.as_of)
-    kept = block.frame[alive]
+    valid, alive, rejections = screen(cfg, block.frame, plan.as_of)
     timer.lap("score")
     report("score", len(plan.rows), len(plan.rows))
 
-    report("alpha", 0, len(kept))
+    rows = np.flatnonzero(alive)
+    report("alpha", 0, len(rows))
+    kept = block.frame.iloc[rows]
     forecast = distinguishing(await predict(
         {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}))
-    kept = with_alpha(kept, forecast)
     timer.lap("alpha")
-    report("alpha", len(kept), len(kept))
+    report("alpha", len(rows), len(rows))
 
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    if exprs.where is not None:  # over every row: ranks inside it see the whole universe
+        alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
+                 for h in forecast.values}
+        env = BlockEnv(block.frame, block.series, valid, alpha)
+        hit = exprs.where.evaluate(env, 1)[:, -1]
+        keep = hit[rows]
+        detail = "not " + exprs.where.text[:120]
+        reject_rows(block.frame["Symbol"].to_numpy(dtype=object), alive, ~hit, "where",
+                    lambda i: [detail] * len(i), rejections)
+        rows, forecast = rows[keep], Forecast({h: v[keep] for h, v in forecast.values.items()},
+                                              forecast.state)
+        kept = block.frame.iloc[rows]
+    kept = with_alpha(kept, forecast)
+    if exprs.rank is not None:  # among the rows kept
+        series = {k: v[rows] for k, v in block.series.items()}
+        env = BlockEnv(kept, series, np.ones(len(kept), dtype=bool))
+        kept[RANK_COLUMN] = exprs.rank.evaluate(env, 1)[:, -1]
     frame, status = finish_scan(cfg, plan, block, kept, rejections, forecast.state)
     timer.lap("rank")
     status.timings_ms = timer.done()
@@ -160,7 +195,8 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
         report("indicators", total, total)
         if total == len(plan.symbols):
             return full
-        return replace(full, frame=full.frame.iloc[plan.rows].reset_index(drop=True))
+        return replace(full, frame=full.frame.iloc[plan.rows].reset_index(drop=True),
+                       series={k: v[plan.rows] for k, v in full.series.items()})
     size = chunk_size or max(total, 1)
     chunks = [symbols[i:i + size] for i in range(0, total, size)] or [[]]
     done = 0
@@ -179,7 +215,9 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
                              f"{sorted(versions)}")
     frame = (blocks[0].frame if len(blocks) == 1
              else pd.concat([b.frame for b in blocks], ignore_index=True))
-    block = replace(blocks[0], frame=frame, timings_ms={
+    series = (blocks[0].series if len(blocks) == 1 else  # the expressions' series, all rows
+              {k: np.concatenate([b.series[k] for b in blocks]) for k in blocks[0].series})
+    block = replace(blocks[0], frame=frame, series=series, timings_ms={
         k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms})
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
@@ -188,24 +226,36 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
 
 def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
     """`kept` with Alpha5d, Alpha10d and AlphaScore (over these rows) from `forecast`."""
-    out = kept.copy()
+    out = kept  # a frame of its own (boolean selection of the evaluation)
     a5, a10 = forecast.values[5], forecast.values[10]
     out["Alpha5d"], out["Alpha10d"] = a5, a10
     out["AlphaScore"] = alpha_score(a5, a10) if forecast.available else np.nan
     return out
 
 
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    out[rows] = values
+    return out
+
+
 def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None, *,
-             loader: Any = None, models_dir: str | Path | None = None
-             ) -> tuple[pd.DataFrame, ScanStatus]:
+             loader: Any = None, models_dir: str | Path | None = None,
+             screens: ScreenStore | None = None) -> tuple[pd.DataFrame, ScanStatus]:
     """Scan, score and rank in this process; returns (results, status).
 
     `loader`: a StoreReader or PanelSource (default: the data dir of the environment);
-    `models_dir`: the alpha models (default: $TECHNIC_MODELS_DIR, else the shipped ones).
+    `models_dir`: the alpha models (default: $TECHNIC_MODELS_DIR, else the shipped ones);
+    `screens`: where `config.screen` is looked up (default: the saved screens of the
+    loader's data dir, technic_v4/screens/saved.py; a loader without one: the presets).
     """
     cfg = config or ScanConfig()
     reader = loader if loader is not None else _default_reader()
     models = _model_set(models_dir)
+    if cfg.screen is not None and screens is None and getattr(reader, "data_dir", None):
+        from technic_v4.screens.saved import ScreenStore
+
+        screens = ScreenStore.for_data_dir(reader.data_dir)
 
     async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
         return evaluate_chunk(reader, symbols, spec, version)
@@ -213,7 +263,8 @@ def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None
     async def predict(features: Features) -> Forecast:
         return models.predict(features)
 
-    return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb))
+    return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb,
+                            screens=screens))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NoReturn
 
 import numpy as np
 from lark import Token, Tree
@@ -136,7 +136,7 @@ class _Builder:
         self.cross = False
 
     # ------------------------------------------------------------ helpers
-    def fail(self, item: Tree | Token, message: str, hint: str = "", suggestions=()) -> None:
+    def fail(self, item: Tree | Token, message: str, hint: str = "", suggestions=()) -> NoReturn:
         line, column = position(item)
         raise ScreenError(message, line, column, hint, suggestions)
 
@@ -159,7 +159,7 @@ class _Builder:
     def integer(self, item: Tree | Token, role: str, lo: int, hi: int) -> int:
         """An integer literal lo..hi (lags, windows): refused otherwise, with why."""
         negative = isinstance(item, Tree) and item.data == "neg"
-        inner = item.children[0] if negative else item
+        inner = item.children[0] if negative and isinstance(item, Tree) else item
         if isinstance(inner, Tree) and inner.data == "number":
             digits = str(inner.children[0])
             if digits.isdigit():

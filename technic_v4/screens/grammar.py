@@ -248,13 +248,14 @@ def _show(ch: str) -> str:
 
 
 def _bad_character(text: str, exc: UnexpectedCharacters) -> ScreenError:
-    ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else ""
+    pos = exc.pos_in_stream if exc.pos_in_stream is not None else -1
+    ch = text[pos] if 0 <= pos < len(text) else ""
     if ch in "\"'":
         return ScreenError(
             "unterminated string", exc.line, exc.column, f"close it with {ch} on the same line"
         )
     hint = _CHAR_HINTS.get(ch, "")
-    if ch == "!" and text[exc.pos_in_stream : exc.pos_in_stream + 2] == "!=":
+    if ch == "!" and text[pos : pos + 2] == "!=":
         hint = "'!=' compares two values"
     if ch in _LOOKALIKES:
         hint = f"use {_LOOKALIKES[ch]!r}" if len(_LOOKALIKES[ch]) <= 2 else f"use {_LOOKALIKES[ch]}"

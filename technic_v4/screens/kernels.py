@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from technic_v4 import cross_section
+
 _JIT = {"cache": True, "error_model": "numpy"}
 
 
@@ -131,28 +133,26 @@ def _scatter(order: np.ndarray, sorted_values: np.ndarray, valid: np.ndarray) ->
     return out
 
 
+def _per_column(universe: np.ndarray) -> np.ndarray:
+    """The universe as (N, 1) (one set of rows for every column) or (N, width) as given (a
+    set per column: a validation evaluating many sessions at once)."""
+    return universe[:, None] if universe.ndim == 1 else universe
+
+
 def pct_rank(values: np.ndarray, universe: np.ndarray) -> np.ndarray:
     """Per column: average rank / count among universe rows with a finite value, in (0, 1]
     (the largest value gets 1); NaN for every other row."""
-    valid = np.isfinite(values) & universe[:, None]
+    valid = np.isfinite(values) & _per_column(universe)
     if values.shape[0] == 0:
         return np.full(values.shape, np.nan)
-    key = np.where(valid, values, np.inf)  # the others sort last, in one run of their own
-    order = np.argsort(key, axis=0, kind="stable")
-    idx = np.arange(key.shape[0])[:, None]
-    new_run = _runs([np.take_along_axis(key, order, axis=0)])
-    run_start = np.maximum.accumulate(np.where(new_run, idx, 0), axis=0)
-    run_last = np.ones_like(new_run)
-    run_last[:-1] = new_run[1:]
-    run_end = np.minimum.accumulate(np.where(run_last, idx, key.shape[0])[::-1], axis=0)[::-1]
-    count = np.maximum(valid.sum(axis=0), 1)
-    return _scatter(order, ((run_start + run_end) / 2 + 1) / count, valid)
+    ranked, count = cross_section.ranks(np.where(valid, values, np.nan))
+    return ranked / np.maximum(count, 1)[None, :]
 
 
 def group_rank(values: np.ndarray, groups: np.ndarray, universe: np.ndarray) -> np.ndarray:
     """Per column and group: 1 for the highest value, ties sharing the best rank (1, 1, 3),
     among universe rows with a finite value and a group code >= 0; NaN for every other row."""
-    valid = np.isfinite(values) & (universe & (groups >= 0))[:, None]
+    valid = np.isfinite(values) & _per_column(universe) & (groups >= 0)[:, None]
     if values.shape[0] == 0:
         return np.full(values.shape, np.nan)
     key = np.where(valid, -values, np.inf)

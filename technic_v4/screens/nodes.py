@@ -322,6 +322,7 @@ class Logic(Combine):
     """`a and b and ...` or `a or b or ...` (n-ary: a long chain adds one level, not n)."""
 
     kind: Kind = "bool"
+    op: str
 
     def __init__(self, op: str, children: Sequence[Node]) -> None:
         flat: list[Node] = []

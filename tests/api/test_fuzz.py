@@ -16,19 +16,28 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
+from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
+from technic_v4.screens.saved import DB_NAME, ScreenStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 FUZZ_EXAMPLES = 25
+VALIDATE_EXAMPLES = 6
 RUN = {"cases": 0, "by_status": {}}
 
 
 @pytest.fixture(scope="module")
-def backend(warm):  # type: ignore[no-untyped-def]
-    return warm  # the session's warm in-process backend (conftest.py)
+def backend(warm, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The session's warm store and models (conftest.py), with a screen database of its own
+    for the screens the fuzzer saves."""
+    screens = ScreenStore(tmp_path_factory.mktemp("fuzz-screens") / DB_NAME)
+    fuzzed = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128,
+                              warm=False, screens=screens)
+    fuzzed.warm()
+    return fuzzed
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +53,24 @@ def api_schema(app):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-@schema.parametrize()
+@schema.exclude(path_regex="/v1/validate").parametrize()
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_fuzz_every_operation(case):
     # Schema-valid is not always acceptable: sectors, industries and as_of_date are checked
     # against the data (a 422 naming the valid values), so that one check is left out.
+    _check(case)
+
+
+@schema.include(path_regex="/v1/validate").parametrize()
+@settings(max_examples=VALIDATE_EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_fuzz_validation(case):
+    """The validation routes too, fewer cases: a valid one replays five years."""
+    _check(case)
+
+
+def _check(case) -> None:  # type: ignore[no-untyped-def]
     response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
     RUN["cases"] += 1
     RUN["by_status"][response.status_code] = RUN["by_status"].get(response.status_code, 0) + 1
@@ -59,7 +80,9 @@ def test_fuzz_ran_every_operation():
     if not RUN["cases"]:
         pytest.skip("the fuzz test did not run in this session")
     print(f"\nfuzz: {RUN['cases']} cases, by status {sorted(RUN['by_status'].items())}")
-    assert RUN["cases"] >= 9 * 10 and not any(s >= 500 for s in RUN["by_status"])
+    # 14 operations: scan, stream, universe, sectors, symbols, models, stats, healthz, readyz
+    # and the five screen routes (list, get, put, delete, columns)
+    assert RUN["cases"] >= 14 * 10 and not any(s >= 500 for s in RUN["by_status"])
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import orjson
 import pandas as pd
 import pytest
 import yaml
@@ -24,8 +25,10 @@ from serve_support import (
     running_app,
 )
 
+from technic_v4.alpha.inference import ModelSet
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader
+from technic_v4.scan.explain import explain
 from technic_v4.scanner_core import ScanConfig, run_scan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +148,22 @@ def test_symbol_history_and_models(http):
     assert len(h["sessions"]) == len(h["bars"]["close"]) == len(h["indicators"]["RSI"]) == 60
     models = http.get("/v1/models").json()
     assert models["available"] and models["loaded"]["alpha_10d"]["available"]
+
+
+def test_explain_over_serve_is_the_library_answer(http, app):
+    """The indicator part from an Indicators replica, the contributions from the AlphaModel
+    replica: together the answer `technic_v4.scan.explain` gives in this process."""
+    sym = http.get("/v1/universe?sector=Energy").json()["rows"][0]["symbol"]
+    for as_of in (None, "2025-06-30"):
+        r = http.get(f"/v1/symbols/{sym}/explain", params={"as_of_date": as_of} if as_of else {})
+        assert r.status_code == 200, r.text
+        expected = explain(StoreReader(app["data"]), ModelSet(app["models"]), sym, as_of)
+        assert r.json() == orjson.loads(orjson.dumps(expected))
+        assert r.headers["x-technic-models"] == expected["meta"]["models_version"]
+    assert http.get("/v1/symbols/ZZZZZ/explain").status_code == 404
+    assert http.get("/v1/symbols/A%24B/explain").status_code == 422
+    bad = http.get(f"/v1/symbols/{sym}/explain?as_of_date=1990-01-01")
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "as_of_date"
 
 
 def test_config_files_match_the_app(tmp_path):

@@ -8,7 +8,8 @@ costs ~15-25 s once for the module). Browser: Debian's /usr/bin/chromium driven 
 
 What they check: a sector scan from the form (progress read from the NDJSON stream), sorting,
 the numbers shown against the API's JSON for the same request, the CSV download, a symbol's
-chart drawn on its canvases, sorting and paging 5,000 rows in the browser, errors from the API
+chart drawn on its canvases, its "Why this rating" panel against
+GET /v1/symbols/{symbol}/explain, sorting and paging 5,000 rows in the browser, errors from the API
 shown as messages (unknown sector, wrong key), and that the page fetches nothing from any
 other origin. Screenshots go to tests/artifacts/ (gitignored); TECHNIC_UPDATE_SCREENSHOT=1
 also writes docs/screenshot.png and docs/screenshot-chart.png for the README (not on every run,
@@ -98,7 +99,7 @@ def test_page_assets_served(server):
     r = httpx.get(server["url"] + "/")  # the page itself needs no key; the API does
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
-    for name in ("app.js", "api.js", "table.js", "chart.js", "app.css",
+    for name in ("app.js", "api.js", "table.js", "chart.js", "explain.js", "app.css",
                  "vendor/lightweight-charts.standalone.production.js"):
         assert httpx.get(f"{server['url']}/web/{name}").status_code == 200, name
     assert httpx.get(server["url"] + "/web/../api/main.py").status_code == 404
@@ -271,3 +272,46 @@ def test_unknown_symbol_chart_shows_the_api_message(page):
     page.wait_for_selector("#chart-dialog[data-state=error]")
     assert "Error 404" in page.inner_text("#chart-error")
     assert "ZZZZZ" in page.inner_text("#chart-error")
+    page.wait_for_selector("#explain[data-state=error]")  # the panel says the same
+    assert "Error 404" in page.inner_text("#explain-error")
+
+
+def test_symbol_dialog_explains_the_rating(page, server):
+    """"Why this rating" under the chart: the TechRating, sub-scores, rules, risk factor and
+    alpha contributions the explain endpoint returns, and the table's TechRating."""
+    _run_scan(page, ["Energy"])
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    row = _shown(page)[0]
+    symbol = row["Symbol"]
+    page.click(f"#table tbody a[href='#{symbol}']")
+    page.wait_for_selector("#explain[data-state=ready]", timeout=60_000)
+    api = server["http"].get(f"/v1/symbols/{symbol}/explain")
+    assert api.status_code == 200, api.text
+    body = api.json()
+    rating = body["tech_rating"]
+    assert abs(float(page.inner_text("#explain-rating")) - rating["value"]) <= 0.005 + 1e-9
+    assert _close(row["TechRating"], rating["value"], 1, 1)  # the table's, rounded
+    assert page.inner_text("#explain-signal") == rating["signal"]["value"] == row["Signal"]
+    assert page.inner_text("#explain-signal-rule") == rating["signal"]["rule"]
+    shown = page.eval_on_selector_all("#explain-scores tbody tr", """rows => rows.map(tr => ({
+        name: tr.dataset.name, weight: tr.cells[1].textContent, score: tr.cells[2].textContent,
+        rules: [...tr.querySelectorAll('.rule')].map(d => d.textContent)}))""")
+    assert [r["name"] for r in shown] == [s["name"] for s in rating["sub_scores"]]
+    for tr, sub in zip(shown, rating["sub_scores"], strict=True):
+        assert float(tr["weight"]) == sub["weight"]
+        assert abs(float(tr["score"]) - sub["score"]) <= 0.0005 + 1e-12
+        assert tr["rules"] == [r["text"] for r in sub["rules"]]
+    assert rating["risk_factor"]["text"] in page.inner_text("#explain-risk")
+    assert page.inner_text("#explain-formula").endswith(f"= {rating['value']:.2f}")
+    for model in body["alpha"]["models"]:
+        assert model["available"]
+        bars = page.eval_on_selector_all(
+            f"#explain-alpha [data-model={model['id']}] li",
+            "items => items.map(li => [li.dataset.feature, li.lastChild.textContent])")
+        expected = {c["feature"]: c["contribution"] for c in model["contributions"]}
+        assert {f for f, _ in bars} == set(expected)
+        for feature, text in bars:
+            assert abs(float(text) - expected[feature]) <= 5e-7 + 1e-12
+    page.locator("#explain").screenshot(path=ARTIFACTS / "web-explain.png")
+    page.click("#chart-close")  # cleared with the dialog (its close event is async)
+    page.wait_for_function("() => document.getElementById('explain-rating').textContent === ''")

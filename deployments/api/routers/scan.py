@@ -5,7 +5,8 @@ of `check_against`) before anything is computed, so a bad request is a 4xx and n
 half-sent stream; both map errors through `errors.answer`. `/v1/scan` answers from the result
 cache when it can (header `X-Technic-Cache: hit`, `shared` or `miss`), keyed by the data and
 model versions the answer was computed from; the stream always computes, since its point is
-the progress.
+the progress. A scan by screen name (`screen`) is resolved by the engine; the cache key also
+names the screen's version, so saving a new version is never answered from the old one.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ ERRORS = {401: {"description": "X-API-Key missing or wrong (when keys are config
           503: {"description": "Data or models loading, or the store unreadable; Retry-After"}}
 
 
-async def render(frame: Any, status: Any, req: Any, fmt: str, backend: Any) -> CachedBody:
+async def render(frame: Any, status: Any, req: Any, fmt: str, backend: Any,
+                 cfg: ScanConfig) -> CachedBody:
     """The result as `fmt` bytes with the status as meta (JSON body / Parquet metadata);
-    JSON rows joined from the backend's pre-rendered rows of this evaluation."""
+    JSON rows joined from the backend's pre-rendered rows of this evaluation (`cfg`: the
+    request with its screen resolved)."""
     meta = status.summary()
     meta["request"] = req.model_dump(mode="json", exclude_none=True)
     if req.include_rejections and fmt == "json":
         meta["rejections"] = status.rejections.astype(str).to_dict(orient="records")
     if fmt == "json":
-        fragments = backend.fragments(req.to_config(), status)
+        fragments = backend.fragments(cfg, status)
         body = await asyncio.to_thread(formats.to_json, frame, meta, fragments)
     else:
         body = await asyncio.to_thread(formats.serialise, frame, meta, fmt)
@@ -56,8 +59,14 @@ async def render(frame: Any, status: Any, req: Any, fmt: str, backend: Any) -> C
     return CachedBody(body, MEDIA_TYPES[fmt], headers)
 
 
-def answer_key(req: Any, fmt: str, data_version: str, models_version: str) -> tuple:
-    return ("scan", data_version, models_version, req.cache_key(fmt))
+def answer_key(req: Any, fmt: str, data_version: str, models_version: str,
+               screen: str) -> tuple:
+    return ("scan", data_version, models_version, screen, req.cache_key(fmt))
+
+
+def screen_tag(ref: dict[str, Any] | None) -> str:
+    """A screen's ref as in the X-Technic-Screen header (name:version; "" for none)."""
+    return "" if ref is None else f"{ref['name']}:{ref['version']}"
 
 
 @router.post("/scan", response_model=ScanResult, responses={
@@ -69,18 +78,19 @@ async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cach
     """Scan, score and rank the universe: indicators, TechRating, Signal, alpha."""
     fmt = negotiate(request, req.format)
     cfg: ScanConfig = req.to_config()
-    await backend.check(cfg)
+    resolved, ref = await backend.check(cfg)
     snap_version = (await asyncio.to_thread(backend.snapshot)).data_version
-    key = answer_key(req, fmt, snap_version, await backend.models_version())
+    key = answer_key(req, fmt, snap_version, await backend.models_version(), screen_tag(ref))
     refresh = "no-cache" in request.headers.get("cache-control", "").lower()
 
     async def compute() -> CachedBody:
         frame, status = await backend.scan(cfg)
-        return await render(frame, status, req, fmt, backend)
+        return await render(frame, status, req, fmt, backend, resolved)
 
     def computed_key(item: CachedBody) -> tuple:  # the versions the answer was made from
         return answer_key(req, fmt, item.headers.get("X-Technic-Data-Version", ""),
-                          item.headers.get("X-Technic-Models", ""))
+                          item.headers.get("X-Technic-Models", ""),
+                          item.headers.get("X-Technic-Screen", ""))
 
     item, how = await cache.get_or_compute(key, compute, refresh, rekey=computed_key)
     return Response(item.body, media_type=item.media_type,
@@ -99,7 +109,7 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
         raise InputError("format", "the stream sends JSON lines; use /v1/scan for "
                          f"{req.format}", ["json"])
     cfg: ScanConfig = req.to_config()
-    await backend.check(cfg)
+    resolved, _ = await backend.check(cfg)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     t0 = time.perf_counter()
 
@@ -111,7 +121,7 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
     async def produce() -> None:
         try:
             frame, status = await backend.scan(cfg, report, fresh=True)
-            item = await render(frame, status, req, "json", backend)
+            item = await render(frame, status, req, "json", backend, resolved)
             queue.put_nowait(b'{"event":"result",' + item.body[1:] + b"\n")
         except Exception as exc:
             code, body, headers = errors.answer(exc, "POST /v1/scan/stream")

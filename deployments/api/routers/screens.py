@@ -1,0 +1,118 @@
+"""Saved screens over HTTP: list, read, save (PUT), delete, and what an expression may use.
+
+    GET    /v1/screens            every screen's latest version, presets included (preset: true)
+    GET    /v1/screens/{name}     one screen: definition, version, every version (?version=N)
+    PUT    /v1/screens/{name}     body = the definition (scan fields); answers the version
+    DELETE /v1/screens/{name}     404 unknown, 409 for a preset
+    GET    /v1/screen/columns     columns with kinds, operators, functions with one-line docs
+A scan runs a screen with `POST /v1/scan {"screen": NAME, ...}` (scan.py). The backend's
+ScreenStore (technic_v4/screens/saved.py) does the work, in a thread (SQLite calls block);
+its errors map through `errors.answer`: a bad name or definition is a 422 (a bad `where` with
+its line and column), an unknown screen 404, a change to a preset 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from deployments.api.dependencies import APIKey, Backend
+from deployments.api.errors import InputError
+from deployments.api.responses import JSONBody
+from deployments.api.schemas import (
+    ScreenColumns,
+    ScreenDefinition,
+    ScreenDeleted,
+    ScreenInfo,
+    ScreenList,
+    ScreenSaved,
+    ValidationErrorResponse,
+)
+from technic_v4.errors import ConfigError
+from technic_v4.scan.config import SCREEN_NAME, check_screen_name
+from technic_v4.scan.expressions import column_catalogue
+from technic_v4.screens import OPERATORS, describe
+from technic_v4.screens.saved import definition_of
+
+router = APIRouter(prefix="/v1", tags=["screens"], dependencies=[APIKey])
+AUTH = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"}}
+INVALID = {422: {"model": ValidationErrorResponse,
+                 "description": "Invalid name or definition; a bad `where` / `rank` gives its "
+                                "line and column"}}
+UNKNOWN = {404: {"model": ValidationErrorResponse, "description": "No screen of this name "
+                 "(or no such version); `valid` lists what there is"}}
+PRESET = {409: {"model": ValidationErrorResponse,
+                "description": "A preset is read-only: save under another name"}}
+ScreenPath = Annotated[str, Path(description="A screen name: 1-64 characters of a-z, 0-9, "
+                                 "'-' and '_', starting with a letter or digit.",
+                                 json_schema_extra={"pattern": SCREEN_NAME.pattern})]
+
+
+def _name(name: str) -> str:
+    """The path's name checked by the library (422 naming the rule)."""
+    try:
+        return check_screen_name(name)
+    except ConfigError as exc:
+        raise InputError("name", str(exc), location="path") from None
+
+
+@router.get("/screens", response_model=ScreenList, responses=AUTH)
+async def list_screens(backend: Backend) -> JSONBody:
+    """Every screen's latest version: the presets, then the saved screens by name."""
+    screens = await asyncio.to_thread(backend.screens.list)
+    return JSONBody({"count": len(screens), "screens": [s.to_dict() for s in screens]})
+
+
+@router.get("/screens/{name}", response_model=ScreenInfo, responses={
+    **AUTH, **UNKNOWN, **INVALID})
+async def get_screen(name: ScreenPath, backend: Backend, version: Annotated[
+        int | None, Query(ge=1, le=2**62, description="This version (default: the latest).")
+        ] = None) -> JSONBody:
+    """A screen's definition and version (the latest unless `version`), and its versions."""
+    name = _name(name)
+
+    def read() -> dict:
+        screen = backend.screens.get(name, version)
+        return {**screen.to_dict(), "versions": [
+            {"version": v.version, "created": v.created} for v in backend.screens.versions(name)]}
+
+    return JSONBody(await asyncio.to_thread(read))
+
+
+@router.put("/screens/{name}", response_model=ScreenSaved, responses={
+    **AUTH, **PRESET, **INVALID})
+async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend) -> JSONBody:
+    """Save the definition as the screen's next version (an identical one changes nothing)."""
+    name = _name(name)
+    cfg = body.to_config()
+
+    version, changed = await asyncio.to_thread(backend.screens.put, name, cfg)
+    return JSONBody({"name": name, "version": version, "changed": changed,
+                     "definition": definition_of(cfg)})
+
+
+@router.delete("/screens/{name}", response_model=ScreenDeleted, responses={
+    **AUTH, **UNKNOWN, **PRESET, **INVALID})
+async def delete_screen(name: ScreenPath, backend: Backend) -> JSONBody:
+    """Delete every version of a saved screen (presets cannot be deleted)."""
+    name = _name(name)
+    await asyncio.to_thread(backend.screens.delete, name)
+    return JSONBody({"name": name, "deleted": True})
+
+
+@router.api_route("/screens/{name}", methods=["POST", "PATCH", "OPTIONS", "TRACE"],
+                  include_in_schema=False)
+async def other_methods(name: str) -> None:
+    """405 naming every method of the path (Starlette would name only the first route's)."""
+    raise HTTPException(405, "Method Not Allowed", headers={"Allow": "GET, PUT, DELETE"})
+
+
+@router.get("/screen/columns", response_model=ScreenColumns, responses=AUTH)
+async def screen_columns() -> JSONBody:
+    """What `where` and `rank` may use: columns with their kinds, operators and functions."""
+    return JSONBody({"columns": column_catalogue(),
+                     "operators": [{"syntax": s, "doc": d} for s, d in OPERATORS],
+                     "functions": describe()})
+

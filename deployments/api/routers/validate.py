@@ -1,0 +1,127 @@
+"""POST /v1/validate and /v1/validate/stream: a screen replayed over history (issue 14).
+
+The request is a scan request (the same derived fields, checked the same way) plus how to
+validate; the answer is the report (technic_v4/validate/report.py) with its daily series, or
+the daily series alone as CSV / Parquet. The stream sends NDJSON progress lines (indicators,
+replay), then the result line, or an error line mapped like every other error (errors.answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+
+from deployments.api import errors
+from deployments.api.cache import CachedBody
+from deployments.api.dependencies import APIKey, Backend, Cache
+from deployments.api.errors import InputError
+from deployments.api.responses import JSON_OPTIONS, MEDIA_TYPES, meta_headers, negotiate
+from deployments.api.routers.scan import screen_tag
+from deployments.api.schemas import ValidateRequest, ValidationErrorResponse, ValidationResult
+
+router = APIRouter(prefix="/v1", tags=["validate"], dependencies=[APIKey])
+ERRORS = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"},
+          422: {"model": ValidationErrorResponse,
+                "description": "Invalid field; `valid` lists the accepted values"},
+          503: {"description": "Data loading or the store unreadable; Retry-After"}}
+
+
+def body(result: Any, fmt: str) -> CachedBody:
+    """The report as JSON (with the daily series as columns), or the series as CSV/Parquet."""
+    report = result.report
+    meta = {"data_version": report["data"]["data_version"], "source": report["data"]["source"],
+            "as_of": report["data"]["last_session"]}
+    headers = meta_headers(meta)
+    if fmt == "json":
+        daily = {c: result.daily[c].tolist() for c in result.daily.columns}
+        payload = orjson.dumps({"meta": meta, "report": report, "daily": daily},
+                               option=JSON_OPTIONS)
+    elif fmt == "csv":
+        payload = result.daily.to_csv(index=False).encode()
+    else:
+        buf = io.BytesIO()
+        result.daily.to_parquet(buf, index=False)
+        payload = buf.getvalue()
+    if fmt != "json":
+        headers["Content-Disposition"] = f'attachment; filename="technic-validate.{fmt}"'
+    return CachedBody(payload, MEDIA_TYPES[fmt], headers)
+
+
+@router.post("/validate", response_model=ValidationResult, responses={
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+          "description": "JSON (default): the report and daily series; CSV or Parquet: the "
+                         "daily series"}, **ERRORS})
+async def validate(req: ValidateRequest, request: Request, backend: Backend,
+                   cache: Cache) -> Response:  # type: ignore[valid-type]
+    """Replay a screen at every past session; what its picks did next, with statistics."""
+    fmt = negotiate(request, req.format)
+    if fmt == "arrow":
+        raise InputError("format", "validation answers json, csv or parquet",
+                         ["json", "csv", "parquet"], status=406)
+    cfg, opts = req.to_config(), req.options()
+    _, ref = await backend.check(cfg)
+    snap = await asyncio.to_thread(backend.snapshot)
+    key = ("validate", snap.data_version, screen_tag(ref),
+           req.model_dump_json(exclude={"format"}), fmt)
+
+    async def compute() -> CachedBody:
+        return await asyncio.to_thread(body, await backend.validate(cfg, opts), fmt)
+
+    item, how = await cache.get_or_compute(key, compute)
+    return Response(item.body, media_type=item.media_type,
+                    headers={**item.headers, "X-Technic-Cache": how})
+
+
+@router.post("/validate/stream", response_class=StreamingResponse, responses={
+    200: {"content": {"application/x-ndjson": {}}, "description": (
+        "One JSON object per line: {event: progress, stage, done, total, elapsed_ms}, then "
+        "{event: result, meta, report, daily} or {event: error, status, detail}.")},
+    **ERRORS})
+async def validate_stream(req: ValidateRequest,  # type: ignore[valid-type]
+                          backend: Backend) -> StreamingResponse:
+    """The same validation, streamed: NDJSON progress events, then the report."""
+    if req.format not in (None, "json"):
+        raise InputError("format", "the stream sends JSON lines", ["json"])
+    cfg, opts = req.to_config(), req.options()
+    await backend.check(cfg)
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+
+    def report(stage: str, done: int, total: int) -> None:  # called from a worker thread
+        line = orjson.dumps({"event": "progress", "stage": stage, "done": done, "total": total,
+                             "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1)})
+        loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
+
+    async def produce() -> None:
+        try:
+            result = await backend.validate(cfg, opts, report)
+            item = await asyncio.to_thread(body, result, "json")
+            queue.put_nowait(b'{"event":"result",' + item.body[1:] + b"\n")
+        except Exception as exc:
+            code, detail, headers = errors.answer(exc, "POST /v1/validate/stream")
+            event = {"event": "error", "status": code, "detail": detail.get("detail")}
+            if "Retry-After" in headers:
+                event["retry_after"] = int(headers["Retry-After"])
+            queue.put_nowait(orjson.dumps(event) + b"\n")
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(produce())
+
+    async def lines():  # type: ignore[no-untyped-def]
+        try:
+            while (line := await queue.get()) is not None:
+                yield line
+        finally:
+            if not task.done():
+                task.cancel()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,150 @@
+"""`technic validate`: would this screen have worked? The scan's options plus the replay's.
+
+    technic validate --where "RSI < 30 and Close > SMA200" [--rank EXPR] [scan options]
+                     [--start D --end D --every K --horizon 5 --horizon 21 --top N
+                      --rebalance K --cost-bps 10] [--format table|json|csv|parquet --out F]
+
+`table` (default) prints a summary per horizon and the portfolio to stdout; `json` the whole
+report; `csv` / `parquet` the daily series (parquet needs --out). Progress and the assumptions
+line go to stderr. Errors are one `error:` line, exit 2.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from technic_v4.data import store
+from technic_v4.data.reader import StoreReader
+from technic_v4.errors import ConfigError, StaleDataError
+from technic_v4.scan import ScanConfig
+from technic_v4.validate import DEFAULT_HORIZONS, ValidateOptions, ValidationReport, validate
+
+FORMATS = ("table", "json", "csv", "parquet")
+
+
+def _options() -> list[inspect.Parameter]:
+    from technic_v4.cli import DATA_DIR_OPTION, config_options
+
+    d = ValidateOptions()
+    extra: dict[str, tuple[Any, Any, Any]] = {
+        "start": (str | None, d.start, typer.Option(help="First session (YYYY-MM-DD).")),
+        "end": (str | None, d.end, typer.Option(help="Last session (YYYY-MM-DD).")),
+        "every": (int, d.every, typer.Option(help="Evaluate every k-th session.")),
+        "horizon": (list[int] | None, None, typer.Option(
+            help=f"Forward horizon in sessions (repeatable; default "
+                 f"{', '.join(map(str, DEFAULT_HORIZONS))}).")),
+        "top_n": (int, d.top, typer.Option("--top-n", help="Portfolio size (default: "
+                                           "--max-symbols, else 20).")),
+        "rebalance": (int, d.rebalance, typer.Option(help="Sessions between rebalances.")),
+        "cost_bps": (float, d.cost_bps, typer.Option(help="Cost per side, basis points.")),
+        "fmt": (str, "table", typer.Option("--format", "-f", help="table, json, csv or parquet "
+                                           "(csv/parquet: the daily series).")),
+        "out": (Path | None, None, typer.Option(help="Write here instead of stdout.")),
+        "data_dir": (str | None, None, DATA_DIR_OPTION),
+    }
+    return config_options() + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=Annotated[kind, info])
+        for name, (kind, default, info) in extra.items()]
+
+
+def validate_command(**kw: Any) -> None:
+    """Replay a screen over history and measure what its picks did next."""
+    err = Console(stderr=True)
+
+    def fail(message: str) -> None:
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        raise typer.Exit(2)
+
+    fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
+    if fmt not in FORMATS:
+        fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "parquet" and out is None:
+        fail("--format parquet needs --out FILE")
+    horizons = tuple(kw.pop("horizon") or DEFAULT_HORIZONS)
+    opts = ValidateOptions(kw.pop("start"), kw.pop("end"), kw.pop("every"), horizons,
+                           kw.pop("top_n"), kw.pop("rebalance"), kw.pop("cost_bps"))
+    fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
+                              for k, v in kw.items()}
+    try:
+        from technic_v4.cli import _root
+
+        reader = StoreReader(_root(data_dir))
+        with err.status("validating...") as spinner:
+            def progress(stage: str, done: int, total: int) -> None:
+                spinner.update(f"validating: {stage} {done}/{total}")
+            result = validate(ScanConfig(**fields), reader, opts, progress)
+    except (ConfigError, StaleDataError, store.StoreError) as exc:
+        fail(str(exc))
+    _write(result, fmt, out)
+    err.print(result.report["assumptions"]["survivorship"], highlight=False)
+
+
+def _write(result: ValidationReport, fmt: str, out: Path | None) -> None:
+    if fmt == "table":
+        _print(result.report)
+        return
+    if fmt == "json":
+        payload = orjson.dumps(result.report, option=orjson.OPT_INDENT_2)
+    elif fmt == "csv":
+        payload = result.daily.to_csv(index=False).encode()
+    else:
+        import io
+
+        buf = io.BytesIO()
+        result.daily.to_parquet(buf, index=False)
+        payload = buf.getvalue()
+    if out is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(payload)
+
+
+def _cell(value: object, pct: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:+.3%}" if pct else f"{value:.3f}"
+    return str(value)
+
+
+def _print(report: dict[str, Any]) -> None:
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=160)
+    data = report["data"]
+    out.print(f"validation of {report['screen'] or 'the default scan'} on "
+              f"{data['sessions_evaluated']} sessions ({data['first_session']}.."
+              f"{data['last_session']}), {data['symbols']} symbols, data {data['data_version']}",
+              highlight=False)
+    table = Table(header_style="bold")
+    for col in ("horizon", "passing excess", "t", "hit rate", "rank IC", "IC t", "IC IR",
+                "independent", "meaningful"):
+        table.add_column(col, justify="right")
+    for h, s in report["horizons"].items():
+        ex, ic = s["passing_excess"], s["rank_ic"]
+        table.add_row(f"{h}d", _cell(ex["mean"], True), _cell(ex["t_stat"]),
+                      _cell(s["hit_rate"]), _cell(ic["mean"]), _cell(ic["t_stat"]),
+                      _cell(ic["ic_ir"]), str(ex["independent"]),
+                      "yes" if ex["meaningful"] else "no")
+    out.print(table)
+    p = report["portfolio"]
+    out.print(f"top {p['top']} rebalanced every {p['rebalance_every']}: cumulative excess "
+              f"{_cell(p['cumulative_excess'], True)}, annualised "
+              f"{_cell(p['annualised_excess'], True)} (net "
+              f"{_cell(p['annualised_excess_net'], True)}), volatility "
+              f"{_cell(p['annualised_volatility'], True)}, max drawdown "
+              f"{_cell(p['max_drawdown'], True)}, turnover {_cell(p['turnover'])}",
+              highlight=False)
+
+
+validate_command.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]

@@ -1,0 +1,206 @@
+"""A scan's `where` and `rank` expressions: what they may read, what they need, where they run.
+
+Walk-through:
+  1. `SCHEMA` names every column an expression may read: the bars (Open ... Volume), every
+     indicator output (indicators/registry.py, ALL_OUTPUTS), TechRating and the other result
+     numbers, and the text columns (Symbol, Sector, Industry, Signal, Name, quality_flags).
+  2. `compile_expressions(cfg)` compiles both with the screens package (a lark grammar, never
+     eval); a bad expression is a ConfigError on the field `where` / `rank` whose message points
+     at the place (line:column) and suggests names.
+  3. `series_needed(...)` runs the compiled tree once on a recording Env to learn how many bars
+     of each column it reads, per timeframe: the scan's WindowSpec asks the evaluation for just
+     those (packed on each symbol's own bars, right-aligned), and refuses history of a column
+     that has only a last-bar value (Alpha5d[1]).
+  4. `BlockEnv` serves the evaluated block's series to the compiled tree; the orchestrator
+     evaluates `where` over the scan's universe (rows with valid data) and `rank` over the rows
+     kept, so cross-sectional functions (pct_rank, sector_rank) rank within those rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.errors import ConfigError
+from technic_v4.indicators.market import rs_percentile
+from technic_v4.indicators.registry import ALL_OUTPUTS
+from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
+from technic_v4.scan.columns import TEXT_COLUMNS as RESULT_TEXT
+from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
+
+BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
+HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
+FRAME_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars")  # the result row's values
+# numbers every measured frame holds at the last bar: one bar of them needs no series
+IN_FRAME = {*RESULT_COLUMNS, *EXTRA_COLUMNS} - {*RESULT_TEXT, "AlphaScore"}
+LAST_BAR_COLUMNS = (*FRAME_COLUMNS, "perf_ytd", "RS_rating")  # no history: no lags, windows
+TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags")
+SCHEMA: dict[str, str] = {
+    **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
+    **dict.fromkeys(TEXT_COLUMNS, "text")}
+RANK_SCHEMA = {**SCHEMA, "AlphaScore": "number"}  # relative to the kept rows: rank only
+
+
+@dataclass(frozen=True)
+class Expressions:
+    """A config's compiled `where` and `rank` (None when absent)."""
+
+    where: CompiledScreen | None
+    rank: CompiledScreen | None
+
+    def series(self, all_columns: bool = False) -> tuple[tuple[str, str, int], ...]:
+        """(column, timeframe, bars) the expressions read, sorted (a WindowSpec field). A scan
+        reads one bar of the columns its result frame holds from there; `all_columns` lists
+        those too (a replay over history computes every one)."""
+        need: dict[tuple[str, str], int] = {}
+        for screen in (self.where, self.rank):
+            if screen is None:
+                continue
+            for (name, tf), width in series_needed(screen).items():
+                if tf == "text" or name in FRAME_COLUMNS or (
+                        not all_columns and tf == "D" and width == 1 and name in IN_FRAME):
+                    continue  # read from the result frame
+                key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
+                need[key] = max(need.get(key, 0), width)
+        return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
+
+
+def compile_expressions(where: str | None, rank: str | None) -> Expressions:
+    """Both expressions compiled (once per text: a compiled screen is immutable);
+    ConfigError("where" / "rank", ...) pointing at the place."""
+    for field, text in (("where", where), ("rank", rank)):
+        if text is not None and not isinstance(text, str):
+            raise ConfigError(field, f"{field} must be an expression (text), got "
+                              f"{type(text).__name__}")
+    return _compile_both(where, rank)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_both(where: str | None, rank: str | None) -> Expressions:
+    return Expressions(_compiled("where", where, SCHEMA, "bool"),
+                       _compiled("rank", rank, RANK_SCHEMA, "number"))
+
+
+def _compiled(field: str, text: str | None, schema: dict[str, str], kind: str
+              ) -> CompiledScreen | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ConfigError(field, f"{field} must be an expression (text), got "
+                          f"{type(text).__name__}")
+    try:
+        screen = compile_screen(text, schema, kind)  # type: ignore[arg-type]
+        series_needed(screen)
+    except ScreenError as exc:
+        raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None
+    return screen
+
+
+def series_needed(screen: CompiledScreen) -> dict[tuple[str, str], int]:
+    """{(column, timeframe): bars} the screen reads at width 1; ScreenError for history of a
+    last-bar-only column."""
+    recorder = _Recorder()
+    screen.evaluate(recorder, 1)
+    for (name, tf), width in recorder.widths.items():
+        if name in LAST_BAR_COLUMNS and (width > 1 or tf == "W"):
+            raise ScreenError(f"{name} has a value at the last bar only: no lags, windows or "
+                              "weekly bars of it", hint=f"use {name} as it is now")
+    return recorder.widths
+
+
+class _Recorder:
+    """An Env of one all-missing row that records how many bars of each column are read."""
+
+    n_rows = 1
+    universe = np.ones(1, dtype=bool)
+
+    def __init__(self) -> None:
+        self.widths: dict[tuple[str, str], int] = {}
+
+    def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        key = (name, timeframe)
+        self.widths[key] = max(self.widths.get(key, 0), width)
+        return np.full((1, width), np.nan)
+
+    def text(self, name: str) -> np.ndarray:
+        self.widths.setdefault((name, "text"), 1)
+        return np.array([None], dtype=object)
+
+    def groups(self, name: str) -> np.ndarray:
+        return np.full(1, -1, dtype=np.int64)
+
+    def weeks_spanned(self, width: int) -> int:
+        return max(1, (width + 4) // 5)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        return np.full((values.shape[0], width), np.nan)
+
+
+class WeeklyOnDaily:
+    """How a scan reads weekly values on its daily bars: at the evaluation session the last
+    closed week; a column j bars before it, the week five sessions per bar back."""
+
+    def weeks_spanned(self, width: int) -> int:
+        return max(1, (width + 4) // 5)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        out = np.full((values.shape[0], width), np.nan)
+        for j in range(width):
+            k = values.shape[1] - 1 - (width - 1 - j) // 5
+            if k >= 0:
+                out[:, j] = values[:, k]
+        return out
+
+
+class BlockEnv(WeeklyOnDaily):
+    """The Env of some rows of a measured frame: `series` {(name, tf): (N, w)} packed arrays,
+    last-bar values and text from `frame`, ranks among the rows marked in `universe`."""
+
+    def __init__(self, frame: pd.DataFrame, series: Mapping[tuple[str, str], np.ndarray],
+                 universe: np.ndarray, values: Mapping[str, np.ndarray] | None = None):
+        self.frame, self.series, self.values = frame, series, dict(values or {})
+        self.n_rows = len(frame)
+        self.universe = np.asarray(universe, dtype=bool)
+
+    def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        if name == "RS_rating":  # IBD-style 1..99 among the universe's rows
+            raw = self.series[("rs_raw", timeframe)][:, -1]
+            rating = np.full(self.n_rows, np.nan)
+            rating[self.universe] = rs_percentile(raw[self.universe])
+            return _right(rating[:, None], width)
+        found = self.series.get((name, timeframe))
+        if found is None:  # a last-bar value: given (the forecasts), else the result frame's
+            col = self.values.get(name)
+            col = self.frame[name].to_numpy(dtype=float) if col is None else col
+            return _right(np.asarray(col, dtype=float)[:, None], width)
+        return _right(found, width)
+
+    def text(self, name: str) -> np.ndarray:
+        return self.frame[name].to_numpy(dtype=object)
+
+    def groups(self, name: str) -> np.ndarray:
+        codes, _ = pd.factorize(self.frame[name])
+        return codes.astype(np.int64)
+
+
+def _right(source: np.ndarray, width: int) -> np.ndarray:
+    """The last `width` columns, NaN-padded on the left when there are fewer."""
+    have = source.shape[1]
+    if width <= have:
+        return source[:, have - width:]
+    pad = np.full((source.shape[0], width - have), np.nan)
+    return np.concatenate([pad, source], axis=1)
+
+
+def column_catalogue() -> list[dict[str, object]]:
+    """Every column a screen may read, in SCHEMA order (`technic screen columns`, GET
+    /v1/screen/columns): its kind (number / text); `history`: lags and windows of it work
+    (x[1], highest(x, 20)), and so do its weekly bars (W.x); `where`: usable in `where`
+    (AlphaScore, relative to the rows kept, only in `rank`)."""
+    return [{"name": name, "kind": kind, "history": name in HISTORY_COLUMNS,
+             "weekly": name in HISTORY_COLUMNS, "where": name in SCHEMA}
+            for name, kind in RANK_SCHEMA.items()]

@@ -1,0 +1,213 @@
+"""Replay: a screen as it would have been evaluated at every past session, in one pass.
+
+Walk-through of `replay(cfg, reader)`:
+  1. The same plan as a scan (symbols, sectors, industries; checks against the store), and the
+     symbols' whole history up to the last session (`reader`).
+  2. `History.build`: every series the screen reads (its filters' Close, dollar volume,
+     TechRating and Signal, the where/rank expressions' columns) computed once over each
+     symbol's own bars, daily and weekly (history.py).
+  3. The scan's checks as masks over (symbols x sessions) at once (`screen_masks`, the same
+     function a scan applies to one session): bars in the scan's window, staleness, listing,
+     price / dollar-volume / TechRating / signal floors. The rows passing the data checks are
+     each day's universe: what traded that day, delisted symbols included while they traded.
+  4. Per session (a loop over compiled expressions and array gathers, never over scans):
+     the `where` expression over that day's Env (history.SessionEnv: the scan's Env as of that
+     session), and the rank values (the rank expression, or the sort_by column).
+Only bars up to each session are read: every series is causal on own bars and gathered at
+the last bar on or before the session. `technic_v4.scan.run_scan(as_of_date=d)` gives the same
+passing set and ranks at any session d (tests/validate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.data.panel import Panel
+from technic_v4.data.reader import with_listing_dates
+from technic_v4.errors import ConfigError
+from technic_v4.indicators import required_bars
+from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.evaluate import WindowSpec
+from technic_v4.scan.expressions import Expressions, compile_expressions
+from technic_v4.scan.plan import plan_scan
+from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.validate.history import History, SessionEnv, SessionsEnv
+
+Progress = Callable[[str, int, int], None]
+IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The screen at each evaluated session: (N symbols, D sessions) arrays."""
+
+    panel: Panel                  # the plan's symbols, whole history up to the last session
+    history: History
+    sessions: pd.DatetimeIndex    # the D evaluated sessions
+    columns: np.ndarray           # (D,) their index on panel.sessions
+    valid: np.ndarray             # (N, D) the day's universe (data checks passed)
+    passing: np.ndarray           # (N, D) every check and the where expression passed
+    rank: np.ndarray              # (N, D) rank value where passing, else NaN
+    ascending: bool
+    window_bars: int              # sessions a scan loads (the bars each symbol needed)
+    lookback: int                 # sessions before the first evaluated one it needed
+
+
+def check_validatable(cfg: ScanConfig) -> None:
+    """What a replay cannot honestly evaluate: ConfigError naming the field and why."""
+    cfg.validate()
+    if cfg.exclude_flagged or cfg.exclude_flags:
+        raise ConfigError("exclude_flagged", "validation does not replay the data-quality gate "
+                          "session by session; drop exclude_flagged / exclude_flags")
+    for field, text in (("where", cfg.where), ("rank", cfg.rank), ("sort_by", cfg.sort_by)):
+        if text and any(name in text for name in IN_SAMPLE):
+            raise ConfigError(field, f"{field} reads an alpha forecast: the models were trained "
+                              "on this history, so validating them on it would be in-sample")
+
+
+def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str | None = None,
+           every: int = 1, progress: Progress | None = None) -> Replay:
+    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc)."""
+    report = progress or (lambda stage, done, total: None)
+    check_validatable(cfg)
+    snap = reader.snapshot()  # type: ignore[attr-defined]
+    plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
+                                   "scoring": cfg.scoring}), snap)
+    stop = int(snap.sessions.get_loc(plan.as_of))
+    full = reader.load(plan.as_of, stop + 1)  # type: ignore[attr-defined]
+    panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full
+    spec = WindowSpec.of(cfg)
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    report("indicators", 0, 1)
+    history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
+    report("indicators", 1, 1)
+
+    lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
+    columns = _sessions(panel.sessions, lookback, start, end, every)
+    facts = _facts(panel, history, spec.bars, columns)
+    valid, alive = screen_masks(cfg, facts)
+    values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
+                                 alive.shape) for c in ("Sector", "Industry", "Name")}
+    values |= {"Symbol": np.broadcast_to(panel.symbols[:, None], alive.shape),
+               "Signal": facts.signal, "Close": facts.close, "TechRating": facts.tech_rating,
+               "DollarVolume": facts.dollar_volume, "Bars": facts.bars,
+               "quality_flags": np.full(alive.shape, "", dtype=object)}
+    passing, rank = alive, np.full(alive.shape, np.nan)
+    if _at_once(exprs):  # no lags, windows or weekly bars: every session in one evaluation
+        if exprs.where is not None:
+            passing = alive & exprs.where.evaluate(SessionsEnv(history, columns, values, valid),
+                                                   len(columns))
+        if exprs.rank is not None:
+            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing),
+                                       len(columns))
+        report("replay", len(columns), len(columns))
+    else:
+        passing = alive.copy()
+        for k, t in enumerate(columns):
+            day = {name: v[:, k] for name, v in values.items()}
+            if exprs.where is not None:
+                passing[:, k] &= exprs.where.evaluate(
+                    SessionEnv(history, t, day, valid[:, k]), 1)[:, -1]
+            if exprs.rank is not None:
+                rank[:, k] = exprs.rank.evaluate(
+                    SessionEnv(history, t, day, passing[:, k]), 1)[:, -1]
+            if k % 50 == 0:
+                report("replay", k, len(columns))
+        report("replay", len(columns), len(columns))
+    if exprs.rank is None:
+        rank = values[cfg.sort_by] if cfg.sort_by in values else \
+            history.axes["D"].at_all(cfg.sort_by, columns)
+    rank = np.where(passing, np.asarray(rank, dtype=float), np.nan)
+    return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
+                  cfg.ascending, spec.bars, lookback)
+
+
+def _series_needed(cfg: ScanConfig, exprs: Expressions) -> dict[str, set[str]]:
+    """{timeframe: columns} the replay computes: Close (returns), what the filters read
+    (dollar volume, TechRating and Signal), the expressions' columns, the sort column."""
+    daily = {"Close"}
+    if cfg.min_dollar_volume is not None:
+        daily.add("Volume_SMA20")
+    if cfg.min_tech_rating is not None or cfg.signals or (
+            not cfg.rank and cfg.sort_by == "TechRating"):
+        daily.add("TechRating")
+    out = {"D": daily, "W": set()}
+    for name, tf, _ in exprs.series(all_columns=True):
+        out[tf].add(name)
+    if any(name in ("Signal",) for name in _text_read(exprs)):
+        out["D"].add("TechRating")
+    if not cfg.rank and cfg.sort_by not in ("TechRating", "Close", "DollarVolume", "Bars"):
+        out["D"].add(cfg.sort_by)
+    return out
+
+
+def _text_read(exprs: Expressions) -> set[str]:
+    names: set[str] = set()
+    for screen in (exprs.where, exprs.rank):
+        if screen is not None:
+            names |= set(screen.columns)
+    return names
+
+
+def _at_once(exprs: Expressions) -> bool:
+    """Whether the expressions read one bar of daily values only (no lags, windows, weekly
+    bars or the day's Signal): then one evaluation over all sessions equals the per-session
+    ones, column by column (cross-sectional functions rank within each column)."""
+    for screen in (exprs.where, exprs.rank):
+        if screen is None:
+            continue
+        if screen.lookback.get("D", 0) or screen.weekly_columns or "Signal" in screen.columns:
+            return False
+    return True
+
+
+def _sessions(sessions: pd.DatetimeIndex, lookback: int, start: str | None,
+              end: str | None, every: int) -> np.ndarray:
+    """Indices of the evaluated sessions: from the first with `lookback` sessions before it
+    (or `start`) to `end`, every `every`-th."""
+    if every < 1:
+        raise ConfigError("every", f"every must be >= 1, got {every}")
+    first = lookback
+    if start is not None:
+        first = max(first, int(sessions.searchsorted(pd.Timestamp(start))))
+    last = len(sessions) - 1
+    if end is not None:
+        last = int(sessions.searchsorted(pd.Timestamp(end), side="right")) - 1
+    if first > last:
+        raise ConfigError("start", f"no session to evaluate between {start or 'the start'} and "
+                          f"{end or 'the end'} with {lookback} sessions of history before it; "
+                          f"the store covers {sessions[0].date()} to {sessions[-1].date()}")
+    return np.arange(first, last + 1, every)
+
+
+def _facts(panel: Panel, history: History, window: int, columns: np.ndarray) -> Facts:
+    """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays."""
+    has = np.isfinite(panel.close)
+    pos = history.axes["D"].pos  # own bars up to each session, minus one
+    t = columns
+    lo = np.maximum(t + 1 - window, 0)
+    before = np.where(lo > 0, pos[:, np.maximum(lo - 1, 0)] + 1, 0)
+    bars = pos[:, t] + 1 - before
+    last_idx = np.maximum.accumulate(np.where(has, np.arange(panel.n_sessions), -1), axis=1)
+    last_at = last_idx[:, t]
+    in_window = last_at >= lo
+    age = np.where(in_window, t - last_at, np.minimum(t + 1, window))
+    sessions = panel.sessions.values
+    uni = with_listing_dates(panel) if "first_session" not in panel.universe else panel.universe
+    first = np.broadcast_to(pd.DatetimeIndex(uni["first_session"]).values[:, None], bars.shape)
+    listed_last = pd.DatetimeIndex(uni["last_session"]).values[:, None]
+    last = np.where(in_window, sessions[np.maximum(last_at, 0)], listed_last)
+    d = history.axes["D"]
+    close = d.at_all("Close", t)
+    vol_sma = d.at_all("Volume_SMA20", t) if "Volume_SMA20" in d.packed else np.full(
+        bars.shape, np.nan)
+    rating = d.at_all("TechRating", t) if "TechRating" in d.packed else np.full(
+        bars.shape, np.nan)
+    signal = d.at_all("Signal", t) if "Signal" in d.packed else np.full(
+        bars.shape, None, dtype=object)
+    return Facts(bars, age, first, last, sessions[t][None, :], close, close * vol_sma, rating,
+                 signal)

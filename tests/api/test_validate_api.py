@@ -1,0 +1,74 @@
+"""POST /v1/validate and its stream over the in-process app: the same report as the library,
+the daily series as CSV, errors as for a scan."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import orjson
+import pandas as pd
+import pytest
+from serve_support import ndjson
+
+from deployments.api.main import create_app
+from technic_v4.scan import ScanConfig
+from technic_v4.validate import ValidateOptions, validate
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+BODY = {"where": "pct_rank(mom_21) > 0.7", "rank": "mom_21", "horizons": [5, 21], "top_n": 10}
+
+
+@pytest.fixture(scope="module")
+def client(warm):  # type: ignore[no-untyped-def]
+    with TestClient(create_app(warm, api_keys=())) as c:
+        yield c
+
+
+def test_report_equals_the_library(client, warm):
+    r = client.post("/v1/validate", json=BODY)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    want = validate(ScanConfig(where=BODY["where"], rank=BODY["rank"]), warm.reader,
+                    ValidateOptions(horizons=(5, 21), top=10))
+    for h in ("5", "21"):
+        assert got["report"]["horizons"][h]["passing_excess"] == \
+            want.report["horizons"][h]["passing_excess"]
+    assert got["daily"]["session"] == want.daily["session"].tolist()
+    assert r.headers["x-technic-data-version"] == got["meta"]["data_version"]
+    again = client.post("/v1/validate", json=BODY)
+    assert again.headers["x-technic-cache"] == "hit"
+
+
+def test_daily_series_as_csv(client):
+    r = client.post("/v1/validate", json={**BODY, "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    frame = pd.read_csv(io.StringIO(r.text))
+    assert {"session", "passing", "excess_5d", "rank_ic_21d", "portfolio_net"} <= set(frame)
+
+
+def test_stream_progress_then_result(client):
+    with client.stream("POST", "/v1/validate/stream", json=BODY) as r:
+        assert r.status_code == 200
+        events = ndjson("".join(r.iter_text()))
+    stages = [e["stage"] for e in events if e["event"] == "progress"]
+    assert stages[0] == "indicators" and "replay" in stages
+    assert events[-1]["event"] == "result" and "5" in events[-1]["report"]["horizons"]
+
+
+@pytest.mark.parametrize("body, field", [({"where": "RSII > 3"}, "where"),
+                                         ({"horizons": [0]}, "horizons.0"),
+                                         ({"where": "Alpha5d > 0"}, "where"),
+                                         ({"sectors": ["Crypto"]}, "sectors")])
+def test_bad_requests_are_422_on_both(client, body, field):
+    for path in ("/v1/validate", "/v1/validate/stream"):
+        r = client.post(path, json=body)
+        if r.status_code == 200:  # the stream's checks that need the replay come as a line
+            event = orjson.loads(r.text.strip().splitlines()[-1])
+            assert event["event"] == "error" and event["status"] == 422, event
+            continue
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["detail"][0]["field"].startswith(field.split(".")[0]), r.text
