@@ -5,11 +5,16 @@
 export const KEY_STORE = "technic.apiKey";
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  /** `entries`: the 422's detail entries (field, msg, and for expressions line, column). */
+  constructor(status, message, entries = []) {
     super(message);
     this.status = status;
+    this.entries = entries;
   }
 }
+
+const entriesOf = (body) =>
+  (body && typeof body === "object" && Array.isArray(body.detail) ? body.detail : []);
 
 /** The API's error body as one readable message. */
 export function describeError(status, body) {
@@ -53,9 +58,41 @@ export async function api(path, init = {}) {
     const text = await res.text();
     let body = text;
     try { body = JSON.parse(text); } catch { /* not JSON: show the text */ }
-    throw new ApiError(res.status, describeError(res.status, body || res.statusText));
+    throw new ApiError(res.status, describeError(res.status, body || res.statusText),
+                       entriesOf(body));
   }
   return res;
+}
+
+/** POST an NDJSON stream (/v1/scan/stream, /v1/validate/stream) and read it line by line:
+ * progress events go to `onProgress`; resolves to the result event, throws the error event. */
+export async function streamJSON(path, body, onProgress) {
+  const res = await api(path, { method: "POST", body: JSON.stringify(body) });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let result = null;
+  const handle = (line) => {
+    if (!line.trim()) return;
+    const event = JSON.parse(line);
+    if (event.event === "progress") onProgress(event);
+    else if (event.event === "error") {
+      throw new ApiError(event.status, describeError(event.status, event), entriesOf(event));
+    } else if (event.event === "result") result = event;
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      handle(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+  }
+  handle(buffer + decoder.decode());
+  if (!result) throw new ApiError(0, `The stream of ${path} ended without a result.`);
+  return result;
 }
 
 export function showError(message, box = document.getElementById("error")) {

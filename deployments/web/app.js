@@ -4,15 +4,19 @@
 // call is a visible message (the API's own detail), never a blank page. No data is ever
 // inserted as HTML: text goes in through textContent, options through new Option().
 
-import { ApiError, api, apiKey, describeError, KEY_STORE, showError } from "./api.js";
+import { api, apiKey, KEY_STORE, showError, streamJSON } from "./api.js";
 import { openChart } from "./chart.js";
+import { initSaved, loadScreens, savedFields } from "./saved.js";
+import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
+import { initValidate, runValidation, showValidation, validateFields } from "./validate.js";
 
 const $ = (id) => document.getElementById(id);
 const SIGNALS = ["Strong Long", "Long", "Avoid", "Short", "Strong Short"];
 // share of the progress bar at the start of each stage of /v1/scan/stream
 const STAGES = { load: [0, 10], indicators: [10, 70], score: [70, 75], alpha: [75, 92],
                  rank: [92, 100] };
+const VALIDATE_STAGES = { indicators: [0, 40], replay: [40, 100] };
 
 function showSource(meta) {
   if (!meta) return;
@@ -32,6 +36,7 @@ async function loadSectors() {
       return opt;
     }));
     showSource(body.meta);
+    await loadScreens();
     showError("");
   } catch (err) {
     showError(err.message);
@@ -51,45 +56,50 @@ export function scanRequest(form) {
   }
   const asOf = form.elements.as_of_date.value;
   if (asOf) body.as_of_date = asOf;
-  return body;
+  return { ...savedFields(), ...body, ...screenFields(form) };
 }
 
-function setProgress(event) {
-  const bar = $("progress");
-  const [lo, hi] = STAGES[event.stage] || [0, 100];
-  const frac = event.total ? event.done / event.total : 1;
-  bar.hidden = false;
-  bar.value = lo + (hi - lo) * frac;
-  $("progress-text").textContent = `${event.stage} ${event.done}/${event.total}`;
+/** A failed request: expression errors under their boxes, every error in the message box. */
+function fail(err) {
+  showExpressionErrors(err);
+  showError(err.message);
 }
 
-/** POST /v1/scan/stream and read it line by line; resolves to the result event. */
-export async function streamScan(body, onProgress) {
-  const res = await api("/v1/scan/stream", { method: "POST", body: JSON.stringify(body) });
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let result = null;
-  const handle = (line) => {
-    if (!line.trim()) return;
-    const event = JSON.parse(line);
-    if (event.event === "progress") onProgress(event);
-    else if (event.event === "error") throw new ApiError(event.status, describeError(event.status, event));
-    else if (event.event === "result") result = event;
+function download(text, filename, type = "text/csv") {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+/** Run `request(onProgress)` behind `button`, with its progress bar and label: the button
+ * disabled meanwhile, the label "done" or "failed", any error shown (fail). */
+async function running(button, bar, text, stages, request) {
+  $(button).disabled = true;
+  showError("");
+  clearExpressionErrors();
+  $(bar).value = 0;
+  $(text).textContent = "starting…";
+  const onProgress = (event) => {
+    const [lo, hi] = stages[event.stage] || [0, 100];
+    const frac = event.total ? event.done / event.total : 1;
+    $(bar).hidden = false;
+    $(bar).value = lo + (hi - lo) * frac;
+    $(text).textContent = `${event.stage} ${event.done}/${event.total}`;
   };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let nl;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      handle(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
+  try {
+    await request(onProgress);
+    $(bar).value = 100;
+    $(text).textContent = "done";
+  } catch (err) {
+    fail(err);
+    $(text).textContent = "failed";
+  } finally {
+    $(button).disabled = false;
   }
-  handle(buffer + decoder.decode());
-  if (!result) throw new ApiError(0, "The scan stream ended without a result.");
-  return result;
 }
 
 function summarise(meta, shown) {
@@ -129,38 +139,33 @@ function init() {
   let lastRequest = null;
   $("scan-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const run = $("run");
-    run.disabled = true;
-    showError("");
-    $("progress").value = 0;
-    $("progress-text").textContent = "starting…";
     const body = scanRequest(e.target);
-    try {
-      const result = await streamScan(body, setProgress);
+    await running("run", "progress", "progress-text", STAGES, async (onProgress) => {
+      const result = await streamJSON("/v1/scan/stream", body, onProgress);
       lastRequest = body;
       showSource(result.meta);
       table.setRows(result.rows);
       $("summary").textContent = summarise(result.meta, result.rows.length);
       $("results").hidden = false;
-      $("progress").value = 100;
-      $("progress-text").textContent = "done";
-    } catch (err) {
-      showError(err.message);
-      $("progress-text").textContent = "failed";
-    } finally {
-      run.disabled = false;
-    }
+    });
   });
 
-  $("csv").addEventListener("click", () => {
-    const blob = new Blob([table.csv()], { type: "text/csv" });
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = `technic-scan-${lastRequest?.as_of_date || "latest"}.csv`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  $("csv").addEventListener("click", () => download(
+    table.csv(), `technic-scan-${lastRequest?.as_of_date || "latest"}.csv`));
+
+  initSaved($("scan-form"), () => scanRequest($("scan-form")), fail);
+  initValidate(download);
+  $("validate").addEventListener("click", async () => {
+    const form = $("scan-form");
+    // the screen is the scan's form (as_of_date and limit do not apply: `end`, `top_n`)
+    const { as_of_date: _asOf, limit: _limit, ...screen } = scanRequest(form);
+    const body = { ...screen, ...validateFields(form) };
+    await running("validate", "val-progress", "val-progress-text", VALIDATE_STAGES,
+      async (onProgress) => {
+        const result = await runValidation(body, onProgress);
+        showSource(result.meta);
+        showValidation(result);
+      });
   });
 
   loadSectors();

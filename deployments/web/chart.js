@@ -15,7 +15,7 @@ const COLORS = { up: "#26a69a", down: "#ef5350", sma20: "#f59e0b", sma50: "#2962
                  signal: "#f59e0b" };
 const LEGEND = [["SMA 20", COLORS.sma20], ["SMA 50", COLORS.sma50], ["SMA 200", COLORS.sma200],
                 ["Bollinger (20, 2)", COLORS.bb]];
-const BASE = {
+export const BASE = {
   autoSize: true,
   layout: { background: { color: "#ffffff" }, textColor: "#1d2330", fontSize: 11 },
   grid: { vertLines: { color: "#eef1f6" }, horzLines: { color: "#eef1f6" } },

@@ -72,3 +72,25 @@ def test_bad_requests_are_422_on_both(client, body, field):
             continue
         assert r.status_code == 422, (path, r.text)
         assert r.json()["detail"][0]["field"].startswith(field.split(".")[0]), r.text
+
+
+def test_saved_screen_by_name_and_its_new_version(client, warm):
+    """A saved screen validates as its fields inline, the report names it, and saving a new
+    version is never answered from the old version's cached report."""
+    name = "validate-by-name"
+    warm.screens.save(name, {"where": BODY["where"], "rank": BODY["rank"]})
+    opts = {"horizons": [5], "top_n": 10}
+    by_name = client.post("/v1/validate", json={"screen": name, **opts})
+    inline = client.post("/v1/validate", json={"where": BODY["where"], "rank": BODY["rank"],
+                                               **opts})
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json()["report"]["saved_screen"] == {"name": name, "version": 1,
+                                                        "preset": False}
+    assert by_name.json()["daily"] == inline.json()["daily"]
+    warm.screens.save(name, {"where": "pct_rank(mom_21) < 0.3", "rank": BODY["rank"]})
+    second = client.post("/v1/validate", json={"screen": name, **opts})
+    assert second.headers["x-technic-cache"] == "miss"
+    assert second.json()["report"]["saved_screen"]["version"] == 2
+    assert second.json()["daily"]["passing"] != by_name.json()["daily"]["passing"]
+    unknown = client.post("/v1/validate", json={"screen": "no-such-screen", **opts})
+    assert unknown.status_code == 422 and "golden-cross" in unknown.text

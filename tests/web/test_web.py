@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from serve_support import ndjson, playwright_or_skip, running_app, watch_page
+from serve_support import ndjson, playwright_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -34,38 +34,11 @@ sync_api = playwright_or_skip()
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
-KEY = "web-key-1"
-ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE", "TECHNIC_API_KEYS": KEY}
 SECTOR = "Information Technology"
 # column -> (API key, scale of the shown number, decimals shown): the table's formatting
 SHOWN = {"Close": (1, 2), "TechRating": (1, 1), "Alpha5d": (100, 2), "Alpha10d": (100, 2),
          "RSI": (1, 1), "MACD_hist": (1, 3), "ATR_pct": (100, 2), "Volume_ratio": (1, 2),
          "mom_21": (100, 1), "mom_63": (100, 1)}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("web"), ENV, "technic-web",
-                     chunk_size=128) as running:
-        with httpx.Client(base_url=running["url"], headers={"X-API-Key": KEY},
-                          timeout=120) as http:
-            yield {"url": running["url"], "http": http}
-
-
-@pytest.fixture()
-def page(browser, server):
-    """A fresh page with the API key typed in; fails the test on any script error or any
-    request to another origin."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-    pg = ctx.new_page()
-    problems = watch_page(pg, server["url"])
-    pg.goto(server["url"] + "/")
-    pg.fill("#api-key", KEY)
-    pg.press("#api-key", "Enter")  # change event: stored in localStorage, sectors reloaded
-    pg.wait_for_selector("#sectors option")
-    yield pg
-    ctx.close()
-    assert not problems, problems
 
 
 def _run_scan(page, sectors: list[str]) -> dict:
@@ -99,7 +72,8 @@ def test_page_assets_served(server):
     r = httpx.get(server["url"] + "/")  # the page itself needs no key; the API does
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
-    for name in ("app.js", "api.js", "table.js", "chart.js", "explain.js", "app.css",
+    for name in ("app.js", "api.js", "table.js", "chart.js", "explain.js", "screen.js",
+                 "validate.js", "app.css",
                  "vendor/lightweight-charts.standalone.production.js"):
         assert httpx.get(f"{server['url']}/web/{name}").status_code == 200, name
     assert httpx.get(server["url"] + "/web/../api/main.py").status_code == 404

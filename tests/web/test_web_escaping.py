@@ -77,7 +77,11 @@ WATCH = """(() => {
   const record = (el) => window.__added.push({
     tag: el.tagName.toLowerCase(), src: el.getAttribute('src'),
     on: [...el.attributes].map((a) => a.name).filter((n) => n.startsWith('on')),
-    chart: !!el.closest('.pane')});  // in a chart pane: the library's (logo svg, style)
+    chart: !!el.closest('.pane'),  // in a chart pane: the library's (logo svg, style)
+    el});
+  // the page's own HTML (its textarea...): every element there when parsing ends
+  document.addEventListener('DOMContentLoaded', () => {
+    window.__static = new Set(document.querySelectorAll('*')); });
   new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes) {
     if (n.nodeType === 1) { record(n); n.querySelectorAll('*').forEach(record); }
   } }).observe(document, {childList: true, subtree: true});
@@ -134,14 +138,15 @@ def page(browser, server):
 
 def _assert_clean(page) -> None:
     state = page.evaluate("""() => ({xss: typeof window.__xss, csp: window.__csp,
-        added: window.__added, origin: location.origin,
+        added: window.__added.map(({el, ...rec}) => ({...rec, parsed: window.__static.has(el)})),
+        origin: location.origin,
         onattrs: [...document.querySelectorAll('*')].flatMap((el) => [...el.attributes]
           .filter((a) => a.name.startsWith('on')).map((a) => el.tagName + ' ' + a.name)),
         hrefs: [...document.querySelectorAll('a[href]')].map((a) => a.href)})""")
     assert state["xss"] == "undefined", "an injected script ran"
     assert state["csp"] == [], state["csp"]
     bad = [e for e in state["added"] if e["on"]
-           or (e["tag"] in FORBIDDEN and not e["chart"])
+           or (e["tag"] in FORBIDDEN and not (e["chart"] or e["parsed"]))
            or (e["tag"] == "script" and not (e["src"] or "").startswith("/web/"))]
     assert not bad, bad
     assert not state["onattrs"], state["onattrs"]
@@ -261,6 +266,14 @@ def test_error_messages_quoting_input_are_text(page, server):
             m.showError(m.describeError(400, body));
             return document.getElementById('error').textContent; }""", body)
         assert shown == _describe(400, body)
+    # an expression the parser refuses: quoted back under its box with a caret, as text
+    for where in (IMG, f"RSI < 30 and {SCRIPT}", f"{ENTITIES} > 1"):
+        page.fill("#where", where)
+        page.click("#run")
+        page.wait_for_function("() => document.getElementById('progress-text').textContent "
+                               "=== 'failed'")
+        assert _text(page, "#where-error").split("\n")[0] == where.split("\n")[0]
+        assert "^" in _text(page, "#where-error")
 
 
 def test_hostile_api_keys_are_kept_as_typed_and_refused_as_text(page):

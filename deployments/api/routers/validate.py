@@ -66,6 +66,7 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
         raise InputError("format", "validation answers json, csv or parquet",
                          ["json", "csv", "parquet"], status=406)
     cfg, opts = req.to_config(), req.options()
+    opts.check()  # before anything is sent: a 422, not an error line
     _, ref = await backend.check(cfg)
     snap = await asyncio.to_thread(backend.snapshot)
     key = ("validate", snap.data_version, screen_tag(ref),
@@ -90,6 +91,7 @@ async def validate_stream(req: ValidateRequest,  # type: ignore[valid-type]
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines", ["json"])
     cfg, opts = req.to_config(), req.options()
+    opts.check()  # before anything is sent: a 422, not an error line
     await backend.check(cfg)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
