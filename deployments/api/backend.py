@@ -8,6 +8,13 @@ resolved here, at the ingress, before anything is evaluated) and runs the engine
 orchestrator, `technic_v4.scan.execute`. Subclasses say where
 its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
 without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
+
+A store that cannot be read is a `StoreError` wherever it is read (`store_read`): besides the
+reader's own errors, a file the reader opens but pyarrow cannot parse (a corrupt or truncated
+Parquet file: ArrowInvalid) or an I/O error, so it answers 503 + Retry-After with the reason
+(errors.py), never 500. The in-process backend builds the demo market into an empty local
+data dir once, at start; a store deleted while it runs is then an error, not a new synthetic
+market served in its place.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import pandas as pd
 
 from deployments import metrics
 from deployments.api.errors import NotReadyError
+from deployments.storeio import store_read
 from technic_v4.alpha import registry
 from technic_v4.alpha.inference import Forecast, ModelSet
 from technic_v4.data.reader import Snapshot, StoreReader
@@ -140,7 +148,7 @@ class ScanBackend:
 
     # -- shared --------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        return self.reader.snapshot()
+        return store_read("reading the store's manifest and universe", self.reader.snapshot)
 
     def data_info(self) -> DataInfo:
         return DataInfo.of(self.snapshot())
@@ -225,7 +233,8 @@ class InProcessBackend(ScanBackend):
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None):
         super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
-        self.reader.manifest()  # builds the demo market in an empty local data dir
+        self.reader.manifest()  # builds the demo market in an empty local data dir, once
+        self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.model_set = ModelSet(self.models_dir)
         self.batches = BatchStats()
         self._ready = threading.Event()
@@ -238,7 +247,8 @@ class InProcessBackend(ScanBackend):
         try:
             spec = WindowSpec.of(ScanConfig())
             snap = self.reader.snapshot()
-            evaluate_chunk(self.reader, snap.universe["symbol"].iloc[:8].tolist(), spec)
+            store_read("loading the scan window", lambda: evaluate_chunk(
+                self.reader, snap.universe["symbol"].iloc[:8].tolist(), spec))
             self._alpha_state = self.model_set.state()
             self._ready.set()
         except Exception as exc:  # reported by readiness(), not raised in a thread
@@ -246,7 +256,9 @@ class InProcessBackend(ScanBackend):
 
     async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
         await self._wait_ready()
-        return await asyncio.to_thread(evaluate_chunk, self.reader, symbols, spec, version)
+        return await asyncio.to_thread(store_read, "loading the scan window",
+                                       lambda: evaluate_chunk(self.reader, symbols, spec,
+                                                              version))
 
     async def _predict(self, features: Features) -> Forecast:
         out = await asyncio.to_thread(self.model_set.predict, features)
@@ -270,13 +282,15 @@ class InProcessBackend(ScanBackend):
                        "reason": self._alpha_state.get("reason")}}}
 
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
-        return await asyncio.to_thread(symbol_history, self.reader, symbol, days)
+        return await asyncio.to_thread(store_read, "loading the chart history",
+                                       lambda: symbol_history(self.reader, symbol, days))
 
     async def model_state(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.model_set.state)
 
     async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
-        return await asyncio.to_thread(explain_indicators, self.reader, symbol, as_of)
+        return await asyncio.to_thread(store_read, "loading the symbol's history",
+                                       lambda: explain_indicators(self.reader, symbol, as_of))
 
     async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
         return await asyncio.to_thread(explain_alpha, self.model_set, features)
@@ -287,4 +301,5 @@ class InProcessBackend(ScanBackend):
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
                         report: Report | None = None) -> ValidationReport:
         await self._wait_ready()
-        return await asyncio.to_thread(validate, cfg, self.reader, options, report)
+        return await asyncio.to_thread(store_read, "replaying the screen over the store",
+                                       lambda: validate(cfg, self.reader, options, report))

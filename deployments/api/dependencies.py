@@ -9,6 +9,16 @@ and a request over it is a 429 with `Retry-After`. The buckets are in this proce
 Redis when the result cache has one (REDIS_URL; redis_limiter.py), falling back to this
 process's buckets while Redis is unavailable. /healthz, /readyz, the scan page and the
 OpenAPI docs (/docs, /openapi.json) stay open for load balancers and humans.
+
+Failed key attempts: with keys configured, each client address also has a bucket of failed
+attempts (`TECHNIC_AUTH_FAILURE_LIMIT`, 30/min by default; per process). A wrong key takes a
+token (a missing one does not: it guesses nothing); an address with none left gets 429 +
+Retry-After on every /v1 route *before* its key is looked at, so guessing runs at that rate
+whatever the guesses (a right key guessed while blocked is still a 429), and a user behind
+the same address waits with the guesser.
+The client address is `request.client.host`: behind the edge (deployments/edge.py) the
+address HAProxy resolved (X-Forwarded-For believed only from TECHNIC_TRUSTED_PROXIES), since
+the app believes X-Forwarded-For only from 127.0.0.1, the edge.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ def install_auth(app: FastAPI, settings: Settings, api_keys: Iterable[str] | Non
     first)."""
     app.state.keyring = (KeyRing.from_settings(settings) if api_keys is None
                          else KeyRing.build(api_keys))
+    app.state.auth_failures = (RateLimiter.parse(settings.auth_failure_limit,
+                                                 name="TECHNIC_AUTH_FAILURE_LIMIT")
+                               if app.state.keyring else None)
     local = RateLimiter.parse(settings.rate_limit)
     store = getattr(app.state.cache, "remote", None)
     app.state.rate_limiter = (local if local is None or store is None
@@ -64,16 +77,28 @@ async def require_api_key(
                                                          "keys configured.")] = None,
 ) -> None:
     keyring: KeyRing = request.app.state.keyring
+    address = request.client.host if request.client else "-"
     ident: object = None
     if keyring:
+        failures: RateLimiter | None = request.app.state.auth_failures
+        if failures is not None:
+            wait = failures.blocked(address)
+            if wait > 0:
+                failures.rejected += 1
+                after = failures.retry_after(wait)
+                raise HTTPException(status_code=429, headers={"Retry-After": after}, detail=(
+                    f"too many failed X-API-Key attempts from your address (limit "
+                    f"{failures.capacity} per {failures.period_s:g} s); retry after {after} s"))
         ident = keyring.match(x_api_key)
         if ident is None:
+            if failures is not None and x_api_key:  # a guess (no key at all guesses nothing)
+                failures.take(address)
             raise HTTPException(status_code=401, detail="missing or invalid X-API-Key header",
                                 headers={"WWW-Authenticate": "X-API-Key"})
     limiter: Limiter | None = request.app.state.rate_limiter
     if limiter is not None:
         if ident is None:
-            ident = request.client.host if request.client else "-"
+            ident = address
         wait = await limiter.acquire(ident)
         if wait > 0:
             after = limiter.retry_after(wait)

@@ -86,8 +86,17 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     return detail
 
 
+def remote_cause(exc: BaseException) -> BaseException:
+    """The error a replica raised, for one that came back through Ray (RayTaskError keeps it
+    as `.cause`; its own text is the remote traceback, with pids and addresses, which no
+    client should read); any other error as it is."""
+    inner = getattr(exc, "cause", None)
+    return inner if isinstance(inner, BaseException) else exc
+
+
 def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str]]:
     """(status, JSON body, headers) for `exc` (module docstring)."""
+    exc = remote_cause(exc)
     if isinstance(exc, ConfigError):
         status = SCREEN_STATUS.get(type(exc), getattr(exc, "status", 422))
         location = getattr(exc, "location", "path" if type(exc) in SCREEN_STATUS else "body")

@@ -117,13 +117,15 @@ class RateLimiter:
         self.rejected = 0
 
     @classmethod
-    def parse(cls, spec: str | None, **kwargs: Any) -> RateLimiter | None:
-        """`N/period` (period: s, min, hour, day, or e.g. `10s`) as a limiter; empty = None."""
+    def parse(cls, spec: str | None, *, name: str = RATE_ENV, **kwargs: Any
+              ) -> RateLimiter | None:
+        """`N/period` (period: s, min, hour, day, or e.g. `10s`) as a limiter; empty = None.
+        `name`: the variable it came from, for the error."""
         if not spec or not spec.strip():
             return None
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]+)\s*", spec.lower())
         if not m or m.group(3) not in PERIODS:
-            raise ValueError(f"{RATE_ENV}: expected N/s, N/min, N/hour or N/day (e.g. "
+            raise ValueError(f"{name}: expected N/s, N/min, N/hour or N/day (e.g. "
                              f"60/min), got {spec!r}")
         scale = float(m.group(2)) if m.group(2) else 1.0
         return cls(int(m.group(1)), scale * PERIODS[m.group(3)], **kwargs)
@@ -143,6 +145,15 @@ class RateLimiter:
         while len(self.buckets) > self.max_buckets:
             self.buckets.popitem(last=False)
         return wait
+
+    def blocked(self, ident: Any) -> float:
+        """Seconds until `ident` has a token again (0.0: it has one now); takes nothing."""
+        entry = self.buckets.get(ident)
+        if entry is None:
+            return 0.0
+        tokens, last = entry
+        tokens = min(float(self.capacity), tokens + (self.clock() - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     async def acquire(self, ident: Any) -> float:
         """`take`, behind the async interface SharedRateLimiter also has (dependencies.py)."""

@@ -29,6 +29,14 @@ model features of the rows it scores. Walk-through:
     `state["models"]` carries each model's id, version (sha256 prefix), training data and
     out-of-sample rank IC. `state["models_version"]` names the set ("alpha_5d:<sha12>,
     alpha_10d:<sha12>"; "none" for a missing one): what a cached answer is keyed by.
+ 6. A forecast that cannot tell the scanned symbols apart is no forecast: `distinguishing`
+    (called by the scan on the rows it keeps, after `predict`) makes a horizon unavailable,
+    NaN column and reason in the state, when at least DEGENERATE_SHARE of its finite forecasts
+    over DEGENERATE_MIN_ROWS or more rows are one value. A tree model does that when every row
+    falls in the same leaves, e.g. features far outside its training range (a model trained
+    on standardised features fed RSI ~50). Fewer rows (a lookup of a few symbols) are not
+    judged. The model stays loaded and `models_version` unchanged: the answer was computed by
+    those versions; only its column is withheld.
 Forecasts are the expected h-session log return in excess of the universe mean (~ a fraction).
 """
 
@@ -49,6 +57,8 @@ from technic_v4.cross_section import zscore_1d
 from technic_v4.data.panel import Array1D, BoolArray
 
 HORIZONS: tuple[int, ...] = tuple(sorted(FEATURES_BY_HORIZON))
+DEGENERATE_MIN_ROWS = 8     # rows a scan must score before its forecasts' spread is judged
+DEGENERATE_SHARE = 0.9      # this share of rows on one forecast value: cannot tell them apart
 MODEL_FEATURES: tuple[str, ...] = tuple(dict.fromkeys(
     name for h in HORIZONS for name in feature_names(h)))  # what crosses the wire, in order
 SCORE_DEFINITION = ("AlphaScore = mean of the cross-sectional z-scores of Alpha5d and Alpha10d "
@@ -239,6 +249,49 @@ def _describe(model: registry.LoadedModel) -> dict[str, object]:
             "test_rank_ic": test.get("rank_ic", {}).get("mean"),
             "test_rank_ic_t": test.get("rank_ic", {}).get("t_stat"),
             "xgboost": meta.get("libraries", {}).get("xgboost")}
+
+
+def degenerate_reason(mid: str, values: Array1D) -> str | None:
+    """Why `values` (one model's forecasts over a scan's rows) cannot rank them, or None
+    (step 6)."""
+    finite = np.asarray(values, dtype=np.float32)
+    finite = finite[np.isfinite(finite)]
+    n = len(finite)
+    if n < DEGENERATE_MIN_ROWS:
+        return None
+    uniq, counts = np.unique(finite, return_counts=True)
+    top = int(counts.max())
+    if top < DEGENERATE_SHARE * n:
+        return None
+    value = float(uniq[counts.argmax()])
+    how = "every scanned symbol" if top == n else f"{top} of {n} scanned symbols"
+    return (f"{mid} gives {how} the same forecast ({value:.6g}): it cannot tell them apart "
+            "(features outside its training range?)")
+
+
+def distinguishing(forecast: Forecast) -> Forecast:
+    """`forecast` with every horizon whose forecasts cannot tell the rows apart made
+    unavailable: NaN values, the reason in the state (step 6)."""
+    reasons: dict[int, str] = {}
+    for h, values in forecast.values.items():
+        why = degenerate_reason(registry.model_id(h), values)
+        if why is not None:
+            reasons[h] = why
+    if not reasons:
+        return forecast
+    kept: dict[int, Array1D] = {h: np.full(len(v), np.nan) if h in reasons else v
+                                for h, v in forecast.values.items()}
+    state = dict(forecast.state)
+    held = state.get("models")
+    models = {str(k): dict(v) for k, v in held.items()} if isinstance(held, dict) else {}
+    for h, why in reasons.items():
+        models.setdefault(registry.model_id(h), {}).update(available=False, degenerate=True,
+                                                           reason=why)
+    earlier = f"{state['reason']}; " if state.get("reason") else "alpha unavailable: "
+    state.update(available=False, models=models,
+                 reason=earlier + "; ".join(reasons[h] for h in sorted(reasons)))
+    state.pop("score", None)
+    return Forecast(kept, state)
 
 
 def alpha_score(alpha5d: np.ndarray, alpha10d: np.ndarray) -> np.ndarray:

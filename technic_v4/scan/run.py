@@ -20,7 +20,9 @@ stream, validation, watches) comes through here, and only says where two steps r
                 their reasons.
   4. alpha      `predict(features)` once, for the rows kept, with the model features only:
                 in-process a ModelSet, under Serve the AlphaModel replica (which batches
-                concurrent scans into one XGBoost call). AlphaScore over the rows kept.
+                concurrent scans into one XGBoost call). A horizon whose forecasts cannot tell
+                the kept rows apart is then withheld (`inference.distinguishing`: judged per
+                scan, here, since a Serve batch mixes scans). AlphaScore over the rows kept.
   5. rank       `finish_scan`: sort, cut to max_symbols, count every symbol.
 `report(stage, done, total)` follows the same stages (STAGES), and `status.timings_ms` holds
 one lap per stage plus `total`, from one StageTimer.
@@ -41,7 +43,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, ModelSet, alpha_score
+from technic_v4.alpha.inference import (
+    MODEL_FEATURES,
+    Forecast,
+    ModelSet,
+    alpha_score,
+    distinguishing,
+)
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import StaleDataError
 from technic_v4.scan.config import ScanConfig
@@ -144,7 +152,8 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     rows = np.flatnonzero(alive)
     report("alpha", 0, len(rows))
     kept = block.frame.iloc[rows]
-    forecast = await predict({name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES})
+    forecast = distinguishing(await predict(
+        {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}))
     timer.lap("alpha")
     report("alpha", len(rows), len(rows))
 

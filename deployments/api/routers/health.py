@@ -1,17 +1,19 @@
 """Liveness, readiness and counters.
 
 /healthz: the process answers (Render's health check; no data needed, no key).
-/readyz:  200 only when the scan window is in memory on the indicator replicas and the alpha
-          models were loaded and checked (available, or explicitly unavailable with the
-          reason); 503 with what is missing before that. No key, for load balancers.
+/readyz:  200 only when the store is readable (`checks.store`), the scan window is in memory
+          on the indicator replicas and the alpha models were loaded and checked (available,
+          or explicitly unavailable with the reason); 503 + Retry-After with what is missing
+          otherwise (a store deleted or corrupted while running included). No key, for load
+          balancers.
           `checks.cache` is {backend: memory|redis, status: ok|degraded}: a degraded shared
           cache (Redis down) never makes the service unready, since scans still run uncached.
           `checks.rate_limit.mode` is off, local (per replica), shared (Redis), or
           `local (redis degraded: <error>)` while requests fall back to per-replica buckets
           (keys.py, redis_limiter.py); also never a reason to be unready.
 /v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate), the rate limiter
-          (mode, limit, rejected, fallbacks) and the alpha model's batch counters (needs the
-          key).
+          (mode, limit, rejected, fallbacks), the failed-key limiter (`auth_failures`: limit,
+          rejected, addresses tracked) and the alpha model's batch counters (needs the key).
 /metrics: this process's technic metrics in Prometheus text format (deployments/metrics.py;
           needs the key when keys are configured; not in the OpenAPI schema, like most
           scrape endpoints). Under Ray Serve, scrape Ray's metrics
@@ -20,13 +22,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import asyncio
+
+from fastapi import APIRouter, Request, Response
 
 from deployments import metrics
 from deployments.api.dependencies import APIKey, Backend, Cache, RateLimit, rate_limit_stats
 from deployments.api.responses import JSONBody
 from deployments.api.schemas import Readiness
 from technic_v4 import __version__
+from technic_v4.data.store_fs import StoreError
 
 router = APIRouter(tags=["health"])
 
@@ -40,19 +45,30 @@ async def healthz() -> JSONBody:
 @router.get("/readyz", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Still loading"}})
 async def readyz(backend: Backend, cache: Cache, limiter: RateLimit) -> JSONBody:
-    """Ready to scan: the Panel is loaded and the models are checked."""
+    """Ready to scan: the store is readable, the Panel is loaded and the models are checked."""
     state = await backend.readiness()
+    try:
+        snap = await asyncio.to_thread(backend.snapshot)
+        store: dict[str, object] = {"readable": True, "data_version": snap.data_version}
+    except StoreError as exc:
+        store = {"readable": False, "error": f"the price store cannot be read: {exc}"}
     # Ping (or probe) Redis first: the limiter shares the cache's store, so its mode is fresh.
     cache_check = await cache.health()
-    checks = {**state["checks"], "cache": cache_check, "rate_limit": rate_limit_stats(limiter)}
-    state = {**state, "checks": checks}
-    return JSONBody(state, status_code=200 if state["ready"] else 503)
+    checks = {**state["checks"], "store": store, "cache": cache_check,
+              "rate_limit": rate_limit_stats(limiter)}
+    ready = bool(state["ready"]) and bool(store["readable"])
+    state = {**state, "ready": ready, "checks": checks}
+    return JSONBody(state, status_code=200 if ready else 503,
+                    headers=None if ready else {"Retry-After": "5"})
 
 
 @router.get("/v1/stats", dependencies=[APIKey])
-async def stats(backend: Backend, cache: Cache, limiter: RateLimit) -> JSONBody:
+async def stats(request: Request, backend: Backend, cache: Cache, limiter: RateLimit
+                ) -> JSONBody:
     """Result-cache hits/misses, rate-limit mode and fallbacks, the alpha batch sizes."""
+    failures = getattr(request.app.state, "auth_failures", None)
     return JSONBody({"cache": cache.stats(), "rate_limit": rate_limit_stats(limiter),
+                     "auth_failures": rate_limit_stats(failures),
                      **await backend.stats()})
 
 
