@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, alpha_score
+from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, alpha_score, distinguishing
 from technic_v4.data.reader import Snapshot
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
@@ -47,6 +47,8 @@ class Selection:
     rank_values: np.ndarray = field(repr=False)   # RankValue (rank expression) or NaN
     alpha_scores: np.ndarray = field(repr=False)  # AlphaScore over this config's kept rows
     universe: int = 0                             # symbols with valid data in its plan
+    alpha: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # its kept rows'
+    alpha_state: dict = field(default_factory=dict, repr=False)  # as a scan's status.alpha
 
     @property
     def symbols(self) -> list[str]:
@@ -55,6 +57,8 @@ class Selection:
     def rows(self) -> pd.DataFrame:
         """Result columns (+ RankValue with a rank expression) of the kept symbols, ranked."""
         out = self.frame.iloc[self.positions].reset_index(drop=True)
+        for column, values in self.alpha.items():  # a horizon withheld for these rows: NaN
+            out[column] = values
         out["AlphaScore"] = self.alpha_scores
         shown = RESULT_COLUMNS + EXTRA_COLUMNS
         if self.config.rank:
@@ -113,8 +117,15 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
         alpha = {f"Alpha{h}d": _scatter(v, rows, len(frame)) for h, v in forecast.values.items()}
         frames[spec.key().decode()] = frame.assign(**alpha)
         for k, (valid, alive), mask in zip(members, masks, in_plan, strict=True):
+            mine = alive & mask
+            candidate = Forecast({h: alpha[f"Alpha{h}d"][mine] for h in forecast.values},
+                                 forecast.state)
+            judged = distinguishing(candidate)  # per config, as a scan judges its own rows
+            own = alpha if judged is candidate else {
+                f"Alpha{h}d": _scatter(v, np.flatnonzero(mine), len(frame))
+                for h, v in judged.values.items()}
             out[k] = _select(cfgs[k], frames[spec.key().decode()], block.series,
-                             valid & mask, alive & mask, alpha, forecast, str(as_of.date()),
+                             valid & mask, mine, own, judged, str(as_of.date()),
                              block.data_version)
     return [s for s in out if s is not None], frames
 
@@ -145,8 +156,10 @@ def _select(cfg: ScanConfig, frame: pd.DataFrame, series: dict, valid: np.ndarra
     order = rank_order(key, cfg.ascending)
     if cfg.max_symbols is not None:
         order = order[: cfg.max_symbols]
-    return Selection(cfg, session, data_version, frame, rows[order], rank[order], score[order],
-                     int(valid.sum()))
+    kept = rows[order]
+    return Selection(cfg, session, data_version, frame, kept, rank[order], score[order],
+                     int(valid.sum()), {c: v[kept] for c, v in alpha.items()},
+                     dict(forecast.state))
 
 
 class BlockRows:
