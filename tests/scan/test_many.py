@@ -24,7 +24,8 @@ SCREENS = [
     ScanConfig(where="pct_rank(mom_21) > 0.8", sort_by="AlphaScore", ascending=True),
     ScanConfig(where="Close > highest(High, 20)[1] or W.RSI > 60", min_price=5.0),
     ScanConfig(signals=["Strong Long", "Long"], min_dollar_volume=1e6, sort_by="Alpha5d"),
-    ScanConfig(industries=["Semiconductors & Semiconductor Equipment"], where="Sector in (\"Information Technology\")"),
+    ScanConfig(industries=["Semiconductors & Semiconductor Equipment"],
+               where="Sector in (\"Information Technology\")"),
 ]
 
 
