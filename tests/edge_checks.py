@@ -1,5 +1,5 @@
 """The issue-16 checks, shared by the Serve app (tests/serve/test_edge_serve.py) and the
-in-process app (tests/api/test_edge_local.py), both run by their launchers behind the edge.
+in-process app (tests/serve/test_edge_local.py), both run by their launchers behind the edge.
 
 Each `check_*` drives one hostile behaviour against a running app (`App`), asserts what the
 issue asks and returns its figures, which the tests print and (with EDGE_REPORT=path) write to
