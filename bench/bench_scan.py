@@ -8,7 +8,12 @@ the scan window fixed at 252 sessions so every peer sees exactly 5,000 x 252 bar
   cold scan   a fresh loader: reads the store window from Parquet, then scans
   talib loop  TA-Lib called once per symbol per indicator, computing the scan's indicators only
   process     `technic scan --format csv` as a new process (imports, numba cache load, store)
+  before      (--before REV, e.g. a471069: the commit before full-history agreement) the warm
+              scan of that revision's library, extracted with `git archive`, on the SAME store
+              in a subprocess: what the full-history change costs
 --big adds 20,000 symbols x 1,260 sessions (window 1,260) to show how cost grows.
+The scan reads at least CONVERGENCE_BARS (400) sessions, plus whole histories for thin rows, so
+"window" is what the scan read; the TA-Lib loop runs on that same window.
 Prints medians (ms) and ratios; these machines are noisy, so trust ratios and medians only.
 """
 
@@ -17,8 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from peers import talib_loop  # bench/ is on sys.path when run as a script
@@ -28,8 +35,37 @@ from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.reader import StoreReader
 from technic_v4.scanner_core import ScanConfig, run_scan
 
+BEFORE = """
+import sys, statistics, time
+sys.path.insert(0, sys.argv[1])
+from technic_v4.data.reader import StoreReader
+from technic_v4.scanner_core import ScanConfig, run_scan
+cfg, loader = ScanConfig(lookback_days=int(sys.argv[3])), StoreReader(sys.argv[2])
+frame, status = run_scan(cfg, loader=loader)
+times = []
+for _ in range(int(sys.argv[4])):
+    t0 = time.perf_counter()
+    run_scan(cfg, loader=loader)
+    times.append((time.perf_counter() - t0) * 1000)
+print(statistics.median(times), status.window_bars)
+"""
 
-def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: bool) -> None:
+
+def before_ms(rev: str, data: str, window: int, repeats: int) -> tuple[float, int]:
+    """(median warm scan ms, window) of revision `rev`'s library on the store in `data`."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as code:
+        archive = subprocess.run(["git", "-C", str(root), "archive", rev, "technic_v4"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", code], input=archive, check=True)
+        out = subprocess.run([sys.executable, "-c", BEFORE, code, data, str(window),
+                              str(repeats)], check=True, capture_output=True, text=True,
+                             env=dict(os.environ, NUMBA_CACHE_DIR=code)).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: bool,
+               before: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         build_demo_store(tmp, DemoSpec(n_symbols=n_symbols, start=start))
@@ -43,13 +79,19 @@ def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: b
         cold = median_ms(lambda: run_scan(cfg, loader=StoreReader(tmp)), repeats)
         peer = median_ms(lambda: talib_loop(panel), max(3, repeats // 2))
         stages = {k: round(v, 1) for k, v in status.timings_ms.items()}
-        print(f"\n{n:,} symbols x {t:,} sessions (demo store built in {build_s:.1f} s; "
+        print(f"\n{n:,} symbols, window {t:,} sessions (demo store built in {build_s:.1f} s; "
               f"{len(frame):,} rows kept)")
         print(f"  warm run_scan        {warm:9.1f} ms   stages of one run: {stages}")
         print(f"  cold run_scan        {cold:9.1f} ms   (store read + scan)")
         print(f"  TA-Lib loop          {peer:9.1f} ms   (indicators only, per symbol)")
         print(f"  ratio TA-Lib loop / warm scan: {peer / warm:6.1f}x")
         print(f"  ratio TA-Lib loop / cold scan: {peer / cold:6.1f}x")
+        if before:
+            old, old_window = before_ms(before, tmp, window, repeats)
+            print(f"  warm run_scan at {before} {old:9.1f} ms   (window {old_window} sessions, "
+                  "no full-history rows)")
+            print(f"  ratio now / before: {warm / old:6.2f}x;  TA-Lib loop / before: "
+                  f"{peer / old:5.1f}x")
         if process:
             env = dict(os.environ, TECHNIC_DATA_DIR=tmp)
             cmd = ["technic", "scan", "--format", "csv", "--out", os.devnull,
@@ -64,12 +106,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--big", action="store_true", help="also 20,000 x 1,260")
+    ap.add_argument("--before", metavar="REV", help="also the warm scan of git revision REV")
     args = ap.parse_args()
     import numba
 
     print(f"numba threads: {numba.get_num_threads()}, cores: {os.cpu_count()}, "
           f"numpy {np.__version__}")
-    bench_size(5000, "2021-01-04", 252, args.repeats, process=True)
+    bench_size(5000, "2021-01-04", 252, args.repeats, process=True, before=args.before)
     if args.big:
         bench_size(20_000, "2021-11-01", 1260, max(3, args.repeats // 2), process=False)
 
