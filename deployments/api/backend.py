@@ -20,6 +20,7 @@ market served in its place.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from deployments import metrics
@@ -49,6 +51,7 @@ from technic_v4.validate import ValidateOptions, ValidationReport, validate
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
 FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
+FORECASTS = 8  # forecasts kept, by models version and features (ScanBackend._forecast)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,17 @@ class BatchStats:
                     "batch_size_histogram": dict(sorted(self.sizes.items()))}
 
 
+def feature_digest(features: Features) -> bytes:
+    """A digest of the feature arrays (names, shapes, float64 bytes): equal digests, equal
+    features."""
+    h = hashlib.blake2b(digest_size=20)
+    for name in sorted(features):
+        values = np.ascontiguousarray(features[name], dtype=np.float64)
+        h.update(name.encode() + b"\0" + str(values.shape).encode())
+        h.update(values.tobytes())
+    return h.digest()
+
+
 def model_metadata(models_dir: Path) -> list[dict[str, Any]]:
     """Every model's metadata file in `models_dir` (unreadable ones as an error entry)."""
     out = []
@@ -112,6 +126,7 @@ class ScanBackend:
         self.chunk_size = chunk_size
         self.evaluations = Evaluations()
         self._fragments: OrderedDict[tuple, RowFragments] = OrderedDict()
+        self._forecasts: OrderedDict[tuple[str, bytes], Forecast] = OrderedDict()
         self._models_version: tuple[float, str] | None = None
 
     # -- hooks ---------------------------------------------------------------------------
@@ -185,7 +200,7 @@ class ScanBackend:
                    fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
         """The engine's scan; `fresh` evaluates every chunk again instead of screening this
         data version's kept evaluation (the stream, whose point is the progress)."""
-        frame, status = await execute(cfg, self.snapshot, self._evaluate, self._predict,
+        frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
                                       screens=self.screens)
@@ -194,6 +209,26 @@ class ScanBackend:
             self._models_version = (time.monotonic(), version)
         metrics.observe_scan(status)
         return frame, status
+
+    async def _forecast(self, features: Features) -> Forecast:
+        """`_predict`, reused for byte-identical features while the models' version is the
+        same (the models are deterministic: the same answer), so a data version's full scan is
+        predicted once, not per request. The version is the holder's (at most
+        MODELS_VERSION_TTL_S old, as for the result cache), and a forecast is kept only under
+        the version it says it came from; its arrays are read-only."""
+        key = (await self.models_version(), feature_digest(features))
+        found = self._forecasts.get(key)
+        if found is not None:
+            self._forecasts.move_to_end(key)
+            return found
+        forecast = await self._predict(features)
+        if forecast.state.get("models_version") == key[0]:
+            for values in forecast.values.values():
+                values.setflags(write=False)
+            self._forecasts[key] = forecast
+            while len(self._forecasts) > FORECASTS:
+                self._forecasts.popitem(last=False)
+        return forecast
 
     def fragments(self, cfg: ScanConfig, status: ScanStatus) -> RowFragments:
         """The pre-rendered JSON rows of the evaluation `status` came from (formats.py)."""
