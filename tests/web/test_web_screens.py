@@ -4,7 +4,8 @@ over HTTP (the module's `server` of tests/web/conftest.py).
 What they check: an expression error from the API is shown under its box with a caret at the
 line and column the parser named and the cursor put there; a where/rank scan shows the API's
 rows in the API's order; a preset from the Screen menu fills the form and the scan names it
-(until the form is changed); "Save screen" stores a version the API then lists; the columns
+(until the form is changed); "Save screen" stores a version the API then lists, and after a
+reload the menu has it and running it shows the API's rows; the columns
 and functions list is the API's; the Validate view shows the API's report for the same screen (the
 survivorship line, the statistics per horizon), draws its four charts on their canvases
 (cumulative excess, rolling IC, deciles, passing count), and its daily CSV is the API's.
@@ -189,6 +190,18 @@ def test_save_screen_and_its_versions(page, server):
     page.wait_for_function("() => document.getElementById('save-result').textContent"
                            ".includes('already')")
     assert server["http"].get("/v1/screens/page-saved").json()["version"] == 1
+    # reload the page: the saved screen is in the menu; run it by name
+    page.reload()
+    page.wait_for_selector("#screen option[value='page-saved']", state="attached")
+    page.select_option("#screen", "page-saved")
+    assert page.input_value("#where") == "RSI < 40"
+    with page.expect_request("**/v1/scan/stream") as req:
+        _scan(page)
+    assert req.value.post_data_json["screen"] == "page-saved"
+    api = server["http"].post("/v1/scan", json={"screen": "page-saved", "limit": 500})
+    shown = page.eval_on_selector_all("#table tbody tr td[data-key=Symbol]",
+                                      "cells => cells.map(td => td.textContent)")
+    assert shown and shown == [r["Symbol"] for r in api.json()["rows"][:len(shown)]]
     page.fill("#save-name", "Bad Name!")
     page.click("#save-screen")
     page.wait_for_selector("#error:not([hidden])")
