@@ -218,3 +218,27 @@ def test_columns_and_functions_are_the_apis(page, server):
     functions = page.eval_on_selector_all("#catalogue-functions tbody tr td:first-child",
                                           "cs => cs.map(c => c.textContent)")
     assert functions == [f["signature"] for f in api["functions"]]
+
+
+def test_validate_a_preset(page, server):
+    """Pick a preset, validate it: the request names it, the charts and the survivorship
+    line are the API's report for that screen."""
+    page.select_option("#screen", "golden-cross")
+    page.fill("[name=every]", "10")
+    page.fill("[name=horizons]", "10")
+    with page.expect_response("**/v1/validate/stream") as resp:
+        page.click("#validate")
+    page.wait_for_function("() => ['done', 'failed'].includes("
+                           "document.getElementById('val-progress-text').textContent)")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    sent = resp.value.request.post_data_json
+    assert sent["screen"] == "golden-cross"
+    want = server["http"].post("/v1/validate", json=sent).json()
+    got = page.evaluate("window.technicValidation()")
+    assert got["report"]["saved_screen"] == {"name": "golden-cross", "version": 1,
+                                             "preset": True}
+    assert got["report"]["horizons"] == want["report"]["horizons"]
+    assert page.inner_text("#val-survivorship") == want["report"]["assumptions"]["survivorship"]
+    page.wait_for_timeout(300)
+    for chart in ("#val-cum", "#val-passing"):
+        assert _canvas_pixels(page, chart) > 200, chart
