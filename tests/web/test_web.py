@@ -98,7 +98,8 @@ def test_scan_sort_chart_and_numbers_match_api(page, server, tmp_path):
     assert f"{len(rows)} rows" in page.inner_text("#summary")
     if os.environ.get("TECHNIC_UPDATE_SCREENSHOT"):
         (ROOT / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=ROOT / "docs" / "screenshot.png")
+        page.screenshot(path=ROOT / "docs" / "screenshot.png", full_page=True,  # to the table
+                        clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
     shown = _shown(page)
     assert [r["Symbol"] for r in shown] == [r["Symbol"] for r in rows[:len(shown)]]
     by_symbol = {r["Symbol"]: r for r in rows}

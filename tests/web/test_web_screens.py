@@ -14,6 +14,7 @@ survivorship line, the statistics per horizon), draws its four charts on their c
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from serve_support import playwright_or_skip
 sync_api = playwright_or_skip()
 pytest.importorskip("ray.serve")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROOT = Path(__file__).resolve().parents[2]
 
 WHERE = "pct_rank(mom_21) > 0.6 and\n  Close > SMA50"
 RANK = "mom_21 / ATR_pct"
@@ -136,6 +138,8 @@ def test_validate_view_shows_the_api_report(page, server):
     assert years == list(want["report"]["horizons"]["21"]["by_year"])
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-validate.png", full_page=True)
+    if os.environ.get("TECHNIC_UPDATE_SCREENSHOT"):  # the README's image (docs/)
+        page.locator("#validation").screenshot(path=ROOT / "docs" / "screenshot-validate.png")
 
     with page.expect_download() as dl:
         page.click("#val-csv")
