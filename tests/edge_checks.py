@@ -309,7 +309,7 @@ def check_store_flips(app: App, n_symbols: int, restore: Any, answers: int = 100
     # A scan whose reads keep losing their files to newer rewrites (every ~0.5 s here) may end
     # in an honest 503 + Retry-After ("the store kept changing"): allowed, counted, never a
     # 5xx of another kind, never an answer under a wrong label.
-    retry = [body[:300] for _, code, headers, body in results
+    retry = [body[:300].decode(errors="replace") for _, code, headers, body in results
              if code == 503 and headers.get("retry-after") and b"store" in body]
     failed = [(code, body[:3000]) for _, code, headers, body in results
               if code != 200 and not (code == 503 and headers.get("retry-after")

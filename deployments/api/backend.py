@@ -178,6 +178,9 @@ class ScanBackend:
         self._models_version = (time.monotonic(), version)
         return version
 
+    def _known_models_version(self) -> str | None:
+        return self._models_version[1] if self._models_version else None
+
     async def validate(self, cfg: ScanConfig, options: ValidateOptions,
                        report: Report | None = None) -> ValidationReport:
         """The screen replayed over history (technic_v4/validate), where the prices are; a
@@ -205,7 +208,9 @@ class ScanBackend:
                                       evaluations=None if fresh else self.evaluations,
                                       screens=self.screens)
         version = status.alpha.get("models_version")
-        if isinstance(version, str):
+        if isinstance(version, str) and version != self._known_models_version():
+            # a newer set learned from the holder; the same one again must not extend the TTL
+            # (a memoized forecast repeats the version it was keyed by, forever)
             self._models_version = (time.monotonic(), version)
         metrics.observe_scan(status)
         return frame, status
