@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from technic_v4.errors import ConfigError
-from technic_v4.scan.config import ScanConfig, check_screen_name
+
+if TYPE_CHECKING:
+    from technic_v4.scan.config import ScanConfig
 
 TargetKind = Literal["webhook", "apprise"]
 EventKind = Literal["entered", "left", "rank_moved"]
@@ -33,11 +34,12 @@ KINDS: tuple[EventKind, ...] = ("entered", "left", "rank_moved")
 MAX_TARGETS = 10
 MAX_URL = 2000
 INLINE = "(inline)"  # the screen name an inline definition's events carry
-WATCH_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def check_watch_name(name: object) -> str:
     """`name` if it can name a watch (the screen-name rule), else ConfigError("name", ...)."""
+    from technic_v4.scan.config import check_screen_name
+
     try:
         return check_screen_name(name)
     except ConfigError as exc:
@@ -109,6 +111,8 @@ class WatchSpec:
     def check(self) -> WatchSpec:
         """ConfigError naming the field for anything malformed; URLs are checked for their
         form here and for where they point by `safety.check_target` (it resolves DNS)."""
+        from technic_v4.scan.config import check_screen_name
+
         check_watch_name(self.name)
         if (self.screen is None) == (self.definition is None):
             raise ConfigError("screen", "a watch needs exactly one of `screen` (a saved screen "

@@ -38,7 +38,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +63,7 @@ CREATE TABLE watch_targets (
     kind TEXT NOT NULL,
     url TEXT NOT NULL,
     failures INTEGER NOT NULL DEFAULT 0,
+    trips INTEGER NOT NULL DEFAULT 0,
     open_until REAL NOT NULL DEFAULT 0,
     last_error TEXT
 );
@@ -170,6 +171,7 @@ class Claimed:
     attempt: int         # this attempt's number (1 = first)
     created: float
     events: list[dict[str, Any]]  # one for a webhook, the session's events for apprise
+    claimed_at: float = 0.0
 
 
 class WatchStore(Protocol):
@@ -414,7 +416,7 @@ class SqliteWatchStore:
             for did in picked:
                 db.execute("UPDATE watch_deliveries SET lease_owner = ?, lease_until = ?, "
                            "attempts = attempts + 1 WHERE id = ?", (owner, now + lease_s, did))
-                out.append(self._claimed(db, did))
+                out.append(replace(self._claimed(db, did), claimed_at=now))
             return out
 
     @staticmethod
@@ -441,8 +443,9 @@ class SqliteWatchStore:
         False). ok → delivered (the acknowledgement, written once); not ok → pending again at
         `next_at`, or dead. The target's breaker, `breaker` = (failures that open it, first
         cool-down in s), is updated in the same transaction: closed by a success; opened
-        after that many failures in a row, for a cool-down doubling with each failure more
-        (at most 1 hour)."""
+        after that many failures in a row, for a cool-down that doubles each time a trial
+        after it fails (at most 1 hour); failures of requests already under way when it
+        opened do not extend it."""
         now = time.time()
         with self._db.write() as db:
             state = "delivered" if ok else ("dead" if dead else "pending")
@@ -456,17 +459,22 @@ class SqliteWatchStore:
             outcome = "delivered" if ok else ("dead" if dead else "failed")
             self._log(db, claimed.id, claimed.attempt, outcome, status, error, owner, now)
             if ok:
-                db.execute("UPDATE watch_targets SET failures = 0, open_until = 0 WHERE id = ?",
-                           (claimed.target_id,))
+                db.execute("UPDATE watch_targets SET failures = 0, trips = 0, open_until = 0 "
+                           "WHERE id = ?", (claimed.target_id,))
             else:
-                (failures,) = db.execute("SELECT failures + 1 FROM watch_targets WHERE id = ?",
-                                         (claimed.target_id,)).fetchone()
+                failures, trips, open_until = db.execute(
+                    "SELECT failures + 1, trips, open_until FROM watch_targets WHERE id = ?",
+                    (claimed.target_id,)).fetchone()
                 threshold, cooldown = breaker
-                open_until = (now + min(3600.0, cooldown * 2 ** min(failures - threshold, 6))
-                              if failures >= threshold else 0.0)
-                db.execute("UPDATE watch_targets SET failures = ?, open_until = ?, "
+                if failures < threshold:
+                    open_until = 0.0
+                elif open_until == 0 or claimed.claimed_at >= open_until:
+                    # the threshold reached, or a trial sent while half-open failed
+                    open_until = now + min(3600.0, cooldown * 2 ** min(trips, 6))
+                    trips += 1
+                db.execute("UPDATE watch_targets SET failures = ?, trips = ?, open_until = ?, "
                            "last_error = ? WHERE id = ?",
-                           (failures, open_until, error, claimed.target_id))
+                           (failures, trips, open_until, error, claimed.target_id))
             return True
 
     def target_breaker(self, target_id: int) -> tuple[int, float]:
@@ -513,8 +521,8 @@ class SqliteWatchStore:
                            "next_at = ?, created = ?, lease_owner = NULL, lease_until = 0 "
                            "WHERE id = ?", (now, now, did))
                 self._log(db, did, 0, "redeliver", None, None, None, now)
-            db.execute("UPDATE watch_targets SET failures = 0, open_until = 0 WHERE "
-                       "watch_id = ?", (watch.id,))
+            db.execute("UPDATE watch_targets SET failures = 0, trips = 0, open_until = 0 "
+                       "WHERE watch_id = ?", (watch.id,))
             return len(rows)
 
     def next_due(self) -> float | None:

@@ -101,6 +101,7 @@ class Receiver:
                 return None
 
         self.redirect = ""
+        http.server.ThreadingHTTPServer.request_queue_size = 256  # no SYN drops under load
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"

@@ -60,7 +60,7 @@ def _kept(world, spec: WatchSpec, session: str) -> list[str]:
 def test_baseline_emits_nothing_unless_initial(world):
     svc, created = world["svc"], world["created"]
     first = str(world["split"].market.sessions[world["split"].written - 4].date())
-    for name, answer in created.items():
+    for answer in created.values():
         assert answer["secret"].startswith("whsec_")
         assert answer["baseline"]["session"] == first
     events = [e for _, e in svc.store.events_after(0, 100_000)]
