@@ -87,6 +87,7 @@ def not_public(ip: IP) -> str | None:
 def check_host(host: str, port: int, allow_private: bool, field: str) -> list[str]:
     """The addresses `host` resolves to, all public (or `allow_private`); else
     UnsafeTargetError naming the address and why."""
+    host = host.strip("[]")
     try:
         literal: IP | None = ipaddress.ip_address(host)
     except ValueError:
