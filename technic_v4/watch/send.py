@@ -171,5 +171,5 @@ def _notify(url: str, title: str, body: str) -> tuple[bool, str]:
     sender = apprise.Apprise()
     sender.add(url)
     with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
-        ok = bool(sender.notify(body=body, title=title))
+        ok = bool(sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
         return ok, captured.getvalue().strip().replace("\n", " | ")
