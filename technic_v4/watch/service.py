@@ -104,6 +104,12 @@ class WatchService:
             check_watch_name(watch)
         return await asyncio.to_thread(self.store.events_after, after, limit, watch)
 
+    async def status(self, name: str | None = None) -> dict[str, Any]:
+        """Deliveries by state, breakers, dead letters (store.status) of one watch or all."""
+        if name is not None:
+            check_watch_name(name)
+        return await asyncio.to_thread(self.store.status, name)
+
     def stats(self) -> dict[str, Any]:
         return {**self.counters, "delivery": dict(self.deliverer.stats),
                 "last_error": self.last_error, "last_tick": self.last_tick}
