@@ -34,11 +34,9 @@ from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 
 err = Console(stderr=True)
-Name = Annotated[str, typer.Argument(metavar="NAME", show_default=False,
-                                     help="Watch name: a-z, 0-9, '-', '_' (up to 64).")]
-DataDir = Annotated[str | None, typer.Option(
-    "--data-dir", help="Data directory whose watches to use (default: $TECHNIC_DATA_DIR or "
-    "the per-user data folder).")]
+Name = Annotated[str, typer.Argument(metavar="NAME", help="Watch name (like a screen's).")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data directory whose "
+                                             "watches to use (default: $TECHNIC_DATA_DIR).")]
 Watches = Annotated[bool, typer.Option(
     "--watches/--no-watches", help="Evaluate the watches on the sessions added, and deliver.")]
 

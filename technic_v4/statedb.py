@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from technic_v4.data.store_fs import StoreError
 
@@ -38,6 +39,16 @@ CREATE TABLE IF NOT EXISTS schema_version (
     component TEXT PRIMARY KEY,
     version INTEGER NOT NULL
 )"""
+
+
+def state_path(data_dir: Any, state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """technic.sqlite for scans of `data_dir`: in `state_dir` when given, else where
+    Settings say (TECHNIC_STATE_DIR, else the data dir when local, else per-user)."""
+    if state_dir is None:
+        from technic_v4.settings import Settings
+
+        return Settings().state_root(data_dir) / DB_NAME
+    return Path(state_dir) / DB_NAME
 
 
 class StateDB:

@@ -49,7 +49,7 @@ from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError, ReadOnlyScreenError, UnknownScreenError
 from technic_v4.scan.config import ScanConfig, check_screen_name, options
 from technic_v4.screens.presets import PRESETS, Preset
-from technic_v4.statedb import DB_NAME, StateDB
+from technic_v4.statedb import DB_NAME, StateDB, state_path
 
 COMPONENT = "screens"
 SCHEMA_VERSION = 1
@@ -201,11 +201,7 @@ class ScreenStore:
                      ) -> ScreenStore:
         """The store for scans of `data_dir`: in `state_dir` when given, else where Settings
         say (TECHNIC_STATE_DIR, else the data dir when local, else the per-user state dir)."""
-        if state_dir is None:
-            from technic_v4.settings import Settings
-
-            return cls(Settings().state_root(data_dir) / DB_NAME)
-        return cls(Path(state_dir) / DB_NAME)
+        return cls(state_path(data_dir, state_dir))
 
     def __repr__(self) -> str:
         return f"ScreenStore({str(self.path)!r})"

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError
-from technic_v4.statedb import DB_NAME, StateDB
+from technic_v4.statedb import StateDB, state_path
 from technic_v4.watch.model import Target, Watch, WatchSpec, new_secret, new_watch_id
 
 COMPONENT = "watches"
@@ -236,11 +236,7 @@ class SqliteWatchStore:
     def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None
                      ) -> SqliteWatchStore:
         """The store beside `data_dir`'s saved screens (ScreenStore.for_data_dir's file)."""
-        if state_dir is None:
-            from technic_v4.settings import Settings
-
-            return cls(Settings().state_root(data_dir) / DB_NAME)
-        return cls(Path(state_dir) / DB_NAME)
+        return cls(state_path(data_dir, state_dir))
 
     def __repr__(self) -> str:
         return f"SqliteWatchStore({str(self.path)!r})"
