@@ -26,30 +26,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from deployments.api import schemas
 from deployments.api.dependencies import APIKey, Backend
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody
-from deployments.api.schemas import (
-    ValidationErrorResponse,
-    WatchCreate,
-    WatchCreated,
-    WatchDeleted,
-    WatchInfo,
-    WatchList,
-    WatchRedeliver,
-    WatchRedelivered,
-    WatchTestResult,
-)
+from deployments.api.routers.screens import AUTH
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import SCREEN_NAME
 from technic_v4.watch.model import WatchSpec, check_watch_name
 
 router = APIRouter(prefix="/v1", tags=["watches"], dependencies=[APIKey])
-AUTH = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"}}
-INVALID = {422: {"model": ValidationErrorResponse, "description": "Invalid name, definition "
-                 "or target (a private address is refused, naming it)"}}
-UNKNOWN = {404: {"model": ValidationErrorResponse, "description": "No watch of this name"}}
-TAKEN = {409: {"model": ValidationErrorResponse, "description": "A watch of this name exists"}}
+ERROR = schemas.ValidationErrorResponse
+INVALID = {422: {"model": ERROR, "description": "Invalid name, definition or target (a private "
+                 "address is refused, naming it)"}}
+UNKNOWN = {404: {"model": ERROR, "description": "No watch of this name"}}
+TAKEN = {409: {"model": ERROR, "description": "A watch of this name exists"}}
 WatchPath = Annotated[str, Path(description="A watch name (the screen-name rule).",
                                 json_schema_extra={"pattern": SCREEN_NAME.pattern})]
 POLL_S = 1.0      # how often a following stream looks for new events
@@ -63,16 +54,16 @@ def _name(name: str) -> str:
         raise InputError("name", str(exc), location="path") from None
 
 
-@router.get("/watches", response_model=WatchList, responses=AUTH)
+@router.get("/watches", response_model=schemas.WatchList, responses=AUTH)
 async def list_watches(backend: Backend) -> JSONBody:
     """Every watch: screen, targets (redacted), delivery state."""
     watches = await backend.watches.list()
     return JSONBody({"count": len(watches), "watches": watches})
 
 
-@router.post("/watches", response_model=WatchCreated, status_code=201,
+@router.post("/watches", response_model=schemas.WatchCreated, status_code=201,
              responses={**AUTH, **INVALID, **TAKEN})
-async def create_watch(body: WatchCreate, backend: Backend) -> JSONBody:
+async def create_watch(body: schemas.WatchCreate, backend: Backend) -> JSONBody:
     """Create a watch and evaluate its baseline; the answer holds the secret (only here)."""
     definition = None
     if body.definition is not None:
@@ -84,14 +75,14 @@ async def create_watch(body: WatchCreate, backend: Backend) -> JSONBody:
     return JSONBody(await backend.watches.create(spec), status_code=201)
 
 
-@router.get("/watches/{name}", response_model=WatchInfo, responses={**AUTH, **UNKNOWN,
+@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**AUTH, **UNKNOWN,
                                                                     **INVALID})
 async def get_watch(name: WatchPath, backend: Backend) -> JSONBody:
     """One watch with its last evaluation, deliveries by state, breakers and dead letters."""
     return JSONBody(await backend.watches.get(_name(name)))
 
 
-@router.delete("/watches/{name}", response_model=WatchDeleted,
+@router.delete("/watches/{name}", response_model=schemas.WatchDeleted,
                responses={**AUTH, **UNKNOWN, **INVALID})
 async def delete_watch(name: WatchPath, backend: Backend) -> JSONBody:
     """Remove a watch with its events and pending deliveries."""
@@ -99,17 +90,17 @@ async def delete_watch(name: WatchPath, backend: Backend) -> JSONBody:
     return JSONBody({"name": name, "deleted": True})
 
 
-@router.post("/watches/{name}/test", response_model=WatchTestResult,
+@router.post("/watches/{name}/test", response_model=schemas.WatchTestResult,
              responses={**AUTH, **UNKNOWN, **INVALID})
 async def test_watch(name: WatchPath, backend: Backend) -> JSONBody:
     """Send a signed `watch.test` message to every target now (not retried, not recorded)."""
     return JSONBody({"name": name, "results": await backend.watches.test(_name(name))})
 
 
-@router.post("/watches/{name}/redeliver", response_model=WatchRedelivered,
+@router.post("/watches/{name}/redeliver", response_model=schemas.WatchRedelivered,
              responses={**AUTH, **UNKNOWN, **INVALID})
 async def redeliver(name: WatchPath, backend: Backend,
-                    body: WatchRedeliver | None = None) -> JSONBody:
+                    body: schemas.WatchRedeliver | None = None) -> JSONBody:
     """Dead deliveries pending again, with fresh attempts (all, or `deliveries`)."""
     ids = body.deliveries if body is not None else None
     return JSONBody({"name": name,
