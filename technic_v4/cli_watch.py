@@ -122,8 +122,9 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         from technic_v4.watch.model import WatchSpec
 
         screen = kw.pop("screen")
-        cfg = ScanConfig(**{k: (v or None) if isinstance(v, list) else v
-                            for k, v in kw.items()})
+        fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
+                                  for k, v in kw.items()}
+        cfg = ScanConfig(**fields)
         try:
             definition = definition_of(cfg)
         except ConfigError as exc:
@@ -342,12 +343,12 @@ def _tail_http(url: str, api_key: str | None, watch: str | None, after: int | No
 
 def sse_events(lines: Any) -> Any:
     """(id, data) of each `event: watch` in a text/event-stream (other events skipped)."""
-    seq, kind, data = None, "message", []
+    seq, kind, data = None, "message", list[str]()
     for line in lines:
         if line == "":
             if data and kind == "watch" and seq is not None:
                 yield int(seq), json.loads("\n".join(data))
-            seq, kind, data = None, "message", []
+            seq, kind, data = None, "message", list[str]()
         elif line.startswith("id:"):
             seq = line[3:].strip()
         elif line.startswith("event:"):

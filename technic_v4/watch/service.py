@@ -32,7 +32,7 @@ from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
 from technic_v4.watch.model import Watch, WatchSpec, check_watch_name
 from technic_v4.watch.safety import check_target
 from technic_v4.watch.send import Outcome, send_apprise, send_webhook, webhook_body
-from technic_v4.watch.store import SqliteWatchStore, WatchStore
+from technic_v4.watch.store import Events, Rows, SqliteWatchStore, WatchStore
 
 log = logging.getLogger("technic.watch")
 
@@ -85,7 +85,7 @@ class WatchService:
         return await asyncio.to_thread(self.store.redeliver, check_watch_name(name), ids)
 
     # -- reads ---------------------------------------------------------------------------
-    async def list(self) -> list[dict[str, Any]]:
+    async def list(self) -> Rows:
         watches = await asyncio.to_thread(self.store.list)
         states = {s["name"]: s for s in
                   (await asyncio.to_thread(self.store.status))["watches"]}
@@ -97,7 +97,7 @@ class WatchService:
         return {**watch.public(), "state": state}
 
     async def events(self, after: int = 0, limit: int = 100, watch: str | None = None
-                     ) -> list[tuple[int, dict[str, Any]]]:
+                     ) -> Events:
         if watch is not None:
             check_watch_name(watch)
         return await asyncio.to_thread(self.store.events_after, after, limit, watch)
@@ -151,7 +151,7 @@ class WatchService:
             except TimeoutError:
                 pass
 
-    async def test(self, name: str) -> list[dict[str, Any]]:
+    async def test(self, name: str) -> Rows:
         """A signed `watch.test` message to every target of `name`, now (not via the outbox:
         nothing is retried or recorded). One result per target."""
         watch = await asyncio.to_thread(self.store.get, check_watch_name(name))
@@ -162,7 +162,7 @@ class WatchService:
         for target in watch.targets:
             if target.kind == "webhook":
                 outcome = await send_webhook(self.deliverer.client(), target.url, watch.secret,
-                                             event["id"], webhook_body(event),
+                                             str(event["id"]), webhook_body(event),
                                              allow_private=p.allow_private,
                                              timeout_s=p.timeout_s)
             else:

@@ -174,21 +174,28 @@ class Claimed:
     claimed_at: float = 0.0
 
 
+# aliases: `list` is a method name in the classes below
+Watches = list[Watch]
+Events = list[tuple[int, dict[str, Any]]]
+Claims = list[Claimed]
+Rows = list[dict[str, Any]]
+
+
 class WatchStore(Protocol):
     """What evaluation, delivery and the service ask of a watch store (module docstring)."""
 
     def create(self, spec: WatchSpec) -> tuple[Watch, str]: ...
-    def list(self) -> list[Watch]: ...
+    def list(self) -> Watches: ...
     def get(self, name: str) -> Watch: ...
     def delete(self, name: str) -> None: ...
     def last_evaluation(self, watch_id: str) -> Evaluation | None: ...
     def record(self, batch: Sequence[tuple[Watch, Evaluation, Sequence[dict[str, Any]]]]
                ) -> int: ...
     def events_after(self, seq: int, limit: int = 100, watch: str | None = None
-                     ) -> list[tuple[int, dict[str, Any]]]: ...
+                     ) -> Events: ...
     def last_seq(self) -> int: ...
     def claim(self, owner: str, limit: int, lease_s: float, max_age_s: float,
-              now: float | None = None) -> list[Claimed]: ...
+              now: float | None = None) -> Claims: ...
     def settle(self, claimed: Claimed, owner: str, ok: bool, *, status: int | None,
                error: str | None, next_at: float | None, dead: bool,
                breaker: tuple[int, float] = (5, 60.0)) -> bool: ...
@@ -261,7 +268,7 @@ class SqliteWatchStore:
                            (wid, target.kind, target.url))
         return self.get(spec.name), secret
 
-    def list(self) -> list[Watch]:
+    def list(self) -> Watches:
         with self._db.read() as db:
             if db is None:
                 return []
@@ -363,7 +370,7 @@ class SqliteWatchStore:
                    "'pending', ?, ?)", (key, target_id, watch_id, seq, session, now, now))
 
     def events_after(self, seq: int, limit: int = 100, watch: str | None = None
-                     ) -> list[tuple[int, dict[str, Any]]]:
+                     ) -> Events:
         """Outbox events with seq > `seq`, oldest first (the SSE stream and `watch tail`)."""
         with self._db.read() as db:
             if db is None:
@@ -381,7 +388,7 @@ class SqliteWatchStore:
 
     # -- delivery ------------------------------------------------------------------------
     def claim(self, owner: str, limit: int, lease_s: float, max_age_s: float,
-              now: float | None = None) -> list[Claimed]:
+              now: float | None = None) -> Claims:
         """Lease up to `limit` due deliveries to `owner` (module docstring). Rows older than
         `max_age_s` are dead-lettered here; a target whose breaker is open is skipped, and
         one whose breaker is half-open (open_until passed, failures not reset) gets one."""
@@ -582,7 +589,7 @@ class SqliteWatchStore:
         return {"name": watch.name, "deliveries": counts, "events": int(n_events),
                 "targets": targets, "last_evaluation": evaluation, "dead_letters": dead}
 
-    def delivery_log(self, delivery_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    def delivery_log(self, delivery_ids: Iterable[int] | None = None) -> Rows:
         """The append-only attempt log (tests and `watch show --log`)."""
         with self._db.read() as db:
             if db is None:
