@@ -9,6 +9,7 @@ import { openChart } from "./chart.js";
 import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
 import { initValidate, runValidation, showValidation, validateFields } from "./validate.js";
+import { initWatches } from "./watches.js";
 
 const $ = (id) => document.getElementById(id);
 const SIGNALS = ["Strong Long", "Long", "Avoid", "Short", "Strong Short"];
@@ -166,6 +167,7 @@ function init() {
   });
 
   loadSectors();
+  initWatches(() => scanRequest($("scan-form")));
 }
 
 init();
