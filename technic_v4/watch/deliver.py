@@ -4,8 +4,9 @@
   1. `store.claim`: up to `batch` due deliveries leased to this deliverer (attempt counted);
   2. each sent concurrently (at most `concurrency` at once): a webhook per event, an apprise
      summary per (watch, session) (send.py);
-  3. each outcome recorded as soon as it is known (`store.settle`, only while the lease is
-     held): success = the acknowledgement; failure = pending again after a backoff with full
+  3. outcomes recorded in groups of SETTLE_GROUP or every SETTLE_WAIT_S (`store.settle`, one
+     transaction, only while the lease is held; a crash before that means a resend):
+     success = the acknowledgement; failure = pending again after a backoff with full
      jitter, `uniform(0, min(cap_s, base_s · 2^(attempt−1)))`, or after the receiver's
      Retry-After when that is longer; dead after `max_attempts` attempts or `max_age_s`
      (then `technic watch redeliver`). The target's circuit breaker is updated in the same
@@ -25,7 +26,10 @@ from typing import Any
 
 from technic_v4.watch.send import Outcome, send_apprise, send_webhook, summary, webhook_body
 from technic_v4.watch.send import webhook_client as make_client
-from technic_v4.watch.store import Claimed, WatchStore, lease_owner
+from technic_v4.watch.store import Claimed, Settlement, WatchStore, lease_owner
+
+SETTLE_GROUP = 16     # outcomes recorded per transaction (one fsync for the group) ...
+SETTLE_WAIT_S = 0.05  # ... or after this long, whichever comes first
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,38 @@ class Deliverer:
             return 0
         self.stats["claimed"] += len(claimed)
         gate = asyncio.Semaphore(p.concurrency)
+        done: list[Settlement] = []
+        flushing = asyncio.Lock()
+
+        async def flush() -> None:
+            async with flushing:
+                group, done[:] = list(done), []
+                if group:
+                    await asyncio.to_thread(self._settle, group)
 
         async def one(item: Claimed) -> None:
             async with gate:
                 outcome = await self.send(item)
-            await asyncio.to_thread(self._settle, item, outcome)
+            done.append(self._settlement(item, outcome))
+            if len(done) >= SETTLE_GROUP:
+                await flush()
 
-        await asyncio.gather(*(one(c) for c in claimed))
+        sent = asyncio.Event()
+
+        async def ticker() -> None:  # no outcome waits long for its group; never cancelled
+            while not sent.is_set():  # mid-write (a cancelled write would drop its group)
+                try:
+                    await asyncio.wait_for(sent.wait(), SETTLE_WAIT_S)
+                except TimeoutError:
+                    await flush()
+
+        tick = asyncio.create_task(ticker())
+        try:
+            await asyncio.gather(*(one(c) for c in claimed))
+        finally:
+            sent.set()
+            await tick
+            await flush()
         return len(claimed)
 
     async def run_until_idle(self, max_batches: int = 1000) -> int:
@@ -119,17 +148,20 @@ class Deliverer:
             await self._client[1].aclose()
         self._client = None
 
-    def _settle(self, item: Claimed, outcome: Outcome) -> None:
+    def _settlement(self, item: Claimed, outcome: Outcome) -> Settlement:
         p = self.policy
-        dead = False
-        next_at = None
-        if not outcome.ok:
-            wait = max(self.policy.backoff(item.attempt, self.rng), outcome.retry_after or 0.0)
-            next_at = time.time() + min(wait, p.cap_s)
-            dead = item.attempt >= p.max_attempts or next_at - item.created > p.max_age_s
-        recorded = self.store.settle(item, self.owner, outcome.ok, status=outcome.status,
-                                     error=outcome.error, next_at=next_at, dead=dead,
-                                     breaker=(p.breaker_failures, p.breaker_cooldown_s))
-        key = ("delivered" if outcome.ok else "dead" if dead else "failed") if recorded \
-            else "lease_lost"
-        self.stats[key] += 1
+        if outcome.ok:
+            return Settlement(item, True, outcome.status)
+        wait = max(p.backoff(item.attempt, self.rng), outcome.retry_after or 0.0)
+        next_at = time.time() + min(wait, p.cap_s)
+        dead = item.attempt >= p.max_attempts or next_at - item.created > p.max_age_s
+        return Settlement(item, False, outcome.status, outcome.error, next_at, dead)
+
+    def _settle(self, group: list[Settlement]) -> None:
+        p = self.policy
+        recorded = self.store.settle(self.owner, group,
+                                     (p.breaker_failures, p.breaker_cooldown_s))
+        for r, ok in zip(group, recorded, strict=True):
+            key = ("delivered" if r.ok else "dead" if r.dead else "failed") if ok \
+                else "lease_lost"
+            self.stats[key] += 1

@@ -26,7 +26,8 @@ The guarantees, and where they are made:
   - `claim` leases due deliveries to one owner (BEGIN IMMEDIATE: two deliverers never get
     the same row) and counts the attempt before anything is sent; `settle` records the
     outcome only while the caller still holds the lease, so an acknowledgement is written
-    once. A delivered row is never claimed again. A process killed mid-send leaves a lease
+    once (outcomes are recorded in small groups: one transaction, one fsync, for
+    several). A delivered row is never claimed again. A process killed mid-send leaves a lease
     that expires (or that `release_orphans` frees at once when its owner's process is gone
     on this host), and the row is sent again: at-least-once.
 """
@@ -174,6 +175,18 @@ class Claimed:
     claimed_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """One attempt's outcome, for `settle`."""
+
+    claimed: Claimed
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    next_at: float | None = None
+    dead: bool = False
+
+
 # aliases: `list` is a method name in the classes below
 Watches = list[Watch]
 Events = list[tuple[int, dict[str, Any]]]
@@ -196,9 +209,8 @@ class WatchStore(Protocol):
     def last_seq(self) -> int: ...
     def claim(self, owner: str, limit: int, lease_s: float, max_age_s: float,
               now: float | None = None) -> Claims: ...
-    def settle(self, claimed: Claimed, owner: str, ok: bool, *, status: int | None,
-               error: str | None, next_at: float | None, dead: bool,
-               breaker: tuple[int, float] = (5, 60.0)) -> bool: ...
+    def settle(self, owner: str, results: Sequence[Settlement],
+               breaker: tuple[int, float] = (5, 60.0)) -> list[bool]: ...
     def target_breaker(self, target_id: int) -> tuple[int, float]: ...
     def release_orphans(self) -> int: ...
     def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int: ...
@@ -440,46 +452,50 @@ class SqliteWatchStore:
         return Claimed(int(head[0]), head[1], head[2], head[3], int(head[4]), head[5], head[6],
                        int(head[7]), float(head[8]), events)
 
-    def settle(self, claimed: Claimed, owner: str, ok: bool, *, status: int | None,
-               error: str | None, next_at: float | None, dead: bool,
-               breaker: tuple[int, float] = (5, 60.0)) -> bool:
-        """Record one attempt's outcome while `owner` still holds the lease (else nothing:
-        False). ok → delivered (the acknowledgement, written once); not ok → pending again at
-        `next_at`, or dead. The target's breaker, `breaker` = (failures that open it, first
-        cool-down in s), is updated in the same transaction: closed by a success; opened
-        after that many failures in a row, for a cool-down that doubles each time a trial
-        after it fails (at most 1 hour); failures of requests already under way when it
-        opened do not extend it."""
+    def settle(self, owner: str, results: Sequence[Settlement],
+               breaker: tuple[int, float] = (5, 60.0)) -> list[bool]:
+        """Record attempts' outcomes, in one transaction, each only while `owner` still
+        holds its lease (else nothing: False for it). ok → delivered (the acknowledgement,
+        written once); not ok → pending again at `next_at`, or dead. Each target's breaker,
+        `breaker` = (failures that open it, first cool-down in s), is updated in the same
+        transaction: closed by a success; opened after that many failures in a row, for a
+        cool-down that doubles each time a trial after it fails (at most 1 hour); failures
+        of requests already under way when it opened do not extend it."""
         now = time.time()
         with self._db.write() as db:
-            state = "delivered" if ok else ("dead" if dead else "pending")
-            cur = db.execute(
-                "UPDATE watch_deliveries SET state = ?, lease_owner = NULL, lease_until = 0, "
-                "next_at = COALESCE(?, next_at), delivered_at = ?, last_status = ?, "
-                "last_error = ? WHERE id = ? AND lease_owner = ? AND state = 'pending'",
-                (state, next_at, now if ok else None, status, error, claimed.id, owner))
-            if cur.rowcount == 0:
-                return False
-            outcome = "delivered" if ok else ("dead" if dead else "failed")
-            self._log(db, claimed.id, claimed.attempt, outcome, status, error, owner, now)
-            if ok:
-                db.execute("UPDATE watch_targets SET failures = 0, trips = 0, open_until = 0 "
-                           "WHERE id = ?", (claimed.target_id,))
-            else:
-                failures, trips, open_until = db.execute(
-                    "SELECT failures + 1, trips, open_until FROM watch_targets WHERE id = ?",
-                    (claimed.target_id,)).fetchone()
-                threshold, cooldown = breaker
-                if failures < threshold:
-                    open_until = 0.0
-                elif open_until == 0 or claimed.claimed_at >= open_until:
-                    # the threshold reached, or a trial sent while half-open failed
-                    open_until = now + min(3600.0, cooldown * 2 ** min(trips, 6))
-                    trips += 1
-                db.execute("UPDATE watch_targets SET failures = ?, trips = ?, open_until = ?, "
-                           "last_error = ? WHERE id = ?",
-                           (failures, trips, open_until, error, claimed.target_id))
+            return [self._settle(db, owner, r, breaker, now) for r in results]
+
+    def _settle(self, db: Any, owner: str, r: Settlement, breaker: tuple[int, float],
+                now: float) -> bool:
+        claimed = r.claimed
+        state = "delivered" if r.ok else ("dead" if r.dead else "pending")
+        cur = db.execute(
+            "UPDATE watch_deliveries SET state = ?, lease_owner = NULL, lease_until = 0, "
+            "next_at = COALESCE(?, next_at), delivered_at = ?, last_status = ?, "
+            "last_error = ? WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+            (state, r.next_at, now if r.ok else None, r.status, r.error, claimed.id, owner))
+        if cur.rowcount == 0:
+            return False
+        outcome = "delivered" if r.ok else ("dead" if r.dead else "failed")
+        self._log(db, claimed.id, claimed.attempt, outcome, r.status, r.error, owner, now)
+        if r.ok:
+            db.execute("UPDATE watch_targets SET failures = 0, trips = 0, open_until = 0 "
+                       "WHERE id = ?", (claimed.target_id,))
             return True
+        failures, trips, open_until = db.execute(
+            "SELECT failures + 1, trips, open_until FROM watch_targets WHERE id = ?",
+            (claimed.target_id,)).fetchone()
+        threshold, cooldown = breaker
+        if failures < threshold:
+            open_until = 0.0
+        elif open_until == 0 or claimed.claimed_at >= open_until:
+            # the threshold reached, or a trial sent while half-open failed
+            open_until = now + min(3600.0, cooldown * 2 ** min(trips, 6))
+            trips += 1
+        db.execute("UPDATE watch_targets SET failures = ?, trips = ?, open_until = ?, "
+                   "last_error = ? WHERE id = ?",
+                   (failures, trips, open_until, r.error, claimed.target_id))
+        return True
 
     def target_breaker(self, target_id: int) -> tuple[int, float]:
         with self._db.read() as db:

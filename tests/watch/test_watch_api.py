@@ -112,6 +112,7 @@ def test_events_resume_with_last_event_id_over_http(env):
     import uvicorn
 
     backend, split = env["backend"], env["split"]
+    env["client"].post("/v1/watches", json={"name": "sse", "screen": "macd-bull-cross"})
     split.append(2)
     run(backend.watches.tick())
     total = backend.watches.store.last_seq()
@@ -143,16 +144,16 @@ def test_events_resume_with_last_event_id_over_http(env):
         stored = dict(backend.watches.store.events_after(0, 10_000))
         assert all(event == stored[seq] for seq, event in first + resumed)
         # a follower sees an event written after it connected
-        with httpx.stream("GET", url, params={"watch": "momo"}, headers=head,
+        with httpx.stream("GET", url, params={"watch": "sse"}, headers=head,
                           timeout=10) as r:
             store = backend.watches.store
-            w = store.get("momo")
+            w = store.get("sse")
             from technic_v4.watch.store import Evaluation
 
             store.record([(w, Evaluation(w.id, "2099-01-02", "v", {"name": "macd-bull-cross",
                                                                    "version": 1}, []),
                            [{"id": "evt_late", "kind": "entered", "symbol": "LATE",
-                             "session": "2099-01-02", "watch": "momo"}])])
+                             "session": "2099-01-02", "watch": "sse"}])])
             got = next(sse_events(r.iter_lines()))
             assert got[1]["id"] == "evt_late" and got[0] == total + 1
         bad = httpx.get(url, headers={**head, "last-event-id": "x"}, timeout=10)
