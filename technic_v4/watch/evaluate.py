@@ -134,29 +134,40 @@ async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Sn
     run = SessionRun(session, snap.data_version)
     configs: list[ScanConfig] = []
     chosen: list[tuple[Watch, dict[str, Any]]] = []
-    for watch in watches:
-        try:
-            cfg, ref = await asyncio.to_thread(watch.config, engine.screens)
-        except ConfigError as exc:
-            run.errors[watch.name] = str(exc)
+    for watch, resolved in zip(watches, await asyncio.to_thread(_resolve, watches,
+                                                                  engine.screens), strict=True):
+        if isinstance(resolved, ConfigError):
+            run.errors[watch.name] = str(resolved)
             continue
-        configs.append(replace(cfg, as_of_date=session))
-        chosen.append((watch, ref))
+        configs.append(replace(resolved[0], as_of_date=session))
+        chosen.append((watch, resolved[1]))
     if not configs:
         return run, []
     selections, _ = await execute_many(configs, snap, engine.evaluate, engine.predict,
                                        chunk_size=engine.chunk_size,
                                        evaluations=engine.evaluations)
+    lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id) for w, _ in chosen])
     rows = RowSource()
     batch: Batch = []
-    for (watch, ref), selection in zip(chosen, selections, strict=True):
-        last = await asyncio.to_thread(store.last_evaluation, watch.id)
+    for (watch, ref), selection, last in zip(chosen, selections, lasts, strict=True):
         evaluation, events = diff(watch, ref, selection, last, rows)
         batch.append((watch, evaluation, events))
         run.evaluated.append(watch.name)
         if evaluation.baseline:
             run.baselines.append(watch.name)
     return run, batch
+
+
+def _resolve(watches: Sequence[Watch], screens: Any
+             ) -> list[tuple[ScanConfig, dict[str, Any]] | ConfigError]:
+    """Each watch's config and screen ref, or the ConfigError saying why it has none."""
+    out: list[tuple[ScanConfig, dict[str, Any]] | ConfigError] = []
+    for watch in watches:
+        try:
+            out.append(watch.config(screens))
+        except ConfigError as exc:
+            out.append(exc)
+    return out
 
 
 def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
@@ -202,24 +213,26 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
 
 
 class RowSource:
-    """Result rows of single symbols as JSON data, from the evaluation frames (each frame's
-    columns turned to arrays once, whatever the number of watches reading it)."""
+    """Result rows of single symbols as JSON data, from the evaluation frames: each frame's
+    columns turned into Python lists and its symbols into a dict once, whatever the number
+    of watches and events reading it."""
 
     def __init__(self) -> None:
-        self._frames: dict[int, tuple[dict[str, np.ndarray], pd.Index]] = {}
+        self._frames: dict[int, tuple[dict[str, list[Any]], dict[str, int]]] = {}
 
-    def _arrays(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], pd.Index]:
+    def _columns(self, frame: pd.DataFrame) -> tuple[dict[str, list[Any]], dict[str, int]]:
         found = self._frames.get(id(frame))
         if found is None:
-            cols = {c: frame[c].to_numpy() for c in ROW_COLUMNS if c in frame}
-            found = self._frames[id(frame)] = (cols, pd.Index(frame["Symbol"]))
+            cols = {c: _as_list(frame[c]) for c in ROW_COLUMNS if c in frame}
+            found = self._frames[id(frame)] = (cols, {s: i for i, s in
+                                                      enumerate(cols["Symbol"])})
         return found
 
     def kept(self, selection: Selection, k: int) -> dict[str, Any]:
         """The k-th kept row of `selection` (as `Selection.rows()` shows it)."""
-        cols, _ = self._arrays(selection.frame)
+        cols, _ = self._columns(selection.frame)
         pos = int(selection.positions[k])
-        row = {c: _plain(v[pos]) for c, v in cols.items()}
+        row = {c: _clean(v[pos]) for c, v in cols.items()}
         row["AlphaScore"] = _plain(selection.alpha_scores[k])
         if selection.config.rank:
             row[RANK_COLUMN] = _plain(selection.rank_values[k])
@@ -227,14 +240,33 @@ class RowSource:
 
     def any(self, selection: Selection, symbol: str) -> dict[str, Any] | None:
         """`symbol`'s row at the session whether kept or not; None without a bar there."""
-        cols, index = self._arrays(selection.frame)
-        pos = index.get_indexer([symbol])[0]
-        if pos < 0 or not _finite(cols["Close"][pos]) or str(cols["LastDate"][pos])[:10] \
+        cols, index = self._columns(selection.frame)
+        pos = index.get(symbol, -1)
+        if pos < 0 or not _finite(cols["Close"][pos]) or cols["LastDate"][pos] \
                 != selection.session:
             return None
-        row = {c: _plain(v[pos]) for c, v in cols.items()}
+        row = {c: _clean(v[pos]) for c, v in cols.items()}
         row["AlphaScore"] = None  # relative to the rows a screen keeps; this one was not
         return row
+
+
+def _as_list(column: pd.Series) -> list[Any]:
+    """A column as Python values (dates as YYYY-MM-DD text), converted in one go."""
+    values = column.to_numpy()
+    if np.issubdtype(values.dtype, np.datetime64):
+        text = np.datetime_as_string(values, unit="D").astype(object)
+        text[np.isnat(values)] = None
+        return text.tolist()
+    return values.tolist()
+
+
+def _clean(value: Any) -> Any:
+    """NaN and inf to None; anything not plain JSON data through _plain."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return _plain(value)
 
 
 def _finite(value: Any) -> bool:

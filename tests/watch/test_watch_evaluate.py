@@ -142,3 +142,49 @@ def test_a_session_is_evaluated_once(world):
     assert run(catch_up(svc.store, StoreReader(world["data"]).snapshot(),
                         Engine(svc.engine.evaluate, svc.engine.predict, svc.engine.screens))
                ) == []
+
+
+def _random_configs(n: int, seed: int = 15) -> list[ScanConfig]:
+    """Screens drawn at random from conditions, sectors, ranks, sorts and limits."""
+    import random
+
+    rng = random.Random(seed)
+    conds = ["RSI > {a}", "RSI < {b}", "Close > SMA50", "mom_21 > 0", "Volume_ratio > 1.2",
+             "pct_rank(mom_63) > 0.7", "crosses_above(MACD, MACD_signal, within=5)",
+             "Close > highest(High, 20)[1]", "sector_rank(TechRating) <= 5", "ATR_pct < 0.03"]
+    sectors = ["Technology", "Energy", "Healthcare", "Financials", "Utilities"]
+    out = []
+    for _ in range(n):
+        where = " and ".join(rng.sample(conds, rng.randint(1, 3))).format(
+            a=rng.randint(30, 60), b=rng.randint(50, 80))
+        kw: dict = {"where": where}
+        if rng.random() < 0.5:
+            kw["sectors"] = rng.sample(sectors, rng.randint(1, 2))
+        if rng.random() < 0.4:
+            kw["rank"] = rng.choice(["mom_63 / ATR_pct", "-RSI", "Volume_ratio"])
+        elif rng.random() < 0.5:
+            kw["sort_by"] = rng.choice(["RSI", "mom_21", "Alpha5d", "AlphaScore"])
+            kw["ascending"] = rng.random() < 0.5
+        if rng.random() < 0.5:
+            kw["max_symbols"] = rng.randint(1, 40)
+        if rng.random() < 0.3:
+            kw["min_tech_rating"] = float(rng.randint(-20, 30))
+        out.append(ScanConfig(**kw))
+    return out
+
+
+def test_execute_many_keeps_exactly_what_run_scan_keeps(world):
+    """The property watches rest on: for any mix of screens at a session, each Selection
+    lists the symbols run_scan keeps, in its order."""
+    from technic_v4.scan.many import execute_many
+
+    svc = world["svc"]
+    reader = StoreReader(world["data"])
+    snap = reader.snapshot()
+    for session in (world["sessions"][0], world["sessions"][-1]):
+        cfgs = [ScanConfig(**{**c.__dict__, "as_of_date": session})
+                for c in _random_configs(24)]
+        selections, _ = run(execute_many(cfgs, snap, svc.engine.evaluate, svc.engine.predict))
+        for cfg, sel in zip(cfgs, selections, strict=True):
+            frame, _ = run_scan(cfg, loader=reader, models_dir=world["models"])
+            assert sel.symbols == frame["Symbol"].tolist(), (cfg.where, cfg.rank)
