@@ -5,8 +5,10 @@ data_dir defaults to $TECHNIC_DATA_DIR / the per-user folder, and an empty one g
 synthetic demo market here, once, before any replica starts (replicas never build it). It may be
 an object-store URI (`s3://bucket/prefix?region=...`, technic_v4/data/store_fs.py), so the nodes
 of a cluster read one store without a shared filesystem; an empty URI is refused, not filled.
-models_dir defaults to $TECHNIC_MODELS_DIR / the repository's models/. The two batch knobs,
-when given, override the alpha deployment's user_config (serve_config.yaml sets it directly).
+models_dir defaults to $TECHNIC_MODELS_DIR / the repository's models/. The Watcher (one
+replica: watches, their outbox and delivery) shares the Indicators and AlphaModel replicas.
+The two batch knobs, when given, override the alpha deployment's user_config
+(serve_config.yaml sets it directly).
 No `from __future__ import annotations` here: Serve reads the builder's annotation at run time
 to validate `args` into AppArgs, and a string annotation would hand it a plain dict.
 """
@@ -19,6 +21,7 @@ from ray.serve import Application
 from deployments.alpha import DEFAULT_BATCH, AlphaModel
 from deployments.indicators import Indicators
 from deployments.ingress import Ingress
+from deployments.watcher import Watcher
 from technic_v4.data.reader import ensure_store
 from technic_v4.data.store_fs import data_root
 from technic_v4.settings import Settings
@@ -49,5 +52,6 @@ def build_app(args: AppArgs) -> Application:
         if args.batch_wait_timeout_s is not None:
             batch["batch_wait_timeout_s"] = args.batch_wait_timeout_s
         alpha = AlphaModel.options(user_config=batch)
-    return Ingress.bind(Indicators.bind(str(data_dir)), alpha.bind(models_dir), str(data_dir),
-                        models_dir, args.chunk_size)
+    indicators, model = Indicators.bind(str(data_dir)), alpha.bind(models_dir)
+    watcher = Watcher.bind(indicators, model, str(data_dir), models_dir, args.chunk_size)
+    return Ingress.bind(indicators, model, str(data_dir), models_dir, args.chunk_size, watcher)

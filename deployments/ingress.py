@@ -1,6 +1,6 @@
 """The ingress deployment: the FastAPI app of `api.main`, over DeploymentHandles.
 
-The handles to the indicator and alpha deployments are injected through `__init__` (the app
+The handles to the indicator, alpha and watcher deployments are injected through `__init__` (the app
 builder binds them); `__serve_build_asgi_app__` then builds the app around a `ServeBackend`,
 so the routes are exactly the ones tests run in-process. The ingress reads only the store's
 manifest and universe table; prices stay on the indicator replicas.
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
@@ -56,14 +56,34 @@ async def retrying(call: Callable[[], Awaitable[T]], what: str, retries: int = R
     raise AssertionError("unreachable")
 
 
+class RemoteWatches:
+    """The Watcher deployment's methods as the routes call them (WatchService's shape); an
+    error raised there is raised here as itself (a ConfigError stays a 422)."""
+
+    def __init__(self, handle: DeploymentHandle):
+        self.handle = handle
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any) -> Any:
+            try:
+                return await getattr(self.handle, name).remote(*args)
+            except RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, Exception) else exc) from None
+
+        return call
+
+
 class ServeBackend(ScanBackend):
     """ScanBackend whose chunks run on the indicator replicas and the alpha replica; this
     process reads only the store's manifest, universe and sessions (snapshots)."""
 
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
-                 models_dir: str | None, chunk_size: int):
+                 models_dir: str | None, chunk_size: int,
+                 watcher: DeploymentHandle | None = None):
         super().__init__(StoreReader(data_dir, auto_demo=False), models_dir, chunk_size)
         self.indicators, self.alpha = indicators, alpha
+        self.watches = RemoteWatches(watcher) if watcher is not None else None
 
     async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
         return await retrying(lambda: self.indicators.evaluate.remote(symbols, spec, version),
@@ -100,7 +120,10 @@ class ServeBackend(ScanBackend):
         return await self.alpha.describe.remote()
 
     async def stats(self) -> dict[str, Any]:
-        return {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}
+        out = {"alpha": await self.alpha.stats.remote(), "chunk_size": self.chunk_size}
+        if self.watches is not None:
+            out["watches"] = await self.watches.stats()
+        return out
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
                         report: Report | None = None) -> ValidationReport:
@@ -117,8 +140,10 @@ class ServeBackend(ScanBackend):
 @serve.ingress()
 class Ingress:
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
-                 models_dir: str | None, chunk_size: int):
-        self.backend = ServeBackend(indicators, alpha, data_dir, models_dir, chunk_size)
+                 models_dir: str | None, chunk_size: int,
+                 watcher: DeploymentHandle | None = None):
+        self.backend = ServeBackend(indicators, alpha, data_dir, models_dir, chunk_size,
+                                    watcher)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.backend)

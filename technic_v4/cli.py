@@ -5,6 +5,7 @@
     technic models train [--seed N] | show
     technic explain SYMBOL [--as-of DATE] [--format table|json]
     technic screen list | show NAME | save NAME [scan options] | delete NAME | run NAME | columns
+    technic watch add | list | show | remove | test | status | redeliver | tail | run
 
 Results go to stdout (or --out); progress, logs and the scan summary go to stderr, so
 `technic scan --format csv > scan.csv` stays clean. `--data-dir` takes a path or an object-store
@@ -31,6 +32,7 @@ from technic_v4 import formats
 from technic_v4.cli_explain import explain_command
 from technic_v4.cli_models import models_app
 from technic_v4.cli_screens import screen_app
+from technic_v4.cli_watch import Watches, after_store_change, watch_app
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
 from technic_v4.data.store_fs import DataRoot, data_root, shown
@@ -160,6 +162,7 @@ def scan(**kw: Any) -> None:
 scan.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
 app.command()(scan)
 app.add_typer(screen_app(scan), name="screen")  # built from scan's options (cli_screens.py)
+app.add_typer(watch_app(scan), name="watch")  # `add` takes scan's screen options too
 
 
 def _cell(value: object, col: str) -> str:
@@ -243,6 +246,7 @@ def data_ingest(
     prices: Annotated[str, typer.Option(help="Folders: adj_close (scale OHLC by Adj Close / "
                                         "Close) or raw.")] = "adj_close",
     data_dir: DataDir = None,
+    watches: Watches = True,
 ) -> None:
     """Replace (or create) the store from your own daily bars; bad rows are reported."""
     from technic_v4.data.ingest import ingest_bars
@@ -275,12 +279,15 @@ def data_ingest(
         err.print(f"wrote rejected rows to {report}", highlight=False)
     elif result.rows_rejected:
         err.print(result.rejections.head(20).to_string(index=False), highlight=False)
+    if watches:
+        after_store_change(root)
 
 
 @data_app.command("append")
 def data_append(
     bars: Annotated[Path, typer.Argument(help="Long CSV/Parquet of new sessions.")],
     data_dir: DataDir = None,
+    watches: Watches = True,
 ) -> None:
     """Append sessions newer than the store's last; older sessions never change."""
     from technic_v4.data.append import append_bars
@@ -292,6 +299,8 @@ def data_append(
     except (ValueError, OSError, store.StoreError) as exc:
         _fail(str(exc))
     _print_append(result)
+    if watches:
+        after_store_change(root)
 
 
 def _print_append(result) -> None:  # AppendReport
@@ -316,6 +325,7 @@ def data_update(
         help="Request cap per minute (free Polygon tier: 5).")] = None,
     tickers: Annotated[bool, typer.Option(help="Refresh the ticker reference first.")] = False,
     data_dir: DataDir = None,
+    watches: Watches = True,
 ) -> None:
     """Fetch new sessions from a provider (key from $POLYGON_API_KEY) and append them."""
     from technic_v4.data.providers.polygon import PolygonClient, PolygonError
@@ -341,6 +351,8 @@ def data_update(
               highlight=False)
     for day, why in f.failed.items():
         err.print(f"  {day}: {why}", highlight=False)
+    if watches and result.appended:
+        after_store_change(root)
     if f.failed or f.missing:
         raise typer.Exit(1)
 

@@ -26,11 +26,23 @@ class ConfigError(ValueError):
         self.valid = list(valid) if valid is not None else None
         self.details = dict(details or {})  # e.g. an expression's line, column, suggestions
 
+    def __reduce__(self) -> tuple:
+        """Rebuilt as it is (type, message, field, valid, details), whatever a subclass's
+        __init__ takes: errors cross process boundaries (Ray Serve handles) intact."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"field": self.field, "message": self.message, **self.details}
         if self.valid is not None:
             out["valid"] = self.valid
         return out
+
+
+def _rebuild(cls: type[ConfigError], args: tuple, state: dict) -> ConfigError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class StaleDataError(RuntimeError):

@@ -9,7 +9,7 @@ later.
 |---|---|---|
 | TECHNIC_DATA_DIR | per-user folder | data dir: a path or s3:// gs:// abfs:// file:// URI |
 | TECHNIC_MODELS_DIR | the repository's models/ | alpha models |
-| TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: saved screens |
+| TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: screens, watches |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
@@ -21,6 +21,12 @@ later.
 | TECHNIC_CACHE_TIMEOUT_S | 0.1 | Redis call timeout |
 | TECHNIC_CACHE_RETRY_S | 5 | wait before retrying Redis after a failure |
 | TECHNIC_OBJECT_STORE_MB | 256 | Ray object store size (`deployments.launch`) |
+| TECHNIC_WEBHOOK_ALLOW_PRIVATE | 0 | let watch targets reach private/loopback addresses |
+| TECHNIC_WEBHOOK_TIMEOUT_S | 10 | per webhook request (connect ≤ 5 s) |
+| TECHNIC_WATCH_BACKOFF_S | 5 | first retry wait (full jitter, doubling, ≤ 1 hour) |
+| TECHNIC_WATCH_MAX_ATTEMPTS | 15 | attempts before a delivery is dead-lettered |
+| TECHNIC_WATCH_MAX_AGE_S | 259200 | age (3 days) after which it is dead-lettered |
+| TECHNIC_WATCH_POLL_S | 5 | how often a watcher looks for a new data version |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
@@ -91,6 +97,13 @@ class Settings(BaseSettings):
     edge_backend_maxconn: int = Field(128, ge=1)
     edge_health_maxconn: int = Field(8, ge=1)
     edge_client_sndbuf: int = Field(256 << 10, ge=4096)
+    # watches (technic_v4/watch): targets and delivery
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    watch_backoff_s: float = Field(5.0, gt=0)
+    watch_max_attempts: int = Field(15, ge=1)
+    watch_max_age_s: float = Field(3 * 86400.0, gt=0)
+    watch_poll_s: float = Field(5.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -46,7 +46,12 @@ from technic_v4.scan.plan import check_against
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
 from technic_v4.screens.saved import ScreenStore, resolve_screen
+from technic_v4.settings import Settings
 from technic_v4.validate import ValidateOptions, ValidationReport, validate
+from technic_v4.watch.deliver import Policy
+from technic_v4.watch.evaluate import Engine
+from technic_v4.watch.service import WatchService
+from technic_v4.watch.store import SqliteWatchStore
 
 READY_TIMEOUT_S = 120.0
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
@@ -128,6 +133,7 @@ class ScanBackend:
         self._fragments: OrderedDict[tuple, RowFragments] = OrderedDict()
         self._forecasts: OrderedDict[tuple[str, bytes], Forecast] = OrderedDict()
         self._models_version: tuple[float, str] | None = None
+        self.watches: Any = None  # set by the subclass (module docstring)
 
     # -- hooks ---------------------------------------------------------------------------
     async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
@@ -280,8 +286,33 @@ class InProcessBackend(ScanBackend):
         self._ready = threading.Event()
         self._alpha_state: dict[str, Any] = {}
         self._error: str | None = None
+        self.watches = self._watch_service()
         if warm:
             threading.Thread(target=self.warm, name="technic-warm", daemon=True).start()
+
+    def _watch_service(self) -> WatchService:
+        """Watches evaluated by this backend's own engine, in its technic.sqlite."""
+        engine = Engine(self._evaluate, self._predict, self.screens, self.chunk_size,
+                        self.evaluations)
+        return WatchService(SqliteWatchStore(self.screens.path), self.snapshot, engine,
+                            Policy.from_settings(Settings()))
+
+    def start_watcher(self, poll_s: float) -> threading.Event:
+        """The watcher loop (evaluate new sessions, deliver, retry) in a thread of its own,
+        as the Watcher deployment runs it under Serve; set the returned event to stop it."""
+        stop = threading.Event()
+
+        async def loop() -> None:
+            done = asyncio.Event()
+            task = asyncio.create_task(self.watches.run(poll_s, done))
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            done.set()
+            await task
+
+        threading.Thread(target=asyncio.run, args=(loop(),), name="technic-watcher",
+                         daemon=True).start()
+        return stop
 
     def warm(self) -> None:
         try:

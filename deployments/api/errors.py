@@ -4,10 +4,12 @@
   ConfigError (the engine's checks)   422 (406 for an Accept we cannot serve), same shape
   UnknownSymbolError                  404
   UnknownScreenError, ReadOnlyScreenError (ConfigErrors of the screen routes)   404, 409
+  UnknownWatchError, WatchExistsError (the watch routes)                         404, 409
   NotReadyError                       503 + Retry-After (data or models still loading)
   StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
   StoreError                          503 + Retry-After (store missing or unreadable), the reason
-                                      (saved screens' database: "saved screens unavailable")
+                                      (saved screens' database: "saved screens unavailable";
+                                      watches': "watches unavailable")
   anything else                       500 with an error id; the traceback goes to the log
 Nothing a client sends should reach the last line: tests send every bad input the API
 documents and check for 4xx. `answer(exc)` is the mapping; `install(app)` registers it.
@@ -34,6 +36,7 @@ from technic_v4.errors import (
 )
 from technic_v4.scan.config import options
 from technic_v4.screens.saved import ScreenDatabaseError
+from technic_v4.watch.store import UnknownWatchError, WatchDatabaseError, WatchExistsError
 
 log = logging.getLogger("technic.api")
 
@@ -43,7 +46,8 @@ VALID_VALUES: dict[str, list[str]] = {
 VALID_VALUES |= {"sector": VALID_VALUES["sectors"], "format": list(FORMATS)}
 
 
-SCREEN_STATUS = {UnknownScreenError: 404, ReadOnlyScreenError: 409}
+SCREEN_STATUS = {UnknownScreenError: 404, ReadOnlyScreenError: 409, UnknownWatchError: 404,
+                 WatchExistsError: 409}
 
 
 class InputError(ConfigError):
@@ -111,6 +115,8 @@ def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str
         return 503, {"detail": f"{exc}; the scan was retried once; retry"}, {"Retry-After": "1"}
     if isinstance(exc, ScreenDatabaseError):  # a StoreError: technic.sqlite, not the prices
         return 503, {"detail": f"saved screens unavailable: {exc}"}, {"Retry-After": "5"}
+    if isinstance(exc, WatchDatabaseError):
+        return 503, {"detail": f"watches unavailable: {exc}"}, {"Retry-After": "5"}
     if isinstance(exc, StoreError):
         return 503, {"detail": f"the price store cannot be read: {exc}"}, {"Retry-After": "5"}
     error_id = uuid.uuid4().hex[:12]

@@ -25,6 +25,7 @@ from deployments.api.routers import (
     symbols,
     universe,
     validate,
+    watches,
 )
 from technic_v4 import __version__
 from technic_v4.settings import Settings
@@ -49,7 +50,8 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     settings = settings or Settings()
     app = FastAPI(title="technic", version=__version__, description=DESCRIPTION,
                   openapi_tags=[{"name": "scan"}, {"name": "screens"}, {"name": "validate"},
-                                {"name": "universe"}, {"name": "symbols"}, {"name": "models"},
+                                {"name": "watches"}, {"name": "universe"}, {"name": "symbols"},
+                                {"name": "models"},
                                 {"name": "health"}])
     app.state.backend = scanner
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
@@ -58,6 +60,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
                    explain.router, models.router, health.router):
         app.include_router(router)
     app.include_router(screens.router)  # /v1/screens, /v1/screen/columns: saved screens
+    app.include_router(watches.router)  # /v1/watches, /v1/events: watches and their stream
     app.include_router(page.router)  # GET /: the scan page (deployments/web/)
     errors.install(app)
     document(app)
@@ -67,7 +70,9 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
 
 
 def local_app() -> FastAPI:
-    """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory)."""
+    """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory),
+    with the watcher loop running (watches evaluated and delivered as under Serve)."""
     settings = Settings()
     backend = InProcessBackend(settings.data_root(), settings.models_root())
+    backend.start_watcher(settings.watch_poll_s)
     return create_app(backend, settings=settings)

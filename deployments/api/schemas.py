@@ -451,3 +451,80 @@ class ExplainResponse(BaseModel):
     scan: ExplainScan
     tech_rating: ExplainRating
     alpha: ExplainAlpha
+
+
+class WatchCreate(BaseModel):
+    """A watch: a screen (saved/preset `screen`, or an inline `definition`) + targets."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "oversold-tech", "screen": "oversold-uptrend",
+         "webhooks": ["https://example.com/hooks/technic"], "rank_moved": 5}]})
+
+    name: ScreenName = Field(description="The watch's name (the screen-name rule).")
+    screen: ScreenName | None = Field(None, description="A saved screen or preset.")
+    screen_version: int | None = Field(None, ge=1, le=2**62, strict=True, description=(
+        "Pin the saved screen's version (default: follow its latest)."))
+    definition: ScreenDefinition | None = Field(  # type: ignore[valid-type]
+        None, description="Scan fields (as PUT /v1/screens/{name} takes), instead of screen.")
+    webhooks: list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]] = Field(
+        [], max_length=10, description="http/https URLs, signed per Standard Webhooks.")
+    apprise: list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]] = Field(
+        [], max_length=10, description="Apprise URLs (tgram://, slack://, mailto://, ...): "
+        "one summary per session.")
+    rank_moved: int | None = Field(None, ge=1, le=100_000, strict=True, description=(
+        "Also send rank_moved events when a kept symbol moves this many places."))
+    initial: bool = Field(False, strict=True, description="Announce the first evaluation's "
+                          "symbols as entered (default: a silent baseline).")
+
+
+class WatchTarget(BaseModel):
+    id: int
+    kind: Literal["webhook", "apprise"]
+    url: str = Field(description="Redacted: scheme, host, port and a fingerprint only.")
+
+
+class WatchInfo(BaseModel):
+    name: str
+    id: str
+    created: str
+    screen: str | None
+    screen_version: int | None
+    definition: dict[str, Any] | None
+    rank_moved: int | None
+    initial: bool
+    targets: list[WatchTarget]
+    state: dict[str, Any] | None = Field(None, description=(
+        "Deliveries by state (pending, delivered, dead), each target's breaker, the last "
+        "evaluation and the newest dead letters."))
+
+
+class WatchCreated(WatchInfo):
+    secret: str = Field(description="The webhook signing secret (whsec_...): returned only "
+                        "here, once.")
+    baseline: dict[str, Any] | None
+
+
+class WatchList(BaseModel):
+    count: int
+    watches: list[WatchInfo]
+
+
+class WatchDeleted(BaseModel):
+    name: str
+    deleted: bool
+
+
+class WatchTestResult(BaseModel):
+    name: str
+    results: list[dict[str, Any]] = Field(description="Per target: ok, status, error.")
+
+
+class WatchRedeliver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    deliveries: list[int] | None = Field(None, max_length=10_000, description=(
+        "Only these dead deliveries (default: every dead one of the watch)."))
+
+
+class WatchRedelivered(BaseModel):
+    name: str
+    redelivered: int

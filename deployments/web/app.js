@@ -10,6 +10,7 @@ import { initSaved, loadScreens, savedFields } from "./saved.js";
 import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
 import { initValidate, runValidation, showValidation, validateFields } from "./validate.js";
+import { initWatches } from "./watches.js";
 
 const $ = (id) => document.getElementById(id);
 const SIGNALS = ["Strong Long", "Long", "Avoid", "Short", "Strong Short"];
@@ -169,6 +170,7 @@ function init() {
   });
 
   loadSectors();
+  initWatches(() => scanRequest($("scan-form")));
 }
 
 init();

@@ -14,8 +14,8 @@ Walk-through of `ScreenStore`:
      local, so screens live next to the data they were written for; else (an object-store data
      dir) the per-user state folder; `TECHNIC_STATE_DIR` overrides both (settings.py). The file
      is created by the first save; until then every read sees no saved screens.
-  2. Tables (schema version in `schema_version`, one row per component: issue 15's watches will
-     add theirs to the same file):
+  2. Tables (component `screens` of technic.sqlite, technic_v4/statedb.py, which keeps the
+     connections and schema versions; the watches, technic_v4/watch/, share the file):
         screens(name, latest, deleted)           one row per name ever saved: the last version
                                                  number given, so a number is never reused,
                                                  not even after a delete
@@ -23,9 +23,8 @@ Walk-through of `ScreenStore`:
   3. Writes (`save`, `delete`) each run in one `BEGIN IMMEDIATE` transaction: the write lock is
      taken before anything is read, so two processes saving the same name at once get
      consecutive versions and neither is lost. WAL mode lets readers go on while a writer
-     writes; `busy_timeout_s` is how long a writer waits for another. Each thread keeps its own
-     connection (a forked child opens its own), so a store is safe to share between threads
-     and processes.
+     writes; `busy_timeout_s` is how long a writer waits for another. Connections are per
+     thread (statedb.py), so a store is safe to share between threads and processes.
   4. `save` validates first (a ScanConfig built from the definition and `validate()`d: a bad
      `where` is the ConfigError with its line and column), refuses preset names, and gives a
      new version only when the canonical definition differs from the latest one.
@@ -39,10 +38,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,15 +49,11 @@ from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError, ReadOnlyScreenError, UnknownScreenError
 from technic_v4.scan.config import ScanConfig, check_screen_name, options
 from technic_v4.screens.presets import PRESETS, Preset
+from technic_v4.statedb import DB_NAME, StateDB, state_path
 
-DB_NAME = "technic.sqlite"
 COMPONENT = "screens"
 SCHEMA_VERSION = 1
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    component TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS screens (
     name TEXT PRIMARY KEY,
     latest INTEGER NOT NULL,
@@ -77,7 +70,6 @@ CREATE TABLE IF NOT EXISTS screen_versions (
 Screens = list["SavedScreen"]  # aliases: ScreenStore.list shadows `list` in the class body
 Versions = list["ScreenVersion"]
 _DEFAULTS = ScanConfig()
-_INHERITED: list[sqlite3.Connection] = []  # connections a forked child got from its parent
 DEFINITION_FIELDS = tuple(name for name, o in options().items() if o.exposed and name != "screen")
 _FLOAT_FIELDS = {f.name for f in fields(ScanConfig) if str(f.type).startswith("float")}
 
@@ -201,18 +193,15 @@ class ScreenStore:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0):
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
+        self._db = StateDB(self.path, COMPONENT, [SCHEMA], ScreenDatabaseError, "screens",
+                           busy_timeout_s)
 
     @classmethod
     def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None
                      ) -> ScreenStore:
         """The store for scans of `data_dir`: in `state_dir` when given, else where Settings
         say (TECHNIC_STATE_DIR, else the data dir when local, else the per-user state dir)."""
-        if state_dir is None:
-            from technic_v4.settings import Settings
-
-            return cls(Settings().state_root(data_dir) / DB_NAME)
-        return cls(Path(state_dir) / DB_NAME)
+        return cls(state_path(data_dir, state_dir))
 
     def __repr__(self) -> str:
         return f"ScreenStore({str(self.path)!r})"
@@ -327,109 +316,16 @@ class ScreenStore:
         if not gone:
             raise UnknownScreenError(f"unknown screen {name!r}", self.names())
 
-    # -- connections ---------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use and kept (opening one per call
-        makes every close a WAL checkpoint); a forked child opens its own."""
-        local = self._local
-        db = getattr(local, "db", None)
-        if db is not None and local.pid == os.getpid():
-            return db
-        if db is not None:  # inherited through fork: the parent's, never used or closed here
-            _INHERITED.append(db)
-        try:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise ScreenDatabaseError(f"cannot open {self.path}: {exc}") from exc
-        local.db, local.pid, local.wal = db, os.getpid(), False
-        return db
-
+    # -- connections (technic_v4/statedb.py) -------------------------------------------
     def close(self) -> None:
         """Close this thread's connection (others close with their threads' garbage)."""
-        db = getattr(self._local, "db", None)
-        if db is not None and self._local.pid == os.getpid():
-            db.close()
-        self._local.db = None
+        self._db.close()
 
-    def _wal(self, db: sqlite3.Connection) -> None:
-        """Switch the database to WAL (once; it persists in the file). The switch does not
-        wait on SQLite's busy handler, so a race with another process's first write is
-        retried here, for up to busy_timeout_s."""
-        if self._local.wal:
-            return
-        deadline, wait = time.monotonic() + self.busy_timeout_s, 0.001
-        while True:
-            try:
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.OperationalError:
-                mode = "locked"
-            if str(mode).lower() == "wal":
-                self._local.wal = True
-                return
-            if time.monotonic() > deadline:
-                raise ScreenDatabaseError(f"cannot switch {self.path} to WAL mode ({mode})")
-            time.sleep(wait)
-            wait = min(wait * 2, 0.05)
+    def _read(self) -> AbstractContextManager[sqlite3.Connection | None]:
+        return self._db.read()
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection | None]:
-        """A connection in one read transaction (a consistent snapshot), or None while the
-        database or its screens tables do not exist yet."""
-        if not self.path.exists():
-            yield None
-            return
-        db = self._connection()
-        try:
-            db.execute("BEGIN")
-            try:
-                yield db if self._schema(db) is not None else None
-            finally:
-                db.execute("COMMIT")  # a read transaction: ends it either way
-        except sqlite3.Error as exc:
-            raise ScreenDatabaseError(f"cannot read screens from {self.path}: {exc}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A connection in one write transaction (BEGIN IMMEDIATE), committed at the end of
-        the block, rolled back on any error; the schema created first when missing."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ScreenDatabaseError(f"cannot create {self.path.parent}: {exc}") from exc
-        db = self._connection()
-        try:
-            self._wal(db)
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._schema(db) is None:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT INTO schema_version (component, version) VALUES (?, ?)",
-                               (COMPONENT, SCHEMA_VERSION))
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise ScreenDatabaseError(f"cannot save screens in {self.path}: {exc}") from exc
-
-    def _schema(self, db: sqlite3.Connection) -> int | None:
-        """The screens schema version in `db` (None: not created yet); refuses a newer one."""
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                      "'schema_version'").fetchone() is None:
-            return None
-        row = db.execute("SELECT version FROM schema_version WHERE component = ?",
-                         (COMPONENT,)).fetchone()
-        if row is None:
-            return None
-        if int(row[0]) > SCHEMA_VERSION:
-            raise ScreenDatabaseError(
-                f"{self.path} holds screens in schema version {row[0]}, newer than this "
-                f"technic's {SCHEMA_VERSION}: upgrade technic")
-        return int(row[0])
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.write()
 
 
 def _row(row: tuple) -> SavedScreen:

@@ -66,7 +66,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 validation_schema = schemathesis.pytest.from_fixture("small_schema")
 
 
-@schema.exclude(path_regex="/v1/validate").parametrize()
+# Not fuzzed here: /v1/events (a stream that waits for events until the client leaves) and
+# /v1/watches (creating one resolves its targets' hosts in DNS and /test sends to them: no
+# requests to the outside from tests); tests/watch/test_watch_api.py covers both.
+@schema.exclude(path_regex="/v1/validate|/v1/events|/v1/watches").parametrize()
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_fuzz_every_operation(case):

@@ -1,0 +1,150 @@
+"""Benchmark: 100 watches evaluated on a new session in one pass, against a scan per watch;
+and webhook delivery throughput to a local receiver.
+
+    python bench/bench_watch.py [--symbols 5000] [--watches 100] [--repeats 7]
+
+  one pass   `evaluate_session` (technic_v4/watch/evaluate.py): every watch's screen at the
+             new session through `execute_many` (one evaluation of the universe, one
+             forecast) + the diff against each watch's last evaluation; the window in memory,
+             the indicators computed each run (what a new data version costs)
+  + record   the same, then the evaluations, events and deliveries written to SQLite in one
+             transaction (once: a session is recorded once)
+  peer       a loop of `run_scan(as_of=session)` per watch (what a watcher without
+             execute_many would do), same reader and models
+  delivery   N signed webhooks to a local HTTP server (127.0.0.1) by the Deliverer: events/s
+Prints medians (ms) and the ratio; the machine is shared, so trust medians and re-run when
+numbers look inflated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from timing import median_ms  # bench/ is on sys.path when run as a script
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "watch"))
+from support import Receiver, split_market  # noqa: E402
+
+from technic_v4.data.reader import StoreReader  # noqa: E402
+from technic_v4.scan import ScanConfig, run_scan  # noqa: E402
+from technic_v4.scan.many import execute_many  # noqa: E402
+from technic_v4.screens.presets import PRESETS  # noqa: E402
+from technic_v4.watch.deliver import Deliverer, Policy  # noqa: E402
+from technic_v4.watch.evaluate import catch_up, evaluate_session  # noqa: E402
+from technic_v4.watch.model import WatchSpec, event_id  # noqa: E402
+from technic_v4.watch.service import local_service  # noqa: E402
+from technic_v4.watch.store import Evaluation, SqliteWatchStore  # noqa: E402
+
+SECTORS = ["Technology", "Energy", "Healthcare", "Financials", "Utilities", "Industrials"]
+
+
+def specs(n: int, weekly: bool = True) -> list[WatchSpec]:
+    """Presets, then inline screens with varied conditions and sectors, each a top-N list
+    (20-69 symbols, as a watch is usually read), a quarter with rank_moved."""
+    out = [WatchSpec(f"p-{name}", screen=name) for name, p in PRESETS.items()
+           if weekly or "W." not in str(p.definition.get("where"))][:n]
+    k = 0
+    while len(out) < n:
+        where = [f"RSI > {30 + k % 40}", f"Close > SMA50 and mom_21 > {(k % 9) / 100:.2f}",
+                 f"Volume_ratio > {1 + (k % 5) / 4:.2f} and RSI < 70",
+                 f"crosses_above(MACD, MACD_signal, within={1 + k % 5})"][k % 4]
+        definition: dict = {"where": where}
+        if k % 3 == 0:
+            definition["sectors"] = [SECTORS[k % len(SECTORS)]]
+        if k % 4 == 1:
+            definition["rank"] = "mom_63 / ATR_pct"
+        definition["max_symbols"] = 20 + k % 50
+        out.append(WatchSpec(f"w{k:03d}", definition=definition,
+                             rank_moved=5 if k % 4 == 0 else None))
+        k += 1
+    return out
+
+
+def delivery(n: int) -> tuple[float, float]:
+    """(seconds, events/s) to deliver n webhooks to a local receiver."""
+    with tempfile.TemporaryDirectory() as tmp, Receiver() as rx:
+        store = SqliteWatchStore(Path(tmp) / "technic.sqlite")
+        watch, _ = store.create(WatchSpec("bench", screen="squeeze", webhooks=[rx.url]))
+        events = [{"id": event_id(watch.id, "2026-10-30", f"S{i}", "entered"),
+                   "kind": "entered", "symbol": f"S{i}", "session": "2026-10-30",
+                   "watch": "bench", "row": {"Close": float(i)}} for i in range(n)]
+        store.record([(watch, Evaluation(watch.id, "2026-10-30", "v", {"name": "squeeze",
+                                                                        "version": 1}, []),
+                       events)])
+        deliverer = Deliverer(store, Policy(allow_private=True, batch=200, concurrency=32))
+        t0 = time.perf_counter()
+        asyncio.run(deliverer.run_until_idle())
+        seconds = time.perf_counter() - t0
+        assert len(rx.accepted()) == n, (len(rx.accepted()), n)
+        return seconds, n / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--symbols", type=int, default=5000)
+    ap.add_argument("--watches", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--peer-repeats", type=int, default=3)
+    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--no-weekly", action="store_true", help="Leave out the preset with a "
+                    "weekly series (W.RSI), the costliest part of the shared evaluation.")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        split = split_market(Path(tmp) / "data", n_symbols=args.symbols, tail=1,
+                             start="2021-01-04")
+        print(f"demo store: {args.symbols} symbols, built in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+        svc = local_service(split.data, policy=Policy(allow_private=True))
+        store, reader = svc.store, StoreReader(split.data)
+        for spec in specs(args.watches, weekly=not args.no_weekly):
+            store.create(spec)
+        asyncio.run(catch_up(store, reader.snapshot(), svc.engine))  # baselines
+        (session,) = split.append()
+        snap = reader.snapshot()
+        watches = store.list()
+        engine = svc.engine.__class__(svc.engine.evaluate, svc.engine.predict,
+                                      svc.engine.screens)  # no memo: indicators every run
+
+        def one_pass() -> object:
+            return asyncio.run(evaluate_session(store, watches, snap, session, engine))
+
+        def many_only() -> object:
+            cfgs = [ScanConfig(**{**w.config(svc.engine.screens)[0].__dict__,
+                                  "as_of_date": session}) for w in watches]
+            return asyncio.run(execute_many(cfgs, snap, engine.evaluate, engine.predict))
+
+        one_pass()  # warm: the window is read once, kernels compiled
+        ours = median_ms(one_pass, args.repeats)
+        many = median_ms(many_only, args.repeats)
+        t0 = time.perf_counter()
+        runs = asyncio.run(catch_up(store, snap, engine))
+        with_record = (time.perf_counter() - t0) * 1000
+        events = sum(r.events for r in runs)
+
+        cfgs = [w.config(svc.engine.screens)[0] for w in watches]
+
+        def peer() -> None:
+            for cfg in cfgs:
+                run_scan(ScanConfig(**{**cfg.__dict__, "as_of_date": session}), loader=reader)
+
+        peer()
+        theirs = median_ms(peer, args.peer_repeats)
+    seconds, rate = delivery(args.events)
+    print(f"{args.watches} watches, {args.symbols} symbols, session {session}: {events} events")
+    print(f"  one pass (execute_many + diff), median of {args.repeats}: {ours:8.1f} ms")
+    print(f"    of which execute_many alone:                {many:8.1f} ms")
+    print(f"  + record in SQLite (one transaction), once:   {with_record:8.1f} ms")
+    print(f"  peer: run_scan per watch, median of {args.peer_repeats}:     {theirs:8.1f} ms")
+    print(f"  ratio peer / ours: {theirs / ours:.1f}x")
+    print(f"delivery: {args.events} signed webhooks to 127.0.0.1 in {seconds:.2f} s = "
+          f"{rate:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Watches over HTTP, and the event stream.
+
+    GET    /v1/watches                 every watch with its delivery state
+    POST   /v1/watches                 create (201); the answer holds the secret, once
+    GET    /v1/watches/{name}          one watch: targets (redacted), last evaluation,
+                                       deliveries by state, breakers, dead letters
+    DELETE /v1/watches/{name}
+    POST   /v1/watches/{name}/test     a signed test message to every target, now
+    POST   /v1/watches/{name}/redeliver  dead deliveries pending again
+    GET    /v1/events                  text/event-stream of the outbox: `event: watch`,
+                                       `id: <outbox sequence>`, `data: <event JSON>`;
+                                       resumes after `Last-Event-ID` (or `?after=`);
+                                       `?follow=false` ends after the backlog
+All under the API key. The backend's `watches` (technic_v4/watch/service.py in-process, the
+Watcher deployment's handle under Serve) does the work; errors map through `errors.answer`:
+bad input 422, unknown watch 404, a name taken 409, a private target 422 naming why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from sse_starlette.sse import EventSourceResponse
+
+from deployments.api import schemas
+from deployments.api.dependencies import APIKey, Backend
+from deployments.api.errors import InputError
+from deployments.api.responses import JSONBody
+from deployments.api.routers.screens import AUTH
+from technic_v4.errors import ConfigError
+from technic_v4.scan.config import SCREEN_NAME
+from technic_v4.watch.model import WatchSpec, check_watch_name
+
+router = APIRouter(prefix="/v1", tags=["watches"], dependencies=[APIKey])
+ERROR = schemas.ValidationErrorResponse
+INVALID = {422: {"model": ERROR, "description": "Invalid name, definition or target (a private "
+                 "address is refused, naming it)"}}
+UNKNOWN = {404: {"model": ERROR, "description": "No watch of this name"}}
+TAKEN = {409: {"model": ERROR, "description": "A watch of this name exists"}}
+WatchPath = Annotated[str, Path(description="A watch name (the screen-name rule).",
+                                json_schema_extra={"pattern": SCREEN_NAME.pattern})]
+POLL_S = 1.0      # how often a following stream looks for new events
+PING_S = 15.0     # a comment line this often keeps proxies from closing an idle stream
+
+
+def _name(name: str) -> str:
+    try:
+        return check_watch_name(name)
+    except ConfigError as exc:
+        raise InputError("name", str(exc), location="path") from None
+
+
+@router.get("/watches", response_model=schemas.WatchList, responses=AUTH)
+async def list_watches(backend: Backend) -> JSONBody:
+    """Every watch: screen, targets (redacted), delivery state."""
+    watches = await backend.watches.list()
+    return JSONBody({"count": len(watches), "watches": watches})
+
+
+@router.post("/watches", response_model=schemas.WatchCreated, status_code=201,
+             responses={**AUTH, **INVALID, **TAKEN})
+async def create_watch(body: schemas.WatchCreate, backend: Backend) -> JSONBody:
+    """Create a watch and evaluate its baseline; the answer holds the secret (only here)."""
+    definition = None
+    if body.definition is not None:
+        from technic_v4.screens.saved import definition_of
+
+        definition = definition_of(body.definition.to_config())
+    spec = WatchSpec(body.name, body.screen, body.screen_version, definition,
+                     tuple(body.webhooks), tuple(body.apprise), body.rank_moved, body.initial)
+    return JSONBody(await backend.watches.create(spec), status_code=201)
+
+
+@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**AUTH, **UNKNOWN,
+                                                                    **INVALID})
+async def get_watch(name: WatchPath, backend: Backend) -> JSONBody:
+    """One watch with its last evaluation, deliveries by state, breakers and dead letters."""
+    return JSONBody(await backend.watches.get(_name(name)))
+
+
+@router.delete("/watches/{name}", response_model=schemas.WatchDeleted,
+               responses={**AUTH, **UNKNOWN, **INVALID})
+async def delete_watch(name: WatchPath, backend: Backend) -> JSONBody:
+    """Remove a watch with its events and pending deliveries."""
+    await backend.watches.remove(_name(name))
+    return JSONBody({"name": name, "deleted": True})
+
+
+@router.post("/watches/{name}/test", response_model=schemas.WatchTestResult,
+             responses={**AUTH, **UNKNOWN, **INVALID})
+async def test_watch(name: WatchPath, backend: Backend) -> JSONBody:
+    """Send a signed `watch.test` message to every target now (not retried, not recorded)."""
+    return JSONBody({"name": name, "results": await backend.watches.test(_name(name))})
+
+
+@router.post("/watches/{name}/redeliver", response_model=schemas.WatchRedelivered,
+             responses={**AUTH, **UNKNOWN, **INVALID})
+async def redeliver(name: WatchPath, backend: Backend,
+                    body: schemas.WatchRedeliver | None = None) -> JSONBody:
+    """Dead deliveries pending again, with fresh attempts (all, or `deliveries`)."""
+    ids = body.deliveries if body is not None else None
+    return JSONBody({"name": name,
+                     "redelivered": await backend.watches.redeliver(_name(name), ids)})
+
+
+@router.get("/events", responses={**AUTH, **INVALID, 200: {
+    "content": {"text/event-stream": {}},
+    "description": "`event: watch`, `id: <sequence>`, `data: <event JSON>` per event"}})
+async def events(request: Request, backend: Backend,
+                 after: Annotated[int | None, Query(ge=0, le=2**62, description=(
+                     "Start after this sequence (default: Last-Event-ID, else only new "
+                     "events)."))] = None,
+                 watch: Annotated[str | None, Query(max_length=64)] = None,
+                 follow: Annotated[bool, Query(description="Wait for new events (false: end "
+                                               "after the backlog).")] = True,
+                 last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+                 ) -> EventSourceResponse:
+    """The outbox as server-sent events, resumable with Last-Event-ID."""
+    if watch is not None:
+        watch = _name(watch)
+    start = after
+    if start is None and last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InputError("last-event-id", "Last-Event-ID is an event sequence number "
+                             "(the `id:` of an event)", location="header")
+        start = int(last_event_id)
+    if start is None:
+        start = await backend.watches.last_seq()
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        seq = start
+        while True:
+            batch = await backend.watches.events(seq, 200, watch)
+            for seq, event in batch:
+                yield {"id": str(seq), "event": "watch", "data": json.dumps(event)}
+            if len(batch) == 200:
+                continue
+            if not follow or await request.is_disconnected():
+                return
+            await asyncio.sleep(POLL_S)
+
+    return EventSourceResponse(stream(), ping=PING_S, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,104 @@
+"""The Watcher deployment: one replica that owns the watch outbox (technic_v4/watch/).
+
+Why one: evaluation and delivery are idempotent (evaluations and event ids are unique in the
+store, deliveries are leased), so two replicas would be safe, but one replica keeps a single
+deliverer per target (one circuit breaker's view, no lease contention) and one poll of the
+store. Its loop (`WatchService.run`, started as a task on the replica's event loop) notices a
+new data version (the store's manifest, `StoreReader.snapshot()`), evaluates every watch on
+each new session through the Indicators and AlphaModel replicas (handles injected by the app
+builder, retried on a replica death like the ingress's calls), and delivers. The ingress
+reads and changes watches through this deployment's handle (`RemoteWatches` in ingress.py);
+the store is technic.sqlite beside the data, so `technic watch ...` on the same machine sees
+the same watches. If the replica dies, Serve starts another: leases its predecessor held are
+freed at once (same host, process gone) and what was not acknowledged is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.ingress import retrying
+from technic_v4.alpha.inference import Forecast
+from technic_v4.data.reader import StoreReader
+from technic_v4.scan import Block, WindowSpec
+from technic_v4.scan.run import Evaluations, Features
+from technic_v4.screens.saved import ScreenStore
+from technic_v4.settings import Settings
+from technic_v4.watch.deliver import Policy
+from technic_v4.watch.evaluate import Engine
+from technic_v4.watch.model import WatchSpec
+from technic_v4.watch.service import WatchService
+from technic_v4.watch.store import SqliteWatchStore
+
+log = logging.getLogger("ray.serve")
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.25})
+class Watcher:
+    async def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle,
+                       data_dir: str, models_dir: str | None, chunk_size: int,
+                       poll_s: float | None = None):
+        settings = Settings()
+        reader = StoreReader(data_dir, auto_demo=False)
+
+        async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
+            return await retrying(lambda: indicators.evaluate.remote(symbols, spec, version),
+                                  "Indicators.evaluate")
+
+        async def predict(features: Features) -> Forecast:
+            return await retrying(lambda: alpha.predict.remote(features),
+                                  "AlphaModel.predict")
+
+        engine = Engine(evaluate, predict, ScreenStore.for_data_dir(reader.data_dir),
+                        chunk_size, Evaluations(2))
+        self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir),
+                                    reader.snapshot, engine, Policy.from_settings(settings))
+        self.poll_s = poll_s or settings.watch_poll_s
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop().create_task(
+            self.service.run(self.poll_s, self._stop))
+        log.info("technic watcher: polling %s every %.1f s", reader.data_dir, self.poll_s)
+
+    async def create(self, spec: WatchSpec) -> dict[str, Any]:
+        return await self.service.create(spec)
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self.service.list()
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self.service.get(name)
+
+    async def remove(self, name: str) -> None:
+        await self.service.remove(name)
+
+    async def test(self, name: str) -> list[dict[str, Any]]:
+        return await self.service.test(name)
+
+    async def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int:
+        n = await self.service.redeliver(name, ids)
+        self._wake()
+        return n
+
+    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None
+                     ) -> list[tuple[int, dict[str, Any]]]:
+        return await self.service.events(after, limit, watch)
+
+    async def last_seq(self) -> int:
+        return await self.service.last_seq()
+
+    async def status(self, name: str | None = None) -> dict[str, Any]:
+        return await self.service.status(name)
+
+    async def stats(self) -> dict[str, Any]:
+        return {**self.service.stats(), "running": not self._loop.done(),
+                "poll_s": self.poll_s}
+
+    def _wake(self) -> None:
+        """Deliver what was just made due without waiting for the next poll."""
+        asyncio.get_running_loop().create_task(self.service.deliverer.run_until_idle())

@@ -1,0 +1,293 @@
+"""Evaluating watches: every watch at a new session in one pass, compared with the last.
+
+`catch_up(store, snapshot, engine)` is what every trigger calls (`technic data append /
+update / ingest`, the Watcher deployment and the in-process loop when the data version
+changes, `watch add` for the baseline):
+  1. for each watch, the sessions it has not seen: those after its last evaluation (a new
+     watch: only the store's newest session, its baseline); a watch more than MAX_CATCH_UP
+     sessions behind is baselined again at the newest session instead of replayed;
+  2. session by session, oldest first (so no enter/leave between two appends is skipped),
+     the watches due at it evaluated together: `execute_many` (technic_v4/scan/many.py)
+     runs each group of screens over ONE evaluation of the universe and one forecast, and
+     each Selection lists exactly the symbols `run_scan` as of that session keeps, ranked;
+  3. `diff` against the watch's previous evaluation: `entered` (kept now, not before; in
+     rank order), `left` (kept before, not now), `rank_moved` (kept both times, rank moved by
+     at least the watch's `rank_moved`). The first evaluation is a baseline: no events unless
+     the watch asked for `initial` (then the first set is `entered`). So is an evaluation
+     whose screen (name, version) differs from the previous one's — a re-saved screen is a
+     new question, and its answer is not a change in the market;
+  4. every event carries the watch, the screen's name and version, the data version, the
+     session, the symbol's rank (and previous rank) and its row: the result columns as the
+     scan shows them. A `left` symbol's row is its row at the new session from the evaluation
+     (kept by no screen, so its AlphaScore is null), or null with `row_state: "no data"` when
+     the symbol has no bar there (delisted, halted);
+  5. all watches of the session recorded in one transaction with their events and
+     deliveries (store.record): the outbox never holds an event whose evaluation is not
+     recorded, nor the reverse.
+A watch whose screen cannot be resolved (a saved screen deleted) is skipped and reported in
+`SessionRun.errors`; it is evaluated again at the next trigger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from technic_v4.data.reader import Snapshot
+from technic_v4.errors import ConfigError
+from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
+from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.many import Selection, execute_many
+from technic_v4.scan.result import RANK_COLUMN
+from technic_v4.scan.run import Evaluate, Evaluations, Predict
+from technic_v4.watch.model import Watch, event_id
+from technic_v4.watch.store import Evaluation, WatchStore
+
+MAX_CATCH_UP = 250
+ROW_COLUMNS = [*RESULT_COLUMNS, *EXTRA_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where a watch evaluation runs: the scan's two remote steps, as for `execute`."""
+
+    evaluate: Evaluate
+    predict: Predict
+    screens: Any = None  # ScreenStore: named screens (None: presets only)
+    chunk_size: int | None = None
+    evaluations: Evaluations | None = None
+
+
+@dataclass
+class SessionRun:
+    """What one session's evaluation did."""
+
+    session: str
+    data_version: str
+    evaluated: list[str] = field(default_factory=list)
+    baselines: list[str] = field(default_factory=list)
+    events: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"session": self.session, "data_version": self.data_version,
+                "evaluated": len(self.evaluated), "baselines": len(self.baselines),
+                "events": self.events, "errors": dict(self.errors), "ms": round(self.ms, 1)}
+
+
+def due_sessions(store: WatchStore, watches: Sequence[Watch], snap: Snapshot
+                 ) -> dict[str, list[Watch]]:
+    """{session: watches to evaluate at it}, sessions oldest first (module docstring, 1)."""
+    sessions = [str(s.date()) for s in snap.sessions]
+    newest = sessions[-1]
+    due: dict[str, list[Watch]] = {}
+    for watch in watches:
+        last = store.last_evaluation(watch.id)
+        if last is None:
+            todo = [newest]
+        else:
+            start = int(np.searchsorted(np.asarray(sessions), last.session, side="right"))
+            todo = sessions[start:]
+            if len(todo) > MAX_CATCH_UP:
+                todo = [newest]
+        for session in todo:
+            due.setdefault(session, []).append(watch)
+    return dict(sorted(due.items()))
+
+
+async def catch_up(store: WatchStore, snap: Snapshot, engine: Engine,
+                   watches: Sequence[Watch] | None = None,
+                   clock: Callable[[], float] | None = None) -> list[SessionRun]:
+    """Every watch (or `watches`) evaluated at each session it has not seen (docstring)."""
+    import asyncio
+    import time
+
+    clock = clock or time.perf_counter
+    chosen = list(watches) if watches is not None else await asyncio.to_thread(store.list)
+    if not chosen or not len(snap.sessions):
+        return []
+    due = await asyncio.to_thread(due_sessions, store, chosen, snap)
+    runs = []
+    for session, members in due.items():
+        t0 = clock()
+        run, batch = await evaluate_session(store, members, snap, session, engine)
+        run.events = await asyncio.to_thread(store.record, batch) if batch else 0
+        run.ms = (clock() - t0) * 1000
+        runs.append(run)
+    return runs
+
+
+Batch = list[tuple[Watch, Evaluation, list[dict[str, Any]]]]
+
+
+async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Snapshot,
+                           session: str, engine: Engine) -> tuple[SessionRun, Batch]:
+    """Steps 2-4 of the module docstring for one session: (the run, what to record)."""
+    import asyncio
+
+    run = SessionRun(session, snap.data_version)
+    configs: list[ScanConfig] = []
+    chosen: list[tuple[Watch, dict[str, Any]]] = []
+    for watch, resolved in zip(watches, await asyncio.to_thread(_resolve, watches,
+                                                                  engine.screens), strict=True):
+        if isinstance(resolved, ConfigError):
+            run.errors[watch.name] = str(resolved)
+            continue
+        configs.append(replace(resolved[0], as_of_date=session))
+        chosen.append((watch, resolved[1]))
+    if not configs:
+        return run, []
+    selections, _ = await execute_many(configs, snap, engine.evaluate, engine.predict,
+                                       chunk_size=engine.chunk_size,
+                                       evaluations=engine.evaluations)
+    lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id) for w, _ in chosen])
+    rows = RowSource()
+    batch: Batch = []
+    for (watch, ref), selection, last in zip(chosen, selections, lasts, strict=True):
+        evaluation, events = diff(watch, ref, selection, last, rows)
+        batch.append((watch, evaluation, events))
+        run.evaluated.append(watch.name)
+        if evaluation.baseline:
+            run.baselines.append(watch.name)
+    return run, batch
+
+
+def _resolve(watches: Sequence[Watch], screens: Any
+             ) -> list[tuple[ScanConfig, dict[str, Any]] | ConfigError]:
+    """Each watch's config and screen ref, or the ConfigError saying why it has none."""
+    out: list[tuple[ScanConfig, dict[str, Any]] | ConfigError] = []
+    for watch in watches:
+        try:
+            out.append(watch.config(screens))
+        except ConfigError as exc:
+            out.append(exc)
+    return out
+
+
+def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
+         last: Evaluation | None, rows: RowSource) -> tuple[Evaluation, list[dict[str, Any]]]:
+    """This session's Evaluation and its events against `last` (module docstring, 3-4)."""
+    symbols = selection.symbols
+    evaluation = Evaluation(watch.id, selection.session, selection.data_version, screen,
+                            symbols)
+    same_screen = last is not None and (last.screen.get("name"), last.screen.get("version")) \
+        == (screen.get("name"), screen.get("version"))
+    if not same_screen:
+        evaluation = replace(evaluation, baseline=True)
+        if last is not None or not watch.options.get("initial"):
+            return evaluation, []
+        before: list[str] = []
+    else:
+        assert last is not None
+        before = last.symbols
+    now_rank = {s: i + 1 for i, s in enumerate(symbols)}
+    old_rank = {s: i + 1 for i, s in enumerate(before)}
+    base = {"watch": watch.name, "screen": screen, "screen_version": screen.get("version"),
+            "session": selection.session, "data_version": selection.data_version}
+
+    def event(kind: str, symbol: str, row: dict[str, Any] | None, **more: Any
+              ) -> dict[str, Any]:
+        return {"id": event_id(watch.id, selection.session, symbol, kind), "kind": kind,
+                "symbol": symbol, **base, "rank": now_rank.get(symbol),
+                "previous_rank": old_rank.get(symbol), **more, "row": row}
+
+    events = [event("entered", s, rows.kept(selection, now_rank[s] - 1))
+              for s in symbols if s not in old_rank]
+    for s in before:
+        if s not in now_rank:
+            row = rows.any(selection, s)
+            events.append(event("left", s, row, **({} if row else {"row_state": "no data"})))
+    threshold = watch.options.get("rank_moved")
+    if threshold:
+        events += [event("rank_moved", s, rows.kept(selection, now_rank[s] - 1),
+                         moved=old_rank[s] - now_rank[s])
+                   for s in symbols if s in old_rank
+                   and abs(old_rank[s] - now_rank[s]) >= threshold]
+    return evaluation, events
+
+
+class RowSource:
+    """Result rows of single symbols as JSON data, from the evaluation frames: each frame's
+    columns turned into Python lists and its symbols into a dict once, whatever the number
+    of watches and events reading it."""
+
+    def __init__(self) -> None:
+        self._frames: dict[int, tuple[dict[str, list[Any]], dict[str, int]]] = {}
+
+    def _columns(self, frame: pd.DataFrame) -> tuple[dict[str, list[Any]], dict[str, int]]:
+        found = self._frames.get(id(frame))
+        if found is None:
+            cols = {c: _as_list(frame[c]) for c in ROW_COLUMNS if c in frame}
+            found = self._frames[id(frame)] = (cols, {s: i for i, s in
+                                                      enumerate(cols["Symbol"])})
+        return found
+
+    def kept(self, selection: Selection, k: int) -> dict[str, Any]:
+        """The k-th kept row of `selection` (as `Selection.rows()` shows it)."""
+        cols, _ = self._columns(selection.frame)
+        pos = int(selection.positions[k])
+        row = {c: _clean(v[pos]) for c, v in cols.items()}
+        row["AlphaScore"] = _plain(selection.alpha_scores[k])
+        if selection.config.rank:
+            row[RANK_COLUMN] = _plain(selection.rank_values[k])
+        return row
+
+    def any(self, selection: Selection, symbol: str) -> dict[str, Any] | None:
+        """`symbol`'s row at the session whether kept or not; None without a bar there."""
+        cols, index = self._columns(selection.frame)
+        pos = index.get(symbol, -1)
+        if pos < 0 or not _finite(cols["Close"][pos]) or cols["LastDate"][pos] \
+                != selection.session:
+            return None
+        row = {c: _clean(v[pos]) for c, v in cols.items()}
+        row["AlphaScore"] = None  # relative to the rows a screen keeps; this one was not
+        return row
+
+
+def _as_list(column: pd.Series) -> list[Any]:
+    """A column as Python values (dates as YYYY-MM-DD text), converted in one go."""
+    values = column.to_numpy()
+    if np.issubdtype(values.dtype, np.datetime64):
+        text = np.datetime_as_string(values, unit="D").astype(object)
+        text[np.isnat(values)] = None
+        return text.tolist()
+    return values.tolist()
+
+
+def _clean(value: Any) -> Any:
+    """NaN and inf to None; anything not plain JSON data through _plain."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return _plain(value)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """JSON data: numpy scalars to Python, NaN/inf to None, dates to text."""
+    if isinstance(value, np.datetime64 | pd.Timestamp):
+        return None if pd.isna(value) else str(pd.Timestamp(value).date())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if value is pd.NaT:
+        return None
+    return str(value)

@@ -1,0 +1,177 @@
+"""Where a watch may send: no requests into the server's own network (SSRF).
+
+A webhook URL is a request this server makes on a user's behalf; without checks it could
+reach the cloud metadata service (169.254.169.254), an admin port on loopback, or anything
+on the private network. So, unless `TECHNIC_WEBHOOK_ALLOW_PRIVATE=1`:
+  1. form: http or https only, a host, a valid port;
+  2. resolve the host (`resolve`, the one DNS boundary: tests replace it) and refuse when
+     ANY address it resolves to is not public: private, loopback, link-local, unique-local,
+     site-local, multicast, unspecified, reserved, shared (100.64/10), documentation, and
+     IPv6 forms that embed an IPv4 address (::ffff:a.b.c.d, 64:ff9b::/96, 2002::/16) judged
+     by the embedded address;
+  3. connect to the address that was checked, never to the name again: the request goes to
+     `https://<ip>:<port>/path` with the original `Host` header and the TLS SNI/certificate
+     check on the original host name (httpx's `sni_hostname`), so a DNS answer that changes
+     between check and connect (rebinding) cannot redirect the request;
+  4. redirects are not followed: a 3xx is a failed attempt saying where it pointed (point
+     the watch at the final URL), so no redirect can lead into the network either.
+Every request has connect/read/write timeouts and an overall deadline, and reads at most
+RESPONSE_CAP bytes of the answer (only the status matters).
+Apprise targets (chat, e-mail) connect through apprise's own clients, so step 3 cannot be
+enforced there: for the schemes whose host is a server the user names (`HOST_SCHEMES`:
+mailto, json, ntfy, gotify, ...), the host (and an e-mail `smtp=` host) is resolved and
+checked the same way when the watch is created and before every send; services at fixed
+public endpoints (Telegram, Slack, Discord, ...) carry tokens, not hosts, in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from technic_v4.errors import ConfigError
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+RESPONSE_CAP = 64 * 1024
+SHARED = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+HOST_SCHEMES = {"mailto", "mailtos", "json", "jsons", "xml", "xmls", "form", "forms", "ntfy",
+                "ntfys", "gotify", "gotifys", "mmost", "mmosts", "matrix", "matrixs", "rocket",
+                "rockets", "apprise", "apprises", "rsyslog", "syslog", "mqtt", "mqtts"}
+Resolver = Callable[[str, int], list[str]]
+
+
+class UnsafeTargetError(ConfigError):
+    """A target URL that is malformed or points into a non-public network."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(field, message)
+
+
+def _getaddrinfo(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+resolve: Resolver = _getaddrinfo  # the DNS boundary (tests monkeypatch this name)
+
+
+def not_public(ip: IP) -> str | None:
+    """Why `ip` is not a public address, or None when it is."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or (ip.sixtofour if ip.sixtofour else None)
+        if embedded is None and ip in NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            why = not_public(embedded)
+            return f"embeds {embedded}, which is {why}" if why else None
+        if ip.is_site_local:
+            return "site-local"
+    for label, hit in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+                       ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
+                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+        if hit:
+            return label
+    if isinstance(ip, ipaddress.IPv4Address) and ip in SHARED:
+        return "shared address space (100.64.0.0/10)"
+    if not ip.is_global:
+        return "not globally routable"
+    return None
+
+
+def check_host(host: str, port: int, allow_private: bool, field: str) -> list[str]:
+    """The addresses `host` resolves to, all public (or `allow_private`); else
+    UnsafeTargetError naming the address and why."""
+    host = host.strip("[]")
+    try:
+        literal: IP | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            addresses = resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeTargetError(field, f"cannot resolve {host!r}: {exc}") from None
+        if not addresses:
+            raise UnsafeTargetError(field, f"{host!r} resolves to no address")
+    if not allow_private:
+        for address in addresses:
+            why = not_public(ipaddress.ip_address(address.split("%")[0]))
+            if why:
+                raise UnsafeTargetError(
+                    field, f"{host} resolves to {address}, which is {why}: refused (set "
+                    "TECHNIC_WEBHOOK_ALLOW_PRIVATE=1 to allow private targets)")
+    return addresses
+
+
+def webhook_parts(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a webhook URL, or UnsafeTargetError for a malformed one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeTargetError("webhooks", f"malformed URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeTargetError("webhooks", f"webhook URLs are http or https, not "
+                                f"{parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise UnsafeTargetError("webhooks", "a webhook URL needs a host")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A request target bound to the address that was checked (module docstring, step 3)."""
+
+    url: str          # the URL with the host replaced by the checked address
+    host_header: str  # the original host[:port]
+    sni: str | None   # the original host, for TLS
+    address: str
+
+
+def pin(url: str, allow_private: bool) -> Pinned:
+    """Resolve and check `url`'s host, and aim the request at the first checked address."""
+    scheme, host, port = webhook_parts(url)
+    address = check_host(host, port, allow_private, "webhooks")[0]
+    parts = urlsplit(url)
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{port}"
+    default = (scheme, port) in (("http", 80), ("https", 443))
+    shown_host = f"[{host}]" if ":" in host else host
+    host_header = shown_host if default else f"{shown_host}:{port}"
+    target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return Pinned(target, host_header, host if scheme == "https" else None, address)
+
+
+def check_webhook(url: str, allow_private: bool) -> None:
+    pin(url, allow_private)
+
+
+def check_apprise(url: str, allow_private: bool) -> None:
+    """Form (apprise must understand the URL) and, for HOST_SCHEMES, where it points."""
+    import apprise
+
+    plugin: Any = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if not plugin:
+        raise UnsafeTargetError("apprise", "apprise does not understand this URL (see "
+                                "https://github.com/caronc/apprise/wiki for the formats)")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in HOST_SCHEMES:
+        return
+    port = int(getattr(plugin, "port", None) or 0)
+    for host in {getattr(plugin, "host", None), getattr(plugin, "smtp_host", None)}:
+        if host:
+            check_host(str(host), port, allow_private, "apprise")
+
+
+async def check_target(kind: str, url: str, allow_private: bool) -> None:
+    """`check_webhook` / `check_apprise` off the event loop (DNS blocks)."""
+    check = check_webhook if kind == "webhook" else check_apprise
+    await asyncio.to_thread(check, url, allow_private)

@@ -1,0 +1,203 @@
+"""What the CLI, the HTTP API and the Watcher deployment call: one `WatchService`.
+
+It joins the store (store.py), the evaluation (evaluate.py, over an `Engine`: in-process
+kernels and models, or the Serve replicas' handles) and the deliverer (deliver.py):
+  create   checks the spec and every target (safety.py: DNS resolved now), checks that the
+           screen resolves, stores the watch, evaluates its baseline at the newest session
+           and returns the secret — the only time it is returned;
+  tick     the watcher's step: when the data version (or the set of watches) changed since
+           the last tick, `catch_up`; then deliver until nothing more is due now;
+  run      tick every `poll_s` until stopped (the Watcher deployment, `technic watch run`,
+           the in-process API's loop); a tick that fails is logged and counted
+           (`stats()["tick_errors"]`, the last error kept), and the loop goes on;
+  test     one signed `watch.test` message to each target, now, outside the outbox;
+  redeliver, events, status, remove: the store's, with names checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from technic_v4.data.reader import Snapshot, StoreReader
+from technic_v4.errors import ConfigError, UnknownScreenError
+from technic_v4.watch.deliver import Deliverer, Policy
+from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
+from technic_v4.watch.model import Watch, WatchSpec, check_watch_name
+from technic_v4.watch.safety import check_target
+from technic_v4.watch.send import Outcome, send_apprise, send_webhook, webhook_body
+from technic_v4.watch.store import Events, Rows, SqliteWatchStore, WatchStore
+
+log = logging.getLogger("technic.watch")
+
+
+@dataclass
+class TickResult:
+    runs: list[SessionRun]
+    delivered: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sessions": [r.as_dict() for r in self.runs], "claimed": self.delivered}
+
+
+class WatchService:
+    """Watches over one store and one engine (module docstring)."""
+
+    def __init__(self, store: WatchStore, snapshot: Callable[[], Snapshot], engine: Engine,
+                 policy: Policy | None = None):
+        self.store, self.snapshot, self.engine = store, snapshot, engine
+        self.policy = policy or Policy()
+        self.deliverer = Deliverer(store, self.policy)
+        self._seen: tuple[str, frozenset[str]] | None = None
+        self.counters = {"ticks": 0, "tick_errors": 0, "evaluations": 0, "events": 0}
+        self.last_error: str | None = None
+        self.last_tick: dict[str, Any] | None = None
+
+    # -- changes -------------------------------------------------------------------------
+    async def create(self, spec: WatchSpec) -> dict[str, Any]:
+        """Store the watch and evaluate its baseline; the answer holds the secret (once)."""
+        spec.check()
+        for target in spec.targets():
+            await check_target(target.kind, target.url, self.policy.allow_private)
+        if spec.screen is not None:
+            try:
+                probe = Watch("", spec.name, spec.options(), (), "", "")
+                await asyncio.to_thread(probe.config, self.engine.screens)
+            except UnknownScreenError as exc:
+                raise ConfigError("screen", f"{exc}; valid: {', '.join(exc.valid or [])}",
+                                  exc.valid) from None
+        watch, secret = await asyncio.to_thread(self.store.create, spec)
+        runs = await catch_up(self.store, await asyncio.to_thread(self.snapshot), self.engine,
+                              [watch])
+        return {**watch.public(), "secret": secret,
+                "baseline": runs[0].as_dict() if runs else None}
+
+    async def remove(self, name: str) -> None:
+        await asyncio.to_thread(self.store.delete, check_watch_name(name))
+
+    async def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int:
+        return await asyncio.to_thread(self.store.redeliver, check_watch_name(name), ids)
+
+    # -- reads ---------------------------------------------------------------------------
+    async def list(self) -> Rows:
+        watches = await asyncio.to_thread(self.store.list)
+        states = {s["name"]: s for s in
+                  (await asyncio.to_thread(self.store.status))["watches"]}
+        return [{**w.public(), "state": states.get(w.name)} for w in watches]
+
+    async def get(self, name: str) -> dict[str, Any]:
+        watch = await asyncio.to_thread(self.store.get, check_watch_name(name))
+        state = (await asyncio.to_thread(self.store.status, name))["watches"][0]
+        return {**watch.public(), "state": state}
+
+    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None
+                     ) -> Events:
+        if watch is not None:
+            check_watch_name(watch)
+        return await asyncio.to_thread(self.store.events_after, after, limit, watch)
+
+    async def last_seq(self) -> int:
+        return await asyncio.to_thread(self.store.last_seq)
+
+    async def status(self, name: str | None = None) -> dict[str, Any]:
+        """Deliveries by state, breakers, dead letters (store.status) of one watch or all."""
+        if name is not None:
+            check_watch_name(name)
+        return await asyncio.to_thread(self.store.status, name)
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counters, "delivery": dict(self.deliverer.stats),
+                "last_error": self.last_error, "last_tick": self.last_tick}
+
+    # -- the watcher ---------------------------------------------------------------------
+    async def tick(self) -> TickResult:
+        """Evaluate what a new data version brought, then deliver what is due."""
+        snap = await asyncio.to_thread(self.snapshot)
+        watches = await asyncio.to_thread(self.store.list)
+        seen = (snap.data_version, frozenset(w.id for w in watches))
+        runs: list[SessionRun] = []
+        if seen != self._seen:  # evaluating twice is harmless (store.record), only wasted
+            runs = await catch_up(self.store, snap, self.engine, watches)
+            self._seen = seen
+            self.counters["evaluations"] += sum(len(r.evaluated) for r in runs)
+            self.counters["events"] += sum(r.events for r in runs)
+        delivered = await self.deliverer.run_until_idle()
+        self.counters["ticks"] += 1
+        result = TickResult(runs, delivered)
+        self.last_tick = {"at": time.time(), **result.as_dict()}
+        return result
+
+    async def run(self, poll_s: float, stop: asyncio.Event | None = None) -> None:
+        """`tick` every `poll_s` (sooner when a retry falls due) until `stop` is set."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.tick()
+                self.last_error = None
+            except Exception as exc:  # the loop must outlive one bad tick: counted, kept
+                self.counters["tick_errors"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.exception("technic watch: tick failed")
+            due = await asyncio.to_thread(self.store.next_due)
+            wait = poll_s if due is None else min(poll_s, max(0.05, due - time.time()))
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def test(self, name: str) -> Rows:
+        """A signed `watch.test` message to every target of `name`, now (not via the outbox:
+        nothing is retried or recorded). One result per target."""
+        watch = await asyncio.to_thread(self.store.get, check_watch_name(name))
+        event = {"id": "evt_test_" + secrets.token_hex(8), "kind": "test",
+                 "watch": watch.name, "session": None, "symbol": None, "row": None}
+        out = []
+        p = self.policy
+        for target in watch.targets:
+            if target.kind == "webhook":
+                outcome = await send_webhook(self.deliverer.client(), target.url, watch.secret,
+                                             str(event["id"]), webhook_body(event),
+                                             allow_private=p.allow_private,
+                                             timeout_s=p.timeout_s)
+            else:
+                outcome = await send_apprise(target.url, f"technic watch {watch.name}: test",
+                                             "A test message: this target will receive the "
+                                             "watch's events.", allow_private=p.allow_private,
+                                             timeout_s=p.timeout_s)
+            out.append({**target.public(), **_outcome(outcome)})
+        return out
+
+
+def _outcome(outcome: Outcome) -> dict[str, Any]:
+    return {"ok": outcome.ok, "status": outcome.status, "error": outcome.error}
+
+
+def local_service(data_dir: Any, models_dir: Any = None, *, policy: Policy | None = None,
+                  state_dir: Any = None, reader: StoreReader | None = None) -> WatchService:
+    """A WatchService that evaluates in this process (the CLI, `technic watch run`)."""
+    from technic_v4.alpha.inference import ModelSet
+    from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+    from technic_v4.scan.run import Evaluations, Features
+    from technic_v4.screens.saved import ScreenStore
+    from technic_v4.settings import Settings
+
+    settings = Settings()
+    reader = reader or StoreReader(data_dir)
+    models = ModelSet(Path(models_dir) if models_dir else settings.models_root())
+
+    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
+        return await asyncio.to_thread(evaluate_chunk, reader, symbols, spec, version)
+
+    async def predict(features: Features) -> Any:
+        return await asyncio.to_thread(models.predict, features)
+
+    screens = ScreenStore.for_data_dir(reader.data_dir, state_dir)
+    engine = Engine(evaluate, predict, screens, None, Evaluations(2))
+    return WatchService(SqliteWatchStore.for_data_dir(reader.data_dir, state_dir),
+                        reader.snapshot, engine, policy or Policy.from_settings(settings))
