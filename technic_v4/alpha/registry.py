@@ -100,6 +100,30 @@ def shipped_models_dir() -> Path:
     return Path(technic_v4.__file__).resolve().parent.parent / "models"
 
 
+def user_models_dir() -> Path:
+    """Where `technic models train` writes by default: the per-user data folder's `models/`
+    (e.g. ~/.local/share/technic/models), never the shipped models."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("technic")) / "models"
+
+
+def training_models_dir() -> Path:
+    """Where training writes unless told: $TECHNIC_MODELS_DIR (scans read it too), else
+    `user_models_dir()`."""
+    from technic_v4.settings import Settings
+
+    return Settings().models_root() or user_models_dir()
+
+
+def is_shipped(models_dir: str | os.PathLike[str]) -> bool:
+    """Whether `models_dir` is the shipped models folder."""
+    try:
+        return Path(models_dir).expanduser().resolve() == shipped_models_dir()
+    except OSError:
+        return False
+
+
 def model_id(horizon: int) -> str:
     return f"alpha_{horizon}d"
 
