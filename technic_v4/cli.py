@@ -255,7 +255,7 @@ def _scan(**kw: Any) -> None:
                 out.write_bytes(payload)
         except OSError as exc:
             fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
-    _print_summary(status, out)
+    _print_summary(status, out, frame)
     _note_as_of(config, status, reader)
     if show_rejections and len(status.rejections):
         err.print(escape(status.rejections.to_string(index=False)), highlight=False)
@@ -442,16 +442,23 @@ def _alpha_line(state: dict) -> str:
         for m in models.values())
 
 
-def _print_summary(status: ScanStatus, out: Path | None) -> None:
+def _print_summary(status: ScanStatus, out: Path | None, frame: pd.DataFrame) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
     total_ms = status.timings_ms.get("total", 0.0)
+    thin = int(frame["quality_flags"].fillna("").str.contains("thin_last").sum()) if len(
+        frame) else 0
+    thin_note = ""
+    if thin:
+        thin_note = (f"; thin_last on {thin}: their Volume_ratio is suspect"
+                     + (" (most rows: the last session looks partial, fetched before the "
+                        "close?)" if thin > len(frame) / 2 else ""))
     lines = [
         f"source: {status.source}  data_version: {status.data_version}  as_of: {status.as_of}  "
         f"window: {status.window_bars} sessions",
         f"attempted {status.attempted}, kept {status.kept}, rejected {status.rejected} "
         f"({reasons}), errors {status.errors}",
         f"quality: {status.quality_flagged} of {status.kept} rows carry a quality flag "
-        f"(quality_flags column; --exclude-flagged drops them)",
+        f"(quality_flags column; --exclude-flagged drops them){thin_note}",
         f"alpha: {_alpha_line(status.alpha)}",
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")",

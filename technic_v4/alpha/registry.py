@@ -94,10 +94,18 @@ def default_models_dir() -> Path:
 
 
 def shipped_models_dir() -> Path:
-    """The models shipped with the code (never written by training by default)."""
+    """The models shipped with the code (never written by training by default): the
+    repository's `models/` beside the package (a checkout, an editable install), else where a
+    wheel installs them, `<prefix>/share/technic/models` (pyproject data-files)."""
+    import sys
+
     import technic_v4
 
-    return Path(technic_v4.__file__).resolve().parent.parent / "models"
+    repo = Path(technic_v4.__file__).resolve().parent.parent / "models"
+    if (repo / f"{model_id(5)}{META_SUFFIX}").is_file():
+        return repo
+    installed = Path(sys.prefix) / "share" / "technic" / "models"
+    return installed if (installed / f"{model_id(5)}{META_SUFFIX}").is_file() else repo
 
 
 def user_models_dir() -> Path:
