@@ -29,10 +29,12 @@ without its query and userinfo.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,15 +47,18 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from technic_v4.cli_models import console, err, fail, models_app, spinner
-from technic_v4.data import store
-from technic_v4.data.calendar import DEFAULT_CALENDAR, CalendarError
-from technic_v4.data.store_fs import DataRoot, data_root, shown
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from technic_v4.data.reader import StoreReader
+    from technic_v4.data.store_fs import DataRoot
     from technic_v4.scan import ScanConfig, ScanStatus
+
+# Imports stay inside the commands: this module loads typer and rich only, so `technic data
+# info` never loads numba or XGBoost, and a first `technic scan` can start compiling its
+# kernels in a second process before its own heavy imports (`_start_warming`).
+DEFAULT_CALENDAR = "XNYS"  # technic_v4.data.calendar.DEFAULT_CALENDAR, without importing pandas
 
 EXIT_ERROR, EXIT_UNKNOWN_SYMBOLS = 2, 3
 DEMO_SYMBOLS = (50, 20_000)  # `data demo --symbols` bounds (20,000 x 5 years: ~1.5 GB to build)
@@ -70,6 +75,7 @@ class _Commands(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "scan":
+            _start_warming([*getattr(ctx, "_protected_args", []), *ctx.args])
             return _scan_command()
         return super().get_command(ctx, cmd_name)
 
@@ -157,10 +163,11 @@ def _setup(verbose: Annotated[bool, typer.Option(
 def _root(data_dir: str | None) -> DataRoot:
     """--data-dir checked (a bad URI is an error naming its scheme), else the default."""
     from technic_v4.data.reader import default_data_dir
+    from technic_v4.data.store_fs import StoreError, data_root
 
     try:
         return data_root(data_dir) if data_dir else default_data_dir()
-    except (store.StoreError, ValueError) as exc:
+    except (StoreError, ValueError) as exc:
         fail(str(exc))
 
 
@@ -221,7 +228,9 @@ def _scan(**kw: Any) -> None:
 
     Exit status: 0; 2 on an error; 3 when a --symbol is not in the universe (after the rest)."""
     from technic_v4 import formats
+    from technic_v4.data.calendar import CalendarError
     from technic_v4.data.reader import StoreReader
+    from technic_v4.data.store_fs import StoreError
     from technic_v4.errors import ConfigError, StaleDataError
     from technic_v4.scan import ScanConfig, run_scan
 
@@ -241,7 +250,7 @@ def _scan(**kw: Any) -> None:
         reader = StoreReader(root)
         with _Progress(root) as progress:
             frame, status = run_scan(config, progress.report, loader=reader)
-    except (ConfigError, StaleDataError, store.StoreError, CalendarError) as exc:
+    except (ConfigError, StaleDataError, StoreError, CalendarError) as exc:
         fail(str(exc))
     if fmt == "table":
         _print_table(frame, status, top)
@@ -289,6 +298,50 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_WARMING: subprocess.Popen[bytes] | None = None  # the process compiling the kernels, if any
+
+
+def _start_warming(args: list[str], root: Path | None = None) -> None:
+    """On a first run (a local data dir without a store: the demo market is about to be built)
+    start compiling the scan's kernels in a second process now, before this one imports the
+    engine, so the compile overlaps the imports and the demo build. A cheap guess from the
+    arguments and the environment (the scan's own checks decide everything else): a wrong
+    guess costs a second process's start-up, nothing more; a process still running when this
+    one exits is stopped."""
+    global _WARMING
+    if _WARMING is not None or "--help" in args:
+        return
+    data_dir = None if root is None else str(root)
+    for i, arg in enumerate(args if root is None else []):
+        if arg == "--data-dir" and i + 1 < len(args):
+            data_dir = args[i + 1]
+        elif arg.startswith("--data-dir="):
+            data_dir = arg.split("=", 1)[1]
+    data_dir = data_dir or next((v for k, v in os.environ.items()
+                                 if k.upper() == "TECHNIC_DATA_DIR" and v), None)
+    if data_dir is not None and ("://" in data_dir or data_dir.startswith("file:")):
+        return  # an object store is never filled with the demo market automatically
+    if data_dir is None:
+        import platformdirs
+
+        data_dir = platformdirs.user_data_dir("technic")
+    if (Path(data_dir).expanduser() / "store" / "manifest.json").exists():
+        return
+    try:
+        _WARMING = subprocess.Popen(
+            [sys.executable, "-c", "from technic_v4.cli import warm_kernels; warm_kernels()"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return
+    atexit.register(_stop_warming)
+
+
+def _stop_warming() -> None:
+    if _WARMING is not None and _WARMING.poll() is None:
+        _WARMING.terminate()
+        _WARMING.wait()
+
+
 class _Progress:
     """The scan's progress on stderr: a spinner in a terminal, and one line when the numba
     kernels are about to be compiled (a cold cache: the first run on a machine).
@@ -302,19 +355,12 @@ class _Progress:
     def __init__(self, root: DataRoot) -> None:
         self.spinner: Any = None
         self.cold, self.where = cold_kernel_cache()
-        self.warming: subprocess.Popen[bytes] | None = None
-        self.first_run = bool(self.cold) and isinstance(root, Path) and not store.store_exists(
-            root)
+        if self.cold and isinstance(root, Path) and not (root / "store" / "manifest.json"
+                                                         ).exists():
+            _start_warming([], root)  # (already started, unless the early guess missed it)
+        self.warming = _WARMING if self.cold else None
 
     def __enter__(self) -> _Progress:
-        if self.first_run:
-            try:
-                self.warming = subprocess.Popen(
-                    [sys.executable, "-c", "from technic_v4.cli import warm_kernels; "
-                     "warm_kernels()"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-            except OSError:  # no second process: the scan compiles them itself
-                self.warming = None
         if err.is_terminal:
             self.spinner = err.status("scanning...")
             self.spinner.__enter__()
@@ -323,9 +369,6 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.spinner is not None:
             self.spinner.__exit__(*exc)
-        if self.warming is not None and self.warming.poll() is None:
-            self.warming.terminate()  # the scan failed before it needed them
-            self.warming.wait()
 
     def report(self, stage: str, done: int, total: int) -> None:
         if stage == "indicators" and done == 0 and self.cold:
@@ -472,6 +515,7 @@ def _note_as_of(config: ScanConfig, status: ScanStatus, reader: StoreReader) -> 
     """A `note:` when the scan's session is not the --as-of date asked for, saying why."""
     import pandas as pd
 
+    from technic_v4.data.calendar import CalendarError, is_session, why_not_a_session
     from technic_v4.scan.config import as_of_timestamp
 
     if config.as_of_date is None or not status.as_of:
@@ -484,8 +528,6 @@ def _note_as_of(config: ScanConfig, status: ScanStatus, reader: StoreReader) -> 
     if wanted > snap.sessions[-1]:
         why = f"is after the store's last session {snap.last_session}"
     else:
-        from technic_v4.data.calendar import is_session, why_not_a_session
-
         try:
             if bool(is_session(pd.DatetimeIndex([wanted]), calendar).iloc[0]):
                 why = f"is a {calendar} session the store holds no bars for"
@@ -508,8 +550,10 @@ def data_demo(
     data_dir: DataDir = None,
 ) -> None:
     """(Re)build the deterministic synthetic demo market in the data directory."""
-    from technic_v4.data.calendar import canonical_calendar
+    from technic_v4.data import store
+    from technic_v4.data.calendar import CalendarError, canonical_calendar
     from technic_v4.data.demo import DemoSpec, build_demo_store
+    from technic_v4.data.store_fs import shown
 
     lo, hi = DEMO_SYMBOLS
     if not lo <= symbols <= hi:
@@ -545,6 +589,7 @@ def data_ingest(
     data_dir: DataDir = None,
 ) -> None:
     """Replace (or create) the store from your own daily bars; bad rows are reported."""
+    from technic_v4.data import store
     from technic_v4.data.ingest import ingest_bars
     from technic_v4.data.ingest_yahoo import ingest_csv_folder
 
@@ -598,6 +643,7 @@ def data_append(
     data_dir: DataDir = None,
 ) -> None:
     """Append sessions newer than the store's last, on its calendar; older ones never change."""
+    from technic_v4.data import store
     from technic_v4.data.append import append_bars
     from technic_v4.data.ingest import read_bars_file
 
@@ -638,8 +684,10 @@ def data_update(
     """Fetch new sessions from a provider (key from $POLYGON_API_KEY) and append them."""
     import pandas as pd
 
+    from technic_v4.data import store
     from technic_v4.data.providers.polygon import PolygonClient, PolygonError
     from technic_v4.data.providers.update import update_store
+    from technic_v4.data.store_fs import shown
 
     if provider != "polygon":
         fail(f"unknown provider {provider!r}; available: polygon")
@@ -678,6 +726,7 @@ def data_check(
     data_dir: DataDir = None,
 ) -> None:
     """Run the data-quality gate over the store and print the report; exit 1 if flagged."""
+    from technic_v4.data import store
     from technic_v4.data.quality import FLAGS, check_store
 
     root = _root(data_dir)
@@ -710,6 +759,9 @@ def data_check(
 @data_app.command("info")
 def data_info(data_dir: DataDir = None) -> None:
     """Describe the store (on stdout): source, calendar, shape, sessions, data version."""
+    from technic_v4.data import store
+    from technic_v4.data.store_fs import shown
+
     root = _root(data_dir)
     try:
         if not store.store_exists(root):

@@ -176,3 +176,38 @@ def test_models_train_writes_to_the_user_folder_and_says_how_to_use_it(w) -> Non
     assert (user / "alpha_5d.ubj").is_file() and (user / "alpha_5d.meta.json").is_file()
     assert f"export TECHNIC_MODELS_DIR={user}" in proc.stderr
     assert "alpha_5d" in proc.stdout  # the trained model's card is the result
+
+
+def test_first_run_starts_compiling_early_and_detects_a_cold_cache(w, monkeypatch) -> None:
+    """A first scan (a local data dir without a store) starts the kernel compile in a second
+    process before its own imports; any other scan does not. The cold-cache check reads
+    numba's cache index of exactly the kernels a scan calls."""
+    from technic_v4 import cli
+
+    started: list[list[str]] = []
+
+    class FakePopen:
+        def __init__(self, argv, **kw):  # type: ignore[no-untyped-def]
+            started.append(argv)
+
+        def poll(self):  # type: ignore[no-untyped-def]
+            return 0
+
+    monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
+    for args, expected in [(["scan", "--data-dir", str(w["empty"])], 1),
+                           (["scan", f"--data-dir={w['demo']}"], 0),
+                           (["scan", "--help", "--data-dir", str(w["empty"])], 0),
+                           (["scan", "--data-dir", "s3://bucket/x"], 0)]:
+        monkeypatch.setattr(cli, "_WARMING", None)
+        started.clear()
+        cli._start_warming(args)
+        assert len(started) == expected, args
+        assert all(argv[-1].endswith("warm_kernels()") for argv in started)
+    monkeypatch.setattr(cli, "_WARMING", None)
+
+    cli.warm_kernels()  # compiles or loads every kernel a scan calls: then the cache is warm
+    assert cli.cold_kernel_cache() == (0, "")
+    kernel = cli.scan_kernels()[0]
+    monkeypatch.setattr(kernel._cache._cache_file, "_load_index", lambda: {})
+    cold, where = cli.cold_kernel_cache()
+    assert cold == 1 and (where.endswith("__pycache__") or "numba" in where), where
