@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 # Imports stay inside the commands: this module loads typer and rich only, so `technic data
 # info` never loads numba or XGBoost, and a first `technic scan` can start compiling its
-# kernels in a second process before its own heavy imports (`_start_warming`).
+# kernels in two other processes before its own heavy imports (`_start_warming`).
 DEFAULT_CALENDAR = "XNYS"  # technic_v4.data.calendar.DEFAULT_CALENDAR, without importing pandas
 
 EXIT_ERROR, EXIT_UNKNOWN_SYMBOLS = 2, 3
@@ -298,16 +298,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_WARMING: subprocess.Popen[bytes] | None = None  # the process compiling the kernels, if any
+_WARMING: list[subprocess.Popen[bytes]] | None = None  # the processes compiling the kernels
 
 
 def _start_warming(args: list[str], root: Path | None = None) -> None:
     """On a first run (a local data dir without a store: the demo market is about to be built)
-    start compiling the scan's kernels in a second process now, before this one imports the
-    engine, so the compile overlaps the imports and the demo build. A cheap guess from the
-    arguments and the environment (the scan's own checks decide everything else): a wrong
-    guess costs a second process's start-up, nothing more; a process still running when this
-    one exits is stopped."""
+    start compiling the scan's kernels now, in two processes that share the work
+    (`warm_kernels`), before this one imports the engine, so the compile overlaps the imports
+    and the demo build and uses both cores. A cheap guess from the arguments and the
+    environment (the scan's own checks decide everything else): a wrong guess costs two
+    processes' start-up, nothing more; a process still running when this one exits is
+    stopped."""
     global _WARMING
     if _WARMING is not None or "--help" in args:
         return
@@ -328,18 +329,21 @@ def _start_warming(args: list[str], root: Path | None = None) -> None:
     if (Path(data_dir).expanduser() / "store" / "manifest.json").exists():
         return
     try:
-        _WARMING = subprocess.Popen(
-            [sys.executable, "-c", "from technic_v4.cli import warm_kernels; warm_kernels()"],
+        _WARMING = [subprocess.Popen(
+            [sys.executable, "-c", f"from technic_v4.cli import warm_kernels; "
+             f"warm_kernels({part}, 2)"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for part in (0, 1)]
     except OSError:
         return
     atexit.register(_stop_warming)
 
 
 def _stop_warming() -> None:
-    if _WARMING is not None and _WARMING.poll() is None:
-        _WARMING.terminate()
-        _WARMING.wait()
+    for proc in _WARMING or []:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
 
 
 class _Progress:
@@ -347,10 +351,10 @@ class _Progress:
     kernels are about to be compiled (a cold cache: the first run on a machine).
 
     On the very first run (a cold cache and no store yet, so the demo market is about to be
-    built) a second process compiles the kernels into numba's cache while this one generates
-    the demo, and the scan waits for it before its indicator stage, then loads them from the
-    cache: on 2 cores the two overlap (README "First run"). A thread would not do: both jobs
-    hold the GIL often enough that together they ran 4x slower than one after the other."""
+    built) two other processes compile the kernels into numba's cache while this one
+    generates the demo, and the scan waits for them before its indicator stage, then loads
+    the kernels from the cache (README "First run"). Threads would not do: the compile and the
+    demo build hold the GIL often enough that together they ran 4x slower than in turn."""
 
     def __init__(self, root: DataRoot) -> None:
         self.spinner: Any = None
@@ -377,21 +381,43 @@ class _Progress:
             self.cold = 0
             if self.spinner is not None:
                 self.spinner.update("compiling indicator kernels (first run only)...")
-            if self.warming is not None:
-                try:
-                    self.warming.wait(timeout=600)
-                except subprocess.TimeoutExpired:
-                    self.warming.kill()
+            if self.warming:
+                _prepare_numba()  # while the other processes compile
+                for proc in self.warming:
+                    try:
+                        proc.wait(timeout=600)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
                 self.warming = None
             return
         if self.spinner is not None:
             self.spinner.update(f"scanning: {stage} {done}/{total}")
 
 
-def warm_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel a scan calls, by running the indicator
-    stage and the quality gate on a tiny Panel of the scan's array types (float64, C order;
-    one row listing late and one with a gap, so the engine's packing runs too)."""
+def _prepare_numba() -> None:
+    """numba's one-time set-up of its typing and target registries (~0.4 s, otherwise paid by
+    the first kernel loaded from the cache)."""
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+    except Exception:  # noqa: BLE001  (an internal that moved: the first load pays, as usual)
+        pass
+
+
+def warm_kernels(part: int = 0, parts: int = 1) -> None:
+    """Compile (or load from numba's cache) the kernels a scan calls, by running them on a tiny
+    Panel of the scan's array types (float64, C order; one row listing late and one with a
+    gap, so the engine's packing runs too): all of them (parts=1), or one of two shares, so
+    two processes compile at once (`_start_warming`).
+
+    Share 0 runs the indicator stage for a third of the scan's indicator kernels plus the
+    engine's layout kernels and the quality gate; share 1 calls the other two thirds directly.
+    Each top-level kernel belongs to exactly one share, and share 1 saves only its own
+    kernels to numba's cache (every other dispatcher's cache is switched off in that process),
+    so no cache file is ever written by both: a kernel loaded from the cache carries its
+    callees' code, which share 1 compiles in memory only."""
     from dataclasses import replace
 
     import numpy as np
@@ -400,6 +426,7 @@ def warm_kernels() -> None:
     from technic_v4.data.panel import panel_from_arrays
     from technic_v4.data.quality import check_panel
     from technic_v4.indicators import compute_indicators
+    from technic_v4.indicators.registry import resolve
 
     n, t = 6, 260
     rng = np.random.default_rng(0)
@@ -412,8 +439,31 @@ def warm_kernels() -> None:
                               open=close, high=close * 1.01, low=close * 0.99, close=close,
                               volume=volume)
     panel = replace(panel, meta={"missing_sessions": []})  # no calendar needed
-    compute_indicators(panel)
-    check_panel(panel)
+    if parts == 1:
+        compute_indicators(panel)
+        check_panel(panel)
+        return
+    specs, _ = resolve(None)
+    kernels = sorted({id(s.kernel): s.kernel for s in specs}.values(),
+                     key=lambda k: getattr(k, "__name__", repr(k)))
+    mine = {id(k) for i, k in enumerate(kernels) if (i % 3 != 0) == (part == 1)}
+    if part == 0:
+        compute_indicators(panel, [o for s in specs if id(s.kernel) in mine for o in s.outputs])
+        check_panel(panel)
+        return
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("technic_v4.") and module is not None:
+            for obj in list(vars(module).values()):
+                if isinstance(obj, Dispatcher) and id(obj) not in mine:
+                    obj._cache = NullCache()  # type: ignore[attr-defined]
+    arrays = {f: np.ascontiguousarray(getattr(panel, f)) for f in
+              ("open", "high", "low", "close", "volume")}
+    for spec in specs:
+        if id(spec.kernel) in mine and all(f in arrays for f in spec.inputs):
+            spec.run(arrays, 1)
 
 
 def scan_kernels() -> list[Any]:
