@@ -326,7 +326,8 @@ def _start_warming(args: list[str], root: Path | None = None) -> None:
         import platformdirs
 
         data_dir = platformdirs.user_data_dir("technic")
-    if (Path(data_dir).expanduser() / "store" / "manifest.json").exists():
+    if (Path(data_dir).expanduser() / "store" / "manifest.json").exists() or (
+            root is None and _probably_warm()):
         return
     try:
         _WARMING = [subprocess.Popen(
@@ -337,6 +338,28 @@ def _start_warming(args: list[str], root: Path | None = None) -> None:
     except OSError:
         return
     atexit.register(_stop_warming)
+
+
+def _probably_warm() -> bool:
+    """Whether numba's cache holds the engine's layout kernel, newer than its source: a hint,
+    read without importing numba, that the kernels need no compiling (`_Progress` checks
+    properly, and starts the compile itself when the hint was wrong)."""
+    import hashlib
+
+    import technic_v4
+
+    source = Path(os.path.abspath(technic_v4.__file__)).parent / "indicators" / "engine.py"
+    sub = f"indicators_{hashlib.sha1(str(source.parent).encode()).hexdigest()}"
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba"
+    places = [source.parent / "__pycache__", user_cache / sub]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        places.insert(0, Path(os.environ["NUMBA_CACHE_DIR"]) / sub)
+    try:
+        built = source.stat().st_mtime
+        return any(index.stat().st_mtime >= built for place in places
+                   for index in place.glob("engine.bar_layout-*.nbi"))
+    except OSError:
+        return False
 
 
 def _stop_warming() -> None:

@@ -194,11 +194,13 @@ def test_first_run_starts_compiling_early_and_detects_a_cold_cache(w, monkeypatc
             return 0
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
-    for args, expected in [(["scan", "--data-dir", str(w["empty"])], 2),
-                           (["scan", f"--data-dir={w['demo']}"], 0),
-                           (["scan", "--help", "--data-dir", str(w["empty"])], 0),
-                           (["scan", "--data-dir", "s3://bucket/x"], 0)]:
+    for args, warm, expected in [(["scan", "--data-dir", str(w["empty"])], False, 2),
+                                 (["scan", "--data-dir", str(w["empty"])], True, 0),
+                                 (["scan", f"--data-dir={w['demo']}"], False, 0),
+                                 (["scan", "--help", "--data-dir", str(w["empty"])], False, 0),
+                                 (["scan", "--data-dir", "s3://bucket/x"], False, 0)]:
         monkeypatch.setattr(cli, "_WARMING", None)
+        monkeypatch.setattr(cli, "_probably_warm", lambda warm=warm: warm)
         started.clear()
         cli._start_warming(args)
         assert len(started) == expected, args
