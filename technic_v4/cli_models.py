@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from technic_v4.alpha import registry
 
 WIDE = 200  # columns for text and tables when the stream is not a terminal
+MAX_ERROR = 2000  # characters of an `error:` line
 
 
 def console(stderr: bool = False) -> Console:
@@ -52,6 +53,8 @@ err = console(stderr=True)
 def fail(message: str, exit_code: int = 2) -> NoReturn:
     """One `error: ...` line on stderr, then exit (2: the command could not do its job)."""
     line = " ".join(str(message).split())
+    if len(line) > MAX_ERROR:
+        line = f"{line[:MAX_ERROR]}... ({len(line) - MAX_ERROR} more characters)"
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
 
