@@ -8,7 +8,7 @@ later.
 | variable | default | meaning |
 |---|---|---|
 | TECHNIC_DATA_DIR | per-user folder | data dir: a path or s3:// gs:// abfs:// file:// URI |
-| TECHNIC_MODELS_DIR | the shipped models/ | alpha models scans read (and `models train` writes; default there: the per-user models folder) |
+| TECHNIC_MODELS_DIR | shipped models/ | alpha models scans read; `models train` writes there too |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
