@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -21,14 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-err = Console(stderr=True)
+from technic_v4.cli_models import fail as _fail
+
 FORMATS = ("table", "json")
 BAR_WIDTH = 24
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def explain_command(

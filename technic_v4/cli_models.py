@@ -3,11 +3,18 @@
     technic models train [--data-dir DIR] [--models-dir DIR] [--seed N] [--horizon 5 --horizon 10]
     technic models show [--models-dir DIR] [--json]
 
-`train` reads the whole store (building the synthetic demo market first when there is none,
-as a scan would), trains one model per horizon (technic_v4/alpha/train.py) and writes
-`<id>.ubj` + `<id>.meta.json` into the models directory. `show` loads every model there with
-the registry's checks and prints its metadata and out-of-sample metrics; a broken model is
-reported with the registry's message and the command exits with status 2.
+`train` reads the whole store, trains one model per horizon (technic_v4/alpha/train.py) and
+writes `<id>.ubj` + `<id>.meta.json` into the models directory: --models-dir, else
+$TECHNIC_MODELS_DIR, else the per-user models folder (~/.local/share/technic/models), never the
+shipped `models/` unless `--overwrite-shipped` says so; it prints where, and how to point scans
+at it (`export TECHNIC_MODELS_DIR=...`). It refuses a data dir without a store (it never
+builds the synthetic demo market to train on: `technic data demo` does that on purpose) and a
+store too small to train on, saying whether it lacks symbols or history. `show` loads every
+model in the models directory scans use with the registry's checks and prints its metadata
+and out-of-sample metrics; a broken model is reported with the registry's message and exit 2.
+
+Also here, shared by both command modules (cli.py imports them): `console` and `fail`, the
+stdout / stderr manners of every command (cli.py's docstring).
 """
 
 from __future__ import annotations
@@ -16,21 +23,55 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.alpha import registry
-from technic_v4.alpha.features import FEATURES_BY_HORIZON
+if TYPE_CHECKING:
+    from technic_v4.alpha import registry
+
+WIDE = 200  # columns for text and tables when the stream is not a terminal
+MAX_ERROR = 2000  # characters of an `error:` line
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich Console for stdout or stderr: as rich sees fit on a terminal; on a file or a pipe
+    plain (no colour), wide, and never wrapping a line."""
+    out = Console(stderr=stderr)
+    if out.is_terminal:
+        return out
+    return Console(stderr=stderr, width=WIDE, soft_wrap=True, no_color=True,
+                   highlight=False)
+
+
+err = console(stderr=True)
+
+
+def fail(message: str, exit_code: int = 2) -> NoReturn:
+    """One `error: ...` line on stderr, then exit (2: the command could not do its job)."""
+    line = " ".join(str(message).split())
+    if len(line) > MAX_ERROR:
+        line = f"{line[:MAX_ERROR]}... ({len(line) - MAX_ERROR} more characters)"
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
+_fail = fail  # the name this module used before
+
+Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
+    "--watches/--no-watches", help="Evaluate the watches on the sessions added, and deliver.")]
 
 models_app = typer.Typer(help="Train and inspect the alpha models.", no_args_is_help=True)
-err = Console(stderr=True)
 
 ModelsDir = Annotated[Path | None, typer.Option(
-    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR or the repo's models/).")]
+    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR or the shipped "
+    "models/).")]
+TrainModelsDir = Annotated[Path | None, typer.Option(
+    "--models-dir", help="Where to write the models (default: $TECHNIC_MODELS_DIR, else the "
+    "per-user models folder, e.g. ~/.local/share/technic/models).")]
 
 
 @models_app.command("train")
@@ -38,38 +79,64 @@ def train(
     data_dir: Annotated[str | None, typer.Option(  # str: a path type collapses a URI's //
         "--data-dir", help="Data directory or object-store URI (default: $TECHNIC_DATA_DIR "
         "or the per-user data folder).")] = None,
-    models_dir: ModelsDir = None,
+    models_dir: TrainModelsDir = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice in training.")] = 0,
     horizon: Annotated[list[int] | None, typer.Option(
         help="Horizons to train (repeatable; default 5 and 10).")] = None,
+    overwrite_shipped: Annotated[bool, typer.Option(
+        help="Allow writing into the shipped models/ folder (maintainers).")] = False,
 ) -> None:
     """Train the alpha models on the price store and write them into the models directory."""
-    from technic_v4.alpha.train import train_models
+    from technic_v4.alpha import registry
+    from technic_v4.alpha.features import FEATURES_BY_HORIZON
+    from technic_v4.alpha.train import TrainDataError, train_models
     from technic_v4.data import store
-    from technic_v4.data.reader import default_data_dir, ensure_store
-    from technic_v4.data.store_fs import data_root
+    from technic_v4.data.reader import default_data_dir
+    from technic_v4.data.store_fs import data_root, shown
 
     horizons = tuple(horizon or sorted(FEATURES_BY_HORIZON))
     bad = [h for h in horizons if h not in FEATURES_BY_HORIZON]
     if bad:
-        _fail(f"no feature set for horizon(s) {bad}; valid: {sorted(FEATURES_BY_HORIZON)}")
+        fail(f"no feature set for horizon(s) {bad}; valid: {sorted(FEATURES_BY_HORIZON)}")
     try:
         root = data_root(data_dir) if data_dir else default_data_dir()
-    except store.StoreError as exc:
-        _fail(str(exc))
-    out_dir = models_dir or registry.default_models_dir()
+        has_store = store.store_exists(root)
+    except (store.StoreError, ValueError) as exc:
+        fail(str(exc))
+    if not has_store:
+        fail(f"no price store in {shown(root)} to train on: load your bars with `technic data "
+             "ingest FILE`, or build the synthetic demo market on purpose with `technic data "
+             "demo`, then train")
+    out_dir = (models_dir.expanduser() if models_dir is not None
+               else registry.training_models_dir())
+    if registry.is_shipped(out_dir) and not overwrite_shipped:
+        fail(f"{out_dir} holds the models shipped with technic; write elsewhere with "
+             "--models-dir DIR (or pass --overwrite-shipped to replace them on purpose)")
     t0 = time.perf_counter()
-    manifest = ensure_store(root)
-    panel = store.load_panel(root)
+    try:
+        manifest = store.read_manifest(root)
+        panel = store.load_panel(root)
+    except store.StoreError as exc:
+        fail(str(exc))
     err.print(f"training on {panel.n_symbols} symbols x {panel.n_sessions} sessions "
               f"({manifest.first_session}..{manifest.last_session}), source {panel.source}, "
               f"data_version {panel.data_version}", highlight=False)
-    with err.status(f"training horizons {list(horizons)} (seed {seed})..."):
-        models = train_models(panel, horizons, seed=seed)
-    for model in models.values():
-        path = registry.save_model(model.booster, model.metadata, out_dir)
-        err.print(f"wrote {path}", highlight=False)
+    try:
+        with spinner(f"training horizons {list(horizons)} (seed {seed})..."):
+            models = train_models(panel, horizons, seed=seed)
+    except TrainDataError as exc:
+        fail(f"cannot train on the store in {shown(root)}: {exc}")
+    try:
+        for model in models.values():
+            path = registry.save_model(model.booster, model.metadata, out_dir)
+            err.print(f"wrote {path}", highlight=False)
+    except OSError as exc:
+        fail(f"cannot write models to {out_dir}: {exc.strerror or exc}")
     err.print(f"done in {time.perf_counter() - t0:.1f} s", highlight=False)
+    scanned = registry.default_models_dir()
+    if scanned.expanduser().resolve() != out_dir.resolve():
+        err.print(f"scans use the models in {scanned}; to scan with these: export "
+                  f"TECHNIC_MODELS_DIR={out_dir}", highlight=False)
     _print_models(out_dir, [registry.model_id(h) for h in horizons])
 
 
@@ -80,11 +147,13 @@ def show(
     = False,
 ) -> None:
     """Load every model in the models directory (checksums, features) and print its metrics."""
+    from technic_v4.alpha import registry
+
     out_dir = models_dir or registry.default_models_dir()
     ids = sorted(registry.list_model_ids(out_dir),
                  key=lambda s: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)])
     if not ids:
-        _fail(f"no alpha models in {out_dir}; `technic models train` builds them")
+        fail(f"no alpha models in {out_dir}; `technic models train` builds them")
     if as_json:
         loaded = {}
         for mid in ids:
@@ -95,17 +164,20 @@ def show(
 
 
 def _load(models_dir: Path, mid: str) -> registry.LoadedModel:
+    from technic_v4.alpha import registry
+    from technic_v4.alpha.features import FEATURES_BY_HORIZON
+
     try:
         meta = registry.read_metadata(models_dir, mid)
         h = int(meta["horizon"])
         return registry.load_model(models_dir, mid, horizon=h,
                                    features=FEATURES_BY_HORIZON.get(h), meta=meta)
-    except registry.ModelError as exc:
-        _fail(str(exc))
+    except (registry.ModelError, ValueError, TypeError) as exc:
+        fail(str(exc))
 
 
 def _print_models(models_dir: Path, ids: list[str]) -> None:
-    out = Console()
+    out = console(stderr=False)
     for mid in ids:
         m = _load(models_dir, mid).metadata
         win, data, xgbm = m["training_window"], m["data"], m["xgboost"]
@@ -161,6 +233,8 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:+.2%}"
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+def spinner(text: str) -> Any:
+    """A spinner on a terminal; nothing when stderr is a file or a pipe."""
+    import contextlib
+
+    return err.status(text) if err.is_terminal else contextlib.nullcontext()

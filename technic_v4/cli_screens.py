@@ -20,20 +20,21 @@ import inspect
 import json
 import textwrap
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from technic_v4.cli_models import err
+from technic_v4.cli_models import fail as _fail
 from technic_v4.data.store_fs import StoreError, data_root
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 from technic_v4.scan.expressions import column_catalogue
 from technic_v4.screens import help_text
 
-err = Console(stderr=True)
 Name = Annotated[str, typer.Argument(metavar="NAME", show_default=False,
                                      help="Screen name: a-z, 0-9, '-', '_' (up to 64).")]
 DataDir = Annotated[str | None, typer.Option(
@@ -59,10 +60,6 @@ def columns_text(width: int = 96) -> str:
                                initial_indent="  ", subsequent_indent="  ")
     return "\n".join(lines) + "\n" + help_text()
 
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _store(data_dir: str | None) -> Any:

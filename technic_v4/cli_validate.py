@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from technic_v4.cli_models import err, fail
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
@@ -60,12 +61,6 @@ def _options() -> list[inspect.Parameter]:
 
 def validate_command(**kw: Any) -> None:
     """Replay a screen over history and measure what its picks did next."""
-    err = Console(stderr=True)
-
-    def fail(message: str) -> None:
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
-        raise typer.Exit(2)
-
     fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
     if fmt not in FORMATS:
         fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")

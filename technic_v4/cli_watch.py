@@ -22,28 +22,23 @@ import inspect
 import json
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from technic_v4.cli_models import err
+from technic_v4.cli_models import fail as _fail
 from technic_v4.data.store_fs import StoreError, data_root
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 
-err = Console(stderr=True)
 Name = Annotated[str, typer.Argument(metavar="NAME", help="Watch name (like a screen's).")]
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data directory whose "
                                              "watches to use (default: $TECHNIC_DATA_DIR).")]
-Watches = Annotated[bool, typer.Option(
-    "--watches/--no-watches", help="Evaluate the watches on the sessions added, and deliver.")]
 
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _service(data_dir: str | None) -> Any:

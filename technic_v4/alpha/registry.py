@@ -94,10 +94,42 @@ def default_models_dir() -> Path:
 
 
 def shipped_models_dir() -> Path:
-    """The models shipped with the code (never written by training by default)."""
+    """The models shipped with the code (never written by training by default): the
+    repository's `models/` beside the package (a checkout, an editable install), else where a
+    wheel installs them, `<prefix>/share/technic/models` (pyproject data-files)."""
+    import sys
+
     import technic_v4
 
-    return Path(technic_v4.__file__).resolve().parent.parent / "models"
+    repo = Path(technic_v4.__file__).resolve().parent.parent / "models"
+    if (repo / f"{model_id(5)}{META_SUFFIX}").is_file():
+        return repo
+    installed = Path(sys.prefix) / "share" / "technic" / "models"
+    return installed if (installed / f"{model_id(5)}{META_SUFFIX}").is_file() else repo
+
+
+def user_models_dir() -> Path:
+    """Where `technic models train` writes by default: the per-user data folder's `models/`
+    (e.g. ~/.local/share/technic/models), never the shipped models."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("technic")) / "models"
+
+
+def training_models_dir() -> Path:
+    """Where training writes unless told: $TECHNIC_MODELS_DIR (scans read it too), else
+    `user_models_dir()`."""
+    from technic_v4.settings import Settings
+
+    return Settings().models_root() or user_models_dir()
+
+
+def is_shipped(models_dir: str | os.PathLike[str]) -> bool:
+    """Whether `models_dir` is the shipped models folder."""
+    try:
+        return Path(models_dir).expanduser().resolve() == shipped_models_dir()
+    except OSError:
+        return False
 
 
 def model_id(horizon: int) -> str:

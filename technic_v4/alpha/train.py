@@ -52,6 +52,14 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+MIN_SESSION_SYMBOLS = 20   # a session enters the split when this many symbols have a label
+MIN_SEGMENT_SESSIONS = 20  # sessions in each of train, validation and test
+
+
+class TrainDataError(ValueError):
+    """The store cannot train a model; the message says which it lacks: symbols or history."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     horizon: int = 5
@@ -93,16 +101,31 @@ def time_split(ds: features.Dataset, cfg: TrainConfig) -> Split:
     cfg.validate()
     label, end = ds.labels[cfg.horizon], ds.label_end[cfg.horizon]
     labelled = np.isfinite(label)
-    dates = np.flatnonzero(labelled.sum(0) >= 20)
+    per_session = labelled.sum(0)
+    dates = np.flatnonzero(per_session >= MIN_SESSION_SYMBOLS)
     if len(dates) == 0:
-        raise ValueError("no session has labels for 20+ symbols: not enough history to train")
+        symbols = int(labelled.any(1).sum())
+        if symbols < MIN_SESSION_SYMBOLS:
+            raise TrainDataError(
+                f"too few symbols: {symbols} of the store's {label.shape[0]} have a "
+                f"{cfg.horizon}-session forward return (a bar {cfg.horizon}+ bars before their "
+                f"last); training needs at least {MIN_SESSION_SYMBOLS} on the same sessions, "
+                "since every statistic is across symbols")
+        raise TrainDataError(
+            f"too little overlapping history: {symbols} symbols have labels, but never "
+            f"{MIN_SESSION_SYMBOLS} on the same session (at most {int(per_session.max())}); "
+            "training needs that many side by side")
     first, stop = int(dates[0]), int(dates[-1]) + 1
     usable = stop - first - 2 * cfg.embargo
-    w = np.asarray(cfg.fractions, dtype=np.float64)
-    n_train, n_valid = (np.floor(usable * w[:2] / w.sum())).astype(int)
-    if usable < 60 or min(n_train, n_valid, usable - n_train - n_valid) < 20:
-        raise ValueError(f"{stop - first} labelled sessions are too few for a train/validation/"
-                         f"test split with {cfg.embargo}-session embargoes")
+    n_train, n_valid = _segment_sizes(usable, cfg.fractions)
+    if not _split_fits(usable, cfg.fractions):
+        needed = min_labelled_sessions(cfg)
+        raise TrainDataError(
+            f"too little history: {stop - first} sessions have labels for "
+            f"{MIN_SESSION_SYMBOLS}+ symbols; a train/validation/test split needs at least "
+            f"{needed} ({MIN_SEGMENT_SESSIONS}+ sessions per segment and two "
+            f"{cfg.embargo}-session embargoes), i.e. about {needed + cfg.horizon} sessions of "
+            "bars")
     v0 = first + n_train + cfg.embargo
     t0 = v0 + n_valid + cfg.embargo
     bounds = {"train": (first, first + n_train), "valid": (v0, v0 + n_valid),
@@ -113,6 +136,26 @@ def time_split(ds: features.Dataset, cfg: TrainConfig) -> Split:
     for name, (a, b) in bounds.items():
         cells[name] = labelled & (col >= a) & (col < b) & (end < next_start[name])
     return Split(bounds, cells)
+
+
+def _segment_sizes(usable: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
+    w = np.asarray(fractions, dtype=np.float64)
+    n_train, n_valid = (np.floor(usable * w[:2] / w.sum())).astype(int)
+    return int(n_train), int(n_valid)
+
+
+def _split_fits(usable: int, fractions: tuple[float, float, float]) -> bool:
+    n_train, n_valid = _segment_sizes(usable, fractions)
+    return usable >= 60 and min(n_train, n_valid, usable - n_train - n_valid) >= (
+        MIN_SEGMENT_SESSIONS)
+
+
+def min_labelled_sessions(cfg: TrainConfig) -> int:
+    """The fewest sessions with labels for MIN_SESSION_SYMBOLS+ symbols a split needs."""
+    usable = 60
+    while not _split_fits(usable, cfg.fractions):
+        usable += 1
+    return usable + 2 * cfg.embargo
 
 
 def _sample(cells: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:

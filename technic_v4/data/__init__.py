@@ -1,4 +1,4 @@
-"""Data layer: the XNYS calendar, the Parquet price store, the Panel, the demo market, ingest."""
+"""Data layer: exchange calendars, the Parquet price store, the Panel, the demo market, ingest."""
 
 from technic_v4.data.panel import Panel
 

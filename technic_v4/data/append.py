@@ -10,7 +10,9 @@ How `append_bars` works:
     (`ingest_checks.check_rows`); in addition a row on a session the store already holds is
     rejected ("duplicate: session ... is already in the store"), as is a later row for the same
     (symbol, session).
- 2. New sessions are every XNYS session after the store's last up to the newest date kept: a
+ 2. New sessions are every session of the store's exchange calendar (manifest `calendar`)
+    after the store's last up to the newest date kept (rows on other days are "not a
+    session"): a
     session with no rows at all stays NaN for every symbol (the quality gate reports it as a
     gap, and a later append cannot fill it: re-ingest to repair history).
  3. Symbols not yet in the store are added at the end of the universe (sector Unknown until a
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from technic_v4.data.calendar import sessions_between
+from technic_v4.data.calendar import canonical_calendar, sessions_between
 from technic_v4.data.ingest import _adjust, _as_text, _day_ts
 from technic_v4.data.ingest_checks import check_rows, place_rows, session_days
 from technic_v4.data.panel import UNIVERSE_COLUMNS
@@ -83,16 +85,21 @@ def _describe(symbols: list[str], universe: pd.DataFrame | None) -> pd.DataFrame
 
 
 def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
-                source: str | None = None, universe: pd.DataFrame | None = None
-                ) -> AppendReport:
+                source: str | None = None, universe: pd.DataFrame | None = None,
+                calendar: str | None = None) -> AppendReport:
     """Append the sessions in `bars` newer than the store's last (see module docstring).
-    `universe` (symbol, name[, sector, industry]) describes symbols new to the store."""
+    `universe` (symbol, name[, sector, industry]) describes symbols new to the store;
+    `calendar`, when given, must be the store's (an append never changes it)."""
     old = read_manifest(data_dir)
+    if calendar is not None and canonical_calendar(calendar) != old.calendar:
+        raise AppendError(f"the store is on the {old.calendar} calendar, not "
+                          f"{canonical_calendar(calendar)}: an append keeps the store's calendar "
+                          "(re-ingest the whole history with --calendar to change it)")
     prices = old.meta.get("adjusted", "as given")
     n = len(bars)
     if n == 0:
         raise AppendError("no rows to append")
-    rej, sym_id, table, day, values = check_rows(bars)
+    rej, sym_id, table, day, values = check_rows(bars, old.calendar)
     if prices == "adj_close" and "adj_close" in bars:
         _adjust(bars, rej, values)
     last_day = session_days(pd.DatetimeIndex([old.last_session]))[0]
@@ -101,10 +108,11 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
              + f" is already in the store (last session {old.last_session})")
     ok = np.flatnonzero(rej.open)
     if ok.size == 0:
-        raise AppendError(f"all {n} rows were rejected ({rej.counts()}); store unchanged")
+        counts = ", ".join(f"{k}: {v}" for k, v in rej.counts().items())
+        raise AppendError(f"all {n} rows were rejected ({counts}); the store was not changed")
 
     old_uni = read_universe(data_dir, old)
-    new_ses = sessions_between(_day_ts(last_day + 1), _day_ts(day[ok].max()))
+    new_ses = sessions_between(_day_ts(last_day + 1), _day_ts(day[ok].max()), old.calendar)
     known = pd.Index(old_uni["symbol"])
     incoming = table[np.unique(sym_id[ok])]
     added = [s for s in incoming if s not in known]

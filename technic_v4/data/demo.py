@@ -6,7 +6,8 @@ Same `DemoSpec` -> bit-identical arrays (one `numpy.random.default_rng(seed)`, d
 order). The arrays follow the Panel convention: (N symbols, T sessions) float64, NaN where no bar.
 
 How it is built (`generate_demo_market`):
- 1. Sessions: XNYS sessions in [start, end] (`calendar.sessions_between`).
+ 1. Sessions: the sessions of `calendar` (default XNYS; any exchange_calendars name) in
+    [start, end] (`calendar.sessions_between`).
  2. Universe (`demo_names`): N companies over the 11 GICS sectors in count shares close to the
     US listed universe, 5-8 GICS industries each, names like "Northwind Semiconductor Corp",
     tickers derived from the names (1-5 capital letters; a handful of "XXXX.B" class shares).
@@ -56,7 +57,7 @@ import pandas as pd
 
 from technic_v4.cross_section import rank_ic
 from technic_v4.data import demo_sim
-from technic_v4.data.calendar import sessions_between
+from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, sessions_between
 from technic_v4.data.demo_names import build_universe
 from technic_v4.data.panel import UNIVERSE_COLUMNS, Array2D, Panel
 
@@ -69,6 +70,7 @@ DEMO_SEED = 20240601
 DEFAULT_PLANTED_ALPHA = 0.035  # daily information ratio per unit of the planted signal
 IPO_SHARE, DELIST_SHARE, SHORT_IPO_BARS = 0.03, 0.02, 60
 MIN_SESSIONS = 130
+MIN_SYMBOLS = 50
 IPO_DAY_VOLUME = 5.0  # an IPO's first session trades ~5x its usual volume
 
 
@@ -79,6 +81,7 @@ class DemoSpec:
     end: str = "2026-10-30"
     seed: int = DEMO_SEED
     planted_alpha: float = DEFAULT_PLANTED_ALPHA  # 0 switches the planted effect off
+    calendar: str = DEFAULT_CALENDAR  # the exchange whose sessions the bars trade on
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class DemoMarket:
     close: Array2D
     volume: Array2D
     notes: dict = field(default_factory=dict)
+    calendar: str = DEFAULT_CALENDAR
 
     @property
     def symbols(self) -> np.ndarray:
@@ -100,16 +104,19 @@ class DemoMarket:
         """The market as a Panel (source "synthetic"), without going through a store."""
         return Panel(symbols=self.symbols, sessions=self.sessions, open=self.open,
                      high=self.high, low=self.low, close=self.close, volume=self.volume,
-                     universe=self.universe, source="synthetic", meta={"notes": self.notes})
+                     universe=self.universe, source="synthetic",
+                     meta={"notes": self.notes, "calendar": self.calendar})
 
 
 def generate_demo_market(spec: DemoSpec = DemoSpec()) -> DemoMarket:
     """Build the demo market described in the module docstring, deterministically from `spec`."""
-    sessions = sessions_between(spec.start, spec.end)
+    calendar = canonical_calendar(spec.calendar)
+    sessions = sessions_between(spec.start, spec.end, calendar)
     t_len, n = len(sessions), spec.n_symbols
-    if t_len < MIN_SESSIONS or n < 50:
-        raise ValueError(f"demo market needs >= {MIN_SESSIONS} sessions and >= 50 symbols, "
-                         f"got {t_len} sessions ({spec.start}..{spec.end}) and {n} symbols")
+    if t_len < MIN_SESSIONS or n < MIN_SYMBOLS:
+        raise ValueError(f"the demo market needs at least {MIN_SYMBOLS} symbols and "
+                         f"{MIN_SESSIONS} sessions, got {n} symbols and {t_len} {calendar} "
+                         f"sessions ({spec.start}..{spec.end})")
     rng = np.random.default_rng(spec.seed)
     uni = build_universe(rng, n)
     ev = _plan_events(rng, n, t_len)
@@ -123,7 +130,7 @@ def generate_demo_market(spec: DemoSpec = DemoSpec()) -> DemoMarket:
     _apply_events(ev, opn, high, low, close, volume)
     universe = uni.loc[:, list(UNIVERSE_COLUMNS)]
     notes = _notes(spec, ev, universe["symbol"].to_numpy(dtype=object), sessions)
-    return DemoMarket(sessions, universe, opn, high, low, close, volume, notes)
+    return DemoMarket(sessions, universe, opn, high, low, close, volume, notes, calendar)
 
 
 def build_demo_store(data_dir: str | os.PathLike[str],
@@ -134,7 +141,8 @@ def build_demo_store(data_dir: str | os.PathLike[str],
     m = generate_demo_market(spec)
     return write_store(data_dir, sessions=m.sessions, universe=m.universe, open=m.open,
                        high=m.high, low=m.low, close=m.close, volume=m.volume,
-                       source="synthetic", meta={"demo_spec": asdict(spec), "notes": m.notes})
+                       source="synthetic", meta={"demo_spec": asdict(spec), "notes": m.notes},
+                       calendar=m.calendar)
 
 
 def _plan_events(rng: np.random.Generator, n: int, t_len: int) -> dict[str, np.ndarray]:

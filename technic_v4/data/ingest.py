@@ -14,8 +14,9 @@ How `ingest_bars` works (all vectorized: no Python loop runs over rows):
  2. `ingest_checks.check_rows` runs the checks of `REJECT_REASONS` in order; each rejected row
     gets the first that fails ("missing value: close", "not a session: 2024-01-06 is a
     Saturday", ...).
- 3. Symbols are sorted; sessions are every XNYS session from the first to the last date that
-    passed the checks. Each such row gets the flat cell `symbol_code * T + session_position`.
+ 3. Symbols are sorted; sessions are every session of the exchange calendar (`calendar`,
+    default XNYS; recorded in the manifest) from the first to the last date that passed the
+    checks. Each such row gets the flat cell `symbol_code * T + session_position`.
  4. Duplicates (same normalized symbol, same session) are found on those cells, last, among rows
     that passed everything else, so a bad first row never shadows a good later one: the first
     row is kept and each later one is rejected naming it. A bincount tells whether there are any
@@ -48,7 +49,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from technic_v4.data.calendar import sessions_between
+from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, sessions_between
 from technic_v4.data.ingest_checks import (
     BAR_COLUMNS,
     NUMBER_COLUMNS,
@@ -58,7 +59,7 @@ from technic_v4.data.ingest_checks import (
     place_rows,
 )
 from technic_v4.data.store import StoreManifest, write_beside, write_store
-from technic_v4.data.universe import SYMBOL_PATTERN, UNKNOWN, UnknownSectorError, normalize_sector
+from technic_v4.data.universe import UNKNOWN, UnknownSectorError, normalize_sector, valid_symbols
 
 __all__ = ["BAR_COLUMNS", "MODES", "PRICE_MODES", "REJECTIONS_FILENAME", "REJECT_REASONS",
            "IngestError", "ingest_frame",
@@ -105,14 +106,18 @@ def ingest_bars(
     *,
     universe_path: str | os.PathLike[str] | None = None,
     mode: str = "replace",
+    calendar: str = DEFAULT_CALENDAR,
 ) -> IngestReport:
-    """Validate a long bars file and write it as the store in `data_dir` (see module docstring)."""
+    """Validate a long bars file and write it as the store in `data_dir` (see module docstring);
+    `calendar`: the exchange calendar the bars trade on."""
     if mode not in MODES:
         raise ValueError(f"ingest mode {mode!r} is not supported; supported modes: {MODES}")
+    calendar = canonical_calendar(calendar)  # an unknown name fails before any file is read
     universe_file = None if universe_path is None else _read_universe_file(universe_path)
     bars = read_bars_file(bars_path)
     return ingest_frame(bars, data_dir, universe_file=universe_file, name=Path(bars_path).name,
-                        universe_name=None if universe_path is None else Path(universe_path).name)
+                        universe_name=None if universe_path is None else Path(universe_path).name,
+                        calendar=calendar)
 
 
 def ingest_frame(
@@ -123,18 +128,20 @@ def ingest_frame(
     universe_file: pd.DataFrame | None = None,
     universe_name: str | None = None,
     prices: str = "as given",
+    calendar: str = DEFAULT_CALENDAR,
 ) -> IngestReport:
     """Steps 2-7 of the module docstring for a long table already read (columns BAR_COLUMNS,
     plus `adj_close` when `prices == "adj_close"`: OHLC are then scaled by adj_close / close,
     volume left as given, and a row without a valid adj_close is rejected). `name` is what
-    the store's source and messages call the input."""
+    the store's source and messages call the input; `calendar` the exchange calendar."""
     if prices not in PRICE_MODES:
         raise ValueError(f"prices {prices!r}: expected one of {PRICE_MODES}")
+    calendar = canonical_calendar(calendar)
     n = len(bars)
     if n == 0:
         raise IngestError(f"{name} has no data rows")
 
-    rej, sym_id, table, day, values = check_rows(bars)
+    rej, sym_id, table, day, values = check_rows(bars, calendar)
     if prices == "adj_close":
         _adjust(bars, rej, values)
     ok = np.flatnonzero(rej.open)
@@ -147,7 +154,7 @@ def ingest_frame(
     present = np.bincount(sym_id[ok], minlength=len(table)) > 0
     symbols = table[present]
     remap = np.cumsum(present) - 1
-    sessions = sessions_between(_day_ts(day[ok].min()), _day_ts(day[ok].max()))
+    sessions = sessions_between(_day_ts(day[ok].min()), _day_ts(day[ok].max()), calendar)
     n_sym, n_ses = len(symbols), len(sessions)
     arrays, kept, _ = place_rows(values, rej, ok, remap[sym_id[ok]], day, sessions, n_sym)
 
@@ -172,7 +179,7 @@ def ingest_frame(
     }
     manifest = write_store(
         data_dir, sessions=sessions, universe=universe, source=f"ingest:{name}",
-        meta={"ingest": summary, "adjusted": prices}, **arrays,
+        meta={"ingest": summary, "adjusted": prices}, calendar=calendar, **arrays,
     )
     write_beside(data_dir, REJECTIONS_FILENAME, rejections.to_csv(index=False))
     from technic_v4.data.quality import check_store
@@ -208,7 +215,7 @@ def read_bars_file(path: str | os.PathLike[str]) -> pd.DataFrame:
             except pa.ArrowInvalid:  # some cell is not a number: read as text, reject it later
                 table = _read_csv(p, text | {chosen[c]: pa.string() for c in NUMBER_COLUMNS})
     except pa.ArrowInvalid as exc:  # not CSV / Parquet at all, or a ragged row
-        raise IngestError(f"cannot read {p.name}: {exc}") from exc
+        raise IngestError(f"cannot read {p.name}: {short_text(exc)}") from exc
     df = table.to_pandas()
     return pd.DataFrame({c: df[chosen[c]] for c in BAR_COLUMNS})
 
@@ -244,14 +251,39 @@ def _pick_columns(names: list[str], required: tuple[str, ...], optional: tuple[s
     missing = [c for c in required if c not in found]
     if missing:
         raise IngestError(f"{what} has no column {', '.join(map(repr, missing))} (header: "
-                          f"{', '.join(map(str, names))}); required: {', '.join(required)}")
+                          f"{header_text(names)}); required: {', '.join(required)}")
     chosen = {}
     for c in (*required, *optional):
         if len(found.get(c, [])) > 1:
-            raise IngestError(f"{what} has more than one {c!r} column: {found[c]}")
+            raise IngestError(f"{what} has more than one {c!r} column: "
+                              f"{header_text(found[c])}")
         if c in found:
             chosen[c] = found[c][0]
     return chosen
+
+
+def header_text(names: list[str], limit: int = 12, width: int = 300) -> str:
+    """A file's header for a message: the first `limit` names (at most `width` characters) and
+    how many more, so a 2,000-column file does not print a 9 KB line."""
+    shown: list[str] = []
+    used = 0
+    for name in names[:limit]:
+        text = str(name)[:40]
+        if used + len(text) > width:
+            break
+        shown.append(text)
+        used += len(text) + 2
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f", ... ({more} more of {len(names)} columns)" if more else "")
+
+
+def short_text(what: object, limit: int = 300) -> str:
+    """`str(what)` cut to `limit` characters with a count of the rest (a parser's message
+    may quote a whole row)."""
+    text = " ".join(str(what).split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _as_text(col: pd.Series) -> pd.Series:
@@ -295,7 +327,7 @@ def _join_universe(symbols: np.ndarray, uni: pd.DataFrame | None
     if uni is None:
         return base, pd.DataFrame({"symbol": pd.Series(dtype=str), "issue": pd.Series(dtype=str)})
     sym = uni["symbol"].str.upper()
-    valid = sym.str.fullmatch(SYMBOL_PATTERN.pattern).fillna(False).to_numpy(dtype=bool)
+    valid = valid_symbols(pd.Index(uni["symbol"].fillna("")))
     note(uni["symbol"][~valid], "invalid symbol in universe file: " + ("'" + uni["symbol"][
         ~valid] + "'"))
     uni = uni.assign(symbol=sym)[valid]
@@ -334,7 +366,8 @@ def _join_universe(symbols: np.ndarray, uni: pd.DataFrame | None
 def _adjust(bars: pd.DataFrame, rej: Any, values: dict[str, np.ndarray]) -> None:
     """Scale OHLC in `values` by adj_close / close; reject rows without a usable adj_close."""
     if "adj_close" not in bars:
-        raise IngestError("prices='adj_close' needs an Adj Close column")
+        raise IngestError("prices adj_close needs an Adj Close column; without one, ingest "
+                          "with --prices raw (Close as traded, splits left to the quality gate)")
     adj, missing, bad = _parse_numbers(bars["adj_close"])
     rej.flag(missing, "missing value", "adj close")
     rej.flag(bad, "unparseable number", "adj close")

@@ -1,17 +1,19 @@
 """Row checks for ingest: what a valid daily bar is, and one reason for each invalid row.
 
 Why a module of its own: the checks are the contract between a user's file and the store ("every
-bar in the store is a real XNYS session with finite, positive, consistent OHLC"), so they are
-listed once, in order, in `REJECT_REASONS`, and run as whole-column numpy operations: the only
-Python loops here run over columns, checks and *distinct* symbols or dates, never over rows.
+bar in the store is a real session of the store's exchange calendar, with finite, positive,
+consistent OHLC"), so they are listed once, in order, in `REJECT_REASONS`, and run as
+whole-column numpy operations: the only Python loops here run over columns, checks and
+*distinct* symbols or dates, never over rows.
 
 A row is rejected by the first check that fails (later checks skip it), with reason text
 "<kind>: <detail>", e.g. "missing value: close", "not a session: 2024-01-06 is a Saturday",
 "duplicate: same symbol and date as row 12". Symbols and dates are factorized first, so each
 distinct symbol is stripped, upper-cased and matched against SYMBOL_PATTERN once, and each
 distinct date is parsed (ISO 8601; a time of day or zone is dropped, keeping the wall-clock date)
-and looked up in the XNYS calendar once. Duplicates are checked last, by `flag_duplicates`, once
-the caller has placed rows on the (symbol, session) grid.
+and looked up in the store's exchange calendar (default XNYS; calendar.py) once. Duplicates are
+checked last, by `flag_duplicates`, once the caller has placed rows on the (symbol, session)
+grid.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from technic_v4.data.calendar import is_session, xnys
-from technic_v4.data.universe import SYMBOL_PATTERN
+from technic_v4.data.calendar import DEFAULT_CALENDAR, is_session, why_not_a_session
+from technic_v4.data.universe import valid_symbols
 
 BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -35,10 +37,10 @@ NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume")
 # Checked in this order; each rejected row carries the first that applies.
 REJECT_REASONS = (
     "missing value",  # empty/NA cell (the first such column, in BAR_COLUMNS order)
-    "invalid symbol",  # not SYMBOL_PATTERN after strip/upper
+    "invalid symbol",  # not SYMBOL_PATTERN after strip/upper (universe.valid_symbols)
     "unparseable date",  # not ISO 8601
     "unparseable number",  # not a number, or +-inf
-    "not a session",  # weekend, XNYS holiday/closure, or outside the calendar
+    "not a session",  # weekend, holiday/closure of the calendar, or outside it
     "non-positive price",  # open/high/low/close <= 0
     "negative volume",
     "high < low",
@@ -69,9 +71,10 @@ class Rejections:
         return {k: int(v) for k, v in zip(REJECT_REASONS, c, strict=True) if v}
 
 
-def check_rows(bars: pd.DataFrame) -> tuple[Rejections, np.ndarray, np.ndarray, np.ndarray,
-                                             dict[str, np.ndarray]]:
-    """Run every check but the duplicate one; return the rejections and the parsed columns."""
+def check_rows(bars: pd.DataFrame, calendar: str = DEFAULT_CALENDAR
+               ) -> tuple[Rejections, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Run every check but the duplicate one (sessions of exchange `calendar`); return the
+    rejections and the parsed columns."""
     n = len(bars)
     rej = Rejections(n)
     # factorize codes NA as -1, which indexes the slot appended to each per-distinct array.
@@ -79,13 +82,13 @@ def check_rows(bars: pd.DataFrame) -> tuple[Rejections, np.ndarray, np.ndarray, 
     scodes, suniq = pd.factorize(bars["symbol"])
     norm = pd.Index(suniq, dtype=object).astype(str).str.strip().str.upper()
     s_missing = np.append(norm == "", True)[scodes]
-    s_valid = np.asarray(norm.str.fullmatch(SYMBOL_PATTERN.pattern), dtype=bool)
+    s_valid = valid_symbols(pd.Index(suniq, dtype=object).astype(str).str.strip())
     table = np.unique(norm[s_valid].to_numpy(dtype=object))
     s_id = np.where(s_valid, np.searchsorted(table, norm), -1)
     sym_id = np.append(s_id, -1)[scodes]
 
     dcodes, duniq = pd.factorize(bars["date"])
-    d_day, d_missing, d_session, d_note = _parse_dates(duniq)
+    d_day, d_missing, d_session, d_note = _parse_dates(duniq, calendar)
     day = np.append(d_day, 0)[dcodes]
 
     raw = {c: bars[c] for c in BAR_COLUMNS}
@@ -139,7 +142,8 @@ def flag_duplicates(rej: Rejections, ok: np.ndarray, flat: np.ndarray) -> None:
 _NAT = np.iinfo(np.int64).min
 
 
-def _parse_dates(uniq) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _parse_dates(uniq, calendar: str = DEFAULT_CALENDAR
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct date value: day number (_NAT if unparseable), missing?, session?, why not."""
     idx = pd.Index(uniq)
     if idx.dtype.kind == "M":
@@ -158,18 +162,10 @@ def _parse_dates(uniq) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     day = np.where(ts.isna(), _NAT, ts.values.astype("datetime64[D]").astype(np.int64))
     session = np.zeros(len(idx), dtype=bool)
     good = day != _NAT
-    session[good] = is_session(ts[good]).to_numpy()
-    cal = xnys()
-    lo, hi = cal.first_session.date(), cal.last_session.date()
+    session[good] = is_session(ts[good], calendar).to_numpy()
     note = np.full(len(idx), "", dtype=object)
     for k in np.flatnonzero(good & ~session):  # distinct non-session dates only
-        d = ts[k]
-        if not lo <= d.date() <= hi:
-            note[k] = f"{d.date()} is outside the XNYS calendar ({lo}..{hi})"
-        elif d.day_of_week >= 5:
-            note[k] = f"{d.date()} is a {d.day_name()}"
-        else:
-            note[k] = f"{d.date()} is an XNYS holiday or closure"
+        note[k] = f"{ts[k].date()} {why_not_a_session(ts[k], calendar)}"
     return day, missing, session, note
 
 

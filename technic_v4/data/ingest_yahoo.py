@@ -30,11 +30,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar
 from technic_v4.data.ingest import (
     IngestError,
     IngestReport,
     _read_universe_file,
+    header_text,
     ingest_frame,
+    short_text,
 )
 
 YAHOO_COLUMNS = {"date": "date", "open": "open", "high": "high", "low": "low", "close": "close",
@@ -50,15 +53,18 @@ def ingest_csv_folder(
     universe_path: str | os.PathLike[str] | None = None,
     prices: str = "adj_close",
     threads: int | None = None,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> IngestReport:
-    """Replace the store in `data_dir` with the per-symbol CSV files of `folder`."""
+    """Replace the store in `data_dir` with the per-symbol CSV files of `folder`, on exchange
+    `calendar`."""
     if prices not in ("adj_close", "raw"):
         raise ValueError(f"prices {prices!r}: expected 'adj_close' or 'raw'")
+    calendar = canonical_calendar(calendar)
     bars = read_csv_folder(folder, threads=threads, need_adj=prices == "adj_close")
     universe = None if universe_path is None else _read_universe_file(universe_path)
     return ingest_frame(bars, data_dir, name=Path(folder).name + "/", universe_file=universe,
                         universe_name=None if universe_path is None else Path(universe_path).name,
-                        prices=prices)
+                        prices=prices, calendar=calendar)
 
 
 def csv_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -97,7 +103,10 @@ def read_csv_folder(folder: str | os.PathLike[str], *, threads: int | None = Non
 
 
 def _read_one(path: Path, need_adj: bool) -> pa.Table:
-    names = pacsv.open_csv(path).schema.names
+    try:
+        names = pacsv.open_csv(path).schema.names
+    except pa.ArrowInvalid as exc:  # empty, or not CSV
+        raise IngestError(f"cannot read {path.name}: {short_text(exc)}") from exc
     chosen: dict[str, str] = {}
     for name in names:
         key = str(name).strip().lstrip("\ufeff").lower()
@@ -107,8 +116,10 @@ def _read_one(path: Path, need_adj: bool) -> pa.Table:
                                                                     else [])
     missing = [c for c in wanted if c not in chosen]
     if missing:
+        hint = ("; without Adj Close, ingest with --prices raw (Close as traded, splits left "
+                "to the quality gate)" if missing == ["adj_close"] else "")
         raise IngestError(f"{path.name} has no column {', '.join(missing)} (header: "
-                          f"{', '.join(names)})")
+                          f"{header_text(names)}){hint}")
 
     def read(number_type: pa.DataType) -> pa.Table:
         types = {chosen["date"]: pa.string()} | {chosen[c]: number_type for c in wanted[1:]}
@@ -125,6 +136,6 @@ def _read_one(path: Path, need_adj: bool) -> pa.Table:
         except pa.ArrowInvalid:
             table = read(pa.string())
     except pa.ArrowInvalid as exc:
-        raise IngestError(f"cannot read {path.name}: {exc}") from exc
+        raise IngestError(f"cannot read {path.name}: {short_text(exc)}") from exc
     return table.rename_columns([{v: k for k, v in chosen.items()}[n] for n in
                                  table.column_names]).select(wanted)

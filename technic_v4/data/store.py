@@ -2,7 +2,11 @@
 
 Layout of `<data_dir>/store/`:
     manifest.json     format, data_version, source, shape, first/last session, meta, and the
-                      files that make up the store: `universe` and `segments` (in session order)
+                      files that make up the store: `universe` and `segments` (in session order);
+                      `calendar`, the exchange calendar of its sessions (XNYS when absent: stores
+                      written before the field), and `missing_sessions`, that calendar's
+                      sessions the axis lacks between its first and last (so a scan's quality
+                      gate never has to build the calendar)
     universe.parquet  symbol, name, sector, industry, first_session, last_session
                       (row i of this table is column i of every session's block; an append
                       writes universe-NNNNNN.parquet, named by the manifest)
@@ -49,6 +53,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, missing_sessions
 from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel
 from technic_v4.data.store_fs import (  # noqa: F401  (the location helpers are store API)
     DataDir,
@@ -84,6 +89,11 @@ class StoreManifest:
     universe: str = "universe.parquet"
     # [{"file", "n_symbols", "n_sessions"}] in session order; empty in a format-1 store
     segments: list[dict[str, Any]] = field(default_factory=list)
+    # The exchange_calendars calendar the sessions are on (a store written before this field
+    # existed is on XNYS), and that calendar's sessions inside [first, last] the session axis
+    # lacks (None: not recorded; the quality gate then asks the calendar itself).
+    calendar: str = DEFAULT_CALENDAR
+    missing_sessions: list[str] | None = None
 
     def segment_list(self) -> list[dict[str, Any]]:
         return self.segments or [{"file": "bars.parquet", "n_symbols": self.n_symbols,
@@ -120,12 +130,15 @@ def write_store(
     volume: Array2D,
     source: str,
     meta: dict[str, Any] | None = None,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> StoreManifest:
     """Write (or atomically replace) the store, as one segment, from (N, T) arrays and the
-    universe table."""
+    universe table; `calendar` is the exchange calendar the sessions are on."""
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     n, t = len(universe), len(sessions)
     sessions = _check_input(sessions, universe, arrays)
+    calendar = canonical_calendar(calendar)
+    absent = missing_sessions(sessions, calendar)
     loc = locate(data_dir)
     with loc.guard("writing the store"), loc.writer_lock(), loc.staging_dir() as tmp:
         first, last = _spans(sessions, close)
@@ -138,7 +151,8 @@ def write_store(
             data_version=_hash_files([tmp / "universe.parquet", tmp / "bars.parquet"]),
             first_session=str(sessions[0].date()) if t else "",
             last_session=str(sessions[-1].date()) if t else "", created=_now(), meta=meta or {},
-            segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}])
+            segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}],
+            calendar=calendar, missing_sessions=absent)
         return _replace_files(loc, tmp, manifest)
 
 
@@ -202,6 +216,11 @@ def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreMan
     new.loc[: m - 1, "first_session"] = old_first.where(old_first.notna(), first[:m])
     new.loc[: m - 1, "last_session"] = last[:m].where(last[:m].notna(), old_last)
 
+    # calendar sessions between the old last session and the new ones that the axis lacks
+    bridge = pd.DatetimeIndex([pd.Timestamp(old.last_session), *sessions]) if (
+        old.last_session) else sessions
+    absent = None if old.missing_sessions is None else [
+        *old.missing_sessions, *missing_sessions(bridge, old.calendar)]
     segs = old.segment_list()
     seq = max([_seq(s["file"]) for s in segs] + [_seq(old.universe)]) + 1
     bars_name, uni_name = f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet"
@@ -218,7 +237,8 @@ def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreMan
         first_session=old.first_session or str(sessions[0].date()),
         last_session=str(sessions[-1].date()), created=_now(),
         meta=old.meta if meta is None else meta, universe=uni_name,
-        segments=[*segs, {"file": bars_name, "n_symbols": n, "n_sessions": k}])
+        segments=[*segs, {"file": bars_name, "n_symbols": n, "n_sessions": k}],
+        missing_sessions=absent)
     loc.put_text("manifest.json", _dump(manifest))
     for name in loc.names():  # keep the current and previous universe only
         if name.startswith("universe-") and name.endswith(".parquet") and name not in (
@@ -233,7 +253,8 @@ def compact_store(data_dir: DataDir) -> StoreManifest:
     panel = load_panel(data_dir)
     return write_store(data_dir, sessions=panel.sessions, universe=panel.universe,
                        open=panel.open, high=panel.high, low=panel.low, close=panel.close,
-                       volume=panel.volume, source=m.source, meta=m.meta)
+                       volume=panel.volume, source=m.source, meta=m.meta,
+                       calendar=m.calendar)
 
 
 def _check_input(sessions, universe: pd.DataFrame, arrays: dict[str, Array2D]
@@ -417,6 +438,7 @@ def _load_window(data_dir, end, bars, manifest: StoreManifest,
         universe=universe.iloc[pick].reset_index(drop=True),
         data_version=manifest.data_version,
         source=manifest.source,
-        meta={"first_session": manifest.first_session, "last_session": manifest.last_session},
+        meta={"first_session": manifest.first_session, "last_session": manifest.last_session,
+              "calendar": manifest.calendar, "missing_sessions": manifest.missing_sessions},
         **arrays,
     )

@@ -2,13 +2,26 @@
 
 Every sector name a user types goes through `normalize_sector`; an unknown one is an error that
 lists the valid names, never an empty result. Every symbol a user types goes through
-`validate_symbol`, so nothing like `../etc` or an encoded slash ever reaches a path or a query.
+`validate_symbol` (every symbol a file brings, through `valid_symbols`), so nothing like
+`../etc` or an encoded slash ever reaches a path or a query.
+
+What a symbol is (SYMBOL_PATTERN, the one definition; the HTTP schema derives its pattern from
+it): 1-10 ASCII letters or digits, leading digits allowed (2GO, 7203, 0700), then at most two
+suffixes of 1-4 letters or digits, each after one '.' or '-': share classes and exchange
+suffixes as real venues and vendors write them (BRK.B, BF-B, RDS-A, 7203.T, 0700.HK, VOD.L,
+SHOP.TO, ASML.AS, BRK-B.L). Lower case is upper-cased. Refused: anything else, in particular
+'/', '\\', '..', '%', whitespace or control characters anywhere, a leading or trailing
+separator, more than 20 characters, and non-ASCII input (a Cyrillic 'А' or a dotless 'ı' that
+upper-cases to 'I' is not a lookalike of a ticker, it is refused).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
 
 from technic_v4.errors import ConfigError
 
@@ -43,8 +56,10 @@ SECTOR_ALIASES = {
 UNKNOWN = "Unknown"
 
 _CANON = {s.lower(): s for s in GICS_SECTORS} | SECTOR_ALIASES
-# 1-10 chars: letters first, then letters/digits, with at most one class suffix (BRK.B, BF-B).
-SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,3})?$")
+# 1-10 letters/digits, then up to two '.'/'-' suffixes of 1-4 (module docstring).
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,10}(?:[.\-][A-Z0-9]{1,4}){0,2}$")
+SYMBOL_SHAPE = ("1-10 letters/digits, optionally with up to two suffixes after '.' or '-' "
+                "(BRK.B, BF-B, 2GO, 7203.T, 0700.HK, SHOP.TO)")
 
 
 SECTOR_NAMES = [*GICS_SECTORS, *sorted(SECTOR_ALIASES)]  # what a sector filter accepts
@@ -88,10 +103,16 @@ def validate_symbol(symbol: str) -> str:
     """The upper-cased symbol, or InvalidSymbolError naming what is wrong with it."""
     if not isinstance(symbol, str):
         raise InvalidSymbolError(f"symbol must be a string, got {type(symbol).__name__}")
-    sym = symbol.strip().upper()
-    if not SYMBOL_PATTERN.fullmatch(sym):
-        raise InvalidSymbolError(
-            f"invalid symbol {symbol!r}: expected 1-10 letters/digits starting with a letter, "
-            "optionally a class suffix like BRK.B or BF-B"
-        )
+    sym = symbol.strip()
+    if not sym.isascii() or not SYMBOL_PATTERN.fullmatch(sym := sym.upper()):
+        raise InvalidSymbolError(f"invalid symbol {symbol[:40]!r}: expected {SYMBOL_SHAPE}")
     return sym
+
+
+def valid_symbols(symbols: pd.Index) -> np.ndarray:
+    """Which of `symbols` (text, already stripped) are valid once upper-cased: the check of
+    `validate_symbol`, vectorized, for files (ingest, universe files)."""
+    text = pd.Index(symbols, dtype=object).astype(str)
+    ascii_ = np.fromiter((s.isascii() for s in text), dtype=bool, count=len(text))
+    shaped = np.asarray(text.str.upper().str.fullmatch(SYMBOL_PATTERN.pattern), dtype=bool)
+    return ascii_ & shaped

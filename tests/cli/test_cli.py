@@ -81,7 +81,7 @@ def test_as_of_scan_accounts_for_unlisted_and_delisted(demo_dir):
 
 def test_data_info_and_ingest(demo_dir, tmp_path):
     info = technic("data", "info", data_dir=demo_dir)
-    assert "source: synthetic" in info.stderr and "symbols: 400" in info.stderr
+    assert "source: synthetic" in info.stdout and "symbols: 400" in info.stdout
     bars = tmp_path / "bars.csv"
     bars.write_text("symbol,date,open,high,low,close,volume\n"
                     "ABC,2024-01-02,10,11,9,10.5,1000\n"
@@ -95,4 +95,4 @@ def test_data_info_and_ingest(demo_dir, tmp_path):
     rej = pd.read_csv(tmp_path / "rej.csv")
     assert len(rej) == 2 and rej["reason"].str.contains("not a session").any()
     info = technic("data", "info", data_dir=target)
-    assert "source: ingest:bars.csv" in info.stderr
+    assert "source: ingest:bars.csv" in info.stdout

@@ -3,6 +3,7 @@ place in the scan: `quality_flags` on every row, exclusion counted in the status
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from technic_v4.data.panel import Panel, panel_from_arrays
-from technic_v4.data.quality import FLAGS, check_panel
+from technic_v4.data.quality import FLAGS, QualityConfig, check_panel, volume_ratio_to_median
 from technic_v4.data.reader import PanelSource
 from technic_v4.scanner_core import ScanConfig, run_scan
 
@@ -63,7 +64,7 @@ def _seeded_faults() -> Panel:
     from technic_v4.data.calendar import sessions_between
 
     sessions = sessions_between(sessions[0], sessions[-1])
-    n, t = 6, len(sessions)
+    n, t = 7, len(sessions)
     rng = np.random.default_rng(5)
     close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, t)), axis=1))
     high, low, volume = close * 1.01, close * 0.99, np.full((n, t), 1e6)
@@ -72,6 +73,7 @@ def _seeded_faults() -> Panel:
     close[3, -10:] = np.nan                 # 3: stale: last bar 10 sessions ago
     volume[4, 10:17] = 0.0                  # 4: seven zero-volume sessions in a row
     close[5, 40:] /= 3.0                    # 5: unadjusted 3:1 split
+    volume[6, -1] = 1.2e5                   # 6: a partial last session (12% of a day)
     high, low = np.fmax(high, close), np.fmin(low, close)
     high[1, 30] = low[1, 30] * 0.9
     return panel_from_arrays([f"S{i}" for i in range(n)], sessions, open=close, high=high,
@@ -81,8 +83,11 @@ def _seeded_faults() -> Panel:
 def test_each_check_finds_its_seeded_fault() -> None:
     panel = _seeded_faults()
     report = check_panel(panel)
-    assert list(report.flags) == ["", "ohlc", "gaps", "stale", "zero_volume", "split"]
+    assert list(report.flags) == ["", "ohlc", "gaps", "stale", "zero_volume", "split",
+                                  "thin_last"]
     row = report.table.set_index("symbol")
+    assert row.loc["S6", "last_volume_ratio"] == pytest.approx(0.12)
+    assert row.loc["S0", "last_volume_ratio"] == 1.0
     assert row.loc["S2", "gaps"] == 5 and row.loc["S3", "stale_sessions"] == 10
     assert row.loc["S4", "zero_volume_run"] == 7
     # A market day missing from the store is a gap for every symbol trading across it.
@@ -116,3 +121,57 @@ def test_scan_rows_carry_flags_and_exclusion_is_counted(real_bars: Panel) -> Non
     with pytest.raises(ValueError, match="unknown quality flags"):
         ScanConfig(exclude_flags=["splits"]).validate()
     assert set(FLAGS) >= {"split", "stale"}
+
+
+# (symbol, day) of the only fixture bars thinner than 0.2 x their previous 20 bars' median
+THIN = {("AAPL", "2002-12-24"),   # a 13:00 early close, 0.16
+        ("MSFT", "2003-12-26"),   # a 13:00 early close, the Friday after Christmas, 0.16
+        ("IBM", "2009-11-17")}    # 1.0 M shares between days of 4-8 M (vendor error), 0.16
+
+
+def test_thin_last_fires_on_no_normal_day_of_the_real_bars(real_bars: Panel) -> None:
+    """Every bar of the fixture judged as if it were the last: the rule fires only on the
+    three abnormal days above (two half-day sessions, one vendor error), and on no ordinary
+    session (12,054 judged)."""
+    cfg = QualityConfig()
+    present = np.isfinite(real_bars.volume)
+    hits, judged = set(), 0
+    for j in range(real_bars.n_sessions):
+        at = np.where(present[:, j], j, -1)
+        ratio = volume_ratio_to_median(real_bars.volume, at, cfg.thin_lookback)
+        judged += int(np.isfinite(ratio).sum())
+        for i in np.flatnonzero(ratio < cfg.thin_fraction):
+            hits.add((real_bars.symbols[i], str(real_bars.sessions[j].date())))
+    assert hits == THIN and judged > 12_000
+    from technic_v4.data.calendar import get_calendar
+
+    early = get_calendar("XNYS").early_closes
+    assert {pd.Timestamp("2002-12-24"), pd.Timestamp("2003-12-26")} <= set(early)
+    assert pd.Timestamp("2009-11-17") not in early
+    # the gate as of a normal day, and as of the vendor-error day
+    day = real_bars.sessions.get_loc(pd.Timestamp("2009-11-16"))
+    assert check_panel(real_bars.window(day, 300)).counts()["thin_last"] == 0
+    report = check_panel(real_bars.window(day + 1, 300))
+    flagged = report.table[report.table["quality_flags"].str.contains("thin_last")]
+    assert flagged["symbol"].tolist() == ["IBM"]
+
+
+def test_a_partial_last_bar_is_flagged_in_the_scan(real_bars: Panel) -> None:
+    day = real_bars.sessions.get_loc(pd.Timestamp("2012-06-14"))
+    panel = real_bars.window(day, 300)
+    volume = panel.volume.copy()
+    row = list(panel.symbols).index("MSFT")
+    volume[row, -1] *= 0.15  # the session fetched before the close: 15% of its volume
+    volume[list(panel.symbols).index("FB"), -1] *= 0.15  # FB: 19 bars before, not judged
+    partial = replace(panel, volume=volume)
+    source = PanelSource(partial)
+    frame, status = run_scan(ScanConfig(min_bars=10), loader=source)
+    flags = dict(zip(frame["Symbol"], frame["quality_flags"], strict=True))
+    assert flags["MSFT"] == "thin_last" and flags["AAPL"] == "" and flags["FB"] == ""
+    assert status.quality_flagged == 1
+    msft = frame.set_index("Symbol").loc["MSFT"]
+    assert msft["Volume_ratio"] < 0.2  # the value the flag says not to trust
+    frame, status = run_scan(ScanConfig(min_bars=10, exclude_flags=["thin_last"]),
+                             loader=source)
+    assert "MSFT" not in set(frame["Symbol"])
+    assert status.rejected_by_reason == {"quality flagged": 1}

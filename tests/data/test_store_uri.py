@@ -228,7 +228,7 @@ def test_cli_builds_describes_and_scans_an_s3_store(s3):
     assert built.returncode == 0, built.stderr
     assert "source: synthetic" in built.stderr and "endpoint_override" not in built.stderr
     info = technic("data", "info")
-    assert info.returncode == 0 and f"store: s3://{BUCKET}/cli/store" in info.stderr, info.stderr
+    assert info.returncode == 0 and f"store: s3://{BUCKET}/cli/store" in info.stdout, info.stderr
     scan = technic("scan", "--format", "csv", "--max-symbols", "5")
     assert scan.returncode == 0, scan.stderr
     frame = pd.read_csv(io.StringIO(scan.stdout))

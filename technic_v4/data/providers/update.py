@@ -2,6 +2,8 @@
 
 Why a cache between the provider and the store: fetching is slow, rate-limited and can fail
 half-way; the store must only ever grow by whole, consecutive sessions. So:
+ 0. Polygon's grouped daily bars are US stocks: a store on another exchange calendar than
+    XNYS is refused (a clear error, nothing fetched).
  1. Sessions wanted = XNYS sessions after the store's last (or from `start` when there is no
     store) up to `end` (default: the last session that has closed).
  2. Each wanted session not already cached is fetched (a thread pool; the client rate-limits
@@ -27,12 +29,13 @@ from pathlib import Path
 import pandas as pd
 
 from technic_v4.data.append import AppendReport, append_bars
-from technic_v4.data.calendar import sessions_between, xnys
+from technic_v4.data.calendar import calendar_bounds, sessions_between
 from technic_v4.data.ingest import IngestReport, ingest_frame
 from technic_v4.data.providers.polygon import PolygonClient, PolygonError
 from technic_v4.data.store import read_manifest, store_exists
 
 CACHE_DIR = Path("providers") / "polygon" / "grouped"
+US_CALENDAR = "XNYS"  # Polygon's grouped daily endpoint: US stocks only
 
 
 @dataclass
@@ -59,7 +62,7 @@ def last_closed_session(now: pd.Timestamp | None = None) -> pd.Timestamp:
     """The newest XNYS session whose close has passed (16:00 New York + 30 min margin)."""
     now = now or pd.Timestamp.now(tz="America/New_York")
     today = now.tz_localize(None).normalize()
-    sessions = sessions_between(today - pd.Timedelta(days=10), today)
+    sessions = sessions_between(today - pd.Timedelta(days=10), today, US_CALENDAR)
     if len(sessions) and sessions[-1] == today and now.hour * 60 + now.minute < 16 * 60 + 30:
         sessions = sessions[:-1]
     return sessions[-1]
@@ -124,14 +127,20 @@ def update_store(data_dir: str | os.PathLike[str], client: PolygonClient, *,
     with `tickers`, refresh the ticker reference first (names for new symbols)."""
     has_store = store_exists(data_dir)
     if has_store:
-        begin = pd.Timestamp(read_manifest(data_dir).last_session) + pd.Timedelta(days=1)
+        manifest = read_manifest(data_dir)
+        if manifest.calendar != US_CALENDAR:
+            raise ValueError(
+                f"Polygon's grouped daily bars are US equities on {US_CALENDAR} sessions, and "
+                f"the store in {data_dir} is on the {manifest.calendar} calendar: update it "
+                "from a source for that exchange with `technic data append FILE`")
+        begin = pd.Timestamp(manifest.last_session) + pd.Timedelta(days=1)
     elif start is not None:
         begin = pd.Timestamp(start)
     else:
         raise ValueError(f"no store in {data_dir}: give a start date for the first fetch")
     stop = pd.Timestamp(end) if end is not None else last_closed_session()
-    stop = min(stop, xnys().last_session.tz_localize(None))
-    wanted = sessions_between(begin, stop)
+    stop = min(stop, calendar_bounds(US_CALENDAR)[1])
+    wanted = sessions_between(begin, stop, US_CALENDAR)
     cache = cache_dir(data_dir)
     names = refresh_tickers(data_dir, client) if tickers else _known_tickers(data_dir)
     fetch = fetch_sessions(client, wanted, cache, workers=workers)
