@@ -328,10 +328,11 @@ def _engine_command(name: str) -> Any:
             from technic_v4.cli_screens import screen_app as build
         else:
             from technic_v4.cli_watch import watch_app as build
-        group = build(_scan_function())
-        group.info.name = name
-        return typer.main.get_command(group)
-    single = typer.Typer()
+        outer = typer.Typer(add_completion=False)  # completion is the root's option
+        outer.add_typer(build(_scan_function()), name=name)
+        outer.callback()(lambda: None)  # a group of one group: get_command keeps the level
+        return typer.main.get_command(outer).commands[name]  # type: ignore[attr-defined]
+    single = typer.Typer(add_completion=False)
     if name == "scan":
         single.command(name="scan")(_scan_function())
     elif name == "explain":

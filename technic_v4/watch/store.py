@@ -34,6 +34,7 @@ The guarantees, and where they are made:
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import socket
@@ -210,7 +211,7 @@ class WatchStore(Protocol):
     def claim(self, owner: str, limit: int, lease_s: float, max_age_s: float,
               now: float | None = None) -> Claims: ...
     def settle(self, owner: str, results: Sequence[Settlement],
-               breaker: tuple[int, float] = (5, 60.0)) -> list[bool]: ...
+               breaker: tuple[int, float] = (5, 60.0)) -> builtins.list[bool]: ...
     def target_breaker(self, target_id: int) -> tuple[int, float]: ...
     def release_orphans(self) -> int: ...
     def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int: ...
@@ -453,7 +454,7 @@ class SqliteWatchStore:
                        int(head[7]), float(head[8]), events)
 
     def settle(self, owner: str, results: Sequence[Settlement],
-               breaker: tuple[int, float] = (5, 60.0)) -> list[bool]:
+               breaker: tuple[int, float] = (5, 60.0)) -> builtins.list[bool]:
         """Record attempts' outcomes, in one transaction, each only while `owner` still
         holds its lease (else nothing: False for it). ok → delivered (the acknowledgement,
         written once); not ok → pending again at `next_at`, or dead. Each target's breaker,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 
+import click
 import pandas as pd
 import pytest
 import typer
@@ -115,8 +116,8 @@ def test_save_and_run_take_the_scan_options():
     """`screen save` offers exactly scan's field options (same flags), `screen run` all of
     scan's options; neither offers --screen."""
     root = typer.main.get_command(app)
-    commands = root.commands  # type: ignore[attr-defined]
-    scan, group = commands["scan"], commands["screen"]
+    ctx = click.Context(root)
+    scan, group = root.get_command(ctx, "scan"), root.get_command(ctx, "screen")  # built lazily
     save, run = group.commands["save"], group.commands["run"]
 
     def flags(cmd) -> dict[str, tuple[str, ...]]:  # type: ignore[no-untyped-def]
