@@ -3,8 +3,9 @@
 The folders mirror the code (data, indicators, scan, alpha, cli, api, serve, web). Tests under
 serve/ start Ray Serve (marker `serve`); tests under web/ also drive Chromium (`browser`).
 `python -m pytest -m "not serve and not browser"` runs the library, CLI and in-process API
-suites. Engine tests seed Panels in memory; fixtures that start real servers (moto's S3,
-redis-server, the warm in-process backend) are shared per session.
+suites in under a minute; `--slow` adds the tests marked slow (the README's test command,
+which CI runs, gives it). Engine tests seed Panels in memory; fixtures that start real
+servers (moto's S3, redis-server, the warm in-process backend) are shared per session.
 """
 
 from __future__ import annotations
@@ -22,17 +23,28 @@ ROOT = Path(__file__).parent
 FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="also run the tests marked slow (the README's test command does)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers by folder, and the xdist groups (`-n 2 --dist loadgroup` in pyproject.toml):
     every Ray Serve test in one group, so one worker runs them one after another (they share
     Ray sessions and would fight over two cores), each other module in a group of its own,
-    so its module fixtures (trained models, servers) are built once."""
+    so its module fixtures (trained models, servers) are built once. Tests marked `slow`
+    (processes, training, long property runs) are skipped, and counted, unless `--slow` is
+    given or `-m` names them, so a quick run stays quick and CI runs everything."""
+    run_slow = config.getoption("--slow") or "slow" in (config.getoption("-m") or "")
+    skip_slow = pytest.mark.skip(reason="slow: `--slow` runs it (CI does)")
     for item in items:
         path = Path(item.fspath).relative_to(ROOT)
         markers = FOLDER_MARKERS.get(path.parts[0], ())
         for name in markers:
             item.add_marker(getattr(pytest.mark, name))
         item.add_marker(pytest.mark.xdist_group("serve" if markers else str(path)))
+        if not run_slow and item.get_closest_marker("slow"):
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ from technic_v4.data.reader import PanelSource
 from technic_v4.indicators import compute_indicators
 from technic_v4.scanner_core import ScanConfig, run_scan
 
+pytestmark = pytest.mark.slow  # trains models on 800-symbol markets
+
 SPEC = DemoSpec(n_symbols=800, start="2022-06-01")
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -104,6 +104,7 @@ def test_no_process_model_means_unavailable_not_stale(two_sets, tmp_path):
     assert pred.state["models_version"].startswith("alpha_5d:none,alpha_10d:")
 
 
+@pytest.mark.slow
 def test_rewrites_during_predictions_never_mix(two_sets):
     a, b, live = two_sets
     feats, models = features(), ModelSet(live)

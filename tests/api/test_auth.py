@@ -39,6 +39,7 @@ def app_with(backend, monkeypatch):
     return build
 
 
+@pytest.mark.slow
 def test_hash_format_and_cli():
     assert hash_key("k1") == "sha256:" + hashlib.sha256(b"k1").hexdigest()
     out = subprocess.run([sys.executable, "-m", "deployments.api.keys", "hash", "k1"],

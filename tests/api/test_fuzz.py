@@ -21,6 +21,8 @@ from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.screens.saved import DB_NAME, ScreenStore
 
+pytestmark = pytest.mark.slow  # schemathesis over every operation
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient

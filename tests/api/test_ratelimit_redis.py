@@ -94,6 +94,7 @@ def test_without_redis_each_app_has_its_own_buckets(apps):
         assert a.get("/readyz").json()["checks"]["rate_limit"]["mode"] == "local"
 
 
+@pytest.mark.slow
 def test_retry_after_is_when_the_next_token_is_back(apps):
     a, b = apps("3/6s")  # one token every 2 s
     with a, b:

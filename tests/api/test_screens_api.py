@@ -162,6 +162,7 @@ def test_request_fields_override_the_screen(client, library):
     assert preset["meta"]["screen"] == {"name": "golden-cross", "version": 1, "preset": True}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_over_http_equal_the_library(client, library, name):
     """The backend evaluates in chunks of 128 symbols, and screens a sector's rows out of a

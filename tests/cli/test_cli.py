@@ -10,6 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+pytestmark = pytest.mark.slow  # each case starts `technic` as a process
+
 
 def technic(*args, data_dir, check=True):
     env = dict(os.environ, TECHNIC_DATA_DIR=str(data_dir), COLUMNS="200")

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_cli import technic  # tests/ is on sys.path (rootdir conftest)
+
+pytestmark = pytest.mark.slow  # demo stores built and scanned through the CLI
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -23,6 +23,8 @@ from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.ingest import ingest_frame
 from technic_v4.data.store import read_universe
 
+pytestmark = pytest.mark.slow  # each case starts `technic` as a process
+
 
 def technic(*args: str, data_dir: Path, home: Path, models_dir: Path | None = None
             ) -> subprocess.CompletedProcess:

@@ -14,6 +14,8 @@ from technic_v4.alpha.inference import ModelSet
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan.explain import explain
 
+pytestmark = pytest.mark.slow  # each case starts `technic` as a process
+
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):

@@ -76,6 +76,7 @@ def test_shapes_sessions_and_universe(small: DemoMarket) -> None:
     assert panel.source == "synthetic" and panel.n_symbols == n
 
 
+@pytest.mark.slow  # the 5,000-symbol default market
 def test_sector_table_and_default_universe(default: DemoMarket) -> None:
     assert {s.name for s in SECTORS} == set(GICS_SECTORS)
     assert all(3 <= len(s.industries) <= 8 for s in SECTORS)
@@ -110,6 +111,7 @@ def test_bars_are_consistent(small: DemoMarket) -> None:
     assert 0.01 < np.median(hl) < 0.06
 
 
+@pytest.mark.slow  # the 5,000-symbol default market
 def test_prices_volumes_and_volatility_look_like_us_equities(default: DemoMarket) -> None:
     panel = default.to_panel()
     last = panel.last_bar_index()

@@ -335,6 +335,7 @@ def _corrupt(row: dict, how: str) -> dict:
                            st.integers(0, 10**6)), max_size=15),
     parquet=st.booleans(),
 )
+@pytest.mark.slow
 def test_property_every_row_accounted_for_and_valid_rows_round_trip(valid, bad, parquet):
     rows = [(r, None) for r in valid]
     for how, base, where in bad:

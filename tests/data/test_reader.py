@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from technic_v4.data import store
 from technic_v4.data.demo import DemoSpec, generate_demo_market
@@ -28,6 +29,7 @@ def _write(root, market) -> str:
                              source="synthetic").data_version
 
 
+@pytest.mark.slow
 def test_windows_under_flips_are_labelled_with_their_own_version(tmp_path):
     a = generate_demo_market(DemoSpec(n_symbols=50, seed=1, start="2025-06-02"))
     b = generate_demo_market(DemoSpec(n_symbols=50, seed=2, start="2025-06-02"))

@@ -28,6 +28,8 @@ from technic_v4.data.reader import StoreReader, ensure_store
 from technic_v4.data.store_fs import data_root
 from technic_v4.scanner_core import ScanConfig, run_scan
 
+pytestmark = pytest.mark.slow  # a moto S3 server and `technic` processes
+
 SPEC = DemoSpec(n_symbols=150)
 FIELDS = ("open", "high", "low", "close", "volume")
 KEY, SECRET = "AKIAUNITTESTKEY7", "wJalrXUtnFEMIunitTESTsecret42"

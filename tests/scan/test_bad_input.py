@@ -69,6 +69,7 @@ def _cli(dirs, args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_same_answer_everywhere(case, dirs, client):
     fields, args, body, field, valid = CASES[case]
@@ -100,6 +101,7 @@ def _flipping(root):
     return flip
 
 
+@pytest.mark.slow
 def test_stale_data_is_the_same_answer_everywhere(tmp_path):
     data, models = tmp_path / "data", tiny_models(tmp_path / "models")
     build_demo_store(data, DemoSpec(n_symbols=60, seed=1))

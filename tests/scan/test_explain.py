@@ -63,6 +63,7 @@ def _check_alpha(alpha: dict, row: dict | None = None) -> None:
             assert abs(model["forecast"] - row[model["column"]]) <= 1e-7, model["id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_of", [None, AS_OF])
 def test_every_symbol_of_a_scan_is_explained_by_its_parts(reader, models, dirs, as_of):
     frame, status = run_scan(ScanConfig(as_of_date=as_of), loader=reader, models_dir=dirs[1])

@@ -136,6 +136,7 @@ def reference(expr: str, row: pd.Series) -> bool:
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(expr=conditions())
 def test_where_equals_python_on_the_result_rows(panel, base, expr):
     frame, status = scan(panel, where=expr)

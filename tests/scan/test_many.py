@@ -45,6 +45,7 @@ def _many(reader: StoreReader, models: ModelSet, cfgs: list[ScanConfig]):  # typ
     return run_sync(execute_many(cfgs, reader.snapshot(), evaluate, predict, chunk_size=128))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("realistic", [True, False], ids=["models", "constant-models"])
 @pytest.mark.parametrize("as_of", [None, "2025-03-14"])
 def test_each_selection_is_run_scan(store, realistic, as_of, monkeypatch):

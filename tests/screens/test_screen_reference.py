@@ -10,11 +10,14 @@ generated tree row by row over Python floats: exactly for conditions, within 1e-
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from screen_reference import SCHEMA, Reference, bool_expr, env_of, number_expr, packed_data, render
 
 from technic_v4.screens import compile_screen
+
+pytestmark = pytest.mark.slow  # Hypothesis against a row-by-row reference, many examples
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

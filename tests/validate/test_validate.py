@@ -49,6 +49,7 @@ def _order_at(rep, k: int) -> list[str]:
     return list(rep.panel.symbols[order[: int(ok.sum())]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", SCREENS, ids=[str(i) for i in range(len(SCREENS))])
 def test_replay_equals_run_scan_at_sampled_sessions(reader, kw):
     cfg = ScanConfig(**kw)
@@ -142,6 +143,7 @@ def test_planted_effect_is_found(tmp_path):
     assert excess["mean"] > 0 and excess["t_stat"] > 3, excess
 
 
+@pytest.mark.slow
 def test_nothing_is_found_when_nothing_is_there(tmp_path):
     root = tmp_path / "null"
     build_demo_store(root, DemoSpec(n_symbols=300, start="2022-01-03", planted_alpha=0.0))

@@ -12,11 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from support import Receiver  # noqa: E402
 
 from technic_v4.watch.model import WatchSpec, event_id  # noqa: E402
 from technic_v4.watch.store import Evaluation, SqliteWatchStore  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a watcher killed and restarted many times
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCHES, PER_WATCH = 20, 50

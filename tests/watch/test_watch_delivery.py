@@ -90,6 +90,7 @@ def test_failures_and_a_timeout_then_every_event_arrives_once_signed(market):
         assert all(r["at"] <= last_ack for r in rx.requests)
 
 
+@pytest.mark.slow
 def test_breaker_opens_dead_letters_and_redeliver(market):
     root, models = market
     failing = {"on": True}

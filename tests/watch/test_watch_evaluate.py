@@ -173,6 +173,7 @@ def _random_configs(n: int, seed: int = 15) -> list[ScanConfig]:
     return out
 
 
+@pytest.mark.slow
 def test_execute_many_keeps_exactly_what_run_scan_keeps(world):
     """The property watches rest on: for any mix of screens at a session, each Selection
     lists the symbols run_scan keeps, in its order."""
