@@ -45,8 +45,8 @@ def _run_scan(page, sectors: list[str]) -> dict:
     page.select_option("#sectors", sectors)
     page.evaluate("""() => {  // every text the progress label shows during the scan
         window.progressSeen = [];
-        new MutationObserver(() => window.progressSeen.push(
-            document.getElementById('progress-text').textContent))
+        new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(
+            n => window.progressSeen.push(n.textContent))))  // each text, even when batched
           .observe(document.getElementById('progress-text'), {childList: true});
     }""")
     with page.expect_response("**/v1/scan/stream") as resp:
