@@ -97,7 +97,8 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
 
     lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
     columns = _sessions(panel.sessions, lookback, start, end, every)
-    facts = _facts(panel, history, spec.bars, columns)
+    gathered: dict[str, np.ndarray] = {}  # series at the evaluated sessions, gathered once
+    facts = _facts(panel, history, spec.bars, columns, gathered)
     valid, alive = screen_masks(cfg, facts)
     values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
                                  alive.shape) for c in ("Sector", "Industry", "Name")}
@@ -108,11 +109,11 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     passing, rank = alive, np.full(alive.shape, np.nan)
     if _at_once(exprs):  # no lags, windows or weekly bars: every session in one evaluation
         if exprs.where is not None:
-            passing = alive & exprs.where.evaluate(SessionsEnv(history, columns, values, valid),
-                                                   len(columns))
+            passing = alive & exprs.where.evaluate(
+                SessionsEnv(history, columns, values, valid, gathered), len(columns))
         if exprs.rank is not None:
-            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing),
-                                       len(columns))
+            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing,
+                                                   gathered), len(columns))
         report("replay", len(columns), len(columns))
     else:
         passing = alive.copy()
@@ -129,7 +130,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         report("replay", len(columns), len(columns))
     if exprs.rank is None:
         rank = values[cfg.sort_by] if cfg.sort_by in values else \
-            history.axes["D"].at_all(cfg.sort_by, columns)
+            SessionsEnv(history, columns, values, valid, gathered).daily(cfg.sort_by)
     rank = np.where(passing, np.asarray(rank, dtype=float), np.nan)
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
@@ -193,8 +194,10 @@ def _sessions(sessions: pd.DatetimeIndex, lookback: int, start: str | None,
     return np.arange(first, last + 1, every)
 
 
-def _facts(panel: Panel, history: History, window: int, columns: np.ndarray) -> Facts:
-    """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays."""
+def _facts(panel: Panel, history: History, window: int, columns: np.ndarray,
+           gathered: dict[str, np.ndarray]) -> Facts:
+    """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays; the series
+    read are left in `gathered`."""
     has = np.isfinite(panel.close)
     pos = history.axes["D"].pos  # own bars up to each session, minus one
     t = columns
@@ -211,12 +214,15 @@ def _facts(panel: Panel, history: History, window: int, columns: np.ndarray) -> 
     listed_last = pd.DatetimeIndex(uni["last_session"]).values[:, None]
     last = np.where(in_window, sessions[np.maximum(last_at, 0)], listed_last)
     d = history.axes["D"]
-    close = d.at_all("Close", t)
-    vol_sma = d.at_all("Volume_SMA20", t) if "Volume_SMA20" in d.packed else np.full(
-        bars.shape, np.nan)
-    rating = d.at_all("TechRating", t) if "TechRating" in d.packed else np.full(
-        bars.shape, np.nan)
-    signal = d.at_all("Signal", t) if "Signal" in d.packed else np.full(
-        bars.shape, None, dtype=object)
+
+    def at(name: str, missing: object) -> np.ndarray:
+        if name not in d.packed:
+            return np.full(bars.shape, missing, dtype=object if missing is None else float)
+        if name not in gathered:
+            gathered[name] = d.at_all(name, t)
+        return gathered[name]
+
+    close, vol_sma, rating = (at(n, np.nan) for n in ("Close", "Volume_SMA20", "TechRating"))
+    signal = at("Signal", None)
     return Facts(bars, age, first, last, sessions[t][None, :], close, close * vol_sma, rating,
                  signal)
