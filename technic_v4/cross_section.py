@@ -72,7 +72,7 @@ def ranks(values: Array2D, ties: str = "average") -> tuple[Array2D, npt.NDArray[
 
 
 @njit(cache=True)
-def _ranks_1d(x, average):  # pragma: no cover - compiled
+def ranks_1d(x, average):  # pragma: no cover - compiled
     """Ranks 1..k of a finite vector: ties averaged (any sort order does), or in position
     order (a stable sort)."""
     k = len(x)
@@ -128,7 +128,7 @@ def _row_rank_ic(a, b, min_count):  # pragma: no cover - compiled
         k = len(idx)
         if k < min_count or k < 2:
             continue
-        ra, rb = _ranks_1d(a[j][idx], True), _ranks_1d(b[j][idx], True)
+        ra, rb = ranks_1d(a[j][idx], True), ranks_1d(b[j][idx], True)
         ra -= ra.mean()
         rb -= rb.mean()
         den = np.sqrt((ra * ra).sum() * (rb * rb).sum())

@@ -6,6 +6,10 @@ rank IC with its mean, t and IC IR, mean excess by rank decile, and a top-N port
 cumulative excess, annualised return and volatility, drawdown and turnover. A statistic whose
 independent observations (sessions / horizon) number fewer than MIN_INDEPENDENT is marked
 `meaningful: false`.
+
+The per-session means run as compiled passes over the cells in row order (numpy's nanmean
+over axis 0 and bincount add in that order too, so the numbers are the same), never through
+(N, D) temporaries; the ranking is sorted once (`Ranked`) and reused for every horizon's IC.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 
 from technic_v4 import cross_section
 from technic_v4.alpha.evaluate import newey_west_t
@@ -48,23 +53,66 @@ def summary(series: np.ndarray, horizon: int, every: int = 1) -> dict[str, objec
             "meaningful": independent >= MIN_INDEPENDENT}
 
 
-def passing_excess(passing: np.ndarray, excess: np.ndarray) -> np.ndarray:
-    """(D,) each session's equal-weighted mean excess return of the passing symbols."""
-    return _nanmean(np.where(passing, excess, np.nan), axis=0)
+def passing_excess(passing: np.ndarray, excess: np.ndarray,
+                   offset: np.ndarray | None = None) -> np.ndarray:
+    """(D,) each session's equal-weighted mean excess return of the passing symbols (of
+    `excess - offset` per session, when given: a return less the day's mean)."""
+    shift = np.zeros(excess.shape[1]) if offset is None else offset
+    sums, counts = _masked_sums(np.asarray(passing, dtype=bool), excess, shift)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+@njit(cache=True, error_model="numpy")
+def _masked_sums(mask, values, offset):  # pragma: no cover - compiled
+    """Per session: the sum and count of values[i, k] - offset[k] over masked cells that are
+    not NaN, added in row order."""
+    n, d = values.shape
+    sums, counts = np.zeros(d), np.zeros(d, dtype=np.int64)
+    for i in range(n):
+        for k in range(d):
+            if mask[i, k]:
+                v = values[i, k] - offset[k]
+                if not np.isnan(v):
+                    sums[k] += v
+                    counts[k] += 1
+    return sums, counts
 
 
 def hit_rate(passing: np.ndarray, excess: np.ndarray) -> float | None:
-    cells = excess[passing & np.isfinite(excess)]
-    return _num(float((cells > 0).mean())) if cells.size else None
+    hits, cells = _hits(np.asarray(passing, dtype=bool), excess)
+    return _num(hits / cells) if cells else None
+
+
+@njit(cache=True)
+def _hits(mask, values):  # pragma: no cover - compiled
+    """(cells > 0, cells) among the masked finite cells."""
+    hits = cells = 0
+    n, d = values.shape
+    for i in range(n):
+        for k in range(d):
+            v = values[i, k]
+            if mask[i, k] and np.isfinite(v):
+                cells += 1
+                hits += v > 0
+    return hits, cells
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """The ranking, once for every horizon: `signal` (higher = ranked better) and `bucket`
-    (1 = best decile .. 10, ties in row order; 0 = not ranked)."""
+    """The ranking, once for every horizon: `signal` (higher = ranked better), `bucket`
+    (1 = best decile .. 10, ties in row order; 0 = not ranked), and per session the ranked
+    rows (`start[k]:start[k + 1]` of `rows`, in row order) with their average-tie ranks,
+    centred, and the ranks' sum of squares: the half of each day's Spearman correlation that
+    does not depend on the horizon."""
 
     signal: np.ndarray
     bucket: np.ndarray
+    start: np.ndarray    # (D + 1,)
+    rows: np.ndarray     # (M,) row of each ranked cell, session by session
+    values: np.ndarray   # (M,) its signal
+    centred: np.ndarray  # (M,) its average-tie rank within the session, less their mean
+    squares: np.ndarray  # (D,) sum of the centred ranks' squares
 
     @classmethod
     def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10) -> Ranked:
@@ -73,31 +121,117 @@ class Ranked:
         with np.errstate(invalid="ignore", divide="ignore"):
             bucket = np.where(np.isfinite(first),
                               buckets - np.floor((first - 1) * buckets / k[None, :]), 0)
-        return cls(signal, bucket.astype(np.int64))
+        start = np.r_[0, np.cumsum(k)].astype(np.int64)
+        rows, values, centred, squares = _ranked_cells(signal, first, start)
+        return cls(signal, bucket.astype(np.int64), start, rows, values, centred, squares)
+
+
+@njit(cache=True)
+def _ranked_cells(signal, first, start):  # pragma: no cover - compiled
+    """The ranked cells session by session (row order) and their centred average-tie ranks:
+    the stable `first` ranks give each session's sorted order, ties are adjacent in it."""
+    n, d = signal.shape
+    m = start[-1]
+    rows, values = np.empty(m, dtype=np.int64), np.empty(m)
+    filled = start[:-1].copy()
+    order = np.empty(m, dtype=np.int64)  # per session: cell (offset) by sorted position
+    for i in range(n):
+        for k in range(d):
+            f = first[i, k]
+            if np.isfinite(f):
+                c = filled[k]
+                rows[c], values[c] = i, signal[i, k]
+                order[start[k] + int(f) - 1] = c - start[k]
+                filled[k] += 1
+    centred, squares = np.empty(m), np.zeros(d)
+    for k in range(d):
+        lo, size = start[k], start[k + 1] - start[k]
+        ranks = np.empty(size)
+        seg, idx = values[lo:lo + size], order[lo:lo + size]
+        a = 0
+        while a < size:
+            b = a
+            while b + 1 < size and seg[idx[b + 1]] == seg[idx[a]]:
+                b += 1
+            for q in range(a, b + 1):
+                ranks[idx[q]] = (a + b) / 2.0 + 1.0
+            a = b + 1
+        if size:
+            ranks -= ranks.mean()
+            squares[k] = (ranks * ranks).sum()
+        centred[lo:lo + size] = ranks
+    return rows, values, centred, squares
 
 
 def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
     """(D,) Spearman correlation of the ranking and the excess return among ranked symbols
-    with a forward return."""
-    return cross_section.rank_ic(ranked.signal, excess, min_count)
+    with a forward return (cross_section.rank_ic's numbers, the ranking's half reused)."""
+    return _rank_ics(ranked.start, ranked.rows, ranked.values, ranked.centred,
+                     ranked.squares, excess, min_count)
 
 
-def group_means(codes: np.ndarray, excess: np.ndarray, groups: int) -> np.ndarray:
-    """(groups, D) mean excess of each code's cells per session (codes < 0: none), NaN for a
-    group without cells: one bincount, not a pass per group."""
-    n, d = excess.shape
-    ok = (codes >= 0) & (codes < groups) & np.isfinite(excess)
-    flat = (codes * d + np.arange(d)[None, :])[ok]
-    sums = np.bincount(flat, weights=excess[ok], minlength=groups * d)
-    counts = np.bincount(flat, minlength=groups * d)
+@njit(parallel=True, cache=True)
+def _rank_ics(start, rows, values, centred, squares, excess, min_count
+              ):  # pragma: no cover - compiled
+    """Per session: Spearman correlation over the ranked rows with a finite excess; when every
+    ranked row has one, the session's precomputed signal ranks serve."""
+    d = len(start) - 1
+    out = np.full(d, np.nan)
+    for k in prange(d):
+        lo, hi = start[k], start[k + 1]
+        b = np.empty(hi - lo)
+        for q in range(lo, hi):
+            b[q - lo] = excess[rows[q], k]
+        ok = np.flatnonzero(np.isfinite(b))
+        size = len(ok)
+        if size < min_count or size < 2:
+            continue
+        if size == hi - lo:
+            ra, ssa = centred[lo:hi], squares[k]
+            rb = cross_section.ranks_1d(b, True)
+        else:
+            ra = cross_section.ranks_1d(values[lo:hi][ok], True)
+            ra -= ra.mean()
+            ssa = (ra * ra).sum()
+            rb = cross_section.ranks_1d(b[ok], True)
+        rb -= rb.mean()
+        den = np.sqrt(ssa * (rb * rb).sum())
+        if den > 0:
+            out[k] = (ra * rb).sum() / den
+    return out
+
+
+def group_means(codes: np.ndarray, excess: np.ndarray, groups: int,
+                mask: np.ndarray | None = None, offset: int = 0) -> np.ndarray:
+    """(groups, D) mean excess of each code's cells per session (code = codes - offset, in
+    masked cells; < 0: none), NaN for a group without cells: one pass, not one per group."""
+    shape = excess.shape
+    sums, counts = _group_sums(np.broadcast_to(codes, shape), offset,
+                               np.broadcast_to(True if mask is None else mask, shape),
+                               excess, groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).reshape(groups, d)
+        return sums / counts
+
+
+@njit(cache=True)
+def _group_sums(codes, offset, mask, values, groups):  # pragma: no cover - compiled
+    """(groups, D) sums and counts of finite values by code, added in row order (bincount's)."""
+    n, d = values.shape
+    sums, counts = np.zeros((groups, d)), np.zeros((groups, d), dtype=np.int64)
+    for i in range(n):
+        for k in range(d):
+            c = codes[i, k] - offset
+            v = values[i, k]
+            if mask[i, k] and 0 <= c < groups and np.isfinite(v):
+                sums[c, k] += v
+                counts[c, k] += 1
+    return sums, counts
 
 
 def deciles(ranked: Ranked, excess: np.ndarray, buckets: int = 10
             ) -> list[dict[str, float | int | None]]:
     """Mean excess return by rank bucket (1 = ranked best), averaged over sessions."""
-    means = group_means(ranked.bucket - 1, excess, buckets)
+    means = group_means(ranked.bucket, excess, buckets, offset=1)
     out: list[dict[str, float | int | None]] = []
     for b in range(buckets):
         ok = np.isfinite(means[b])
@@ -110,8 +244,7 @@ def by_group(labels: np.ndarray, passing: np.ndarray, excess: np.ndarray, horizo
              every: int) -> dict[str, dict[str, object]]:
     """`summary` of the daily passing-set excess within each label (per row: a sector)."""
     codes, names = pd.factorize(pd.Series(labels).astype(str))
-    cells = np.where(passing, codes[:, None], -1)
-    means = group_means(cells, excess, len(names))
+    means = group_means(codes.astype(np.int64)[:, None], excess, len(names), passing)
     return {str(name): summary(means[k], horizon, every)
             for k, name in sorted(enumerate(names), key=lambda kv: kv[1])}
 
