@@ -118,20 +118,19 @@ class Ranked:
     def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10) -> Ranked:
         signal = -rank if ascending else rank
         first, k = cross_section.ranks(signal, ties="first")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bucket = np.where(np.isfinite(first),
-                              buckets - np.floor((first - 1) * buckets / k[None, :]), 0)
         start = np.r_[0, np.cumsum(k)].astype(np.int64)
-        rows, values, centred, squares = _ranked_cells(signal, first, start)
-        return cls(signal, bucket.astype(np.int64), start, rows, values, centred, squares)
+        bucket, rows, values, centred, squares = _ranked_cells(signal, first, start, buckets)
+        return cls(signal, bucket, start, rows, values, centred, squares)
 
 
-@njit(cache=True)
-def _ranked_cells(signal, first, start):  # pragma: no cover - compiled
-    """The ranked cells session by session (row order) and their centred average-tie ranks:
-    the stable `first` ranks give each session's sorted order, ties are adjacent in it."""
+@njit(cache=True, error_model="numpy")
+def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
+    """Each cell's bucket, and the ranked cells session by session (row order) with their
+    centred average-tie ranks: the stable `first` ranks give each session's sorted order,
+    ties are adjacent in it."""
     n, d = signal.shape
     m = start[-1]
+    bucket = np.zeros((n, d), dtype=np.int64)
     rows, values = np.empty(m, dtype=np.int64), np.empty(m)
     filled = start[:-1].copy()
     order = np.empty(m, dtype=np.int64)  # per session: cell (offset) by sorted position
@@ -139,6 +138,8 @@ def _ranked_cells(signal, first, start):  # pragma: no cover - compiled
         for k in range(d):
             f = first[i, k]
             if np.isfinite(f):
+                count = start[k + 1] - start[k]
+                bucket[i, k] = int(buckets - np.floor((f - 1) * buckets / count))
                 c = filled[k]
                 rows[c], values[c] = i, signal[i, k]
                 order[start[k] + int(f) - 1] = c - start[k]
@@ -160,40 +161,67 @@ def _ranked_cells(signal, first, start):  # pragma: no cover - compiled
             ranks -= ranks.mean()
             squares[k] = (ranks * ranks).sum()
         centred[lo:lo + size] = ranks
-    return rows, values, centred, squares
+    return bucket, rows, values, centred, squares
 
 
 def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
     """(D,) Spearman correlation of the ranking and the excess return among ranked symbols
-    with a forward return (cross_section.rank_ic's numbers, the ranking's half reused)."""
-    return _rank_ics(ranked.start, ranked.rows, ranked.values, ranked.centred,
-                     ranked.squares, excess, min_count)
+    with a forward return (cross_section.rank_ic's numbers, the ranking's half reused). The
+    ranked cells' excess returns, one row per session padded with +inf (as is every value
+    that is not finite), are sorted by numpy in one call."""
+    keys = _ranked_keys(ranked.start, ranked.rows, excess,
+                        int(np.diff(ranked.start).max(initial=0)))
+    return _rank_ics(ranked.start, ranked.values, ranked.centred, ranked.squares, keys,
+                     np.argsort(keys, axis=1), min_count)
 
 
 @njit(parallel=True, cache=True)
-def _rank_ics(start, rows, values, centred, squares, excess, min_count
+def _ranked_keys(start, rows, excess, width):  # pragma: no cover - compiled
+    """(D, width): row k holds the excess of session k's ranked rows, in row order, +inf
+    where not finite and after the last."""
+    d = len(start) - 1
+    keys = np.full((d, width), np.inf)
+    for k in prange(d):
+        for q in range(start[k], start[k + 1]):
+            v = excess[rows[q], k]
+            if np.isfinite(v):
+                keys[k, q - start[k]] = v
+    return keys
+
+
+@njit(parallel=True, cache=True)
+def _rank_ics(start, values, centred, squares, keys, order, min_count
               ):  # pragma: no cover - compiled
-    """Per session: Spearman correlation over the ranked rows with a finite excess; when every
-    ranked row has one, the session's precomputed signal ranks serve."""
+    """Per session: Spearman correlation over the ranked rows with a finite excess (average
+    ranks from the sorted `order`); when every ranked row has one, the session's
+    precomputed signal ranks serve."""
     d = len(start) - 1
     out = np.full(d, np.nan)
     for k in prange(d):
-        lo, hi = start[k], start[k + 1]
-        b = np.empty(hi - lo)
-        for q in range(lo, hi):
-            b[q - lo] = excess[rows[q], k]
-        ok = np.flatnonzero(np.isfinite(b))
-        size = len(ok)
-        if size < min_count or size < 2:
+        lo, size = start[k], start[k + 1] - start[k]
+        row, idx = keys[k, :size], order[k]
+        finite = 0
+        while finite < size and np.isfinite(row[idx[finite]]):
+            finite += 1
+        if finite < min_count or finite < 2:
             continue
-        if size == hi - lo:
-            ra, ssa = centred[lo:hi], squares[k]
-            rb = cross_section.ranks_1d(b, True)
+        rb = np.empty(size)
+        a = 0
+        while a < finite:
+            b = a
+            while b + 1 < finite and row[idx[b + 1]] == row[idx[a]]:
+                b += 1
+            for q in range(a, b + 1):
+                rb[idx[q]] = (a + b) / 2.0 + 1.0
+            a = b + 1
+        if finite == size:
+            ra, ssa = centred[lo:lo + size], squares[k]
         else:
-            ra = cross_section.ranks_1d(values[lo:hi][ok], True)
+            ok = np.flatnonzero(np.isfinite(row))
+            rb = rb[ok]
+            ra = cross_section.ranks_1d(values[lo:lo + size][ok], True)
             ra -= ra.mean()
             ssa = (ra * ra).sum()
-            rb = cross_section.ranks_1d(b[ok], True)
         rb -= rb.mean()
         den = np.sqrt(ssa * (rb * rb).sum())
         if den > 0:
