@@ -9,8 +9,9 @@ it: exactly what the scan's Env gives at t, for every t, with no per-session rec
 
 `History.at(name, t, width)` is that gather; `SessionEnv(history, t, ...)` is the screens Env
 at session t (for `where` and `rank`), over the same series the scan would read. A replay reads
-a series at every evaluated session (`Axis.at_all`: one compiled gather per row) and keeps it
-in a `gathered` dict, so the where, the rank and the checks gather each series once.
+a series at every evaluated session (`Axis.at_all`: one compiled gather per row) once, into
+`Gathered`, shared by the where, the rank and the checks, and sorts each session of a series
+that a cross-sectional rank reads once, however many universes rank it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from technic_v4 import scoring
+from technic_v4 import cross_section, scoring
 from technic_v4.data.panel import Panel
 from technic_v4.data.weekly import week_starts, weekly_panel
 from technic_v4.indicators.engine import packed_series
@@ -170,26 +171,49 @@ class SessionEnv(WeeklyOnDaily):
         return codes.astype(np.int64)
 
 
+@dataclass
+class Gathered:
+    """A replay's daily series at its evaluated sessions (read only), and the per-session sort
+    orders of those a cross-sectional rank read: each computed once, whoever asks."""
+
+    axis: Axis
+    columns: np.ndarray
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    orders: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> np.ndarray:
+        out = self.series.get(name)
+        if out is None:
+            out = self.series[name] = self.axis.at_all(name, self.columns)
+            out.flags.writeable = False  # the same array is the same values (session_order)
+        return out
+
+    def session_order(self, values: np.ndarray) -> np.ndarray | None:
+        """cross_section.session_order of a gathered series, sorted once; None for any other
+        array (a computed expression is sorted where it is ranked)."""
+        for name, series in self.series.items():
+            if series is values:
+                if name not in self.orders:
+                    self.orders[name] = cross_section.session_order(series)
+                return self.orders[name]
+        return None
+
+
 class SessionsEnv(WeeklyOnDaily):
     """The screens Env over many sessions at once, for expressions that read one bar of daily
     values (no lags or windows): column k of every array is the session `columns[k]`, so the
     compiled tree's per-column cross-sectional functions rank within each session, and the
     universe is (N, D). `values` holds (N, D) last-bar values and text per session; `gathered`
-    the series already gathered at these sessions (shared by the envs of one replay)."""
+    the daily series at these sessions (shared by the envs of one replay)."""
 
     def __init__(self, history: History, columns: np.ndarray, values: dict[str, np.ndarray],
-                 universe: np.ndarray, gathered: dict[str, np.ndarray] | None = None):
+                 universe: np.ndarray, gathered: Gathered | None = None):
         self.history, self.columns, self.values = history, columns, values
         self.n_rows = history.panel.n_symbols
         self.universe = universe
-        self.gathered = {} if gathered is None else gathered
-
-    def daily(self, name: str) -> np.ndarray:
-        """The daily series `name` at every evaluated session, gathered once (read only)."""
-        out = self.gathered.get(name)
-        if out is None:
-            out = self.gathered[name] = self.history.axes["D"].at_all(name, self.columns)
-        return out
+        self.gathered = gathered or Gathered(history.axes["D"], columns)
+        self.daily = self.gathered
+        self.session_order = self.gathered.session_order
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
         if width != len(self.columns) or timeframe != "D":

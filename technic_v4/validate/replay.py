@@ -36,7 +36,7 @@ from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
-from technic_v4.validate.history import History, SessionEnv, SessionsEnv
+from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsEnv
 
 Progress = Callable[[str, int, int], None]
 IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
@@ -98,7 +98,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
 
     lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
     columns = _sessions(panel.sessions, lookback, start, end, every)
-    gathered: dict[str, np.ndarray] = {}  # series at the evaluated sessions, gathered once
+    gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
     facts = _facts(panel, history, spec.bars, columns, gathered)
     valid, alive = screen_masks(cfg, facts)
     values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
@@ -131,7 +131,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         report("replay", len(columns), len(columns))
     if exprs.rank is None:
         rank = values[cfg.sort_by] if cfg.sort_by in values else \
-            SessionsEnv(history, columns, values, valid, gathered).daily(cfg.sort_by)
+            gathered(cfg.sort_by)
     rank = np.where(passing, np.asarray(rank, dtype=float), np.nan)
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
@@ -196,7 +196,7 @@ def _sessions(sessions: pd.DatetimeIndex, lookback: int, start: str | None,
 
 
 def _facts(panel: Panel, history: History, window: int, columns: np.ndarray,
-           gathered: dict[str, np.ndarray]) -> Facts:
+           gathered: Gathered) -> Facts:
     """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays; the series
     read are left in `gathered`."""
     uni = with_listing_dates(panel) if "first_session" not in panel.universe else panel.universe
@@ -212,9 +212,7 @@ def _facts(panel: Panel, history: History, window: int, columns: np.ndarray,
         if name not in d.packed:  # read only: one value seen at every cell
             return np.broadcast_to(np.array(missing, dtype=object if missing is None
                                             else float), bars.shape)
-        if name not in gathered:
-            gathered[name] = d.at_all(name, columns)
-        return gathered[name]
+        return gathered(name)
 
     close, vol_sma, rating = (at(n, np.nan) for n in ("Close", "Volume_SMA20", "TechRating"))
     signal = at("Signal", None)

@@ -102,15 +102,14 @@ def _hits(mask, values):  # pragma: no cover - compiled
 class Ranked:
     """The ranking, once for every horizon: `signal` (higher = ranked better), `bucket`
     (1 = best decile .. 10, ties in row order; 0 = not ranked), and per session the ranked
-    rows (`start[k]:start[k + 1]` of `rows`, in row order) with their average-tie ranks,
-    centred, and the ranks' sum of squares: the half of each day's Spearman correlation that
-    does not depend on the horizon."""
+    cells (`start[k]:start[k + 1]` of the (M,) arrays, in row order) with their average-tie
+    ranks, centred, and the ranks' sum of squares: the half of each day's Spearman correlation
+    that does not depend on the horizon."""
 
     signal: np.ndarray
-    bucket: np.ndarray
+    bucket: np.ndarray   # (N, D), 0 where not ranked
     start: np.ndarray    # (D + 1,)
-    rows: np.ndarray     # (M,) row of each ranked cell, session by session
-    values: np.ndarray   # (M,) its signal
+    values: np.ndarray   # (M,) the ranked cells' signal, session by session
     centred: np.ndarray  # (M,) its average-tie rank within the session, less their mean
     squares: np.ndarray  # (D,) sum of the centred ranks' squares
 
@@ -119,8 +118,8 @@ class Ranked:
         signal = -rank if ascending else rank
         first, k = cross_section.ranks(signal, ties="first")
         start = np.r_[0, np.cumsum(k)].astype(np.int64)
-        bucket, rows, values, centred, squares = _ranked_cells(signal, first, start, buckets)
-        return cls(signal, bucket, start, rows, values, centred, squares)
+        bucket, values, centred, squares = _ranked_cells(signal, first, start, buckets)
+        return cls(signal, bucket, start, values, centred, squares)
 
 
 @njit(cache=True, error_model="numpy")
@@ -131,7 +130,7 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
     n, d = signal.shape
     m = start[-1]
     bucket = np.zeros((n, d), dtype=np.int64)
-    rows, values = np.empty(m, dtype=np.int64), np.empty(m)
+    values = np.empty(m)
     filled = start[:-1].copy()
     order = np.empty(m, dtype=np.int64)  # per session: cell (offset) by sorted position
     for i in range(n):
@@ -141,7 +140,7 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
                 count = start[k + 1] - start[k]
                 bucket[i, k] = int(buckets - np.floor((f - 1) * buckets / count))
                 c = filled[k]
-                rows[c], values[c] = i, signal[i, k]
+                values[c] = signal[i, k]
                 order[start[k] + int(f) - 1] = c - start[k]
                 filled[k] += 1
     centred, squares = np.empty(m), np.zeros(d)
@@ -161,7 +160,7 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
             ranks -= ranks.mean()
             squares[k] = (ranks * ranks).sum()
         centred[lo:lo + size] = ranks
-    return bucket, rows, values, centred, squares
+    return bucket, values, centred, squares
 
 
 def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
@@ -169,23 +168,26 @@ def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndar
     with a forward return (cross_section.rank_ic's numbers, the ranking's half reused). The
     ranked cells' excess returns, one row per session padded with +inf (as is every value
     that is not finite), are sorted by numpy in one call."""
-    keys = _ranked_keys(ranked.start, ranked.rows, excess,
+    keys = _ranked_keys(ranked.start, ranked.bucket, excess,
                         int(np.diff(ranked.start).max(initial=0)))
     return _rank_ics(ranked.start, ranked.values, ranked.centred, ranked.squares, keys,
                      np.argsort(keys, axis=1), min_count)
 
 
-@njit(parallel=True, cache=True)
-def _ranked_keys(start, rows, excess, width):  # pragma: no cover - compiled
-    """(D, width): row k holds the excess of session k's ranked rows, in row order, +inf
-    where not finite and after the last."""
+@njit(cache=True)
+def _ranked_keys(start, bucket, excess, width):  # pragma: no cover - compiled
+    """(D, width): row k holds the excess of session k's ranked cells, in row order, +inf
+    where not finite and after the last (read row by row, as the cells lie in memory)."""
     d = len(start) - 1
     keys = np.full((d, width), np.inf)
-    for k in prange(d):
-        for q in range(start[k], start[k + 1]):
-            v = excess[rows[q], k]
-            if np.isfinite(v):
-                keys[k, q - start[k]] = v
+    filled = np.zeros(d, dtype=np.int64)
+    for i in range(excess.shape[0]):
+        for k in range(d):
+            if bucket[i, k] > 0:
+                v = excess[i, k]
+                if np.isfinite(v):
+                    keys[k, filled[k]] = v
+                filled[k] += 1
     return keys
 
 
