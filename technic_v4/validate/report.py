@@ -133,7 +133,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
     step = computed.get(opts.every) or forwards.horizon(opts.every)
-    summary, series = stats.portfolio(rep.rank, rep.ascending, step.excess(), top,
+    summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
                                       opts.rebalance, opts.every, opts.cost_bps)
     daily = pd.concat([daily, series], axis=1)
     has_delisted = bool(delisted.any())

@@ -42,11 +42,12 @@ class Forward:
     universe: np.ndarray    # (N, D) bool: the day's universe
     raw_mean: np.ndarray    # (D,) the day's universe mean of `raw`
 
-    def excess(self) -> np.ndarray:
-        """The simple return minus the day's universe mean (what a portfolio earns over it),
-        NaN outside the universe."""
+    def excess_at(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """The simple return of `rows` at the k-th session minus the day's universe mean
+        (what a portfolio earns over it), NaN outside the universe."""
         with np.errstate(invalid="ignore"):
-            return np.where(self.universe, self.raw - self.raw_mean[None, :], np.nan)
+            return np.where(self.universe[rows, k], self.raw[rows, k] - self.raw_mean[k],
+                            np.nan)
 
 
 @njit(cache=True, error_model="numpy")

@@ -25,6 +25,7 @@ from numba import njit, prange
 from technic_v4 import cross_section
 from technic_v4.alpha.evaluate import newey_west_t
 from technic_v4.scan.result import rank_order
+from technic_v4.validate.returns import Forward
 
 MIN_INDEPENDENT = 30
 SESSIONS_PER_YEAR = 252
@@ -285,21 +286,23 @@ def by_year(sessions: pd.DatetimeIndex, daily: np.ndarray, horizon: int, every: 
             for year in sorted(set(sessions.year))}
 
 
-def portfolio(rank: np.ndarray, ascending: bool, step_excess: np.ndarray, top: int,
+def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int,
               rebalance: int, every: int, cost_bps: float) -> tuple[dict[str, object],
                                                                        pd.DataFrame]:
     """Top-`top` equal-weighted portfolio rebalanced every `rebalance` evaluated sessions,
-    held through each step (`step_excess`: the excess return over the next `every` bars);
-    (summary, per-session series of step return, cost, net return, cumulative net)."""
+    held through each step (`step`: the returns over the next `every` bars; the held rows'
+    excess only is computed); (summary, per-session series of step return, cost, net return,
+    cumulative net)."""
     n, d = rank.shape
     held = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(held)
     gross = np.full(d, np.nan)
     costs = np.zeros(d)
     turnovers = []
     for k in range(d):
         if k % rebalance == 0:
-            order = rank_order(rank[:, k], ascending)
-            order = order[np.isfinite(rank[order, k])][:top]
+            ranked = np.flatnonzero(np.isfinite(rank[:, k]))  # a stable sort of these alone
+            order = ranked[rank_order(rank[ranked, k], ascending)][:top]
             new = np.zeros(n, dtype=bool)
             new[order] = True
             if held.any() or new.any():
@@ -307,9 +310,11 @@ def portfolio(rank: np.ndarray, ascending: bool, step_excess: np.ndarray, top: i
                 traded = (held & ~new).sum() + (new & ~held).sum()  # sells + buys, names
                 turnovers.append(float(np.sum(new & ~held)) / max(new.sum(), 1))
                 costs[k] = traded / size * cost_bps / 1e4
-            held = new
-        if held.any():
-            gross[k] = _nanmean(np.where(held, step_excess[:, k], np.nan)[:, None], axis=0)[0]
+            held, rows = new, np.flatnonzero(new)
+        if len(rows):
+            cells = np.full(n, np.nan)
+            cells[rows] = step.excess_at(rows, k)
+            gross[k] = _nanmean(cells[:, None], axis=0)[0]
     net = np.where(np.isfinite(gross), gross - costs, np.nan)
     wealth = np.cumprod(1.0 + np.nan_to_num(net))
     drawdown = float((wealth / np.maximum.accumulate(wealth) - 1.0).min()) if d else math.nan
