@@ -142,8 +142,9 @@ class Call(Combine):
         if fn.family == "cross":
             (x,) = self.values(ctx, width)
             universe = np.asarray(ctx.env.universe, dtype=bool)
-            if fn.group is None:
-                return fn.impl(x, universe)
+            if fn.group is None:  # an env that knows x's sort order (a replay's) saves a sort
+                sorted_by = getattr(ctx.env, "session_order", None)
+                return fn.impl(x, universe, sorted_by(x) if sorted_by else None)
             groups = np.asarray(ctx.env.groups(fn.group), dtype=np.int64)
             return fn.impl(x, groups, universe)
         return fn.impl(self.values(ctx, width + self.adds), self.windows, width)

@@ -139,13 +139,15 @@ def _per_column(universe: np.ndarray) -> np.ndarray:
     return universe[:, None] if universe.ndim == 1 else universe
 
 
-def pct_rank(values: np.ndarray, universe: np.ndarray) -> np.ndarray:
+def pct_rank(values: np.ndarray, universe: np.ndarray,
+             order: np.ndarray | None = None) -> np.ndarray:
     """Per column: average rank / count among universe rows with a finite value, in (0, 1]
-    (the largest value gets 1); NaN for every other row."""
+    (the largest value gets 1); NaN for every other row. `order`: the columns' sort order
+    of `values` (cross_section.session_order), when the caller has it."""
     valid = np.isfinite(values) & _per_column(universe)
     if values.shape[0] == 0:
         return np.full(values.shape, np.nan)
-    ranked, count = cross_section.ranks(np.where(valid, values, np.nan))
+    ranked, count = cross_section.ranks(np.where(valid, values, np.nan), order=order)
     return ranked / np.maximum(count, 1)[None, :]
 
 

@@ -8,7 +8,10 @@ a gather, `packed[i, T - n_i + pos[i, t]]`, and a lag or window of w bars the w 
 it: exactly what the scan's Env gives at t, for every t, with no per-session recomputation.
 
 `History.at(name, t, width)` is that gather; `SessionEnv(history, t, ...)` is the screens Env
-at session t (for `where` and `rank`), over the same series the scan would read.
+at session t (for `where` and `rank`), over the same series the scan would read. A replay reads
+a series at every evaluated session (`Axis.at_all`: one compiled gather per row) once, into
+`Gathered`, shared by the where, the rank and the checks, and sorts each session of a series
+that a cross-sectional rank reads once, however many universes rank it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 
-from technic_v4 import scoring
+from technic_v4 import cross_section, scoring
 from technic_v4.data.panel import Panel
 from technic_v4.data.weekly import week_starts, weekly_panel
 from technic_v4.indicators.engine import packed_series
@@ -48,6 +52,10 @@ class Axis:
 
     def at_all(self, name: str, columns: np.ndarray) -> np.ndarray:
         """(N, len(columns)): the bar in effect at each of the sessions `columns`."""
+        packed = self.packed[name]
+        if packed.dtype == np.float64:
+            return _gather(packed, self.width - self.n_bars, self.pos,
+                           np.asarray(columns, dtype=np.int64))
         pos = self.pos[:, columns]
         col = np.clip((self.width - self.n_bars)[:, None] + pos, 0, self.width - 1)
         flat = col + (np.arange(len(self.n_bars)) * self.width)[:, None]
@@ -55,6 +63,19 @@ class Axis:
         if values.dtype.kind == "f":
             return np.where(pos >= 0, values, np.nan)
         return np.where(pos >= 0, values, np.array(None, dtype=object))
+
+
+@njit(parallel=True, cache=True)
+def _gather(packed, first, pos, columns):  # pragma: no cover - compiled
+    """out[i, k] = packed[i, first[i] + pos[i, columns[k]]], NaN where pos < 0 (before the
+    symbol's first bar): the series' value in effect at each session, row by row."""
+    n, d = pos.shape[0], len(columns)
+    out = np.empty((n, d))
+    for i in prange(n):
+        for k in range(d):
+            p = pos[i, columns[k]]
+            out[i, k] = packed[i, first[i] + p] if p >= 0 else np.nan
+    return out
 
 
 @dataclass
@@ -150,31 +171,62 @@ class SessionEnv(WeeklyOnDaily):
         return codes.astype(np.int64)
 
 
+@dataclass
+class Gathered:
+    """A replay's daily series at its evaluated sessions (read only), and the per-session sort
+    orders of those a cross-sectional rank read: each computed once, whoever asks."""
+
+    axis: Axis
+    columns: np.ndarray
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    orders: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> np.ndarray:
+        out = self.series.get(name)
+        if out is None:
+            out = self.series[name] = self.axis.at_all(name, self.columns)
+            out.flags.writeable = False  # the same array is the same values (session_order)
+        return out
+
+    def session_order(self, values: np.ndarray) -> np.ndarray | None:
+        """cross_section.session_order of a gathered series, sorted once; None for any other
+        array (a computed expression is sorted where it is ranked)."""
+        for name, series in self.series.items():
+            if series is values:
+                if name not in self.orders:
+                    self.orders[name] = cross_section.session_order(series)
+                return self.orders[name]
+        return None
+
+
 class SessionsEnv(WeeklyOnDaily):
     """The screens Env over many sessions at once, for expressions that read one bar of daily
     values (no lags or windows): column k of every array is the session `columns[k]`, so the
     compiled tree's per-column cross-sectional functions rank within each session, and the
-    universe is (N, D). `values` holds (N, D) last-bar values and text per session."""
+    universe is (N, D). `values` holds (N, D) last-bar values and text per session; `gathered`
+    the daily series at these sessions (shared by the envs of one replay)."""
 
     def __init__(self, history: History, columns: np.ndarray, values: dict[str, np.ndarray],
-                 universe: np.ndarray):
+                 universe: np.ndarray, gathered: Gathered | None = None):
         self.history, self.columns, self.values = history, columns, values
         self.n_rows = history.panel.n_symbols
         self.universe = universe
+        self.gathered = gathered or Gathered(history.axes["D"], columns)
+        self.daily = self.gathered
+        self.session_order = self.gathered.session_order
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
         if width != len(self.columns) or timeframe != "D":
             raise ValueError("SessionsEnv evaluates every session at once, at width D")
         if name == "RS_rating":
-            raw = self.history.axes["D"].at_all("rs_raw", self.columns)
+            raw = self.daily("rs_raw")
             rating = np.full(raw.shape, np.nan)
             for k in range(raw.shape[1]):
                 rows = self.universe[:, k]
                 rating[rows, k] = rs_percentile(raw[rows, k])
             return rating
-        axis = self.history.axes["D"]
-        if name in axis.packed:
-            return axis.at_all(name, self.columns)
+        if name in self.history.axes["D"].packed:
+            return self.daily(name)
         return np.asarray(self.values[name], dtype=float)
 
     def text(self, name: str) -> np.ndarray:

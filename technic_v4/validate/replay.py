@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 
 from technic_v4.data.panel import Panel
 from technic_v4.data.reader import with_listing_dates
@@ -35,7 +36,7 @@ from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
-from technic_v4.validate.history import History, SessionEnv, SessionsEnv
+from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsEnv
 
 Progress = Callable[[str, int, int], None]
 IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
@@ -97,22 +98,23 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
 
     lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
     columns = _sessions(panel.sessions, lookback, start, end, every)
-    facts = _facts(panel, history, spec.bars, columns)
+    gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
+    facts = _facts(panel, history, spec.bars, columns, gathered)
     valid, alive = screen_masks(cfg, facts)
     values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
                                  alive.shape) for c in ("Sector", "Industry", "Name")}
     values |= {"Symbol": np.broadcast_to(panel.symbols[:, None], alive.shape),
                "Signal": facts.signal, "Close": facts.close, "TechRating": facts.tech_rating,
                "DollarVolume": facts.dollar_volume, "Bars": facts.bars,
-               "quality_flags": np.full(alive.shape, "", dtype=object)}
+               "quality_flags": np.broadcast_to(np.array("", dtype=object), alive.shape)}
     passing, rank = alive, np.full(alive.shape, np.nan)
     if _at_once(exprs):  # no lags, windows or weekly bars: every session in one evaluation
         if exprs.where is not None:
-            passing = alive & exprs.where.evaluate(SessionsEnv(history, columns, values, valid),
-                                                   len(columns))
+            passing = alive & exprs.where.evaluate(
+                SessionsEnv(history, columns, values, valid, gathered), len(columns))
         if exprs.rank is not None:
-            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing),
-                                       len(columns))
+            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing,
+                                                   gathered), len(columns))
         report("replay", len(columns), len(columns))
     else:
         passing = alive.copy()
@@ -129,7 +131,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         report("replay", len(columns), len(columns))
     if exprs.rank is None:
         rank = values[cfg.sort_by] if cfg.sort_by in values else \
-            history.axes["D"].at_all(cfg.sort_by, columns)
+            gathered(cfg.sort_by)
     rank = np.where(passing, np.asarray(rank, dtype=float), np.nan)
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
@@ -193,30 +195,56 @@ def _sessions(sessions: pd.DatetimeIndex, lookback: int, start: str | None,
     return np.arange(first, last + 1, every)
 
 
-def _facts(panel: Panel, history: History, window: int, columns: np.ndarray) -> Facts:
-    """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays."""
-    has = np.isfinite(panel.close)
-    pos = history.axes["D"].pos  # own bars up to each session, minus one
-    t = columns
-    lo = np.maximum(t + 1 - window, 0)
-    before = np.where(lo > 0, pos[:, np.maximum(lo - 1, 0)] + 1, 0)
-    bars = pos[:, t] + 1 - before
-    last_idx = np.maximum.accumulate(np.where(has, np.arange(panel.n_sessions), -1), axis=1)
-    last_at = last_idx[:, t]
-    in_window = last_at >= lo
-    age = np.where(in_window, t - last_at, np.minimum(t + 1, window))
-    sessions = panel.sessions.values
+def _facts(panel: Panel, history: History, window: int, columns: np.ndarray,
+           gathered: Gathered) -> Facts:
+    """The scan's facts (screen.Facts) at each evaluated session, (N, D) arrays; the series
+    read are left in `gathered`."""
     uni = with_listing_dates(panel) if "first_session" not in panel.universe else panel.universe
+    listed_last = pd.DatetimeIndex(uni["last_session"]).values.astype("datetime64[ns]")
+    sessions = panel.sessions.values.astype("datetime64[ns]")
+    bars, age, last = _window_facts(panel.close, history.axes["D"].pos,
+                                    np.asarray(columns, dtype=np.int64), window,
+                                    sessions.view(np.int64), listed_last.view(np.int64))
     first = np.broadcast_to(pd.DatetimeIndex(uni["first_session"]).values[:, None], bars.shape)
-    listed_last = pd.DatetimeIndex(uni["last_session"]).values[:, None]
-    last = np.where(in_window, sessions[np.maximum(last_at, 0)], listed_last)
     d = history.axes["D"]
-    close = d.at_all("Close", t)
-    vol_sma = d.at_all("Volume_SMA20", t) if "Volume_SMA20" in d.packed else np.full(
-        bars.shape, np.nan)
-    rating = d.at_all("TechRating", t) if "TechRating" in d.packed else np.full(
-        bars.shape, np.nan)
-    signal = d.at_all("Signal", t) if "Signal" in d.packed else np.full(
-        bars.shape, None, dtype=object)
-    return Facts(bars, age, first, last, sessions[t][None, :], close, close * vol_sma, rating,
-                 signal)
+
+    def at(name: str, missing: object) -> np.ndarray:
+        if name not in d.packed:  # read only: one value seen at every cell
+            return np.broadcast_to(np.array(missing, dtype=object if missing is None
+                                            else float), bars.shape)
+        return gathered(name)
+
+    close, vol_sma, rating = (at(n, np.nan) for n in ("Close", "Volume_SMA20", "TechRating"))
+    signal = at("Signal", None)
+    return Facts(bars, age, first, last.view("datetime64[ns]"), sessions[columns][None, :],
+                 close, close * vol_sma, rating, signal)
+
+
+@njit(parallel=True, cache=True)
+def _window_facts(close, pos, columns, window, sessions, listed_last
+                  ):  # pragma: no cover - compiled
+    """Per row and evaluated session t (ascending): bars in the scan's window (t - window, t],
+    sessions since the last bar (the window's length when none is in it) and the last bar's
+    date (the listing's last session when none is in the window), dates as int64 ns."""
+    n, d = close.shape[0], len(columns)
+    bars = np.empty((n, d), dtype=np.int64)
+    age = np.empty((n, d), dtype=np.int64)
+    last = np.empty((n, d), dtype=np.int64)
+    for i in prange(n):
+        last_at, s = -1, 0
+        for k in range(d):
+            t = columns[k]
+            while s <= t:  # the last bar on or before t
+                if np.isfinite(close[i, s]):
+                    last_at = s
+                s += 1
+            lo = max(t + 1 - window, 0)
+            before = pos[i, lo - 1] + 1 if lo > 0 else 0
+            bars[i, k] = pos[i, t] + 1 - before
+            if last_at >= lo:
+                age[i, k] = t - last_at
+                last[i, k] = sessions[last_at]
+            else:
+                age[i, k] = min(t + 1, window)
+                last[i, k] = listed_last[i]
+    return bars, age, last

@@ -30,7 +30,7 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.validate import stats
 from technic_v4.validate.replay import Progress, replay
-from technic_v4.validate.returns import Forwards
+from technic_v4.validate.returns import Forward, Forwards
 
 DEFAULT_HORIZONS = (1, 5, 10, 21)
 
@@ -111,8 +111,10 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     horizons: dict[str, Any] = {}
     ranked = stats.Ranked.of(rep.rank, rep.ascending)
     forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
+    in_universe = rep.passing & rep.valid
+    computed: dict[int, Forward] = {}
     for h in opts.horizons:
-        fwd = forwards.horizon(h)
+        fwd = computed[h] = forwards.horizon(h)
         mean = stats.passing_excess(rep.passing, fwd.log_excess)
         ic = stats.rank_ics(ranked, fwd.log_excess)
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
@@ -121,7 +123,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "passing_excess": stats.summary(mean, h, opts.every),
             "hit_rate": stats.hit_rate(rep.passing, fwd.log_excess),
             "simple_excess": stats._num(float(np.nanmean(stats.passing_excess(
-                rep.passing, fwd.excess(rep.valid))))) if rep.passing.any() else None,
+                in_universe, fwd.raw, fwd.raw_mean)))) if rep.passing.any() else None,
             "truncated_by_delisting": int((fwd.truncated & rep.passing).sum()),
             "rank_ic": {**stats.summary(ic, h, opts.every),
                         "ic_ir": stats._num(float(ic_ok.mean() / ic_ok.std()))
@@ -130,8 +132,8 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
-    step = forwards.horizon(opts.every)
-    summary, series = stats.portfolio(rep.rank, rep.ascending, step.excess(rep.valid), top,
+    step = computed.get(opts.every) or forwards.horizon(opts.every)
+    summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
                                       opts.rebalance, opts.every, opts.cost_bps)
     daily = pd.concat([daily, series], axis=1)
     has_delisted = bool(delisted.any())

@@ -14,6 +14,11 @@ return yet (NaN). Excess = the return minus the equal-weighted mean over the day
 (the symbols passing the scan's data checks that have a forward return).
 Simple returns, close to close, no costs: what a screen user would have earned by buying at
 the close of the session the screen ran.
+
+One compiled pass per horizon over the (symbols x sessions) cells, row by row: each cell's
+bar in effect and its h-th next bar, both returns, and the universe's sums per session
+(added in row order, as numpy's nanmean over axis 0 adds them); a second pass subtracts the
+day's mean. Logs of the closes are taken once, by numpy, for every horizon.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from technic_v4 import cross_section
 from technic_v4.validate.history import Axis
 
 
@@ -34,42 +39,80 @@ class Forward:
     raw: np.ndarray         # simple return, NaN where unknown
     log_excess: np.ndarray  # log return minus the day's universe mean of log returns
     truncated: np.ndarray   # (N, D) bool: the symbol delisted inside the horizon
+    universe: np.ndarray    # (N, D) bool: the day's universe
+    raw_mean: np.ndarray    # (D,) the day's universe mean of `raw`
 
-    def excess(self, universe: np.ndarray) -> np.ndarray:
-        """The simple return minus the day's universe mean (what a portfolio earns over it)."""
-        return np.where(universe, cross_section.demean(np.where(universe, self.raw, np.nan)),
-                        np.nan)
+    def excess_at(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """The simple return of `rows` at the k-th session minus the day's universe mean
+        (what a portfolio earns over it), NaN outside the universe."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.universe[rows, k], self.raw[rows, k] - self.raw_mean[k],
+                            np.nan)
+
+
+@njit(cache=True, error_model="numpy")
+def _forward(close, log_close, first, pos, columns, h, delisted, universe
+             ):  # pragma: no cover - compiled
+    """Per cell (i, k): the simple and log h-bar returns of the bar in effect at session
+    columns[k] (module docstring); the log ones in the universe less their session mean.
+    Returns (raw, log_excess, truncated, raw universe mean per session)."""
+    n, width = close.shape
+    d = len(columns)
+    raw = np.empty((n, d))
+    logs = np.empty((n, d))
+    truncated = np.zeros((n, d), dtype=np.bool_)
+    log_sum, raw_sum = np.zeros(d), np.zeros(d)
+    log_count, raw_count = np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.int64)
+    for i in range(n):
+        for k in range(d):
+            p = pos[i, columns[k]]
+            col = first[i] + p
+            ahead = col + h
+            beyond = ahead > width - 1
+            if p < 0 or (beyond and not delisted[i]):
+                raw[i, k] = np.nan
+                logs[i, k] = np.nan
+                continue
+            j = width - 1 if beyond else ahead
+            r = close[i, j] / close[i, col] - 1.0
+            raw[i, k] = r
+            truncated[i, k] = beyond and np.isfinite(r)
+            if universe[i, k]:
+                if not np.isnan(r):  # nanmean's rule: NaN left out, nothing else
+                    raw_sum[k] += r
+                    raw_count[k] += 1
+                lg = log_close[i, j] - log_close[i, col]
+                logs[i, k] = lg
+                if not np.isnan(lg):
+                    log_sum[k] += lg
+                    log_count[k] += 1
+            else:
+                logs[i, k] = np.nan
+    log_mean = log_sum / log_count
+    for i in range(n):
+        for k in range(d):
+            logs[i, k] -= log_mean[k]
+    return raw, logs, truncated, raw_sum / raw_count
 
 
 class Forwards:
-    """Forward returns of the sessions `columns` for any horizon: the bar in effect at each
-    session found once, each horizon one gather (module docstring)."""
+    """Forward returns of the sessions `columns` for any horizon (module docstring)."""
 
     def __init__(self, axis: Axis, columns: np.ndarray, universe: np.ndarray,
                  delisted: np.ndarray):
-        close = axis.packed["Close"]
-        self.n, self.width = close.shape
-        self.universe, self.delisted = universe, delisted[:, None]
-        pos = axis.pos[:, columns]
-        self.has = pos >= 0
-        self.col = (self.width - axis.n_bars)[:, None] + pos  # packed column of bar in effect
-        self.base = (np.arange(self.n) * self.width)[:, None]
-        self.flat = close.ravel()
+        self.close = axis.packed["Close"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.log_flat = np.log(np.where(self.flat > 0, self.flat, np.nan))
-        index = np.clip(self.col, 0, self.width - 1) + self.base
-        self.c0, self.log0 = self.flat.take(index), self.log_flat.take(index)
+            self.log_close = np.log(np.where(self.close > 0, self.close, np.nan))
+        self.first = axis.width - axis.n_bars
+        self.pos, self.columns = axis.pos, np.asarray(columns, dtype=np.int64)
+        self.universe = np.ascontiguousarray(universe, dtype=bool)
+        self.delisted = np.asarray(delisted, dtype=bool)
 
     def horizon(self, h: int) -> Forward:
-        ahead = self.col + h
-        beyond = ahead > self.width - 1
-        ok = self.has & (~beyond | self.delisted)
-        index = np.where(beyond, self.width - 1, np.maximum(ahead, 0)) + self.base
-        with np.errstate(divide="ignore", invalid="ignore"):
-            raw = np.where(ok, self.flat.take(index) / self.c0 - 1.0, np.nan)
-            logs = np.where(ok & self.universe, self.log_flat.take(index) - self.log0, np.nan)
-        log_excess = cross_section.demean(logs)
-        return Forward(h, raw, log_excess, ok & beyond & np.isfinite(raw))
+        raw, log_excess, truncated, raw_mean = _forward(
+            self.close, self.log_close, self.first, self.pos, self.columns, h, self.delisted,
+            self.universe)
+        return Forward(h, raw, log_excess, truncated, self.universe, raw_mean)
 
 
 def forward_returns(axis: Axis, columns: np.ndarray, universe: np.ndarray, horizon: int,
