@@ -129,23 +129,28 @@ def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) ->
 def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
                       ) -> dict[tuple[str, str], np.ndarray]:
     """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Weekly
-    ones from `weekly_panel` (closed weeks only); TechRating from the score over the scoring
-    inputs' series; `market` is the universe's index level (beta_60), else this panel's."""
+    ones from `weekly_panel` (closed weeks only; the weekly fields they read); TechRating from
+    the score over the scoring inputs' series; `market` is the universe's index level
+    (beta_60), else this panel's."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for tf in ("D", "W"):
         wanted = [(name, width) for name, t, width in spec.series if t == tf]
         if not wanted:
             continue
-        index = market_index(panel) if market is None else market
-        source = panel
-        if tf == "W":
-            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]))
-            index = index[panel.sessions.get_indexer(source.sessions)]
         names = {BARS.get(n, n) for n, _ in wanted if n not in ("TechRating", "perf_ytd")}
         if any(n == "TechRating" for n, _ in wanted):
             names |= {BARS.get(n, n) for n in scoring.SCORING_INPUTS}
+        source = panel
+        if tf == "W":
+            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]),
+                                  fields_read(names))
         width = max(w for _, w in wanted)
-        extra = {"market": market_field(source, index)} if "beta_60" in names else None
+        extra = None
+        if "beta_60" in names:
+            index = market_index(panel) if market is None else market
+            if tf == "W":
+                index = index[panel.sessions.get_indexer(source.sessions)]
+            extra = {"market": market_field(source, index)}
         got = packed_series(source, sorted(names), width, extra) if names else {}
         for name, w in wanted:
             if name == "TechRating":
@@ -157,6 +162,16 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
                 values = got[BARS.get(name, name)]
             out[(name, tf)] = np.ascontiguousarray(values[:, -w:])
     return out
+
+
+def fields_read(names: set[str]) -> tuple[str, ...]:
+    """The bar fields (open ... volume) that the outputs and bar columns `names` read."""
+    from technic_v4.data.panel import FIELDS
+    from technic_v4.indicators.registry import resolve
+
+    specs, _ = resolve(sorted(n for n in names if n not in FIELDS))
+    read = {"close", *(n for n in names if n in FIELDS), *(f for s in specs for f in s.inputs)}
+    return tuple(f for f in FIELDS if f in read)
 
 
 def last_week_closed(session: pd.Timestamp) -> bool:
@@ -185,7 +200,10 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
                    data_version: str | None = None) -> Block:
     """`measure` for `symbols` on the window `reader` holds (a StoreReader or PanelSource);
     StaleDataError when the reader's data is not `data_version` (the store changed since the
-    scan was planned) or lacks a symbol."""
+    scan was planned) or lacks a symbol. Rows that need their whole history (`full_history`)
+    are measured again on it; rows whose weekly series alone need it (a weekly recursion
+    converges over years of weeks, a daily one within the window) get just those series
+    from it."""
     panel = reader.load(spec.as_of, spec.bars)
     if data_version is not None and panel.data_version != data_version:
         raise StaleDataError(f"scan planned on data_version {data_version}, the store now "
@@ -195,29 +213,65 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
         missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]
         raise StaleDataError(f"symbols {missing} are not in store version {panel.data_version}")
     sub = panel.select(rows)
-    market = market_index(panel) if spec.series else None  # the whole universe's, not a chunk's
-    block = measure(sub, spec, market)
-    longer = needs_full_history(sub, spec)
+    # the whole universe's market level, not a chunk's (only beta_60 reads it)
+    market = market_index(panel) if any(n == "beta_60" for n, _, _ in spec.series) else None
+    daily, weekly = full_history(sub, spec)
+    weekly_series = tuple(s for s in spec.series if s[1] == "W")
+    block = measure(sub, replace(spec, series=tuple(s for s in spec.series if s[1] != "W"))
+                    if weekly.any() else spec, market)
+    longer = daily | weekly
     if not longer.any():
         return block
-    full = reader.load_rows(spec.as_of, list(sub.symbols[longer]))
+    if weekly.any():  # the window's weekly series for rows that have no history before it
+        shorter = np.flatnonzero(~weekly)
+        w_spec = replace(spec, series=weekly_series)
+        window = expression_series(sub.select(shorter), w_spec, market) if len(shorter) \
+            else {(n, tf): np.empty((0, w)) for n, tf, w in weekly_series}
+        block = replace(block, series={**block.series,
+                                       **_rows_series(sub.n_symbols, shorter, window)})
+    wanted = np.flatnonzero(longer)
+    full = reader.load_rows(spec.as_of, list(sub.symbols[wanted]))
     if market is not None:  # the window's market levels; NaN before the window
         market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
-    return with_rows(block, np.flatnonzero(longer), measure(full, spec, market))
+    if weekly.any():
+        only = np.flatnonzero(weekly[wanted] & ~daily[wanted])
+        values = expression_series(full.select(only), replace(spec, series=weekly_series),
+                                   market)
+        for key, v in values.items():
+            block.series[key][wanted[only]] = v
+    if daily.any():
+        again = np.flatnonzero(daily[wanted])
+        block = with_rows(block, wanted[again], measure(full.select(again), spec, market))
+    return block
 
 
-def needs_full_history(sub: Panel, spec: WindowSpec) -> np.ndarray:
-    """Rows whose values must come from their whole history (module docstring): fewer than
-    CONVERGENCE_BARS own bars in the window though they traded before it, or every row that
-    has bars when an expression reads an anchored output (OBV, days since a cross) or weekly
-    bars (400 weekly bars are 8 years)."""
+def _rows_series(n: int, rows: np.ndarray, values: dict[tuple[str, str], np.ndarray]
+                 ) -> dict[tuple[str, str], np.ndarray]:
+    """Series of some rows placed in (n, w) arrays, NaN in the other rows."""
+    out = {}
+    for key, v in values.items():
+        out[key] = np.full((n, v.shape[1]), np.nan)
+        out[key][rows] = v
+    return out
+
+
+def full_history(sub: Panel, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose values must all come from their whole history, rows whose weekly series
+    must): rows that traded before the window and have fewer than CONVERGENCE_BARS own bars
+    in it, or every such row with bars when an expression reads an anchored output (OBV, days
+    since a cross); for weekly series every row with bars that traded before the window (400
+    weekly bars are 8 years)."""
     bars = np.isfinite(sub.close).sum(axis=1)
     listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
         sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
     before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
-    if any(name in ANCHORED or tf == "W" for name, tf, _ in spec.series):
-        return (bars > 0) & before  # weekly recursions need years of weeks to converge
-    return (bars > 0) & (bars < CONVERGENCE_BARS) & before
+    old = (bars > 0) & before
+    if any(name in ANCHORED and tf == "D" for name, tf, _ in spec.series):
+        daily = old
+    else:
+        daily = old & (bars < CONVERGENCE_BARS)
+    weekly = old if any(tf == "W" for _, tf, _ in spec.series) else np.zeros(len(bars), bool)
+    return daily, weekly & ~daily
 
 
 def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
