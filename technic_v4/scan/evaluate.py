@@ -16,7 +16,7 @@ session; the window length when it has none), `_first_seen`, `_last_seen`, `_fla
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,7 @@ class WindowSpec:
 
     def key(self) -> bytes:
         """A canonical key of the spec (ScoringConfig holds a dict, so it is not hashable)."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)  # orjson reads dataclasses
 
 
 @dataclass(frozen=True)

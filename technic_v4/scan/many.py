@@ -27,8 +27,8 @@ from technic_v4.data.reader import Snapshot
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
-from technic_v4.scan.expressions import BlockEnv, compile_expressions
-from technic_v4.scan.plan import plan_scan
+from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
+from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, rank_order
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
 from technic_v4.scan.screen import Facts, screen_masks
@@ -49,10 +49,13 @@ class Selection:
     universe: int = 0                             # symbols with valid data in its plan
     alpha: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # its kept rows'
     alpha_state: dict = field(default_factory=dict, repr=False)  # as a scan's status.alpha
+    names: np.ndarray | None = field(default=None, repr=False)  # the frame's symbols
 
     @property
     def symbols(self) -> list[str]:
-        return self.frame["Symbol"].to_numpy(dtype=object)[self.positions].tolist()
+        names = self.frame["Symbol"].to_numpy(dtype=object) if self.names is None \
+            else self.names
+        return names[self.positions].tolist()
 
     def rows(self) -> pd.DataFrame:
         """Result columns (+ RankValue with a rank expression) of the kept symbols, ranked."""
@@ -73,21 +76,27 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
                                                                         dict[str, pd.DataFrame]]:
     """Each config's Selection at the newest session (or each config's as_of_date, which must
     then be the same for all), and {symbol: row} frames per group for rows no config kept
-    (what a watch shows for a symbol that left). Module docstring."""
+    (what a watch shows for a symbol that left). Module docstring. What configs share is
+    computed once: plans by their selection fields, check masks by the check fields, the
+    forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns)."""
     for cfg in cfgs:
         cfg.validate()
-    plans = [plan_scan(cfg, snap) for cfg in cfgs]
+    planned: dict[tuple, ScanPlan] = {}
+    for cfg in cfgs:
+        if _plan_key(cfg) not in planned:
+            planned[_plan_key(cfg)] = plan_scan(cfg, snap, records=False)
+    plans = [planned[_plan_key(cfg)] for cfg in cfgs]
     sessions = {p.as_of for p in plans}
     if len(sessions) > 1:
         raise ValueError(f"execute_many evaluates one session, the configs ask for {sessions}")
+    windows = [WindowSpec.of(cfg) for cfg in cfgs]
     groups: dict[bytes, list[int]] = {}
-    for k, cfg in enumerate(cfgs):
-        base = replace(WindowSpec.of(cfg), series=())
-        groups.setdefault(base.key(), []).append(k)
+    for k, window in enumerate(windows):
+        groups.setdefault(replace(window, series=()).key(), []).append(k)
     out: list[Selection | None] = [None] * len(cfgs)
     frames: dict[str, pd.DataFrame] = {}
     for members in groups.values():
-        specs = [WindowSpec.of(cfgs[k]) for k in members]
+        specs = [windows[k] for k in members]
         series: dict[tuple[str, str], int] = {}
         for spec in specs:
             for name, tf, width in spec.series:
@@ -101,50 +110,106 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
         block = await _evaluate(whole, spec, snap, evaluate, chunk_size, _no_report,
                                 evaluations)
         frame = block.frame
+        n = len(frame)
         facts = Facts.of(frame, as_of)
-        masks = [screen_masks(cfgs[k], facts) for k in members]
-        in_plan = []
+        checked: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (valid, alive) by checks
+        plan_masks: dict[int, np.ndarray] = {}                    # plan rows as a mask
+        mine: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # (valid, alive) in plan
         for k in members:
-            mask = np.zeros(len(frame), dtype=bool)
-            mask[plans[k].rows] = True
-            in_plan.append(mask)
-        any_alive = np.zeros(len(frame), dtype=bool)
-        for (_, alive), mask in zip(masks, in_plan, strict=True):
-            any_alive |= alive & mask
+            checks = _checks_key(cfgs[k])
+            if checks not in checked:
+                checked[checks] = screen_masks(cfgs[k], facts)
+            plan = plans[k]
+            if id(plan) not in plan_masks:
+                plan_masks[id(plan)] = _mask(plan.rows, n)
+            (valid, alive), mask = checked[checks], plan_masks[id(plan)]
+            mine[k] = valid & mask, alive & mask
+        any_alive = np.zeros(n, dtype=bool)
+        for _, alive in mine.values():
+            any_alive |= alive
         rows = np.flatnonzero(any_alive)
-        forecast = await predict({n: frame[n].to_numpy(dtype=float)[rows]
-                                  for n in MODEL_FEATURES})
-        alpha = {f"Alpha{h}d": _scatter(v, rows, len(frame)) for h, v in forecast.values.items()}
-        frames[spec.key().decode()] = frame.assign(**alpha)
-        for k, (valid, alive), mask in zip(members, masks, in_plan, strict=True):
-            mine = alive & mask
-            candidate = Forecast({h: alpha[f"Alpha{h}d"][mine] for h in forecast.values},
-                                 forecast.state)
-            judged = distinguishing(candidate)  # per config, as a scan judges its own rows
-            own = alpha if judged is candidate else {
-                f"Alpha{h}d": _scatter(v, np.flatnonzero(mine), len(frame))
-                for h, v in judged.values.items()}
-            out[k] = _select(cfgs[k], frames[spec.key().decode()], block.series,
-                             valid & mask, mine, own, judged, str(as_of.date()),
-                             block.data_version)
+        forecast = await predict({f: frame[f].to_numpy(dtype=float)[rows]
+                                  for f in MODEL_FEATURES})
+        alpha = {f"Alpha{h}d": _scatter(v, rows, n) for h, v in forecast.values.items()}
+        key = spec.key().decode()
+        frames[key] = frame.assign(**alpha)
+        shared = Shared(frames[key], FrameColumns(frames[key]),
+                        frames[key]["Symbol"].to_numpy(dtype=object), block.series,
+                        str(as_of.date()), block.data_version)
+        judged: dict[bytes, tuple[Forecast, dict[str, np.ndarray]]] = {}  # by the rows judged
+        for k in members:
+            valid, alive = mine[k]
+            rows_key = np.packbits(alive).tobytes()
+            if rows_key not in judged:
+                judged[rows_key] = _judge(alive, alpha, forecast)
+            verdict, own = judged[rows_key]
+            out[k] = _select(cfgs[k], shared, valid, alive, own, verdict)
     return [s for s in out if s is not None], frames
 
 
-def _select(cfg: ScanConfig, frame: pd.DataFrame, series: dict, valid: np.ndarray,
-            alive: np.ndarray, alpha: dict[str, np.ndarray], forecast: Forecast, session: str,
-            data_version: str) -> Selection:
+@dataclass(frozen=True)
+class Shared:
+    """What every config of a group reads: the frame (alpha filled), its columns as arrays,
+    the symbols, the expression series, the session and data version."""
+
+    frame: pd.DataFrame
+    columns: FrameColumns
+    symbols: np.ndarray
+    series: dict[tuple[str, str], np.ndarray]
+    session: str
+    data_version: str
+
+
+def _plan_key(cfg: ScanConfig) -> tuple:
+    """What plan_scan reads of a config."""
+    return (None if cfg.symbols is None else tuple(cfg.symbols),
+            None if cfg.sectors is None else tuple(cfg.sectors),
+            None if cfg.industries is None else tuple(cfg.industries), str(cfg.as_of_date))
+
+
+def _checks_key(cfg: ScanConfig) -> tuple:
+    """What the checks (screen.checks) read of a config."""
+    return (cfg.max_stale_sessions, cfg.min_bars, cfg.min_price, cfg.min_dollar_volume,
+            cfg.min_tech_rating, None if not cfg.signals else tuple(cfg.signals),
+            cfg.exclude_flagged, None if not cfg.exclude_flags else tuple(cfg.exclude_flags))
+
+
+def _mask(rows: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _judge(mine: np.ndarray, alpha: dict[str, np.ndarray], forecast: Forecast
+           ) -> tuple[Forecast, dict[str, np.ndarray]]:
+    """The forecast over `mine` judged as a scan judges its own rows (`distinguishing`), and
+    the alpha columns it leaves (a withheld horizon NaN)."""
+    candidate = Forecast({h: alpha[f"Alpha{h}d"][mine] for h in forecast.values},
+                         forecast.state)
+    judged = distinguishing(candidate)
+    if judged is candidate:
+        return judged, alpha
+    rows = np.flatnonzero(mine)
+    return judged, {f"Alpha{h}d": _scatter(v, rows, len(mine))
+                    for h, v in judged.values.items()}
+
+
+def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarray,
+            alpha: dict[str, np.ndarray], forecast: Forecast) -> Selection:
     """`execute`'s steps after the checks, on positions (no per-config frame copies)."""
     exprs = compile_expressions(cfg.where, cfg.rank)
+    columns, series = shared.columns, shared.series
     if exprs.where is not None:
-        alive = alive & exprs.where.evaluate(BlockEnv(frame, series, valid, alpha), 1)[:, -1]
+        alive = alive & exprs.where.evaluate(BlockEnv(columns, series, valid, alpha), 1)[:, -1]
     rows = np.flatnonzero(alive)
     score = (alpha_score(alpha["Alpha5d"][rows], alpha["Alpha10d"][rows])
              if forecast.available else np.full(len(rows), np.nan))
     rank = np.full(len(rows), np.nan)
     if exprs.rank is not None:
-        kept = BlockRows(frame, rows, {**alpha, "AlphaScore": _scatter(score, rows, len(frame))})
-        env = BlockEnv(kept.frame, {k: v[rows] for k, v in series.items()},
-                       np.ones(len(rows), dtype=bool), kept.values)
+        values = {k: v[rows] for k, v in alpha.items()}
+        values["AlphaScore"] = score
+        env = BlockEnv(columns.take(rows), {k: v[rows] for k, v in series.items()},
+                       np.ones(len(rows), dtype=bool), values)
         rank = exprs.rank.evaluate(env, 1)[:, -1]
         key = rank
     elif cfg.sort_by == "AlphaScore":
@@ -152,22 +217,15 @@ def _select(cfg: ScanConfig, frame: pd.DataFrame, series: dict, valid: np.ndarra
     elif cfg.sort_by in alpha:
         key = alpha[cfg.sort_by][rows]
     else:
-        key = frame[cfg.sort_by].to_numpy(dtype=float)[rows]
+        key = columns.number(cfg.sort_by)[rows]
     order = rank_order(key, cfg.ascending)
     if cfg.max_symbols is not None:
         order = order[: cfg.max_symbols]
     kept = rows[order]
-    return Selection(cfg, session, data_version, frame, kept, rank[order], score[order],
-                     int(valid.sum()), {c: v[kept] for c, v in alpha.items()},
-                     dict(forecast.state))
-
-
-class BlockRows:
-    """Some rows of a frame and their given values, for a BlockEnv over just those rows."""
-
-    def __init__(self, frame: pd.DataFrame, rows: np.ndarray, values: dict[str, np.ndarray]):
-        self.frame = frame.iloc[rows]
-        self.values = {k: v[rows] for k, v in values.items()}
+    return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
+                     rank[order], score[order], int(valid.sum()),
+                     {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
+                     shared.symbols)
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
