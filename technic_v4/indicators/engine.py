@@ -121,14 +121,34 @@ def packed_series(panel: Panel, names: Iterable[str], width: int,
     arrays |= _extra_inputs(specs, outputs, extra or {}, arrays["close"].shape)
     fields += [f for f in arrays if f not in fields]
     close = arrays["close"]
-    stacked = pack_rows(close, tuple(arrays[f] for f in fields), np.arange(close.shape[0]))
-    packed = {f: stacked[k] for k, f in enumerate(fields)}
-    t = close.shape[1]
+    n, t = close.shape
     keep = min(width, t)
-    out = {f: _left_pad(packed[f][:, t - keep:], width) for f in bars}
-    for name, values in _run(specs, packed, keep, set(outputs)).items():
-        out[name] = _left_pad(values, width)
-    return out
+    _, _, is_packed = bar_layout(close)
+    rows = np.flatnonzero(~is_packed)  # packed rows are read in place (module docstring, 3)
+    direct = 2 * len(rows) <= n
+    if not direct:
+        rows = np.arange(n)
+    block = None
+    if len(rows):
+        stacked = pack_rows(close, tuple(arrays[f] for f in fields), rows)
+        block = {f: stacked[k] for k, f in enumerate(fields)}
+    out: dict[str, Array2D] = {}
+    if direct:
+        is_bar = np.isfinite(close[:, t - keep:])
+        out = {f: np.where(is_bar, arrays[f][:, t - keep:], np.nan) for f in bars}
+        out |= _run(specs, arrays, keep, set(outputs))
+    if block is not None:
+        for f in bars:
+            if f in out:
+                out[f][rows] = block[f][:, t - keep:]
+            else:
+                out[f] = block[f][:, t - keep:]
+        for name, values in _run(specs, block, keep, set(outputs)).items():
+            if name in out:
+                out[name][rows] = values
+            else:
+                out[name] = values
+    return {name: _left_pad(out[name], width) for name in [*bars, *outputs]}
 
 
 def _left_pad(a: Array2D, width: int) -> Array2D:

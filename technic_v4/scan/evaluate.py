@@ -233,12 +233,11 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
     full = reader.load_rows(spec.as_of, list(sub.symbols[wanted]))
     if market is not None:  # the window's market levels; NaN before the window
         market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
-    if weekly.any():
-        only = np.flatnonzero(weekly[wanted] & ~daily[wanted])
-        values = expression_series(full.select(only), replace(spec, series=weekly_series),
-                                   market)
+    if weekly.any():  # over all of `full` (weekly bars are small; the daily ones are not)
+        only = np.flatnonzero(weekly[wanted])
+        values = expression_series(full, replace(spec, series=weekly_series), market)
         for key, v in values.items():
-            block.series[key][wanted[only]] = v
+            block.series[key][wanted[only]] = v[only]
     if daily.any():
         again = np.flatnonzero(daily[wanted])
         block = with_rows(block, wanted[again], measure(full.select(again), spec, market))
