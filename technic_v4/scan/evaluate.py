@@ -80,7 +80,8 @@ class Block:
 def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) -> Block:
     """Every symbol of `panel` measured at its last session (module docstring)."""
     t0 = time.perf_counter()
-    table = compute_indicators(panel)
+    tails = daily_tails(spec)
+    table = compute_indicators(panel, tails=tails)
     t1 = time.perf_counter()
     last = table.last
     last_idx = panel.last_bar_index()
@@ -120,18 +121,20 @@ def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) ->
     }
     frame = pd.DataFrame(cols)
     t2 = time.perf_counter()
-    series = expression_series(panel, spec, market) if spec.series else {}
+    series = expression_series(panel, spec, market, table.tails) if spec.series else {}
     return Block(frame, panel.source, panel.data_version, str(panel.sessions[-1].date())
                  if panel.n_sessions else "", panel.n_sessions,
                  {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)}, series)
 
 
-def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
+def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None,
+                      tails: dict[str, np.ndarray] | None = None
                       ) -> dict[tuple[str, str], np.ndarray]:
-    """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Weekly
-    ones from `weekly_panel` (closed weeks only; the weekly fields they read); TechRating from
-    the score over the scoring inputs' series; `market` is the universe's index level
-    (beta_60), else this panel's."""
+    """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Daily
+    ones from `tails` (the measurement's own kernel runs: `daily_tails`) where given, else
+    `packed_series`; weekly ones from `weekly_panel` (closed weeks only; the weekly fields
+    they read); TechRating from the score over the scoring inputs' series; `market` is the
+    universe's index level (beta_60), else this panel's."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for tf in ("D", "W"):
         wanted = [(name, width) for name, t, width in spec.series if t == tf]
@@ -145,6 +148,8 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
             source = weekly_panel(panel, last_week_closed(panel.sessions[-1]),
                                   fields_read(names))
         width = max(w for _, w in wanted)
+        given = {n: v for n, v in (tails or {}).items() if n in names} if tf == "D" else {}
+        names -= set(given)
         extra = None
         if "beta_60" in names:
             index = market_index(panel) if market is None else market
@@ -152,15 +157,35 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
                 index = index[panel.sessions.get_indexer(source.sessions)]
             extra = {"market": market_field(source, index)}
         got = packed_series(source, sorted(names), width, extra) if names else {}
+        got |= given
         for name, w in wanted:
-            if name == "TechRating":
-                inputs = {k: got[BARS.get(k, k)] for k in scoring.SCORING_INPUTS}
+            if name == "TechRating":  # the score per bar, over w bars of its inputs
+                inputs = {k: got[BARS.get(k, k)][:, -w:] for k in scoring.SCORING_INPUTS}
                 values = scoring.tech_rating(inputs, spec.scoring)[0]
             elif name == "perf_ytd":
                 values = np.asarray(perf_ytd(source))[:, None]
             else:
                 values = got[BARS.get(name, name)]
             out[(name, tf)] = np.ascontiguousarray(values[:, -w:])
+    return out
+
+
+def daily_tails(spec: WindowSpec) -> dict[str, int]:
+    """{output or bar field: bars} of the daily series that the measurement's own kernel
+    runs can give (compute_indicators' tails): all but TechRating's score, perf_ytd and
+    outputs that read more than the bars (beta_60 reads the market)."""
+    from technic_v4.data.panel import FIELDS
+    from technic_v4.indicators.registry import OUTPUTS
+
+    out: dict[str, int] = {}
+    for name, tf, width in spec.series:
+        if tf != "D" or name == "perf_ytd":
+            continue
+        for column in scoring.SCORING_INPUTS if name == "TechRating" else (name,):
+            column = BARS.get(column, column)
+            if column in FIELDS or (column in OUTPUTS and all(
+                    f in FIELDS for f in OUTPUTS[column].inputs)):
+                out[column] = max(out.get(column, 0), width)
     return out
 
 
