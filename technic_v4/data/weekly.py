@@ -35,7 +35,8 @@ _HOW = {"open": 0, "close": 1, "high": 2, "low": 3, "volume": 4}  # _week_field'
 def weekly_panel(panel: Panel, last_week_closed: bool,
                  fields: tuple[str, ...] = FIELDS) -> Panel:
     """The weekly bars of `panel` (module docstring), one column per closed week. Only
-    `fields` are computed (a weekly RSI reads closes only); the others are all NaN."""
+    `fields` are computed (a weekly RSI reads closes only); the others are all NaN (one
+    read-only view: no memory for bars nobody reads)."""
     starts = week_starts(panel.sessions)
     ends = np.r_[starts[1:], panel.n_sessions]
     if not last_week_closed and len(starts):
@@ -43,8 +44,9 @@ def weekly_panel(panel: Panel, last_week_closed: bool,
     n, w = panel.n_symbols, len(starts)
     close = np.ascontiguousarray(panel.close, dtype=np.float64)
     starts, ends = starts.astype(np.int64), ends.astype(np.int64)
+    missing = np.broadcast_to(np.nan, (n, w))  # fields not computed: all NaN, read-only
     out = {f: _week_field(close, np.ascontiguousarray(getattr(panel, f), dtype=np.float64),
-                          starts, ends, _HOW[f]) if f in fields else np.full((n, w), np.nan)
+                          starts, ends, _HOW[f]) if f in fields else missing
            for f in FIELDS}
     sessions = panel.sessions[ends - 1] if w else panel.sessions[:0]
     return Panel(symbols=panel.symbols, sessions=pd.DatetimeIndex(sessions, name="session"),

@@ -303,10 +303,14 @@ def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
     their whole-history measurement; the window's facts (bars in the window, staleness,
     listing dates, quality flags) stay, so the screen's checks mean the same for every row."""
     frame = block.frame.copy()
-    for name in FROM_HISTORY:
-        frame.loc[rows, name] = full.frame[name].to_numpy()
-    series = {k: v.copy() for k, v in block.series.items()}
+    for name in FROM_HISTORY:  # whole columns set: much cheaper than frame.loc per column
+        column = frame[name]
+        values = column.to_numpy(copy=True)
+        values[rows] = full.frame[name].to_numpy(dtype=values.dtype)
+        frame[name] = pd.Series(values, index=frame.index, dtype=column.dtype)
+    series = dict(block.series)
     for key, values in full.series.items():
+        series[key] = block.series[key].copy()
         series[key][rows] = values
     return replace(block, frame=frame, series=series)
 

@@ -16,7 +16,7 @@ The ordering, the checks and the expression evaluation are the scan's own functi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -208,7 +208,7 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
     if exprs.rank is not None:
         values = {k: v[rows] for k, v in alpha.items()}
         values["AlphaScore"] = score
-        env = BlockEnv(columns.take(rows), {k: v[rows] for k, v in series.items()},
+        env = BlockEnv(columns.take(rows), RowsOf(series, rows),
                        np.ones(len(rows), dtype=bool), values)
         rank = exprs.rank.evaluate(env, 1)[:, -1]
         key = rank
@@ -226,6 +226,26 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
                      rank[order], score[order], int(valid.sum()),
                      {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
                      shared.symbols)
+
+
+class RowsOf(Mapping[tuple[str, str], np.ndarray]):
+    """Series cut to some rows, each on its first read (a rank reads one or two of them)."""
+
+    def __init__(self, series: Mapping[tuple[str, str], np.ndarray], rows: np.ndarray):
+        self.series, self.rows = series, rows
+        self._cut: dict[tuple[str, str], np.ndarray] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
+        found = self._cut.get(key)
+        if found is None:
+            found = self._cut[key] = self.series[key][self.rows]
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.series)
+
+    def __len__(self) -> int:
+        return len(self.series)
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
