@@ -32,6 +32,7 @@ from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, rank_order
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
 from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.screens import CompiledScreen
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,21 @@ class Shared:
     series: dict[tuple[str, str], np.ndarray]
     session: str
     data_version: str
+    hits: dict[tuple, np.ndarray] = field(default_factory=dict)  # `where` results (_where)
+
+
+def _where(screen: CompiledScreen, shared: Shared, valid: np.ndarray,
+           alpha: dict[str, np.ndarray]) -> np.ndarray:
+    """`screen` over the group's rows, once per text and what its value depends on besides
+    the frame: the forecasts when it reads them, the universe when it ranks (or RS_rating)."""
+    key = (screen.text, id(alpha) if screen.columns & {"Alpha5d", "Alpha10d"} else None,
+           np.packbits(valid).tobytes()
+           if screen.cross_sectional or "RS_rating" in screen.columns else None)
+    hit = shared.hits.get(key)
+    if hit is None:
+        env = BlockEnv(shared.columns, shared.series, valid, alpha)
+        hit = shared.hits[key] = screen.evaluate(env, 1)[:, -1]
+    return hit
 
 
 def _plan_key(cfg: ScanConfig) -> tuple:
@@ -200,7 +216,7 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
     exprs = compile_expressions(cfg.where, cfg.rank)
     columns, series = shared.columns, shared.series
     if exprs.where is not None:
-        alive = alive & exprs.where.evaluate(BlockEnv(columns, series, valid, alpha), 1)[:, -1]
+        alive = alive & _where(exprs.where, shared, valid, alpha)
     rows = np.flatnonzero(alive)
     score = (alpha_score(alpha["Alpha5d"][rows], alpha["Alpha10d"][rows])
              if forecast.available else np.full(len(rows), np.nan))

@@ -190,25 +190,29 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
     old_rank = {s: i + 1 for i, s in enumerate(before)}
     base = {"watch": watch.name, "screen": screen, "screen_version": screen.get("version"),
             "session": selection.session, "data_version": selection.data_version}
+    kept = rows.kept_rows(selection)  # row of the k-th kept symbol, built on first use
+    wid, session = watch.id, selection.session
 
-    def event(kind: str, symbol: str, row: dict[str, Any] | None, **more: Any
-              ) -> dict[str, Any]:
-        return {"id": event_id(watch.id, selection.session, symbol, kind), "kind": kind,
-                "symbol": symbol, **base, "rank": now_rank.get(symbol),
-                "previous_rank": old_rank.get(symbol), **more, "row": row}
+    def event(kind: str, symbol: str, row: dict[str, Any] | None,
+              more: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {"id": event_id(wid, session, symbol, kind), "kind": kind, "symbol": symbol,
+               **base, "rank": now_rank.get(symbol), "previous_rank": old_rank.get(symbol)}
+        if more:
+            out.update(more)
+        out["row"] = row
+        return out
 
-    events = [event("entered", s, rows.kept(selection, now_rank[s] - 1))
-              for s in symbols if s not in old_rank]
+    events = [event("entered", s, kept(k)) for k, s in enumerate(symbols)
+              if s not in old_rank]
     for s in before:
         if s not in now_rank:
             row = rows.any(selection, s)
-            events.append(event("left", s, row, **({} if row else {"row_state": "no data"})))
+            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
     threshold = watch.options.get("rank_moved")
     if threshold:
-        events += [event("rank_moved", s, rows.kept(selection, now_rank[s] - 1),
-                         moved=old_rank[s] - now_rank[s])
-                   for s in symbols if s in old_rank
-                   and abs(old_rank[s] - now_rank[s]) >= threshold]
+        events += [event("rank_moved", s, kept(k), {"moved": old_rank[s] - k - 1})
+                   for k, s in enumerate(symbols) if s in old_rank
+                   and abs(old_rank[s] - k - 1) >= threshold]
     return evaluation, events
 
 
@@ -229,11 +233,23 @@ class RowSource:
 
     def kept(self, selection: Selection, k: int) -> dict[str, Any]:
         """The k-th kept row of `selection` (as `Selection.rows()` shows it)."""
-        row = {**self._of(selection.frame).row(int(selection.positions[k])),
-               "AlphaScore": _plain(selection.alpha_scores[k])}
-        if selection.config.rank:
-            row[RANK_COLUMN] = _plain(selection.rank_values[k])
-        return row
+        return self.kept_rows(selection)(k)
+
+    def kept_rows(self, selection: Selection) -> Callable[[int], dict[str, Any]]:
+        """`kept` for one selection: its positions and values read once, not per row."""
+        frame_rows = self._of(selection.frame)
+        positions = selection.positions.tolist()
+        scores = [_plain(v) for v in selection.alpha_scores.tolist()]
+        ranks = ([_plain(v) for v in selection.rank_values.tolist()]
+                 if selection.config.rank else None)
+
+        def kept(k: int) -> dict[str, Any]:
+            row = frame_rows.row(positions[k]).copy()
+            row["AlphaScore"] = scores[k]
+            if ranks is not None:
+                row[RANK_COLUMN] = ranks[k]
+            return row
+        return kept
 
     def any(self, selection: Selection, symbol: str) -> dict[str, Any] | None:
         """`symbol`'s row at the session whether kept or not; None without a bar there."""
