@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=5000)
     ap.add_argument("--watches", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--peer-repeats", type=int, default=3)
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--no-weekly", action="store_true", help="Only the mix without the preset "
@@ -150,6 +152,17 @@ def main() -> None:
           f"{rate:,.0f} events/s")
 
 
+def interleaved(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median ms of each of `fns`, timed in `repeats` rounds of one call each."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) * 1000)
+    return [statistics.median(t) for t in times]
+
+
 def measure_mix(svc: Any, reader: StoreReader, session: str, args: argparse.Namespace
                 ) -> dict[str, float]:
     """One mix's medians: the pass, execute_many alone (and with the evaluation memoized),
@@ -174,9 +187,10 @@ def measure_mix(svc: Any, reader: StoreReader, session: str, args: argparse.Name
 
     asyncio.run(_pass())  # warm: the window is read once, kernels compiled
     asyncio.run(_many(memo))
-    ours = median_ms(lambda: asyncio.run(_pass()), args.repeats)
-    many = median_ms(lambda: asyncio.run(_many(None)), args.repeats)
-    screens = median_ms(lambda: asyncio.run(_many(memo)), args.repeats)
+    # interleaved rounds, so that a burst of the machine's other jobs hits all three alike
+    ours, many, screens = interleaved([lambda: asyncio.run(_pass()),
+                                       lambda: asyncio.run(_many(None)),
+                                       lambda: asyncio.run(_many(memo))], args.repeats)
     t0 = time.perf_counter()
     runs = asyncio.run(catch_up(store, snap, engine))
     record = (time.perf_counter() - t0) * 1000

@@ -234,9 +234,7 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
         key = alpha[cfg.sort_by][rows]
     else:
         key = columns.number(cfg.sort_by)[rows]
-    order = rank_order(key, cfg.ascending)
-    if cfg.max_symbols is not None:
-        order = order[: cfg.max_symbols]
+    order = rank_order(key, cfg.ascending, cfg.max_symbols)
     kept = rows[order]
     return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
                      rank[order], score[order], int(valid.sum()),
