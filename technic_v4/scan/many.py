@@ -2,7 +2,8 @@
 
 `execute_many(cfgs, ...)` answers, for each config, what `execute` would rank at the same
 session, without a scan per config:
-  1. one plan per config (symbols, sectors, industries; as-of and industries checked);
+  1. one plan per distinct selection (symbols, sectors, industries; as-of and industries
+     checked; no rejection tables: a watch shows none);
   2. the configs grouped by what an evaluation depends on (window bars, staleness, scoring:
      their WindowSpec but the expression series); each group's universe evaluated ONCE with
      the union of its expressions' series (the Evaluations memo, like a scan);
@@ -10,6 +11,10 @@ session, without a scan per config:
   4. per config: the scan's checks as masks (`screen_masks`), its `where` over the group's Env
      (ranks within that config's universe), AlphaScore over its kept rows, its rank (the rank
      expression or sort_by) in the scan's order (`rank_order`), cut to max_symbols.
+     Configs share what they ask alike, computed once per group: check masks (same check
+     fields), the forecast's judgement (same rows), a `where` result (same text, and the same
+     forecasts / universe when it reads them), the frame's columns as arrays (FrameColumns);
+     no per-config frame is built.
 The ordering, the checks and the expression evaluation are the scan's own functions, so each
 `Selection` lists exactly the symbols `run_scan` keeps, in its order (tests/watch).
 """
