@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from numba import njit
+from numba import njit, prange
 
 from technic_v4.data.calendar import DEFAULT_CALENDAR, sessions_between
 from technic_v4.data.panel import Array2D, Panel
@@ -216,14 +216,15 @@ def _prev_close(row: np.ndarray, col: int) -> float:
     return float(before[-1]) if len(before) else np.nan
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _check_rows(op, hi, lo, cl, vol, splits, log_move, down, up, tol, open_tol, spike, stats,
                 events):
     """stats[i] = (ohlc bad bars, internal gaps, first bar, last bar, longest zero-volume run,
-    split-like moves); events[i, t] = 1 (ohlc) / 2 (split) at the offending bar."""
+    split-like moves); events[i, t] = 1 (ohlc) / 2 (split) at the offending bar. Rows are
+    independent: one per thread."""
     n, t = cl.shape
     up_limit, down_limit = np.exp(log_move), np.exp(-log_move)
-    for i in range(n):
+    for i in prange(n):
         buf = np.empty(20)
         first, last, present, bad, run, best, nsplit = -1, -1, 0, 0, 0, 0, 0
         prev = np.nan
@@ -265,12 +266,12 @@ def _check_rows(op, hi, lo, cl, vol, splits, log_move, down, up, tol, open_tol, 
         stats[i, 3], stats[i, 4], stats[i, 5] = last, best, nsplit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _median_ratio(vol, at, lookback, out):
     """out[i] = vol[i, at[i]] / median of the `lookback` finite volumes before it (see
-    volume_ratio_to_median); left NaN where not judged."""
-    buf = np.empty(lookback)
-    for i in range(vol.shape[0]):
+    volume_ratio_to_median); left NaN where not judged. Rows in parallel, each its buffer."""
+    for i in prange(vol.shape[0]):
+        buf = np.empty(lookback)
         j = at[i]
         if j < 0 or not np.isfinite(vol[i, j]):
             continue

@@ -11,8 +11,11 @@ exchange calendar. The weekly Panel's sessions are each week's last session.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 
 from technic_v4.data.panel import Panel
 
@@ -25,33 +28,58 @@ def week_starts(sessions: pd.DatetimeIndex) -> np.ndarray:
     return np.flatnonzero(np.r_[True, week[1:] != week[:-1]])
 
 
-def weekly_panel(panel: Panel, last_week_closed: bool) -> Panel:
-    """The weekly bars of `panel` (module docstring), one column per closed week."""
+FIELDS = ("open", "high", "low", "close", "volume")
+_HOW = {"open": 0, "close": 1, "high": 2, "low": 3, "volume": 4}  # _week_field's `how`
+
+
+def weekly_panel(panel: Panel, last_week_closed: bool,
+                 fields: tuple[str, ...] = FIELDS) -> Panel:
+    """The weekly bars of `panel` (module docstring), one column per closed week. Only
+    `fields` are computed (a weekly RSI reads closes only); the others are all NaN (one
+    read-only view: no memory for bars nobody reads)."""
     starts = week_starts(panel.sessions)
     ends = np.r_[starts[1:], panel.n_sessions]
     if not last_week_closed and len(starts):
         starts, ends = starts[:-1], ends[:-1]
     n, w = panel.n_symbols, len(starts)
-    out = {f: np.full((n, w), np.nan) for f in ("open", "high", "low", "close", "volume")}
-    present = np.isfinite(panel.close)
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        has = present[:, a:b]
-        any_bar = has.any(axis=1)
-        if not any_bar.any():
-            continue
-        first = a + has.argmax(axis=1)
-        last = b - 1 - has[:, ::-1].argmax(axis=1)
-        rows = np.arange(n)
-        out["open"][:, k] = np.where(any_bar, panel.open[rows, first], np.nan)
-        out["close"][:, k] = np.where(any_bar, panel.close[rows, last], np.nan)
-        with np.errstate(all="ignore"):
-            out["high"][:, k] = np.where(any_bar, np.fmax.reduce(panel.high[:, a:b], axis=1),
-                                         np.nan)
-            out["low"][:, k] = np.where(any_bar, np.fmin.reduce(panel.low[:, a:b], axis=1),
-                                        np.nan)
-            out["volume"][:, k] = np.where(any_bar, np.nansum(panel.volume[:, a:b], axis=1),
-                                           np.nan)
+    close = np.ascontiguousarray(panel.close, dtype=np.float64)
+    starts, ends = starts.astype(np.int64), ends.astype(np.int64)
+    missing = np.broadcast_to(np.nan, (n, w))  # fields not computed: all NaN, read-only
+    out = {f: _week_field(close, np.ascontiguousarray(getattr(panel, f), dtype=np.float64),
+                          starts, ends, _HOW[f]) if f in fields else missing
+           for f in FIELDS}
     sessions = panel.sessions[ends - 1] if w else panel.sessions[:0]
     return Panel(symbols=panel.symbols, sessions=pd.DatetimeIndex(sessions, name="session"),
                  universe=panel.universe, data_version=panel.data_version,
                  source=panel.source, meta={**panel.meta, "timeframe": "W"}, **out)
+
+
+@njit(parallel=True, cache=True)
+def _week_field(close, values, starts, ends, how):
+    """One weekly field, each week [starts[k], ends[k]) of each row in one pass: how = 0
+    the first bar's value (open), 1 the last bar's (close), 2 the highest, 3 the lowest
+    and 4 the sum of the week's finite values (as np.fmax / np.fmin / np.nansum over its
+    days). A week without a bar (no finite close) is NaN."""
+    n, w = close.shape[0], starts.shape[0]
+    out = np.full((n, w), np.nan)
+    for i in prange(n):
+        for k in range(w):
+            first, last = -1, -1
+            acc = 0.0 if how == 4 else np.nan
+            for t in range(starts[k], ends[k]):
+                if math.isfinite(close[i, t]):
+                    if first < 0:
+                        first = t
+                    last = t
+                if how >= 2:
+                    x = values[i, t]
+                    if math.isnan(x):
+                        continue
+                    if how == 4:
+                        acc += x
+                    elif math.isnan(acc) or (x > acc if how == 2 else x < acc):
+                        acc = x
+            if first >= 0:
+                out[i, k] = (values[i, first] if how == 0 else values[i, last] if how == 1
+                             else acc)
+    return out

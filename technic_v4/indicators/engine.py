@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from technic_v4.data.panel import FIELDS, Array1D, Array2D, BoolArray, IntArray, Panel
 from technic_v4.indicators.kernels import first_bar
-from technic_v4.indicators.registry import EXTRA_INPUTS, IndicatorSpec, resolve
+from technic_v4.indicators.registry import DEFAULT_OUTPUTS, EXTRA_INPUTS, IndicatorSpec, resolve
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class IndicatorTable:
     last_bar: IntArray  # (N,) session index of each symbol's last bar, -1 if none
     insufficient: dict[str, BoolArray]  # output -> (N,) NaN because too few bars
     history: dict[str, Array2D] | None = None  # output -> (N, T) on the session axis
+    tails: dict[str, Array2D] = field(default_factory=dict)  # asked tails, on own bars
 
     def to_frame(self) -> pd.DataFrame:
         """`last` as a DataFrame indexed by symbol, columns in output order."""
@@ -63,12 +64,20 @@ def compute_indicators(
     names: Iterable[str] | None = None,
     history: bool = False,
     extra: Mapping[str, Array2D] | None = None,
+    tails: Mapping[str, int] | None = None,
 ) -> IndicatorTable:
     """Indicators for every symbol of `panel` (names = output columns, default the scan's
     DEFAULT_OUTPUTS). `extra` supplies the non-Panel inputs an entry reads (registry
-    EXTRA_INPUTS), each an (N, T) array on the panel's axes; a missing one is an error."""
+    EXTRA_INPUTS), each an (N, T) array on the panel's axes; a missing one is an error.
+    `tails` {output or Panel field: width}: also those last values on each symbol's own
+    bars, as `packed_series` gives them (IndicatorTable.tails), from the same kernel runs."""
+    tails = dict(tails or {})
+    if tails:
+        names = [*(DEFAULT_OUTPUTS if names is None else names),
+                 *(n for n in tails if n not in FIELDS)]
     specs, outputs = resolve(names)
-    fields = [f for f in FIELDS if f == "close" or any(f in s.inputs for s in specs)]
+    fields = [f for f in FIELDS if f == "close" or f in tails
+              or any(f in s.inputs for s in specs)]
     arrays = {f: np.ascontiguousarray(getattr(panel, f), dtype=np.float64) for f in fields}
     arrays |= _extra_inputs(specs, outputs, extra or {}, arrays["close"].shape)
     fields += [f for f in arrays if f not in fields]
@@ -85,10 +94,27 @@ def compute_indicators(
         stacked = pack_rows(close, tuple(arrays[f] for f in fields), rows)
         block = {f: stacked[k] for k, f in enumerate(fields)}
 
-    width = close.shape[1] if history else min(close.shape[1], 1)
+    t = close.shape[1]
+    width: int | dict[str, int] = t if history else min(t, 1)
+    if tails and not history:  # per entry: the widest tail of its outputs
+        width = {spec.name: min(t, max(tails.get(o, 1) for o in spec.outputs))
+                 for spec in specs}
     wanted = set(outputs)
     full = _run(specs, arrays, width, wanted) if direct else {}
     part = _run(specs, block, width, wanted) if block is not None else {}
+    packed_tails = {}
+    for name, w in tails.items():
+        keep = min(w, t)
+        if name in FIELDS:
+            mine = (np.where(np.isfinite(close[:, t - keep:]), arrays[name][:, t - keep:],
+                             np.nan) if direct else np.empty((n, keep)))
+            if block is not None:
+                mine[rows] = block[name][:, t - keep:]
+        else:
+            mine = full[name][:, -keep:].copy() if direct else np.empty((n, keep))
+            if block is not None:
+                mine[rows] = part[name][:, -keep:]
+        packed_tails[name] = _left_pad(mine, w)
     last: dict[str, Array1D] = {}
     hist: dict[str, Array2D] = {}
     for name in outputs:
@@ -105,6 +131,7 @@ def compute_indicators(
         last_bar=last_bar,
         insufficient=insufficient,
         history=hist if history else None,
+        tails=packed_tails,
     )
 
 
@@ -121,14 +148,34 @@ def packed_series(panel: Panel, names: Iterable[str], width: int,
     arrays |= _extra_inputs(specs, outputs, extra or {}, arrays["close"].shape)
     fields += [f for f in arrays if f not in fields]
     close = arrays["close"]
-    stacked = pack_rows(close, tuple(arrays[f] for f in fields), np.arange(close.shape[0]))
-    packed = {f: stacked[k] for k, f in enumerate(fields)}
-    t = close.shape[1]
+    n, t = close.shape
     keep = min(width, t)
-    out = {f: _left_pad(packed[f][:, t - keep:], width) for f in bars}
-    for name, values in _run(specs, packed, keep, set(outputs)).items():
-        out[name] = _left_pad(values, width)
-    return out
+    _, _, is_packed = bar_layout(close)
+    rows = np.flatnonzero(~is_packed)  # packed rows are read in place (module docstring, 3)
+    direct = 2 * len(rows) <= n
+    if not direct:
+        rows = np.arange(n)
+    block = None
+    if len(rows):
+        stacked = pack_rows(close, tuple(arrays[f] for f in fields), rows)
+        block = {f: stacked[k] for k, f in enumerate(fields)}
+    out: dict[str, Array2D] = {}
+    if direct:
+        is_bar = np.isfinite(close[:, t - keep:])
+        out = {f: np.where(is_bar, arrays[f][:, t - keep:], np.nan) for f in bars}
+        out |= _run(specs, arrays, keep, set(outputs))
+    if block is not None:
+        for f in bars:
+            if f in out:
+                out[f][rows] = block[f][:, t - keep:]
+            else:
+                out[f] = block[f][:, t - keep:]
+        for name, values in _run(specs, block, keep, set(outputs)).items():
+            if name in out:
+                out[name][rows] = values
+            else:
+                out[name] = values
+    return {name: _left_pad(out[name], width) for name in [*bars, *outputs]}
 
 
 def _left_pad(a: Array2D, width: int) -> Array2D:
@@ -161,7 +208,8 @@ def _extra_inputs(
 
 
 def _run(
-    specs: list[IndicatorSpec], arrays: dict[str, Array2D], width: int, wanted: set[str]
+    specs: list[IndicatorSpec], arrays: dict[str, Array2D], width: int | Mapping[str, int],
+    wanted: set[str],
 ) -> dict[str, Array2D]:
     """Every entry over `arrays` (one parallel region each): output name -> (rows, width).
     Not chunked by rows on purpose: cache-sized row chunks halve 20,000 x 1,260 when the
@@ -169,7 +217,7 @@ def _run(
     descheduled thread when other processes compete for the cores (10x slower measured)."""
     outs: dict[str, Array2D] = {}
     for spec in specs:
-        res = spec.run(arrays, width)
+        res = spec.run(arrays, width if isinstance(width, int) else width[spec.name])
         for k, name in enumerate(spec.outputs):
             if name in wanted:
                 outs[name] = res[k]

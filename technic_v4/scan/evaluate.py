@@ -16,7 +16,7 @@ session; the window length when it has none), `_first_seen`, `_last_seen`, `_fla
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,7 @@ class WindowSpec:
 
     def key(self) -> bytes:
         """A canonical key of the spec (ScoringConfig holds a dict, so it is not hashable)."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)  # orjson reads dataclasses
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class Block:
 def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) -> Block:
     """Every symbol of `panel` measured at its last session (module docstring)."""
     t0 = time.perf_counter()
-    table = compute_indicators(panel)
+    tails = daily_tails(spec)
+    table = compute_indicators(panel, tails=tails)
     t1 = time.perf_counter()
     last = table.last
     last_idx = panel.last_bar_index()
@@ -120,36 +121,46 @@ def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) ->
     }
     frame = pd.DataFrame(cols)
     t2 = time.perf_counter()
-    series = expression_series(panel, spec, market) if spec.series else {}
+    series = expression_series(panel, spec, market, table.tails) if spec.series else {}
     return Block(frame, panel.source, panel.data_version, str(panel.sessions[-1].date())
                  if panel.n_sessions else "", panel.n_sessions,
                  {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)}, series)
 
 
-def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
+def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None,
+                      tails: dict[str, np.ndarray] | None = None
                       ) -> dict[tuple[str, str], np.ndarray]:
-    """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Weekly
-    ones from `weekly_panel` (closed weeks only); TechRating from the score over the scoring
-    inputs' series; `market` is the universe's index level (beta_60), else this panel's."""
+    """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Daily
+    ones from `tails` (the measurement's own kernel runs: `daily_tails`) where given, else
+    `packed_series`; weekly ones from `weekly_panel` (closed weeks only; the weekly fields
+    they read); TechRating from the score over the scoring inputs' series; `market` is the
+    universe's index level (beta_60), else this panel's."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for tf in ("D", "W"):
         wanted = [(name, width) for name, t, width in spec.series if t == tf]
         if not wanted:
             continue
-        index = market_index(panel) if market is None else market
-        source = panel
-        if tf == "W":
-            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]))
-            index = index[panel.sessions.get_indexer(source.sessions)]
         names = {BARS.get(n, n) for n, _ in wanted if n not in ("TechRating", "perf_ytd")}
         if any(n == "TechRating" for n, _ in wanted):
             names |= {BARS.get(n, n) for n in scoring.SCORING_INPUTS}
+        source = panel
+        if tf == "W":
+            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]),
+                                  fields_read(names))
         width = max(w for _, w in wanted)
-        extra = {"market": market_field(source, index)} if "beta_60" in names else None
+        given = {n: v for n, v in (tails or {}).items() if n in names} if tf == "D" else {}
+        names -= set(given)
+        extra = None
+        if "beta_60" in names:
+            index = market_index(panel) if market is None else market
+            if tf == "W":
+                index = index[panel.sessions.get_indexer(source.sessions)]
+            extra = {"market": market_field(source, index)}
         got = packed_series(source, sorted(names), width, extra) if names else {}
+        got |= given
         for name, w in wanted:
-            if name == "TechRating":
-                inputs = {k: got[BARS.get(k, k)] for k in scoring.SCORING_INPUTS}
+            if name == "TechRating":  # the score per bar, over w bars of its inputs
+                inputs = {k: got[BARS.get(k, k)][:, -w:] for k in scoring.SCORING_INPUTS}
                 values = scoring.tech_rating(inputs, spec.scoring)[0]
             elif name == "perf_ytd":
                 values = np.asarray(perf_ytd(source))[:, None]
@@ -157,6 +168,35 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None
                 values = got[BARS.get(name, name)]
             out[(name, tf)] = np.ascontiguousarray(values[:, -w:])
     return out
+
+
+def daily_tails(spec: WindowSpec) -> dict[str, int]:
+    """{output or bar field: bars} of the daily series that the measurement's own kernel
+    runs can give (compute_indicators' tails): all but TechRating's score, perf_ytd and
+    outputs that read more than the bars (beta_60 reads the market)."""
+    from technic_v4.data.panel import FIELDS
+    from technic_v4.indicators.registry import OUTPUTS
+
+    out: dict[str, int] = {}
+    for name, tf, width in spec.series:
+        if tf != "D" or name == "perf_ytd":
+            continue
+        for column in scoring.SCORING_INPUTS if name == "TechRating" else (name,):
+            column = BARS.get(column, column)
+            if column in FIELDS or (column in OUTPUTS and all(
+                    f in FIELDS for f in OUTPUTS[column].inputs)):
+                out[column] = max(out.get(column, 0), width)
+    return out
+
+
+def fields_read(names: set[str]) -> tuple[str, ...]:
+    """The bar fields (open ... volume) that the outputs and bar columns `names` read."""
+    from technic_v4.data.panel import FIELDS
+    from technic_v4.indicators.registry import resolve
+
+    specs, _ = resolve(sorted(n for n in names if n not in FIELDS))
+    read = {"close", *(n for n in names if n in FIELDS), *(f for s in specs for f in s.inputs)}
+    return tuple(f for f in FIELDS if f in read)
 
 
 def last_week_closed(session: pd.Timestamp) -> bool:
@@ -185,7 +225,10 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
                    data_version: str | None = None) -> Block:
     """`measure` for `symbols` on the window `reader` holds (a StoreReader or PanelSource);
     StaleDataError when the reader's data is not `data_version` (the store changed since the
-    scan was planned) or lacks a symbol."""
+    scan was planned) or lacks a symbol. Rows that need their whole history (`full_history`)
+    are measured again on it; rows whose weekly series alone need it (a weekly recursion
+    converges over years of weeks, a daily one within the window) get just those series
+    from it."""
     panel = reader.load(spec.as_of, spec.bars)
     if data_version is not None and panel.data_version != data_version:
         raise StaleDataError(f"scan planned on data_version {data_version}, the store now "
@@ -195,29 +238,64 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
         missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]
         raise StaleDataError(f"symbols {missing} are not in store version {panel.data_version}")
     sub = panel.select(rows)
-    market = market_index(panel) if spec.series else None  # the whole universe's, not a chunk's
-    block = measure(sub, spec, market)
-    longer = needs_full_history(sub, spec)
+    # the whole universe's market level, not a chunk's (only beta_60 reads it)
+    market = market_index(panel) if any(n == "beta_60" for n, _, _ in spec.series) else None
+    daily, weekly = full_history(sub, spec)
+    weekly_series = tuple(s for s in spec.series if s[1] == "W")
+    block = measure(sub, replace(spec, series=tuple(s for s in spec.series if s[1] != "W"))
+                    if weekly.any() else spec, market)
+    longer = daily | weekly
     if not longer.any():
         return block
-    full = reader.load_rows(spec.as_of, list(sub.symbols[longer]))
+    if weekly.any():  # the window's weekly series for rows that have no history before it
+        shorter = np.flatnonzero(~weekly)
+        w_spec = replace(spec, series=weekly_series)
+        window = expression_series(sub.select(shorter), w_spec, market) if len(shorter) \
+            else {(n, tf): np.empty((0, w)) for n, tf, w in weekly_series}
+        block = replace(block, series={**block.series,
+                                       **_rows_series(sub.n_symbols, shorter, window)})
+    wanted = np.flatnonzero(longer)
+    full = reader.load_rows(spec.as_of, list(sub.symbols[wanted]))
     if market is not None:  # the window's market levels; NaN before the window
         market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
-    return with_rows(block, np.flatnonzero(longer), measure(full, spec, market))
+    if weekly.any():  # over all of `full` (weekly bars are small; the daily ones are not)
+        only = np.flatnonzero(weekly[wanted])
+        values = expression_series(full, replace(spec, series=weekly_series), market)
+        for key, v in values.items():
+            block.series[key][wanted[only]] = v[only]
+    if daily.any():
+        again = np.flatnonzero(daily[wanted])
+        block = with_rows(block, wanted[again], measure(full.select(again), spec, market))
+    return block
 
 
-def needs_full_history(sub: Panel, spec: WindowSpec) -> np.ndarray:
-    """Rows whose values must come from their whole history (module docstring): fewer than
-    CONVERGENCE_BARS own bars in the window though they traded before it, or every row that
-    has bars when an expression reads an anchored output (OBV, days since a cross) or weekly
-    bars (400 weekly bars are 8 years)."""
+def _rows_series(n: int, rows: np.ndarray, values: dict[tuple[str, str], np.ndarray]
+                 ) -> dict[tuple[str, str], np.ndarray]:
+    """Series of some rows placed in (n, w) arrays, NaN in the other rows."""
+    out = {}
+    for key, v in values.items():
+        out[key] = np.full((n, v.shape[1]), np.nan)
+        out[key][rows] = v
+    return out
+
+
+def full_history(sub: Panel, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose values must all come from their whole history, rows whose weekly series
+    must): rows that traded before the window and have fewer than CONVERGENCE_BARS own bars
+    in it, or every such row with bars when an expression reads an anchored output (OBV, days
+    since a cross); for weekly series every row with bars that traded before the window (400
+    weekly bars are 8 years)."""
     bars = np.isfinite(sub.close).sum(axis=1)
     listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
         sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
     before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
-    if any(name in ANCHORED or tf == "W" for name, tf, _ in spec.series):
-        return (bars > 0) & before  # weekly recursions need years of weeks to converge
-    return (bars > 0) & (bars < CONVERGENCE_BARS) & before
+    old = (bars > 0) & before
+    if any(name in ANCHORED and tf == "D" for name, tf, _ in spec.series):
+        daily = old
+    else:
+        daily = old & (bars < CONVERGENCE_BARS)
+    weekly = old if any(tf == "W" for _, tf, _ in spec.series) else np.zeros(len(bars), bool)
+    return daily, weekly & ~daily
 
 
 def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
@@ -225,10 +303,14 @@ def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
     their whole-history measurement; the window's facts (bars in the window, staleness,
     listing dates, quality flags) stay, so the screen's checks mean the same for every row."""
     frame = block.frame.copy()
-    for name in FROM_HISTORY:
-        frame.loc[rows, name] = full.frame[name].to_numpy()
-    series = {k: v.copy() for k, v in block.series.items()}
+    for name in FROM_HISTORY:  # whole columns set: much cheaper than frame.loc per column
+        column = frame[name]
+        values = column.to_numpy(copy=True)
+        values[rows] = full.frame[name].to_numpy(dtype=values.dtype)
+        frame[name] = pd.Series(values, index=frame.index, dtype=column.dtype)
+    series = dict(block.series)
     for key, values in full.series.items():
+        series[key] = block.series[key].copy()
         series[key][rows] = values
     return replace(block, frame=frame, series=series)
 

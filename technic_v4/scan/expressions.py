@@ -156,14 +156,57 @@ class WeeklyOnDaily:
         return out
 
 
+class FrameColumns:
+    """A measured frame's columns as arrays, each converted once however many screens read
+    it (execute_many runs a hundred over one frame); `take(rows)`: the same for some rows,
+    cut from the converted arrays instead of copying the frame."""
+
+    def __init__(self, frame: pd.DataFrame | None, parent: FrameColumns | None = None,
+                 rows: np.ndarray | None = None):
+        self.frame, self.parent, self.rows = frame, parent, rows
+        self.n_rows = len(frame) if frame is not None else len(rows)  # type: ignore[arg-type]
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def take(self, rows: np.ndarray) -> FrameColumns:
+        return FrameColumns(None, self, np.asarray(rows))
+
+    def number(self, name: str) -> np.ndarray:
+        return self._get("number", name)
+
+    def text(self, name: str) -> np.ndarray:
+        return self._get("text", name)
+
+    def codes(self, name: str) -> np.ndarray:
+        return self._get("codes", name)
+
+    def _get(self, kind: str, name: str) -> np.ndarray:
+        found = self._cache.get((kind, name))
+        if found is None:
+            found = self._cache[(kind, name)] = self._convert(kind, name)
+        return found
+
+    def _convert(self, kind: str, name: str) -> np.ndarray:
+        if kind == "codes":  # group labels: numbered by first appearance, -1 for missing
+            source = self.frame[name] if self.frame is not None else self.text(name)
+            return pd.factorize(source)[0].astype(np.int64)
+        if self.frame is None:
+            assert self.parent is not None and self.rows is not None
+            return self.parent._get(kind, name)[self.rows]
+        col = self.frame[name]
+        return col.to_numpy(dtype=float) if kind == "number" else col.to_numpy(dtype=object)
+
+
 class BlockEnv(WeeklyOnDaily):
     """The Env of some rows of a measured frame: `series` {(name, tf): (N, w)} packed arrays,
-    last-bar values and text from `frame`, ranks among the rows marked in `universe`."""
+    last-bar values and text from `frame` (a DataFrame, or its FrameColumns shared by many
+    screens), ranks among the rows marked in `universe`."""
 
-    def __init__(self, frame: pd.DataFrame, series: Mapping[tuple[str, str], np.ndarray],
+    def __init__(self, frame: pd.DataFrame | FrameColumns,
+                 series: Mapping[tuple[str, str], np.ndarray],
                  universe: np.ndarray, values: Mapping[str, np.ndarray] | None = None):
-        self.frame, self.series, self.values = frame, series, dict(values or {})
-        self.n_rows = len(frame)
+        self.columns = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
+        self.series, self.values = series, dict(values or {})
+        self.n_rows = self.columns.n_rows
         self.universe = np.asarray(universe, dtype=bool)
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
@@ -175,16 +218,15 @@ class BlockEnv(WeeklyOnDaily):
         found = self.series.get((name, timeframe))
         if found is None:  # a last-bar value: given (the forecasts), else the result frame's
             col = self.values.get(name)
-            col = self.frame[name].to_numpy(dtype=float) if col is None else col
+            col = self.columns.number(name) if col is None else col
             return _right(np.asarray(col, dtype=float)[:, None], width)
         return _right(found, width)
 
     def text(self, name: str) -> np.ndarray:
-        return self.frame[name].to_numpy(dtype=object)
+        return self.columns.text(name)
 
     def groups(self, name: str) -> np.ndarray:
-        codes, _ = pd.factorize(self.frame[name])
-        return codes.astype(np.int64)
+        return self.columns.codes(name)
 
 
 def _right(source: np.ndarray, width: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 `execute_many(cfgs, ...)` answers, for each config, what `execute` would rank at the same
 session, without a scan per config:
-  1. one plan per config (symbols, sectors, industries; as-of and industries checked);
+  1. one plan per distinct selection (symbols, sectors, industries; as-of and industries
+     checked; no rejection tables: a watch shows none);
   2. the configs grouped by what an evaluation depends on (window bars, staleness, scoring:
      their WindowSpec but the expression series); each group's universe evaluated ONCE with
      the union of its expressions' series (the Evaluations memo, like a scan);
@@ -10,13 +11,17 @@ session, without a scan per config:
   4. per config: the scan's checks as masks (`screen_masks`), its `where` over the group's Env
      (ranks within that config's universe), AlphaScore over its kept rows, its rank (the rank
      expression or sort_by) in the scan's order (`rank_order`), cut to max_symbols.
+     Configs share what they ask alike, computed once per group: check masks (same check
+     fields), the forecast's judgement (same rows), a `where` result (same text, and the same
+     forecasts / universe when it reads them), the frame's columns as arrays (FrameColumns);
+     no per-config frame is built.
 The ordering, the checks and the expression evaluation are the scan's own functions, so each
 `Selection` lists exactly the symbols `run_scan` keeps, in its order (tests/watch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,11 +32,12 @@ from technic_v4.data.reader import Snapshot
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
-from technic_v4.scan.expressions import BlockEnv, compile_expressions
-from technic_v4.scan.plan import plan_scan
+from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
+from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, rank_order
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
 from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.screens import CompiledScreen
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,13 @@ class Selection:
     universe: int = 0                             # symbols with valid data in its plan
     alpha: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # its kept rows'
     alpha_state: dict = field(default_factory=dict, repr=False)  # as a scan's status.alpha
+    names: np.ndarray | None = field(default=None, repr=False)  # the frame's symbols
 
     @property
     def symbols(self) -> list[str]:
-        return self.frame["Symbol"].to_numpy(dtype=object)[self.positions].tolist()
+        names = self.frame["Symbol"].to_numpy(dtype=object) if self.names is None \
+            else self.names
+        return names[self.positions].tolist()
 
     def rows(self) -> pd.DataFrame:
         """Result columns (+ RankValue with a rank expression) of the kept symbols, ranked."""
@@ -73,21 +82,27 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
                                                                         dict[str, pd.DataFrame]]:
     """Each config's Selection at the newest session (or each config's as_of_date, which must
     then be the same for all), and {symbol: row} frames per group for rows no config kept
-    (what a watch shows for a symbol that left). Module docstring."""
+    (what a watch shows for a symbol that left). Module docstring. What configs share is
+    computed once: plans by their selection fields, check masks by the check fields, the
+    forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns)."""
     for cfg in cfgs:
         cfg.validate()
-    plans = [plan_scan(cfg, snap) for cfg in cfgs]
+    planned: dict[tuple, ScanPlan] = {}
+    for cfg in cfgs:
+        if _plan_key(cfg) not in planned:
+            planned[_plan_key(cfg)] = plan_scan(cfg, snap, records=False)
+    plans = [planned[_plan_key(cfg)] for cfg in cfgs]
     sessions = {p.as_of for p in plans}
     if len(sessions) > 1:
         raise ValueError(f"execute_many evaluates one session, the configs ask for {sessions}")
+    windows = [WindowSpec.of(cfg) for cfg in cfgs]
     groups: dict[bytes, list[int]] = {}
-    for k, cfg in enumerate(cfgs):
-        base = replace(WindowSpec.of(cfg), series=())
-        groups.setdefault(base.key(), []).append(k)
+    for k, window in enumerate(windows):
+        groups.setdefault(replace(window, series=()).key(), []).append(k)
     out: list[Selection | None] = [None] * len(cfgs)
     frames: dict[str, pd.DataFrame] = {}
     for members in groups.values():
-        specs = [WindowSpec.of(cfgs[k]) for k in members]
+        specs = [windows[k] for k in members]
         series: dict[tuple[str, str], int] = {}
         for spec in specs:
             for name, tf, width in spec.series:
@@ -101,50 +116,121 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
         block = await _evaluate(whole, spec, snap, evaluate, chunk_size, _no_report,
                                 evaluations)
         frame = block.frame
+        n = len(frame)
         facts = Facts.of(frame, as_of)
-        masks = [screen_masks(cfgs[k], facts) for k in members]
-        in_plan = []
+        checked: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (valid, alive) by checks
+        plan_masks: dict[int, np.ndarray] = {}                    # plan rows as a mask
+        mine: dict[int, tuple[np.ndarray, np.ndarray]] = {}       # (valid, alive) in plan
         for k in members:
-            mask = np.zeros(len(frame), dtype=bool)
-            mask[plans[k].rows] = True
-            in_plan.append(mask)
-        any_alive = np.zeros(len(frame), dtype=bool)
-        for (_, alive), mask in zip(masks, in_plan, strict=True):
-            any_alive |= alive & mask
+            checks = _checks_key(cfgs[k])
+            if checks not in checked:
+                checked[checks] = screen_masks(cfgs[k], facts)
+            plan = plans[k]
+            if id(plan) not in plan_masks:
+                plan_masks[id(plan)] = _mask(plan.rows, n)
+            (valid, alive), mask = checked[checks], plan_masks[id(plan)]
+            mine[k] = valid & mask, alive & mask
+        any_alive = np.zeros(n, dtype=bool)
+        for _, alive in mine.values():
+            any_alive |= alive
         rows = np.flatnonzero(any_alive)
-        forecast = await predict({n: frame[n].to_numpy(dtype=float)[rows]
-                                  for n in MODEL_FEATURES})
-        alpha = {f"Alpha{h}d": _scatter(v, rows, len(frame)) for h, v in forecast.values.items()}
-        frames[spec.key().decode()] = frame.assign(**alpha)
-        for k, (valid, alive), mask in zip(members, masks, in_plan, strict=True):
-            mine = alive & mask
-            candidate = Forecast({h: alpha[f"Alpha{h}d"][mine] for h in forecast.values},
-                                 forecast.state)
-            judged = distinguishing(candidate)  # per config, as a scan judges its own rows
-            own = alpha if judged is candidate else {
-                f"Alpha{h}d": _scatter(v, np.flatnonzero(mine), len(frame))
-                for h, v in judged.values.items()}
-            out[k] = _select(cfgs[k], frames[spec.key().decode()], block.series,
-                             valid & mask, mine, own, judged, str(as_of.date()),
-                             block.data_version)
+        forecast = await predict({f: frame[f].to_numpy(dtype=float)[rows]
+                                  for f in MODEL_FEATURES})
+        alpha = {f"Alpha{h}d": _scatter(v, rows, n) for h, v in forecast.values.items()}
+        key = spec.key().decode()
+        frames[key] = frame.assign(**alpha)
+        shared = Shared(frames[key], FrameColumns(frames[key]),
+                        frames[key]["Symbol"].to_numpy(dtype=object), block.series,
+                        str(as_of.date()), block.data_version)
+        judged: dict[bytes, tuple[Forecast, dict[str, np.ndarray]]] = {}  # by the rows judged
+        for k in members:
+            valid, alive = mine[k]
+            rows_key = np.packbits(alive).tobytes()
+            if rows_key not in judged:
+                judged[rows_key] = _judge(alive, alpha, forecast)
+            verdict, own = judged[rows_key]
+            out[k] = _select(cfgs[k], shared, valid, alive, own, verdict)
     return [s for s in out if s is not None], frames
 
 
-def _select(cfg: ScanConfig, frame: pd.DataFrame, series: dict, valid: np.ndarray,
-            alive: np.ndarray, alpha: dict[str, np.ndarray], forecast: Forecast, session: str,
-            data_version: str) -> Selection:
+@dataclass(frozen=True)
+class Shared:
+    """What every config of a group reads: the frame (alpha filled), its columns as arrays,
+    the symbols, the expression series, the session and data version."""
+
+    frame: pd.DataFrame
+    columns: FrameColumns
+    symbols: np.ndarray
+    series: dict[tuple[str, str], np.ndarray]
+    session: str
+    data_version: str
+    hits: dict[tuple, np.ndarray] = field(default_factory=dict)  # `where` results (_where)
+
+
+def _where(screen: CompiledScreen, shared: Shared, valid: np.ndarray,
+           alpha: dict[str, np.ndarray]) -> np.ndarray:
+    """`screen` over the group's rows, once per text and what its value depends on besides
+    the frame: the forecasts when it reads them, the universe when it ranks (or RS_rating)."""
+    key = (screen.text, id(alpha) if screen.columns & {"Alpha5d", "Alpha10d"} else None,
+           np.packbits(valid).tobytes()
+           if screen.cross_sectional or "RS_rating" in screen.columns else None)
+    hit = shared.hits.get(key)
+    if hit is None:
+        env = BlockEnv(shared.columns, shared.series, valid, alpha)
+        hit = shared.hits[key] = screen.evaluate(env, 1)[:, -1]
+    return hit
+
+
+def _plan_key(cfg: ScanConfig) -> tuple:
+    """What plan_scan reads of a config."""
+    return (None if cfg.symbols is None else tuple(cfg.symbols),
+            None if cfg.sectors is None else tuple(cfg.sectors),
+            None if cfg.industries is None else tuple(cfg.industries), str(cfg.as_of_date))
+
+
+def _checks_key(cfg: ScanConfig) -> tuple:
+    """What the checks (screen.checks) read of a config."""
+    return (cfg.max_stale_sessions, cfg.min_bars, cfg.min_price, cfg.min_dollar_volume,
+            cfg.min_tech_rating, None if not cfg.signals else tuple(cfg.signals),
+            cfg.exclude_flagged, None if not cfg.exclude_flags else tuple(cfg.exclude_flags))
+
+
+def _mask(rows: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _judge(mine: np.ndarray, alpha: dict[str, np.ndarray], forecast: Forecast
+           ) -> tuple[Forecast, dict[str, np.ndarray]]:
+    """The forecast over `mine` judged as a scan judges its own rows (`distinguishing`), and
+    the alpha columns it leaves (a withheld horizon NaN)."""
+    candidate = Forecast({h: alpha[f"Alpha{h}d"][mine] for h in forecast.values},
+                         forecast.state)
+    judged = distinguishing(candidate)
+    if judged is candidate:
+        return judged, alpha
+    rows = np.flatnonzero(mine)
+    return judged, {f"Alpha{h}d": _scatter(v, rows, len(mine))
+                    for h, v in judged.values.items()}
+
+
+def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarray,
+            alpha: dict[str, np.ndarray], forecast: Forecast) -> Selection:
     """`execute`'s steps after the checks, on positions (no per-config frame copies)."""
     exprs = compile_expressions(cfg.where, cfg.rank)
+    columns, series = shared.columns, shared.series
     if exprs.where is not None:
-        alive = alive & exprs.where.evaluate(BlockEnv(frame, series, valid, alpha), 1)[:, -1]
+        alive = alive & _where(exprs.where, shared, valid, alpha)
     rows = np.flatnonzero(alive)
     score = (alpha_score(alpha["Alpha5d"][rows], alpha["Alpha10d"][rows])
              if forecast.available else np.full(len(rows), np.nan))
     rank = np.full(len(rows), np.nan)
     if exprs.rank is not None:
-        kept = BlockRows(frame, rows, {**alpha, "AlphaScore": _scatter(score, rows, len(frame))})
-        env = BlockEnv(kept.frame, {k: v[rows] for k, v in series.items()},
-                       np.ones(len(rows), dtype=bool), kept.values)
+        values = {k: v[rows] for k, v in alpha.items()}
+        values["AlphaScore"] = score
+        env = BlockEnv(columns.take(rows), RowsOf(series, rows),
+                       np.ones(len(rows), dtype=bool), values)
         rank = exprs.rank.evaluate(env, 1)[:, -1]
         key = rank
     elif cfg.sort_by == "AlphaScore":
@@ -152,22 +238,33 @@ def _select(cfg: ScanConfig, frame: pd.DataFrame, series: dict, valid: np.ndarra
     elif cfg.sort_by in alpha:
         key = alpha[cfg.sort_by][rows]
     else:
-        key = frame[cfg.sort_by].to_numpy(dtype=float)[rows]
-    order = rank_order(key, cfg.ascending)
-    if cfg.max_symbols is not None:
-        order = order[: cfg.max_symbols]
+        key = columns.number(cfg.sort_by)[rows]
+    order = rank_order(key, cfg.ascending, cfg.max_symbols)
     kept = rows[order]
-    return Selection(cfg, session, data_version, frame, kept, rank[order], score[order],
-                     int(valid.sum()), {c: v[kept] for c, v in alpha.items()},
-                     dict(forecast.state))
+    return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
+                     rank[order], score[order], int(valid.sum()),
+                     {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
+                     shared.symbols)
 
 
-class BlockRows:
-    """Some rows of a frame and their given values, for a BlockEnv over just those rows."""
+class RowsOf(Mapping[tuple[str, str], np.ndarray]):
+    """Series cut to some rows, each on its first read (a rank reads one or two of them)."""
 
-    def __init__(self, frame: pd.DataFrame, rows: np.ndarray, values: dict[str, np.ndarray]):
-        self.frame = frame.iloc[rows]
-        self.values = {k: v[rows] for k, v in values.items()}
+    def __init__(self, series: Mapping[tuple[str, str], np.ndarray], rows: np.ndarray):
+        self.series, self.rows = series, rows
+        self._cut: dict[tuple[str, str], np.ndarray] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
+        found = self._cut.get(key)
+        if found is None:
+            found = self._cut[key] = self.series[key][self.rows]
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.series)
+
+    def __len__(self) -> int:
+        return len(self.series)
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

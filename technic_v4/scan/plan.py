@@ -9,6 +9,7 @@ rejections). Neither reads a price: the Serve ingress plans while prices stay on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,9 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot) -> pd.Timestamp:
     return as_of
 
 
-def plan_scan(cfg: ScanConfig, snapshot: Snapshot) -> ScanPlan:
-    """Rows of the universe to scan, after the symbol, sector and industry filters."""
+def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True) -> ScanPlan:
+    """Rows of the universe to scan, after the symbol, sector and industry filters.
+    `records=False`: the same rows without the rejection tables (execute_many's plans)."""
     as_of = check_against(cfg, snapshot)
     universe = snapshot.universe
     symbols = universe["symbol"].to_numpy(dtype=object)
@@ -78,15 +80,22 @@ def plan_scan(cfg: ScanConfig, snapshot: Snapshot) -> ScanPlan:
         mask[pos[pos >= 0]] = True
         attempted = len(wanted)
     parts: list[pd.DataFrame] = []
+    drop = reject_rows if records else _drop
     if cfg.sectors is not None:
         sector = universe["sector"].to_numpy(dtype=object)
         bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
-        mask = reject_rows(symbols, mask, bad, "filtered: sector",
+        mask = drop(symbols, mask, bad, "filtered: sector",
                            lambda i: "sector " + sector[i].astype(str).astype(object), parts)
     if cfg.industries is not None:
         industry = universe["industry"].to_numpy(dtype=object)
         wanted_ind = {" ".join(i.split()).lower() for i in cfg.industries}
         bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
-        mask = reject_rows(symbols, mask, bad, "filtered: industry",
+        mask = drop(symbols, mask, bad, "filtered: industry",
                            lambda i: "industry " + industry[i].astype(str).astype(object), parts)
     return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors, as_of)
+
+
+def _drop(symbols: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,
+          detail: Any, parts: list[pd.DataFrame]) -> np.ndarray:
+    """`reject_rows` without recording the rejections."""
+    return alive & ~bad

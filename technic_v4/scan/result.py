@@ -57,10 +57,17 @@ class ScanStatus:
                 if f.name != "rejections"}
 
 
-def rank_order(values: np.ndarray, ascending: bool) -> np.ndarray:
-    """Row order by `values` (stable: ties keep their order), NaN last either way."""
+def rank_order(values: np.ndarray, ascending: bool, limit: int | None = None) -> np.ndarray:
+    """Row order by `values` (stable: ties keep their order), NaN last either way; with
+    `limit`, only the first `limit` of that order (the rows up to the limit-th value,
+    ties included, sorted: the same rows in the same order, without sorting them all)."""
     keyed = np.where(np.isnan(values), np.inf, values if ascending else -values)
-    return np.argsort(keyed, kind="stable")
+    if limit is not None and 0 < limit < len(keyed) // 4:
+        cut = np.partition(keyed, limit - 1)[limit - 1]
+        head = np.flatnonzero(keyed <= cut)  # ascending positions: stable among ties
+        return head[np.argsort(keyed[head], kind="stable")][:limit]
+    order = np.argsort(keyed, kind="stable")
+    return order if limit is None else order[:max(limit, 0)]
 
 
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,

@@ -190,64 +190,112 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
     old_rank = {s: i + 1 for i, s in enumerate(before)}
     base = {"watch": watch.name, "screen": screen, "screen_version": screen.get("version"),
             "session": selection.session, "data_version": selection.data_version}
+    kept = rows.kept_rows(selection)  # row of the k-th kept symbol, built on first use
+    wid, session = watch.id, selection.session
 
-    def event(kind: str, symbol: str, row: dict[str, Any] | None, **more: Any
-              ) -> dict[str, Any]:
-        return {"id": event_id(watch.id, selection.session, symbol, kind), "kind": kind,
-                "symbol": symbol, **base, "rank": now_rank.get(symbol),
-                "previous_rank": old_rank.get(symbol), **more, "row": row}
+    def event(kind: str, symbol: str, row: dict[str, Any] | None,
+              more: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {"id": event_id(wid, session, symbol, kind), "kind": kind, "symbol": symbol,
+               **base, "rank": now_rank.get(symbol), "previous_rank": old_rank.get(symbol)}
+        if more:
+            out.update(more)
+        out["row"] = row
+        return out
 
-    events = [event("entered", s, rows.kept(selection, now_rank[s] - 1))
-              for s in symbols if s not in old_rank]
+    events = [event("entered", s, kept(k)) for k, s in enumerate(symbols)
+              if s not in old_rank]
     for s in before:
         if s not in now_rank:
             row = rows.any(selection, s)
-            events.append(event("left", s, row, **({} if row else {"row_state": "no data"})))
+            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
     threshold = watch.options.get("rank_moved")
     if threshold:
-        events += [event("rank_moved", s, rows.kept(selection, now_rank[s] - 1),
-                         moved=old_rank[s] - now_rank[s])
-                   for s in symbols if s in old_rank
-                   and abs(old_rank[s] - now_rank[s]) >= threshold]
+        events += [event("rank_moved", s, kept(k), {"moved": old_rank[s] - k - 1})
+                   for k, s in enumerate(symbols) if s in old_rank
+                   and abs(old_rank[s] - k - 1) >= threshold]
     return evaluation, events
 
 
 class RowSource:
     """Result rows of single symbols as JSON data, from the evaluation frames: each frame's
-    columns turned into Python lists and its symbols into a dict once, whatever the number
-    of watches and events reading it."""
+    columns turned into clean Python values (NaN/inf None, dates as text) once, column by
+    column, and each symbol's row built once, whatever the number of watches and events
+    reading it; an event's row is that row plus its watch's AlphaScore (and RankValue)."""
 
     def __init__(self) -> None:
-        self._frames: dict[int, tuple[dict[str, list[Any]], dict[str, int]]] = {}
+        self._frames: dict[int, _FrameRows] = {}
 
-    def _columns(self, frame: pd.DataFrame) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    def _of(self, frame: pd.DataFrame) -> _FrameRows:
         found = self._frames.get(id(frame))
         if found is None:
-            cols = {c: _as_list(frame[c]) for c in ROW_COLUMNS if c in frame}
-            found = self._frames[id(frame)] = (cols, {s: i for i, s in
-                                                      enumerate(cols["Symbol"])})
+            found = self._frames[id(frame)] = _FrameRows(frame)
         return found
 
     def kept(self, selection: Selection, k: int) -> dict[str, Any]:
         """The k-th kept row of `selection` (as `Selection.rows()` shows it)."""
-        cols, _ = self._columns(selection.frame)
-        pos = int(selection.positions[k])
-        row = {c: _clean(v[pos]) for c, v in cols.items()}
-        row["AlphaScore"] = _plain(selection.alpha_scores[k])
-        if selection.config.rank:
-            row[RANK_COLUMN] = _plain(selection.rank_values[k])
-        return row
+        return self.kept_rows(selection)(k)
+
+    def kept_rows(self, selection: Selection) -> Callable[[int], dict[str, Any]]:
+        """`kept` for one selection: its positions and values read once, not per row."""
+        frame_rows = self._of(selection.frame)
+        positions = selection.positions.tolist()
+        scores = [_plain(v) for v in selection.alpha_scores.tolist()]
+        ranks = ([_plain(v) for v in selection.rank_values.tolist()]
+                 if selection.config.rank else None)
+
+        def kept(k: int) -> dict[str, Any]:
+            row = frame_rows.row(positions[k]).copy()
+            row["AlphaScore"] = scores[k]
+            if ranks is not None:
+                row[RANK_COLUMN] = ranks[k]
+            return row
+        return kept
 
     def any(self, selection: Selection, symbol: str) -> dict[str, Any] | None:
         """`symbol`'s row at the session whether kept or not; None without a bar there."""
-        cols, index = self._columns(selection.frame)
-        pos = index.get(symbol, -1)
-        if pos < 0 or not _finite(cols["Close"][pos]) or cols["LastDate"][pos] \
+        rows = self._of(selection.frame)
+        pos = rows.index.get(symbol, -1)
+        if pos < 0 or rows.cols["Close"][pos] is None or rows.cols["LastDate"][pos] \
                 != selection.session:
             return None
-        row = {c: _clean(v[pos]) for c, v in cols.items()}
-        row["AlphaScore"] = None  # relative to the rows a screen keeps; this one was not
-        return row
+        # AlphaScore is relative to the rows a screen keeps; this one was not
+        return {**rows.row(pos), "AlphaScore": None}
+
+
+class _FrameRows:
+    """One frame's ROW_COLUMNS as lists of clean values, and its rows as dicts, built once."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.cols = {c: _clean_list(frame[c]) for c in ROW_COLUMNS if c in frame}
+        self.names = list(self.cols)
+        self.index = {s: i for i, s in enumerate(self.cols["Symbol"])}
+        self._table: list[tuple[Any, ...]] | None = None
+        self._rows: dict[int, dict[str, Any]] = {}
+
+    def row(self, pos: int) -> dict[str, Any]:
+        """The row at `pos` (shared: callers copy it before adding to it)."""
+        found = self._rows.get(pos)
+        if found is None:
+            if self._table is None:
+                self._table = list(zip(*self.cols.values(), strict=True))
+            found = self._rows[pos] = dict(zip(self.names, self._table[pos], strict=True))
+        return found
+
+
+def _clean_list(column: pd.Series) -> list[Any]:
+    """A column as clean JSON values (`_clean` of each), converted column-wise: floats with
+    NaN/inf as None, dates as YYYY-MM-DD text, text as it is."""
+    values = column.to_numpy()
+    if np.issubdtype(values.dtype, np.datetime64):
+        return _as_list(column)
+    if values.dtype.kind == "f":
+        out = values.tolist()
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            out[i] = None
+        return out
+    if values.dtype.kind in "iub":
+        return values.tolist()
+    return [v if type(v) is str else _clean(v) for v in values.tolist()]
 
 
 def _as_list(column: pd.Series) -> list[Any]:
@@ -267,13 +315,6 @@ def _clean(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     return _plain(value)
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _plain(value: Any) -> Any:

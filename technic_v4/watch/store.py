@@ -45,6 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.statedb import StateDB, state_path
@@ -245,6 +247,14 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def dumps_fast(value: Any) -> str:
+    """`dumps` for the outbox's bulk (events and their rows, symbol lists): orjson, ~6x
+    faster; the same JSON data (keys sorted, compact) but for non-finite floats, which
+    become null (the rows' convention) instead of an error."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
+                        ).decode()
+
+
 class SqliteWatchStore:
     """WatchStore in technic.sqlite (module docstring)."""
 
@@ -346,7 +356,7 @@ class SqliteWatchStore:
                     "INSERT OR IGNORE INTO watch_evaluations (watch_id, session, data_version, "
                     "screen, symbols, baseline, events, evaluated_at) VALUES (?, ?, ?, ?, ?, ?, "
                     "?, ?)", (watch.id, evaluation.session, evaluation.data_version,
-                              dumps(evaluation.screen), dumps(evaluation.symbols),
+                              dumps(evaluation.screen), dumps_fast(evaluation.symbols),
                               int(evaluation.baseline), len(events), created))
                 if cur.rowcount:
                     written += self._outbox(db, watch, evaluation.session, events, now, created)
@@ -360,7 +370,7 @@ class SqliteWatchStore:
                 "INSERT OR IGNORE INTO watch_events (id, watch_id, watch, session, symbol, "
                 "kind, payload, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (event["id"], watch.id, watch.name, session, event["symbol"], event["kind"],
-                 dumps(event), created))
+                 dumps_fast(event), created))
             if cur.rowcount == 0:
                 continue
             written += 1
