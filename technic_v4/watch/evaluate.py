@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from technic_v4.alpha.inference import HORIZONS
+from technic_v4.alpha.registry import model_id
 from technic_v4.data.reader import Snapshot
 from technic_v4.errors import ConfigError
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
@@ -242,9 +244,15 @@ class RowSource:
         scores = [_plain(v) for v in selection.alpha_scores.tolist()]
         ranks = ([_plain(v) for v in selection.rank_values.tolist()]
                  if selection.config.rank else None)
+        # the forecasts as this screen judged them over its own rows (a horizon that cannot
+        # tell them apart is withheld: null), not the shared frame's
+        alphas = {c: [_plain(v) for v in values.tolist()]
+                  for c, values in selection.alpha.items()}
 
         def kept(k: int) -> dict[str, Any]:
             row = frame_rows.row(positions[k]).copy()
+            for column, values in alphas.items():
+                row[column] = values[k]
             row["AlphaScore"] = scores[k]
             if ranks is not None:
                 row[RANK_COLUMN] = ranks[k]
@@ -258,8 +266,16 @@ class RowSource:
         if pos < 0 or rows.cols["Close"][pos] is None or rows.cols["LastDate"][pos] \
                 != selection.session:
             return None
-        # AlphaScore is relative to the rows a screen keeps; this one was not
-        return {**rows.row(pos), "AlphaScore": None}
+        # AlphaScore is relative to the rows a screen keeps; this one was not. A horizon the
+        # screen withheld is withheld for it too.
+        return {**rows.row(pos), **dict.fromkeys(_withheld(selection)), "AlphaScore": None}
+
+
+def _withheld(selection: Selection) -> list[str]:
+    """The alpha columns this screen's forecast withheld (`inference.distinguishing`)."""
+    models = selection.alpha_state.get("models") or {}
+    return [f"Alpha{h}d" for h in HORIZONS
+            if isinstance(models.get(model_id(h)), dict) and models[model_id(h)].get("degenerate")]
 
 
 class _FrameRows:

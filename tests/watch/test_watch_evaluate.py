@@ -189,3 +189,33 @@ def test_execute_many_keeps_exactly_what_run_scan_keeps(world):
         for cfg, sel in zip(cfgs, selections, strict=True):
             frame, _ = run_scan(cfg, loader=reader, models_dir=world["models"])
             assert sel.symbols == frame["Symbol"].tolist(), (cfg.where, cfg.rank)
+
+
+def test_event_rows_carry_the_screen_s_own_forecasts(tmp_path):
+    """Models that give every row one number (tiny_models(realistic=False)): each screen
+    withholds both horizons, as its run_scan does, so its event rows show null alpha, not
+    the shared evaluation's numbers; on sound models the rows equal run_scan's."""
+    for realistic in (False, True):
+        root = tmp_path / str(realistic)
+        split = split_market(root / "data", n_symbols=120, tail=1)
+        models = tiny_models(root / "models", realistic=realistic)
+        svc = local_service(root / "data", models, policy=Policy(allow_private=True))
+        spec = WatchSpec("all", definition={"max_symbols": 30}, initial=True)
+        run(svc.create(spec))
+        split.append()
+        run(svc.tick())
+        events = [e for _, e in svc.store.events_after(0, 100_000) if e["row"] is not None]
+        assert events
+        for session in {e["session"] for e in events}:
+            frame, status = run_scan(ScanConfig(max_symbols=30, as_of_date=session),
+                                     loader=StoreReader(root / "data"), models_dir=models)
+            assert status.alpha["available"] is realistic
+            want = frame.set_index("Symbol")
+            for e in (e for e in events if e["session"] == session and e["kind"] == "entered"):
+                for column in ("Alpha5d", "Alpha10d", "AlphaScore"):
+                    expect = want.loc[e["symbol"], column]
+                    got = e["row"][column]
+                    if np.isnan(expect):
+                        assert got is None, (realistic, column, got)
+                    else:
+                        assert got == pytest.approx(expect, rel=1e-12), (column, got, expect)
