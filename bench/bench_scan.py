@@ -9,8 +9,9 @@ the scan window fixed at 252 sessions so every peer sees exactly 5,000 x 252 bar
   talib loop  TA-Lib called once per symbol per indicator, computing the scan's indicators only
   process     `technic scan --format csv` as a new process (imports, numba cache load, store)
   before      (--before REV, e.g. a471069: the commit before full-history agreement) the warm
-              scan of that revision's library, extracted with `git archive`, on the SAME store
-              in a subprocess: what the full-history change costs
+              scan of that revision's library, extracted with `git archive`, in a subprocess, on
+              the same demo market written by that revision (its store format; the bars are
+              bit-identical): what the full-history change costs
 --big adds 20,000 symbols x 1,260 sessions (window 1,260) to show how cost grows.
 The scan reads at least CONVERGENCE_BARS (400) sessions, plus whole histories for thin rows, so
 "window" is what the scan read; the TA-Lib loop runs on that same window.
@@ -38,9 +39,12 @@ from technic_v4.scanner_core import ScanConfig, run_scan
 BEFORE = """
 import sys, statistics, time
 sys.path.insert(0, sys.argv[1])
+from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.reader import StoreReader
 from technic_v4.scanner_core import ScanConfig, run_scan
-cfg, loader = ScanConfig(lookback_days=int(sys.argv[3])), StoreReader(sys.argv[2])
+n_symbols, start, data = int(sys.argv[5]), sys.argv[6], sys.argv[2]
+build_demo_store(data, DemoSpec(n_symbols=n_symbols, start=start))  # its own store format
+cfg, loader = ScanConfig(lookback_days=int(sys.argv[3])), StoreReader(data)
 frame, status = run_scan(cfg, loader=loader)
 times = []
 for _ in range(int(sys.argv[4])):
@@ -51,16 +55,21 @@ print(statistics.median(times), status.window_bars)
 """
 
 
-def before_ms(rev: str, data: str, window: int, repeats: int) -> tuple[float, int]:
-    """(median warm scan ms, window) of revision `rev`'s library on the store in `data`."""
+def before_ms(rev: str, spec: DemoSpec, window: int, repeats: int) -> tuple[float, int]:
+    """(median warm scan ms, window) of revision `rev`'s library on the demo market of `spec`,
+    written by that revision (the store format has grown since; the bars are the same)."""
     root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory() as code:
+    with tempfile.TemporaryDirectory() as code, tempfile.TemporaryDirectory() as data:
         archive = subprocess.run(["git", "-C", str(root), "archive", rev, "technic_v4"],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", code], input=archive, check=True)
-        out = subprocess.run([sys.executable, "-c", BEFORE, code, data, str(window),
-                              str(repeats)], check=True, capture_output=True, text=True,
-                             env=dict(os.environ, NUMBA_CACHE_DIR=code)).stdout.split()
+        run = subprocess.run([sys.executable, "-c", BEFORE, code, data, str(window),
+                              str(repeats), str(spec.n_symbols), spec.start],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, NUMBA_CACHE_DIR=code))
+        if run.returncode:
+            raise SystemExit(f"--before {rev} failed:\n{run.stderr[-3000:]}")
+        out = run.stdout.split()
     return float(out[0]), int(out[1])
 
 
@@ -87,7 +96,8 @@ def bench_size(n_symbols: int, start: str, window: int, repeats: int, process: b
         print(f"  ratio TA-Lib loop / warm scan: {peer / warm:6.1f}x")
         print(f"  ratio TA-Lib loop / cold scan: {peer / cold:6.1f}x")
         if before:
-            old, old_window = before_ms(before, tmp, window, repeats)
+            old, old_window = before_ms(before, DemoSpec(n_symbols=n_symbols, start=start), window,
+                                         repeats)
             print(f"  warm run_scan at {before} {old:9.1f} ms   (window {old_window} sessions, "
                   "no full-history rows)")
             print(f"  ratio now / before: {warm / old:6.2f}x;  TA-Lib loop / before: "
