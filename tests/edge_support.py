@@ -215,16 +215,21 @@ def non_reading(port: int, n: int, block: int, data: bytes) -> list[socket.socke
     return out
 
 
-def socket_closed_by_peer(s: socket.socket) -> bool:
-    """True once the server has closed (or reset) this never-read socket: reading without
-    blocking finds EOF/RST (data still queued is skipped over first)."""
-    s.setblocking(False)
+def socket_closed_by_peer(s: socket.socket, wait_s: float = 0.0) -> bool:
+    """True once the server has closed (or reset) this never-read socket: reading finds
+    EOF/RST (data still queued is read over first). `wait_s` > 0 keeps reading while data
+    arrives, at most that long between reads: a server that closed gracefully with its answer
+    still in its send buffer sends the rest, then the FIN, only as this side reads."""
+    if wait_s > 0:
+        s.settimeout(wait_s)
+    else:
+        s.setblocking(False)
     try:
         while True:
             chunk = s.recv(1 << 20)
             if not chunk:
                 return True
-    except BlockingIOError:
+    except (BlockingIOError, TimeoutError):
         return False
     except OSError:
         return True
