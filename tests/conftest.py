@@ -28,6 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run the tests marked slow (the README's test command does)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers by folder, and the xdist groups (`-n 2 --dist loadgroup` in pyproject.toml):
     every Ray Serve test in one group, so one worker runs them one after another (they share
