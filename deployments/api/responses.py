@@ -10,8 +10,11 @@ manifest, so errors and health checks carry them too.
 
 from __future__ import annotations
 
+import asyncio
 import string
+import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +24,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.api import errors
 from deployments.api.errors import FORMATS, InputError
 
 HEADER_SAFE = "".join(c for c in string.printable if c.isprintable() and c != "%")
@@ -109,3 +113,51 @@ class MetaHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_meta)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def progress_stream(run: Callable[[Progress], Awaitable[bytes]], where: str
+                    ) -> AsyncIterator[bytes]:
+    """The NDJSON lines of a streamed route (`/v1/scan/stream`, `/v1/validate/stream`):
+    {event: progress, ...} for each report `run` makes (from the event loop or a worker
+    thread), then {event: result, ...} from the JSON object `run` returns, or {event: error,
+    status, detail[, retry_after]} as the same route's plain answer would say it. A client
+    that leaves cancels the work."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+    t0 = time.perf_counter()
+
+    def report(stage: str, done: int, total: int) -> None:
+        line = orjson.dumps({"event": "progress", "stage": stage, "done": done, "total": total,
+                             "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1)})
+        if threading.get_ident() == loop_thread:
+            queue.put_nowait(line + b"\n")
+        else:  # in order with the loop's own puts: the thread's end is signalled after these
+            loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
+
+    async def produce() -> None:
+        try:
+            body = await run(report)
+            queue.put_nowait(b'{"event":"result",' + body[1:] + b"\n")
+        except Exception as exc:  # the route's error answer, as a line (errors.answer)
+            code, detail, headers = errors.answer(exc, where)
+            event = {"event": "error", "status": code, "detail": detail.get("detail")}
+            if "Retry-After" in headers:
+                event["retry_after"] = int(headers["Retry-After"])
+            queue.put_nowait(orjson.dumps(event) + b"\n")
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(produce())
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            while (line := await queue.get()) is not None:
+                yield line
+        finally:
+            if not task.done():
+                task.cancel()
+
+    return lines()

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from deployments.api import errors
 from deployments.api.cache import CachedBody
 from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.errors import InputError
-from deployments.api.responses import MEDIA_TYPES, meta_headers, negotiate
+from deployments.api.responses import (
+    MEDIA_TYPES,
+    Progress,
+    meta_headers,
+    negotiate,
+    progress_stream,
+)
 from deployments.api.schemas import ScanRequest, ScanResult, ValidationErrorResponse
 from technic_v4 import formats
 from technic_v4.scan import ScanConfig
@@ -110,40 +113,14 @@ async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
                          f"{req.format}", ["json"])
     cfg: ScanConfig = req.to_config()
     resolved, _ = await backend.check(cfg)
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    t0 = time.perf_counter()
 
-    def report(stage: str, done: int, total: int) -> None:
-        ms = round((time.perf_counter() - t0) * 1000, 3)
-        queue.put_nowait(orjson.dumps({"event": "progress", "stage": stage, "done": done,
-                                       "total": total, "elapsed_ms": ms}) + b"\n")
+    async def run(report: Progress) -> bytes:
+        frame, status = await backend.scan(cfg, report, fresh=True)
+        return (await render(frame, status, req, "json", backend, resolved)).body
 
-    async def produce() -> None:
-        try:
-            frame, status = await backend.scan(cfg, report, fresh=True)
-            item = await render(frame, status, req, "json", backend, resolved)
-            queue.put_nowait(b'{"event":"result",' + item.body[1:] + b"\n")
-        except Exception as exc:
-            code, body, headers = errors.answer(exc, "POST /v1/scan/stream")
-            event = {"event": "error", "status": code, "detail": body.get("detail")}
-            if "Retry-After" in headers:
-                event["retry_after"] = int(headers["Retry-After"])
-            queue.put_nowait(orjson.dumps(event) + b"\n")
-        finally:
-            queue.put_nowait(None)
-
-    task = asyncio.create_task(produce())
-
-    async def lines():  # type: ignore[no-untyped-def]
-        try:
-            while (line := await queue.get()) is not None:
-                yield line
-        finally:
-            if not task.done():
-                task.cancel()
-
+    stream = progress_stream(run, "POST /v1/scan/stream")
     snap = await asyncio.to_thread(backend.snapshot)
-    return StreamingResponse(lines(), media_type="application/x-ndjson",
+    return StreamingResponse(stream, media_type="application/x-ndjson",
                              headers=meta_headers({"data_version": snap.data_version,
                                                    "source": snap.source,
                                                    "as_of": snap.last_session}))

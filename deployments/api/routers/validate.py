@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from typing import Any
 
 import orjson
@@ -18,11 +17,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from deployments.api import errors
 from deployments.api.cache import CachedBody
 from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.errors import InputError
-from deployments.api.responses import JSON_OPTIONS, MEDIA_TYPES, meta_headers, negotiate
+from deployments.api.responses import (
+    JSON_OPTIONS,
+    MEDIA_TYPES,
+    Progress,
+    meta_headers,
+    negotiate,
+    progress_stream,
+)
 from deployments.api.routers.scan import screen_tag
 from deployments.api.schemas import ValidateRequest, ValidationErrorResponse, ValidationResult
 
@@ -93,37 +98,10 @@ async def validate_stream(req: ValidateRequest,  # type: ignore[valid-type]
     cfg, opts = req.to_config(), req.options()
     opts.check()  # before anything is sent: a 422, not an error line
     await backend.check(cfg)
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
 
-    def report(stage: str, done: int, total: int) -> None:  # called from a worker thread
-        line = orjson.dumps({"event": "progress", "stage": stage, "done": done, "total": total,
-                             "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1)})
-        loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
+    async def run(report: Progress) -> bytes:
+        result = await backend.validate(cfg, opts, report)
+        return (await asyncio.to_thread(body, result, "json")).body
 
-    async def produce() -> None:
-        try:
-            result = await backend.validate(cfg, opts, report)
-            item = await asyncio.to_thread(body, result, "json")
-            queue.put_nowait(b'{"event":"result",' + item.body[1:] + b"\n")
-        except Exception as exc:
-            code, detail, headers = errors.answer(exc, "POST /v1/validate/stream")
-            event = {"event": "error", "status": code, "detail": detail.get("detail")}
-            if "Retry-After" in headers:
-                event["retry_after"] = int(headers["Retry-After"])
-            queue.put_nowait(orjson.dumps(event) + b"\n")
-        finally:
-            queue.put_nowait(None)
-
-    task = asyncio.create_task(produce())
-
-    async def lines():  # type: ignore[no-untyped-def]
-        try:
-            while (line := await queue.get()) is not None:
-                yield line
-        finally:
-            if not task.done():
-                task.cancel()
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return StreamingResponse(progress_stream(run, "POST /v1/validate/stream"),
+                             media_type="application/x-ndjson")
