@@ -92,17 +92,28 @@ def ranks_1d(x, average):  # pragma: no cover - compiled
     k = len(x)
     order = np.argsort(x) if average else np.argsort(x, kind="mergesort")
     out = np.empty(k)
+    if average:
+        average_ranks(x, order, k, out)
+    else:
+        for m in range(k):
+            out[order[m]] = m + 1.0
+    return out
+
+
+@njit(cache=True)
+def average_ranks(values, idx, k, out):  # pragma: no cover - compiled
+    """out[idx[m]] = the rank 1..k of values[idx[m]], for the k positions `idx[:k]` in
+    ascending order of their values; ties get their average rank. The one tie loop of every
+    rank here (cross-section ranks, validate's rank IC)."""
     start = 0
     while start < k:
         stop = start
-        if average:
-            while stop + 1 < k and x[order[stop + 1]] == x[order[start]]:
-                stop += 1
+        while stop + 1 < k and values[idx[stop + 1]] == values[idx[start]]:
+            stop += 1
         rank = (start + stop) / 2.0 + 1.0
         for m in range(start, stop + 1):
-            out[order[m]] = rank if average else m + 1.0
+            out[idx[m]] = rank
         start = stop + 1
-    return out
 
 
 @njit(parallel=True, cache=True)
@@ -123,19 +134,18 @@ def _ranks_from_order(keys, order, counts, average):  # pragma: no cover - compi
             if np.isfinite(row[q]):
                 idx[m] = q
                 m += 1
+        if average:
+            average_ranks(row, idx, k, out[j])
+            continue
         start = 0
         while start < k:
             stop = start
             while stop + 1 < k and row[idx[stop + 1]] == row[idx[start]]:
                 stop += 1
-            if average:
-                rank = (start + stop) / 2.0 + 1.0
-                for m in range(start, stop + 1):
-                    out[j, idx[m]] = rank
-            else:  # a tie is numbered in position order, whatever order the sort left it in
-                run = np.sort(idx[start:stop + 1])
-                for m in range(start, stop + 1):
-                    out[j, run[m - start]] = m + 1.0
+            # a tie is numbered in position order, whatever order the sort left it in
+            run = np.sort(idx[start:stop + 1])
+            for m in range(start, stop + 1):
+                out[j, run[m - start]] = m + 1.0
             start = stop + 1
     return out
 

@@ -148,15 +148,7 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
     for k in range(d):
         lo, size = start[k], start[k + 1] - start[k]
         ranks = np.empty(size)
-        seg, idx = values[lo:lo + size], order[lo:lo + size]
-        a = 0
-        while a < size:
-            b = a
-            while b + 1 < size and seg[idx[b + 1]] == seg[idx[a]]:
-                b += 1
-            for q in range(a, b + 1):
-                ranks[idx[q]] = (a + b) / 2.0 + 1.0
-            a = b + 1
+        cross_section.average_ranks(values[lo:lo + size], order[lo:lo + size], size, ranks)
         if size:
             ranks -= ranks.mean()
             squares[k] = (ranks * ranks).sum()
@@ -209,14 +201,7 @@ def _rank_ics(start, values, centred, squares, keys, order, min_count
         if finite < min_count or finite < 2:
             continue
         rb = np.empty(size)
-        a = 0
-        while a < finite:
-            b = a
-            while b + 1 < finite and row[idx[b + 1]] == row[idx[a]]:
-                b += 1
-            for q in range(a, b + 1):
-                rb[idx[q]] = (a + b) / 2.0 + 1.0
-            a = b + 1
+        cross_section.average_ranks(row, idx, finite, rb)
         if finite == size:
             ra, ssa = centred[lo:lo + size], squares[k]
         else:
