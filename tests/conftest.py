@@ -10,6 +10,8 @@ servers (moto's S3, redis-server, the warm in-process backend) are shared per se
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,22 @@ import pytest
 
 from technic_v4.data.panel import Panel, panel_from_arrays
 
+
+def _isolate_from_the_users_environment() -> None:
+    """The suite never reads the user's settings or folders: every `TECHNIC_*` variable is
+    dropped and the XDG folders (platformdirs' data, state, config, cache) point into one
+    temporary home per run, shared by the xdist workers (they inherit it)."""
+    for name in [n for n in os.environ if n.startswith("TECHNIC_")]:
+        del os.environ[name]
+    home = os.environ.get("PYTEST_TECHNIC_HOME")
+    if not home:
+        home = tempfile.mkdtemp(prefix="technic-suite-home-")
+        os.environ["PYTEST_TECHNIC_HOME"] = home
+    for kind in ("DATA", "STATE", "CONFIG", "CACHE"):
+        os.environ[f"XDG_{kind}_HOME"] = os.path.join(home, kind.lower())
+
+
+_isolate_from_the_users_environment()
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent
 FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
