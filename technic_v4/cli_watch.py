@@ -12,9 +12,8 @@
 deliver once (`--no-watches` skips it); what fails is retried by `technic watch run` (or the
 server's watcher). `add` takes the filter options of `technic scan` (built from its signature,
 like `technic screen save`). Results go to stdout, messages to stderr; errors are one
-`error:` line, exit status 2. The commands act on the open namespace (technic_v4/tenancy.py:
-the watches an API without keys shares); watches made through a keyed API belong to their
-keys and are reached over HTTP (`run` and `data append` evaluate and deliver every owner's).
+`error:` line, exit status 2. The commands see the state file as an API without keys does
+(technic_v4/tenancy.py): they add to the open namespace and see every key's watches too.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from technic_v4.cli_models import fail as _fail
 from technic_v4.data.store_fs import StoreError, data_root
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
-from technic_v4.tenancy import OPEN
 
 Name = Annotated[str, typer.Argument(metavar="NAME", help="Watch name (like a screen's).")]
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data directory whose "
@@ -275,8 +273,7 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
             if url:
                 _tail_http(url, api_key, watch, after, follow, show_event)
             else:
-                _tail_local(_service(data_dir).store.scoped(OPEN), watch, after, follow,
-                            show_event)
+                _tail_local(_service(data_dir).store, watch, after, follow, show_event)
         except KeyboardInterrupt:
             return
 

@@ -16,9 +16,12 @@ TECHNIC_API_KEY_HASHES takes; never the key itself). Rules, applied by the store
     owner; a name is looked up in the admin's own namespace first, then among all owners
     (several → `AmbiguousNameError`: name the owner, `?owner=` over HTTP); what an admin
     creates is its own;
-  - open mode (no keys) and the CLI use the open namespace, owner "": one shared namespace,
-    also holding whatever was saved before owners existed (with keys turned on, only admins
-    see those).
+  - open mode (an API without keys) and the CLI: `OPEN`, the open namespace (owner "") with
+    an admin's view — without keys there is no access control, so what keys made while keys
+    were on stays visible and removable rather than hidden yet still delivering. Rows saved
+    before owners existed are in the open namespace: with keys turned on, only admins see them.
+  - a screen name in a scan, a validation or a watch resolves in the caller's (the watch
+    owner's) own namespace, and the presets: `own()`.
 """
 
 from __future__ import annotations
@@ -48,8 +51,7 @@ class Scope:
         return Scope(self.owner)
 
 
-OPEN = Scope()
-EVERYONE = Scope("", admin=True)  # the watcher's own view: every owner's watches
+OPEN = Scope("", admin=True)  # no keys, the CLI, the watcher's own view (module docstring)
 
 
 class AmbiguousNameError(ConfigError):

@@ -13,8 +13,8 @@ kernels and models, or the Serve replicas' handles) and the deliverer (deliver.p
   test     one signed `watch.test` message to each target, now, outside the outbox;
   redeliver, events, status, remove: the store's, with names checked.
 What a caller asks for is seen through its `scope` (technic_v4/tenancy.py: the API key's
-namespace; OPEN, the open namespace, for the CLI and an API without keys): another owner's
-watch is unknown, and only the scope's own events are read. `tick` sees every watch.
+namespace; OPEN for the CLI and an API without keys): another owner's watch is unknown, and
+only the scope's own events are read. `tick` sees every watch.
 """
 
 from __future__ import annotations
@@ -185,7 +185,8 @@ class WatchService:
 
 def _public(watch: Watch, scope: Scope) -> dict[str, Any]:
     """What a caller is shown of a watch; an admin also sees its owner."""
-    return {**watch.public(), "owner": watch.owner} if scope.admin else watch.public()
+    shown = scope.admin and watch.owner
+    return {**watch.public(), "owner": watch.owner} if shown else watch.public()
 
 
 def _outcome(outcome: Outcome) -> dict[str, Any]:

@@ -24,7 +24,7 @@ the owner that created it ("" = the open namespace, where migration 2 puts watch
 before owners existed); names are unique per owner; lookups by name, listings, `status`,
 `redeliver` and the outbox reads (`events_after`, `last_seq`) see only the scope's own
 watches (every owner's for an admin scope). Evaluation and delivery see every watch: the
-store's default scope is EVERYONE; the service scopes what callers ask for.
+store's default scope is OPEN (an admin's view); the service scopes what callers ask for.
 
 The guarantees, and where they are made:
   - `record` writes evaluations, their events and their deliveries in ONE transaction,
@@ -58,7 +58,7 @@ import orjson
 from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.statedb import StateDB, state_path
-from technic_v4.tenancy import EVERYONE, Scope, pick
+from technic_v4.tenancy import OPEN, Scope, pick
 from technic_v4.watch.model import Target, Watch, WatchSpec, new_secret, new_watch_id
 
 COMPONENT = "watches"
@@ -283,7 +283,7 @@ class SqliteWatchStore:
     """WatchStore in technic.sqlite (module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
-                 scope: Scope = EVERYONE):
+                 scope: Scope = OPEN):
         self.path = Path(path).expanduser()
         self.scope = scope
         self._db = StateDB(self.path, COMPONENT, MIGRATIONS, WatchDatabaseError, "watches",

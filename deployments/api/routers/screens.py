@@ -66,7 +66,7 @@ async def list_screens(backend: Backend, scope: Tenancy) -> JSONBody:
     """Every screen's latest version: the presets, then your saved screens by name."""
     screens = await asyncio.to_thread(backend.screens.scoped(scope).list)
     return JSONBody({"count": len(screens), "screens": [
-        {**s.to_dict(), "owner": s.owner} if scope.admin and not s.preset else s.to_dict()
+        {**s.to_dict(), "owner": s.owner} if scope.admin and s.owner else s.to_dict()
         for s in screens]})
 
 
