@@ -41,6 +41,10 @@ from technic_v4.screens.saved import definition_of
 
 router = APIRouter(prefix="/v1", tags=["screens"], dependencies=[APIKey])
 AUTH = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"}}
+OWNED = {**AUTH,
+         403: {"description": "`owner` given by a key that is not an admin key"},
+         409: {"model": ValidationErrorResponse, "description": "An admin key named what "
+               "several keys have: `valid` lists their owners; add `owner`"}}
 INVALID = {422: {"model": ValidationErrorResponse,
                  "description": "Invalid name or definition; a bad `where` / `rank` gives its "
                                 "line and column"}}
@@ -61,7 +65,7 @@ def _name(name: str) -> str:
         raise InputError("name", str(exc), location="path") from None
 
 
-@router.get("/screens", response_model=ScreenList, responses=AUTH)
+@router.get("/screens", response_model=ScreenList, responses=OWNED)
 async def list_screens(backend: Backend, scope: Tenancy) -> JSONBody:
     """Every screen's latest version: the presets, then your saved screens by name."""
     screens = await asyncio.to_thread(backend.screens.scoped(scope).list)
@@ -71,7 +75,7 @@ async def list_screens(backend: Backend, scope: Tenancy) -> JSONBody:
 
 
 @router.get("/screens/{name}", response_model=ScreenInfo, responses={
-    **AUTH, **UNKNOWN, **INVALID})
+    **OWNED, **UNKNOWN, **INVALID})
 async def get_screen(name: ScreenPath, backend: Backend, scope: Tenancy, version: Annotated[
         int | None, Query(ge=1, le=2**62, description="This version (default: the latest).")
         ] = None) -> JSONBody:
@@ -88,7 +92,7 @@ async def get_screen(name: ScreenPath, backend: Backend, scope: Tenancy, version
 
 
 @router.put("/screens/{name}", response_model=ScreenSaved, responses={
-    **AUTH, **PRESET, **INVALID})
+    **OWNED, **PRESET, **INVALID})
 async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend,
                      scope: Tenancy) -> JSONBody:
     """Save the definition as the screen's next version (an identical one changes nothing)."""
@@ -101,7 +105,7 @@ async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend,
 
 
 @router.delete("/screens/{name}", response_model=ScreenDeleted, responses={
-    **AUTH, **UNKNOWN, **PRESET, **INVALID})
+    **OWNED, **UNKNOWN, **PRESET, **INVALID})
 async def delete_screen(name: ScreenPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Delete every version of a saved screen (presets cannot be deleted)."""
     name = _name(name)

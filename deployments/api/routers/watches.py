@@ -33,7 +33,7 @@ from deployments.api import schemas
 from deployments.api.dependencies import APIKey, Backend, Tenancy
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody
-from deployments.api.routers.screens import AUTH
+from deployments.api.routers.screens import OWNED
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import SCREEN_NAME
 from technic_v4.watch.model import WatchSpec, check_watch_name
@@ -57,7 +57,7 @@ def _name(name: str) -> str:
         raise InputError("name", str(exc), location="path") from None
 
 
-@router.get("/watches", response_model=schemas.WatchList, responses=AUTH)
+@router.get("/watches", response_model=schemas.WatchList, responses=OWNED)
 async def list_watches(backend: Backend, scope: Tenancy) -> JSONBody:
     """Your watches: screen, targets (redacted), delivery state."""
     watches = await backend.watches.list(scope=scope)
@@ -65,7 +65,7 @@ async def list_watches(backend: Backend, scope: Tenancy) -> JSONBody:
 
 
 @router.post("/watches", response_model=schemas.WatchCreated, status_code=201,
-             responses={**AUTH, **INVALID, **TAKEN})
+             responses={**OWNED, **INVALID, **TAKEN})
 async def create_watch(body: schemas.WatchCreate, backend: Backend, scope: Tenancy) -> JSONBody:
     """Create a watch and evaluate its baseline; the answer holds the secret (only here)."""
     definition = None
@@ -78,7 +78,7 @@ async def create_watch(body: schemas.WatchCreate, backend: Backend, scope: Tenan
     return JSONBody(await backend.watches.create(spec, scope=scope), status_code=201)
 
 
-@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**AUTH, **UNKNOWN,
+@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**OWNED, **UNKNOWN,
                                                                     **INVALID})
 async def get_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """One watch with its last evaluation, deliveries by state, breakers and dead letters."""
@@ -86,7 +86,7 @@ async def get_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBo
 
 
 @router.delete("/watches/{name}", response_model=schemas.WatchDeleted,
-               responses={**AUTH, **UNKNOWN, **INVALID})
+               responses={**OWNED, **UNKNOWN, **INVALID})
 async def delete_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Remove a watch with its events and pending deliveries."""
     await backend.watches.remove(_name(name), scope=scope)
@@ -94,7 +94,7 @@ async def delete_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSO
 
 
 @router.post("/watches/{name}/test", response_model=schemas.WatchTestResult,
-             responses={**AUTH, **UNKNOWN, **INVALID})
+             responses={**OWNED, **UNKNOWN, **INVALID})
 async def test_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Send a signed `watch.test` message to every target now (not retried, not recorded)."""
     return JSONBody({"name": name,
@@ -102,7 +102,7 @@ async def test_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONB
 
 
 @router.post("/watches/{name}/redeliver", response_model=schemas.WatchRedelivered,
-             responses={**AUTH, **UNKNOWN, **INVALID})
+             responses={**OWNED, **UNKNOWN, **INVALID})
 async def redeliver(name: WatchPath, backend: Backend, scope: Tenancy,
                     body: schemas.WatchRedeliver | None = None) -> JSONBody:
     """Dead deliveries pending again, with fresh attempts (all, or `deliveries`)."""
@@ -111,7 +111,7 @@ async def redeliver(name: WatchPath, backend: Backend, scope: Tenancy,
         _name(name), ids, scope=scope)})
 
 
-@router.get("/events", responses={**AUTH, **INVALID, 200: {
+@router.get("/events", responses={**OWNED, **INVALID, 200: {
     "content": {"text/event-stream": {}},
     "description": "`event: watch`, `id: <sequence>`, `data: <event JSON>` per event"}})
 async def events(request: Request, backend: Backend, scope: Tenancy,
