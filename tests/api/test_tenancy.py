@@ -13,12 +13,11 @@ import warnings
 from typing import Any
 
 import pytest
+from serve_support import state_backend
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.keys import hash_key
 from deployments.api.main import create_app
 from technic_v4.cli_watch import sse_events
-from technic_v4.screens.saved import DB_NAME, ScreenStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -32,11 +31,7 @@ THEIRS = {"where": "RSI < 50", "limit": 7}
 
 @pytest.fixture(scope="module")
 def backend(warm, tmp_path_factory):  # type: ignore[no-untyped-def]
-    screens = ScreenStore(tmp_path_factory.mktemp("tenancy") / DB_NAME)
-    b = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128, warm=False,
-                         screens=screens)
-    b.warm()
-    return b
+    return state_backend(warm, tmp_path_factory.mktemp("tenancy"))
 
 
 @pytest.fixture(scope="module")
