@@ -64,9 +64,9 @@ class RemoteWatches:
         self.handle = handle
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        async def call(*args: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await getattr(self.handle, name).remote(*args)
+                return await getattr(self.handle, name).remote(*args, **kwargs)
             except RayTaskError as exc:
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, Exception) else exc) from None

@@ -9,8 +9,10 @@ each new session through the Indicators and AlphaModel replicas (handles injecte
 builder, retried on a replica death like the ingress's calls), and delivers. The ingress
 reads and changes watches through this deployment's handle (`RemoteWatches` in ingress.py);
 the store is technic.sqlite beside the data, so `technic watch ...` on the same machine sees
-the same watches. If the replica dies, Serve starts another: leases its predecessor held are
-freed at once (same host, process gone) and what was not acknowledged is sent again.
+the same watches (the routes pass each caller's `scope`, technic_v4/tenancy.py: a key sees
+its own watches and events). If the replica dies, Serve starts another: leases its
+predecessor held are freed at once (same host, process gone) and what was not acknowledged
+is sent again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from technic_v4.scan import Block, WindowSpec
 from technic_v4.scan.run import Evaluations, Features
 from technic_v4.screens.saved import ScreenStore
 from technic_v4.settings import Settings
+from technic_v4.tenancy import OPEN, Scope
 from technic_v4.watch.deliver import Policy
 from technic_v4.watch.evaluate import Engine
 from technic_v4.watch.model import WatchSpec
@@ -65,35 +68,36 @@ class Watcher:
             self.service.run(self.poll_s, self._stop))
         log.info("technic watcher: polling %s every %.1f s", reader.data_dir, self.poll_s)
 
-    async def create(self, spec: WatchSpec) -> dict[str, Any]:
-        return await self.service.create(spec)
+    async def create(self, spec: WatchSpec, scope: Scope = OPEN) -> dict[str, Any]:
+        return await self.service.create(spec, scope)
 
-    async def list(self) -> list[dict[str, Any]]:
-        return await self.service.list()
+    async def list(self, scope: Scope = OPEN) -> list[dict[str, Any]]:
+        return await self.service.list(scope)
 
-    async def get(self, name: str) -> dict[str, Any]:
-        return await self.service.get(name)
+    async def get(self, name: str, scope: Scope = OPEN) -> dict[str, Any]:
+        return await self.service.get(name, scope)
 
-    async def remove(self, name: str) -> None:
-        await self.service.remove(name)
+    async def remove(self, name: str, scope: Scope = OPEN) -> None:
+        await self.service.remove(name, scope)
 
-    async def test(self, name: str) -> list[dict[str, Any]]:
-        return await self.service.test(name)
+    async def test(self, name: str, scope: Scope = OPEN) -> list[dict[str, Any]]:
+        return await self.service.test(name, scope)
 
-    async def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int:
-        n = await self.service.redeliver(name, ids)
+    async def redeliver(self, name: str, ids: Sequence[int] | None = None,
+                        scope: Scope = OPEN) -> int:
+        n = await self.service.redeliver(name, ids, scope)
         self._wake()
         return n
 
-    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None
-                     ) -> list[tuple[int, dict[str, Any]]]:
-        return await self.service.events(after, limit, watch)
+    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None,
+                     scope: Scope = OPEN) -> list[tuple[int, dict[str, Any]]]:
+        return await self.service.events(after, limit, watch, scope)
 
-    async def last_seq(self) -> int:
-        return await self.service.last_seq()
+    async def last_seq(self, scope: Scope = OPEN) -> int:
+        return await self.service.last_seq(scope)
 
-    async def status(self, name: str | None = None) -> dict[str, Any]:
-        return await self.service.status(name)
+    async def status(self, name: str | None = None, scope: Scope = OPEN) -> dict[str, Any]:
+        return await self.service.status(name, scope)
 
     async def stats(self) -> dict[str, Any]:
         return {**self.service.stats(), "running": not self._loop.done(),

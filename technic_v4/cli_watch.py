@@ -12,7 +12,8 @@
 deliver once (`--no-watches` skips it); what fails is retried by `technic watch run` (or the
 server's watcher). `add` takes the filter options of `technic scan` (built from its signature,
 like `technic screen save`). Results go to stdout, messages to stderr; errors are one
-`error:` line, exit status 2.
+`error:` line, exit status 2. The commands see the state file as an API without keys does
+(technic_v4/tenancy.py): they add to the open namespace and see every key's watches too.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ later.
 | TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: screens, watches |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
+| TECHNIC_ADMIN_KEYS | (none) | admin keys (plain or `sha256:<hex>`): see every key's watches |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
 | TECHNIC_AUTH_FAILURE_LIMIT | 30/min | failed X-API-Key attempts per client address (429) |
 | TECHNIC_TRUSTED_PROXIES | (none) | IPs/CIDRs whose X-Forwarded-For the edge believes |
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     state_dir: str | None = None
     api_keys: str = ""
     api_key_hashes: str = ""
+    admin_keys: str = ""
     rate_limit: str | None = None
     auth_failure_limit: str = "30/min"
     trusted_proxies: str = ""

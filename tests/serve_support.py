@@ -188,6 +188,18 @@ def warm_backend(root: Path):
     return backend
 
 
+def state_backend(warm, state: Path):  # type: ignore[no-untyped-def]
+    """An in-process backend on `warm`'s store and models with its own technic.sqlite (saved
+    screens and watches) in `state`, warmed: tests that change screens or watches use it."""
+    from deployments.api.backend import InProcessBackend
+    from technic_v4.screens.saved import DB_NAME, ScreenStore
+
+    backend = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128,
+                               warm=False, screens=ScreenStore(state / DB_NAME))
+    backend.warm()
+    return backend
+
+
 def custom_store(root: Path, edit: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame], *,
                  source: str = "synthetic", n_symbols: int = 60,
                  start: str = "2024-01-02") -> Path:

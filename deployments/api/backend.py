@@ -4,7 +4,8 @@ The routers talk to a `ScanBackend` only. It holds a `StoreReader` (snapshots of
 universe, sessions, data version; never prices at the Serve ingress), the `Evaluations` memo
 (a data version's full-universe evaluation, so a repeated scan only screens, predicts and
 ranks), the `ScreenStore` that scans by screen name resolve against (saved screens and presets;
-resolved here, at the ingress, before anything is evaluated) and runs the engine's one
+resolved here, at the ingress, before anything is evaluated, in the caller's own namespace:
+technic_v4/tenancy.py) and runs the engine's one
 orchestrator, `technic_v4.scan.execute`. Subclasses say where
 its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
 without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
@@ -47,6 +48,7 @@ from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.settings import Settings
+from technic_v4.tenancy import OPEN, Scope
 from technic_v4.validate import ValidateOptions, ValidationReport, validate
 from technic_v4.watch.deliver import Policy
 from technic_v4.watch.evaluate import Engine
@@ -188,31 +190,36 @@ class ScanBackend:
         return self._models_version[1] if self._models_version else None
 
     async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None) -> ValidationReport:
+                       report: Report | None = None, *, scope: Scope = OPEN
+                       ) -> ValidationReport:
         """The screen replayed over history (technic_v4/validate), where the prices are; a
         screen name is resolved here, once, and its ref named in the report."""
-        resolved, ref = await self.check(cfg)
+        resolved, ref = await self.check(cfg, scope)
         result = await self._validate(replace(resolved, screen=None), options, report)
         result.report["saved_screen"] = ref
         return result
 
-    async def check(self, cfg: ScanConfig) -> tuple[ScanConfig, dict[str, Any] | None]:
+    async def check(self, cfg: ScanConfig, scope: Scope = OPEN
+                    ) -> tuple[ScanConfig, dict[str, Any] | None]:
         """Every check a scan makes before computing (ConfigError), for the stream to run
-        before it starts sending; returns the config with its screen resolved and the
-        screen's ref (name, version), which the scan route puts in its cache key."""
-        resolved, ref = await asyncio.to_thread(resolve_screen, cfg, self.screens)
+        before it starts sending; returns the config with its screen resolved (in `scope`'s
+        own namespace) and the screen's ref (name, version), which the scan route puts in
+        its cache key."""
+        resolved, ref = await asyncio.to_thread(resolve_screen, cfg,
+                                                self.screens.scoped(scope.own()))
         resolved.validate()
         check_against(resolved, await asyncio.to_thread(self.snapshot))
         return resolved, ref
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
-                   fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
+                   fresh: bool = False, scope: Scope = OPEN) -> tuple[pd.DataFrame, ScanStatus]:
         """The engine's scan; `fresh` evaluates every chunk again instead of screening this
-        data version's kept evaluation (the stream, whose point is the progress)."""
+        data version's kept evaluation (the stream, whose point is the progress); a screen
+        name resolves in `scope`'s own namespace."""
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
-                                      screens=self.screens)
+                                      screens=self.screens.scoped(scope.own()))
         version = status.alpha.get("models_version")
         if isinstance(version, str) and version != self._known_models_version():
             # a newer set learned from the holder; the same one again must not extend the TTL

@@ -10,6 +10,11 @@ Redis when the result cache has one (REDIS_URL; redis_limiter.py), falling back 
 process's buckets while Redis is unavailable. /healthz, /readyz, the scan page and the
 OpenAPI docs (/docs, /openapi.json) stay open for load balancers and humans.
 
+Tenancy (technic_v4/tenancy.py): the key check answers the caller's `Scope`, its namespace
+named by the key's fingerprint (`Caller`); an admin key (`TECHNIC_ADMIN_KEYS`) sees every
+key's. `Tenancy` adds `?owner=<fingerprint>` for an admin to act in one key's namespace
+(`?owner=` empty: the open namespace); from any other key it is a 403.
+
 Failed key attempts: with keys configured, each client address also has a bucket of failed
 attempts (`TECHNIC_AUTH_FAILURE_LIMIT`, 30/min by default; per process). A wrong key takes a
 token (a missing one does not: it guesses nothing); an address with none left gets 429 +
@@ -26,25 +31,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 
 from deployments.api.backend import ScanBackend
 from deployments.api.cache import ResultCache
 from deployments.api.keys import KEYS_ENV, KeyRing, RateLimiter
 from deployments.api.redis_limiter import SharedRateLimiter
 from technic_v4.settings import Settings
+from technic_v4.tenancy import Scope
 
 API_KEYS_ENV = KEYS_ENV
 Limiter = RateLimiter | SharedRateLimiter
 
 
-def install_auth(app: FastAPI, settings: Settings, api_keys: Iterable[str] | None = None
-                 ) -> None:
-    """Keys from `api_keys` (plain) or, when None, from `settings`; the rate limit,
-    shared through the result cache's Redis store when it has one (set app.state.cache
-    first)."""
+def install_auth(app: FastAPI, settings: Settings, api_keys: Iterable[str] | None = None,
+                 admin_keys: Iterable[str] = ()) -> None:
+    """Keys from `api_keys` (plain) and `admin_keys` (plain or `sha256:`) or, when
+    `api_keys` is None, from `settings`; the rate limit, shared through the result cache's
+    Redis store when it has one (set app.state.cache first)."""
     app.state.keyring = (KeyRing.from_settings(settings) if api_keys is None
-                         else KeyRing.build(api_keys))
+                         else KeyRing.build(api_keys, admins=admin_keys))
     app.state.auth_failures = (RateLimiter.parse(settings.auth_failure_limit,
                                                  name="TECHNIC_AUTH_FAILURE_LIMIT")
                                if app.state.keyring else None)
@@ -75,10 +81,12 @@ async def require_api_key(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="Needed when the server has API "
                                                          "keys configured.")] = None,
-) -> None:
+) -> Scope:
+    """The caller's scope once its key (if keys are configured) and rate limit pass."""
     keyring: KeyRing = request.app.state.keyring
     address = request.client.host if request.client else "-"
     ident: object = None
+    digest: bytes | None = None
     if keyring:
         failures: RateLimiter | None = request.app.state.auth_failures
         if failures is not None:
@@ -89,8 +97,8 @@ async def require_api_key(
                 raise HTTPException(status_code=429, headers={"Retry-After": after}, detail=(
                     f"too many failed X-API-Key attempts from your address (limit "
                     f"{failures.capacity} per {failures.period_s:g} s); retry after {after} s"))
-        ident = keyring.match(x_api_key)
-        if ident is None:
+        ident = digest = keyring.match(x_api_key)
+        if digest is None:
             if failures is not None and x_api_key:  # a guess (no key at all guesses nothing)
                 failures.take(address)
             raise HTTPException(status_code=401, detail="missing or invalid X-API-Key header",
@@ -105,9 +113,29 @@ async def require_api_key(
             raise HTTPException(status_code=429, headers={"Retry-After": after}, detail=(
                 f"rate limit of {limiter.capacity} requests per {limiter.period_s:g} s "
                 f"exceeded; retry after {after} s"))
+    return keyring.scope(digest)
+
+
+async def get_scope(
+    caller: Annotated[Scope, Depends(require_api_key)],
+    owner: Annotated[str | None, Query(
+        pattern=r"^(sha256:[0-9a-f]{64})?$",
+        description="Admin keys only: act in this key's namespace (its `sha256:<hex>` "
+                    "fingerprint, as `python -m deployments.api.keys hash KEY` prints it; "
+                    "empty: the open namespace).")] = None,
+) -> Scope:
+    """The namespace a screen or watch route acts in: the caller's, or (an admin naming
+    `owner`) that owner's."""
+    if owner is None:
+        return caller
+    if not caller.admin:
+        raise HTTPException(403, "only an admin key (TECHNIC_ADMIN_KEYS) may name an owner")
+    return Scope(owner)
 
 
 Backend = Annotated[ScanBackend, Depends(get_backend)]
 Cache = Annotated[ResultCache, Depends(get_cache)]
 RateLimit = Annotated[Limiter | None, Depends(get_rate_limiter)]
 APIKey = Depends(require_api_key)
+Caller = Annotated[Scope, Depends(require_api_key)]
+Tenancy = Annotated[Scope, Depends(get_scope)]

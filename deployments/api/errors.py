@@ -5,6 +5,7 @@
   UnknownSymbolError                  404
   UnknownScreenError, ReadOnlyScreenError (ConfigErrors of the screen routes)   404, 409
   UnknownWatchError, WatchExistsError (the watch routes)                         404, 409
+  AmbiguousNameError (an admin naming what several keys have; tenancy.py)        409
   NotReadyError                       503 + Retry-After (data or models still loading)
   StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
   StoreError                          503 + Retry-After (store missing or unreadable), the reason
@@ -36,6 +37,7 @@ from technic_v4.errors import (
 )
 from technic_v4.scan.config import options
 from technic_v4.screens.saved import ScreenDatabaseError
+from technic_v4.tenancy import AmbiguousNameError
 from technic_v4.watch.store import UnknownWatchError, WatchDatabaseError, WatchExistsError
 
 log = logging.getLogger("technic.api")
@@ -47,7 +49,7 @@ VALID_VALUES |= {"sector": VALID_VALUES["sectors"], "format": list(FORMATS)}
 
 
 SCREEN_STATUS = {UnknownScreenError: 404, ReadOnlyScreenError: 409, UnknownWatchError: 404,
-                 WatchExistsError: 409}
+                 WatchExistsError: 409, AmbiguousNameError: 409}
 
 
 class InputError(ConfigError):

@@ -4,12 +4,16 @@ Configuration (read once, when the app is built):
 
   TECHNIC_API_KEY_HASHES  comma-separated `sha256:<64 hex>` entries (what to keep in config)
   TECHNIC_API_KEYS        comma-separated plain keys (still accepted; hashed at startup)
+  TECHNIC_ADMIN_KEYS      comma-separated admin keys, plain or `sha256:<hex>`: keys too (no
+                          need to list them twice) that see every key's screens and watches
   TECHNIC_RATE_LIMIT      e.g. `60/min`, `5/s`, `1000/hour`; unset or empty = no limit
 
 With neither key variable set the API is open. Only SHA-256 digests are kept in memory: a
 request's `X-API-Key` is hashed and compared with `hmac.compare_digest` against every digest,
 with no early exit, so the time taken does not depend on which key (or how much of one)
 matched. Keys are random tokens, so an unsalted fast hash is enough (no password stretching).
+A matched key's `scope` (technic_v4/tenancy.py) names its namespace by the key's fingerprint,
+the same `sha256:<hex>` entry (`fingerprint`): what technic.sqlite stores as an owner.
 
 Rate limits: one token bucket per key (per client address when the API is open) holding up to
 N tokens, refilled at N per period; a request takes one token or gets 429 with `Retry-After`
@@ -43,6 +47,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from technic_v4.settings import Settings
+from technic_v4.tenancy import OPEN, Scope
 
 KEYS_ENV = "TECHNIC_API_KEYS"
 HASHES_ENV = "TECHNIC_API_KEY_HASHES"
@@ -69,21 +74,44 @@ def _split(raw: str | None) -> list[str]:
     return [p.strip() for p in (raw or "").split(",") if p.strip()]
 
 
-class KeyRing:
-    """The accepted keys as SHA-256 digests; empty = open API."""
+def fingerprint(digest: bytes) -> str:
+    """A key's owner name in technic.sqlite: its `sha256:<hex>` entry (never the key)."""
+    return "sha256:" + digest.hex()
 
-    def __init__(self, digests: Iterable[bytes] = ()):
-        self.digests = tuple(dict.fromkeys(digests))
+
+def _digest(entry: str) -> bytes:
+    """An admin entry's digest: a `sha256:` entry as it is, a plain key hashed."""
+    return parse_hash(entry) if entry.startswith("sha256:") else hashlib.sha256(
+        entry.encode()).digest()
+
+
+class KeyRing:
+    """The accepted keys as SHA-256 digests (the admin keys' among them); empty = open API."""
+
+    def __init__(self, digests: Iterable[bytes] = (), admins: Iterable[bytes] = ()):
+        self.admins = frozenset(admins)
+        self.digests = tuple(dict.fromkeys([*digests, *self.admins]))
 
     @classmethod
-    def build(cls, keys: Iterable[str] = (), hashes: Iterable[str] = ()) -> KeyRing:
+    def build(cls, keys: Iterable[str] = (), hashes: Iterable[str] = (),
+              admins: Iterable[str] = ()) -> KeyRing:
+        """Plain `keys`, `sha256:` `hashes`, and `admins` (plain or `sha256:` entries)."""
         plain = [hashlib.sha256(k.encode()).digest() for k in keys if k]
-        return cls([*plain, *(parse_hash(h) for h in hashes)])
+        return cls([*plain, *(parse_hash(h) for h in hashes)],
+                   [_digest(a) for a in admins if a])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        """TECHNIC_API_KEYS (plain) and TECHNIC_API_KEY_HASHES, comma-separated."""
-        return cls.build(_split(settings.api_keys), _split(settings.api_key_hashes))
+        """TECHNIC_API_KEYS (plain), TECHNIC_API_KEY_HASHES and TECHNIC_ADMIN_KEYS,
+        comma-separated."""
+        return cls.build(_split(settings.api_keys), _split(settings.api_key_hashes),
+                         _split(settings.admin_keys))
+
+    def scope(self, digest: bytes | None) -> Scope:
+        """The namespace of a matched key (`match`); None (an open API): the open one."""
+        if digest is None:
+            return OPEN
+        return Scope(fingerprint(digest), admin=digest in self.admins)
 
     def __bool__(self) -> bool:
         return bool(self.digests)

@@ -43,10 +43,11 @@ an enumeration, the valid values.
 
 
 def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
-               cache: ResultCache | None = None, settings: Settings | None = None) -> FastAPI:
+               admin_keys: tuple[str, ...] = (), cache: ResultCache | None = None,
+               settings: Settings | None = None) -> FastAPI:
     """The app over `scanner`. `settings` (default: read from the environment, once, here)
-    give the API keys (unless `api_keys`, plain, are passed), the rate limit, the body limit
-    and the shared cache (technic_v4/settings.py)."""
+    give the API keys (unless `api_keys`, plain, are passed, with `admin_keys`), the rate
+    limit, the body limit and the shared cache (technic_v4/settings.py)."""
     settings = settings or Settings()
     app = FastAPI(title="technic", version=__version__, description=DESCRIPTION,
                   openapi_tags=[{"name": "scan"}, {"name": "screens"}, {"name": "validate"},
@@ -55,7 +56,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
                                 {"name": "health"}])
     app.state.backend = scanner
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
-    install_auth(app, settings, api_keys)
+    install_auth(app, settings, api_keys, admin_keys)
     for router in (scan.router, validate.router, universe.router, symbols.router,
                    explain.router, models.router, health.router):
         app.include_router(router)

@@ -143,6 +143,8 @@ class ScreenSummary(BaseModel):
                                        "values, normalised); a scan naming it starts there.")
     created: str | None = Field(description="When this version was saved (UTC); null for "
                                 "presets.")
+    owner: str | None = Field(None, description="Shown to admin keys only: the `sha256:` "
+                              "fingerprint of the key it belongs to.")
 
 
 class ScreenList(BaseModel):
@@ -496,6 +498,8 @@ class WatchInfo(BaseModel):
     state: dict[str, Any] | None = Field(None, description=(
         "Deliveries by state (pending, delivered, dead), each target's breaker, the last "
         "evaluation and the newest dead letters."))
+    owner: str | None = Field(None, description="Shown to admin keys only: the `sha256:` "
+                              "fingerprint of the key it belongs to.")
 
 
 class WatchCreated(WatchInfo):

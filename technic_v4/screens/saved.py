@@ -16,10 +16,13 @@ Walk-through of `ScreenStore`:
      is created by the first save; until then every read sees no saved screens.
   2. Tables (component `screens` of technic.sqlite, technic_v4/statedb.py, which keeps the
      connections and schema versions; the watches, technic_v4/watch/, share the file):
-        screens(name, latest, deleted)           one row per name ever saved: the last version
-                                                 number given, so a number is never reused,
-                                                 not even after a delete
-        screen_versions(name, version, definition, created)
+        screens(owner, name, latest, deleted)    one row per name an owner ever saved: the
+                                                 last version number given, so a number is
+                                                 never reused, not even after a delete
+        screen_versions(owner, name, version, definition, created)
+     `owner` is the saving API key's fingerprint ("" = the open namespace; rows saved before
+     owners existed are moved there by migration 2). A store is seen through a `Scope`
+     (technic_v4/tenancy.py; `scoped`): its own namespace, or every owner's for an admin.
   3. Writes (`save`, `delete`) each run in one `BEGIN IMMEDIATE` transaction: the write lock is
      taken before anything is read, so two processes saving the same name at once get
      consecutive versions and neither is lost. WAL mode lets readers go on while a writer
@@ -35,6 +38,7 @@ SQLite needs a filesystem with working locks: keep the state dir off NFS-like mo
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sqlite3
@@ -50,9 +54,9 @@ from technic_v4.errors import ConfigError, ReadOnlyScreenError, UnknownScreenErr
 from technic_v4.scan.config import ScanConfig, check_screen_name, options
 from technic_v4.screens.presets import PRESETS, Preset
 from technic_v4.statedb import DB_NAME, StateDB, state_path
+from technic_v4.tenancy import OPEN, Scope, pick
 
 COMPONENT = "screens"
-SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS screens (
     name TEXT PRIMARY KEY,
@@ -67,6 +71,33 @@ CREATE TABLE IF NOT EXISTS screen_versions (
     PRIMARY KEY (name, version)
 );
 """
+OWNERS = """
+CREATE TABLE screens_owned (
+    owner TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    latest INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (owner, name)
+);
+INSERT INTO screens_owned (owner, name, latest, deleted)
+    SELECT '', name, latest, deleted FROM screens;
+DROP TABLE screens;
+ALTER TABLE screens_owned RENAME TO screens;
+CREATE TABLE screen_versions_owned (
+    owner TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (owner, name, version)
+);
+INSERT INTO screen_versions_owned (owner, name, version, definition, created)
+    SELECT '', name, version, definition, created FROM screen_versions;
+DROP TABLE screen_versions;
+ALTER TABLE screen_versions_owned RENAME TO screen_versions
+"""
+MIGRATIONS = [SCHEMA, OWNERS]
+SCHEMA_VERSION = len(MIGRATIONS)
 Screens = list["SavedScreen"]  # aliases: ScreenStore.list shadows `list` in the class body
 Versions = list["ScreenVersion"]
 _DEFAULTS = ScanConfig()
@@ -80,7 +111,8 @@ class ScreenDatabaseError(StoreError):
 
 @dataclass(frozen=True)
 class SavedScreen:
-    """One version of a screen (a preset has `preset=True` and no `created`)."""
+    """One version of a screen (a preset has `preset=True` and no `created`); `owner`: the
+    fingerprint of the key that saved it ("" = the open namespace, and presets)."""
 
     name: str
     version: int
@@ -89,6 +121,7 @@ class SavedScreen:
     preset: bool = False
     title: str = ""
     description: str = ""
+    owner: str = ""
 
     def ref(self) -> dict[str, Any]:
         """What a scan's status records of the screen it ran."""
@@ -190,11 +223,19 @@ def _preset(name: str) -> SavedScreen:
 class ScreenStore:
     """Saved screens and the presets (module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0):
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
+                 scope: Scope = OPEN):
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
-        self._db = StateDB(self.path, COMPONENT, [SCHEMA], ScreenDatabaseError, "screens",
+        self.scope = scope
+        self._db = StateDB(self.path, COMPONENT, MIGRATIONS, ScreenDatabaseError, "screens",
                            busy_timeout_s)
+
+    def scoped(self, scope: Scope) -> ScreenStore:
+        """This store as `scope` sees it (technic_v4/tenancy.py); the connections are shared."""
+        view = copy.copy(self)
+        view.scope = scope
+        return view
 
     @classmethod
     def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None
@@ -210,12 +251,14 @@ class ScreenStore:
     def list(self) -> Screens:
         """Every screen's latest version: the presets, then the saved screens by name."""
         out = [preset_screen(p) for p in PRESETS.values()]
+        seen, args = self.scope.where("s.owner")
         with self._read() as db:
             if db is not None:
                 rows = db.execute(
-                    "SELECT v.name, v.version, v.definition, v.created FROM screen_versions v "
-                    "JOIN screens s ON s.name = v.name AND s.latest = v.version "
-                    "WHERE s.deleted = 0 ORDER BY v.name").fetchall()
+                    "SELECT v.name, v.version, v.definition, v.created, v.owner FROM "
+                    "screen_versions v JOIN screens s ON s.owner = v.owner AND s.name = v.name "
+                    f"AND s.latest = v.version WHERE s.deleted = 0 AND {seen} "
+                    "ORDER BY v.name, v.owner", args).fetchall()
                 out += [_row(r) for r in rows]
         return out
 
@@ -234,12 +277,14 @@ class ScreenStore:
         with self._read() as db:
             row = None
             if db is not None:
-                row = db.execute(
-                    "SELECT v.name, v.version, v.definition, v.created FROM screen_versions v "
-                    "JOIN screens s ON s.name = v.name WHERE s.deleted = 0 AND v.name = ? "
-                    "AND v.version = COALESCE(?, s.latest)", (name, version)).fetchone()
-                if row is None and version is not None:
-                    have = [str(v.version) for v in self._versions(db, name)]
+                owner = self._owner(db, name)
+                row = None if owner is None else db.execute(
+                    "SELECT v.name, v.version, v.definition, v.created, v.owner FROM "
+                    "screen_versions v JOIN screens s ON s.owner = v.owner AND s.name = v.name "
+                    "WHERE s.deleted = 0 AND v.owner = ? AND v.name = ? "
+                    "AND v.version = COALESCE(?, s.latest)", (owner, name, version)).fetchone()
+                if row is None and version is not None and owner is not None:
+                    have = [str(v.version) for v in self._versions(db, owner, name)]
                     if have:
                         raise UnknownScreenError(f"screen {name!r} has no version {version}; "
                                                  f"versions: {', '.join(have)}", have)
@@ -253,17 +298,26 @@ class ScreenStore:
         if name in PRESETS:
             return [ScreenVersion(PRESETS[name].version, None)]
         with self._read() as db:
-            found = self._versions(db, name) if db is not None else []
+            owner = None if db is None else self._owner(db, name)
+            found = [] if db is None or owner is None else self._versions(db, owner, name)
         if not found:
             raise UnknownScreenError(f"unknown screen {name!r}", self.names())
         return found
 
+    def _owner(self, db: sqlite3.Connection, name: str) -> str | None:
+        """The owner of the saved screen `name` this scope means (None: none it sees)."""
+        seen, args = self.scope.where()
+        rows = db.execute(f"SELECT owner FROM screens WHERE name = ? AND deleted = 0 AND {seen} "
+                          "ORDER BY owner", (name, *args)).fetchall()
+        found = pick(rows, self.scope, "screen", name)
+        return None if found is None else str(found[0])
+
     @staticmethod
-    def _versions(db: sqlite3.Connection, name: str) -> Versions:
+    def _versions(db: sqlite3.Connection, owner: str, name: str) -> Versions:
         rows = db.execute(
             "SELECT v.version, v.created FROM screen_versions v JOIN screens s "
-            "ON s.name = v.name WHERE s.deleted = 0 AND v.name = ? ORDER BY v.version",
-            (name,)).fetchall()
+            "ON s.owner = v.owner AND s.name = v.name WHERE s.deleted = 0 AND v.owner = ? "
+            "AND v.name = ? ORDER BY v.version", (owner, name)).fetchall()
         return [ScreenVersion(int(v), c) for v, c in rows]
 
     # -- writes --------------------------------------------------------------------------
@@ -285,20 +339,21 @@ class ScreenStore:
                                   "leave screen unset in a definition")
             cfg.validate()
         text = canonical(definition_of(cfg))
+        owner = self.scope.owner  # saved in the caller's own namespace, admins' too
         with self._write() as db:
-            head = db.execute("SELECT latest, deleted FROM screens WHERE name = ?",
-                              (name,)).fetchone()
+            head = db.execute("SELECT latest, deleted FROM screens WHERE owner = ? AND "
+                              "name = ?", (owner, name)).fetchone()
             if head is not None and not head[1]:
-                same = db.execute("SELECT definition FROM screen_versions WHERE name = ? AND "
-                                  "version = ?", (name, head[0])).fetchone()
+                same = db.execute("SELECT definition FROM screen_versions WHERE owner = ? AND "
+                                  "name = ? AND version = ?", (owner, name, head[0])).fetchone()
                 if same is not None and same[0] == text:
                     return int(head[0]), False
             version = 1 if head is None else int(head[0]) + 1
-            db.execute("INSERT INTO screens (name, latest, deleted) VALUES (?, ?, 0) "
-                       "ON CONFLICT(name) DO UPDATE SET latest = excluded.latest, deleted = 0",
-                       (name, version))
-            db.execute("INSERT INTO screen_versions (name, version, definition, created) "
-                       "VALUES (?, ?, ?, ?)", (name, version, text, _now()))
+            db.execute("INSERT INTO screens (owner, name, latest, deleted) VALUES (?, ?, ?, 0) "
+                       "ON CONFLICT(owner, name) DO UPDATE SET latest = excluded.latest, "
+                       "deleted = 0", (owner, name, version))
+            db.execute("INSERT INTO screen_versions (owner, name, version, definition, "
+                       "created) VALUES (?, ?, ?, ?, ?)", (owner, name, version, text, _now()))
             return version, True
 
     def delete(self, name: str) -> None:
@@ -309,10 +364,12 @@ class ScreenStore:
         gone = False
         if self.path.exists():
             with self._write() as db:
-                cur = db.execute("UPDATE screens SET deleted = 1 WHERE name = ? AND deleted = 0",
-                                 (name,))
-                gone = cur.rowcount > 0
-                db.execute("DELETE FROM screen_versions WHERE name = ?", (name,))
+                owner = self._owner(db, name)
+                if owner is not None:
+                    gone = db.execute("UPDATE screens SET deleted = 1 WHERE owner = ? AND "
+                                      "name = ? AND deleted = 0", (owner, name)).rowcount > 0
+                    db.execute("DELETE FROM screen_versions WHERE owner = ? AND name = ?",
+                               (owner, name))
         if not gone:
             raise UnknownScreenError(f"unknown screen {name!r}", self.names())
 
@@ -329,8 +386,8 @@ class ScreenStore:
 
 
 def _row(row: tuple) -> SavedScreen:
-    name, version, text, created = row
-    return SavedScreen(name, int(version), json.loads(text), created)
+    name, version, text, created, owner = row
+    return SavedScreen(name, int(version), json.loads(text), created, owner=owner)
 
 
 def _now() -> str:

@@ -152,7 +152,8 @@ class WatchSpec:
 
 @dataclass(frozen=True)
 class Watch:
-    """A stored watch. `secret` is read by the deliverer only; `public()` never shows it."""
+    """A stored watch. `secret` is read by the deliverer only; `public()` never shows it.
+    `owner`: the fingerprint of the API key that created it ("" = the open namespace)."""
 
     id: str
     name: str
@@ -160,6 +161,7 @@ class Watch:
     targets: tuple[Target, ...]
     created: str
     secret: str = field(repr=False)
+    owner: str = ""
 
     @property
     def screen(self) -> str | None:
@@ -176,13 +178,15 @@ class Watch:
 
     def config(self, screens: Any) -> tuple[ScanConfig, dict[str, Any]]:
         """The ScanConfig to evaluate and the screen's ref {name, version, preset}:
-        a named screen resolved through `screens` (ScreenStore; pinned version or latest),
-        an inline definition as INLINE version 1."""
+        a named screen resolved through `screens` (ScreenStore; pinned version or latest)
+        in the watch owner's namespace, an inline definition as INLINE version 1."""
         from technic_v4.screens.saved import config_of
 
         opts = self.options
         if opts.get("definition") is not None:
             return config_of(opts["definition"]), {"name": INLINE, "version": 1,
                                                    "preset": False}
-        saved = screens.get(opts["screen"], opts.get("screen_version"))
+        from technic_v4.tenancy import Scope
+
+        saved = screens.scoped(Scope(self.owner)).get(opts["screen"], opts.get("screen_version"))
         return config_of(saved.definition), saved.ref()

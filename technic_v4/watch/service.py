@@ -12,6 +12,9 @@ kernels and models, or the Serve replicas' handles) and the deliverer (deliver.p
            (`stats()["tick_errors"]`, the last error kept), and the loop goes on;
   test     one signed `watch.test` message to each target, now, outside the outbox;
   redeliver, events, status, remove: the store's, with names checked.
+What a caller asks for is seen through its `scope` (technic_v4/tenancy.py: the API key's
+namespace; OPEN for the CLI and an API without keys): another owner's watch is unknown, and
+only the scope's own events are read. `tick` sees every watch.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, UnknownScreenError
+from technic_v4.tenancy import OPEN, Scope
 from technic_v4.watch.deliver import Deliverer, Policy
 from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
 from technic_v4.watch.model import Watch, WatchSpec, check_watch_name
@@ -60,56 +64,61 @@ class WatchService:
         self.last_tick: dict[str, Any] | None = None
 
     # -- changes -------------------------------------------------------------------------
-    async def create(self, spec: WatchSpec) -> dict[str, Any]:
-        """Store the watch and evaluate its baseline; the answer holds the secret (once)."""
+    async def create(self, spec: WatchSpec, scope: Scope = OPEN) -> dict[str, Any]:
+        """Store the watch (in `scope`'s own namespace) and evaluate its baseline; the answer
+        holds the secret (once)."""
         spec.check()
         for target in spec.targets():
             await check_target(target.kind, target.url, self.policy.allow_private)
         if spec.screen is not None:
             try:
-                probe = Watch("", spec.name, spec.options(), (), "", "")
+                probe = Watch("", spec.name, spec.options(), (), "", "", scope.owner)
                 await asyncio.to_thread(probe.config, self.engine.screens)
             except UnknownScreenError as exc:
                 raise ConfigError("screen", f"{exc}; valid: {', '.join(exc.valid or [])}",
                                   exc.valid) from None
-        watch, secret = await asyncio.to_thread(self.store.create, spec)
+        watch, secret = await asyncio.to_thread(self.store.scoped(scope).create, spec)
         runs = await catch_up(self.store, await asyncio.to_thread(self.snapshot), self.engine,
                               [watch])
-        return {**watch.public(), "secret": secret,
+        return {**_public(watch, scope), "secret": secret,
                 "baseline": runs[0].as_dict() if runs else None}
 
-    async def remove(self, name: str) -> None:
-        await asyncio.to_thread(self.store.delete, check_watch_name(name))
+    async def remove(self, name: str, scope: Scope = OPEN) -> None:
+        await asyncio.to_thread(self.store.scoped(scope).delete, check_watch_name(name))
 
-    async def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int:
-        return await asyncio.to_thread(self.store.redeliver, check_watch_name(name), ids)
+    async def redeliver(self, name: str, ids: Sequence[int] | None = None,
+                        scope: Scope = OPEN) -> int:
+        return await asyncio.to_thread(self.store.scoped(scope).redeliver,
+                                       check_watch_name(name), ids)
 
     # -- reads ---------------------------------------------------------------------------
-    async def list(self) -> Rows:
-        watches = await asyncio.to_thread(self.store.list)
-        states = {s["name"]: s for s in
-                  (await asyncio.to_thread(self.store.status))["watches"]}
-        return [{**w.public(), "state": states.get(w.name)} for w in watches]
+    async def list(self, scope: Scope = OPEN) -> Rows:
+        store = self.store.scoped(scope)
+        watches = await asyncio.to_thread(store.list)
+        states = {s["id"]: s for s in (await asyncio.to_thread(store.status))["watches"]}
+        return [{**_public(w, scope), "state": states.get(w.id)} for w in watches]
 
-    async def get(self, name: str) -> dict[str, Any]:
-        watch = await asyncio.to_thread(self.store.get, check_watch_name(name))
-        state = (await asyncio.to_thread(self.store.status, name))["watches"][0]
-        return {**watch.public(), "state": state}
+    async def get(self, name: str, scope: Scope = OPEN) -> dict[str, Any]:
+        store = self.store.scoped(scope)
+        watch = await asyncio.to_thread(store.get, check_watch_name(name))
+        state = (await asyncio.to_thread(store.status, name))["watches"][0]
+        return {**_public(watch, scope), "state": state}
 
-    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None
-                     ) -> Events:
+    async def events(self, after: int = 0, limit: int = 100, watch: str | None = None,
+                     scope: Scope = OPEN) -> Events:
         if watch is not None:
             check_watch_name(watch)
-        return await asyncio.to_thread(self.store.events_after, after, limit, watch)
+        return await asyncio.to_thread(self.store.scoped(scope).events_after, after, limit,
+                                       watch)
 
-    async def last_seq(self) -> int:
-        return await asyncio.to_thread(self.store.last_seq)
+    async def last_seq(self, scope: Scope = OPEN) -> int:
+        return await asyncio.to_thread(self.store.scoped(scope).last_seq)
 
-    async def status(self, name: str | None = None) -> dict[str, Any]:
+    async def status(self, name: str | None = None, scope: Scope = OPEN) -> dict[str, Any]:
         """Deliveries by state, breakers, dead letters (store.status) of one watch or all."""
         if name is not None:
             check_watch_name(name)
-        return await asyncio.to_thread(self.store.status, name)
+        return await asyncio.to_thread(self.store.scoped(scope).status, name)
 
     def stats(self) -> dict[str, Any]:
         return {**self.counters, "delivery": dict(self.deliverer.stats),
@@ -151,10 +160,10 @@ class WatchService:
             except TimeoutError:
                 pass
 
-    async def test(self, name: str) -> Rows:
+    async def test(self, name: str, scope: Scope = OPEN) -> Rows:
         """A signed `watch.test` message to every target of `name`, now (not via the outbox:
         nothing is retried or recorded). One result per target."""
-        watch = await asyncio.to_thread(self.store.get, check_watch_name(name))
+        watch = await asyncio.to_thread(self.store.scoped(scope).get, check_watch_name(name))
         event = {"id": "evt_test_" + secrets.token_hex(8), "kind": "test",
                  "watch": watch.name, "session": None, "symbol": None, "row": None}
         out = []
@@ -172,6 +181,12 @@ class WatchService:
                                              timeout_s=p.timeout_s)
             out.append({**target.public(), **_outcome(outcome)})
         return out
+
+
+def _public(watch: Watch, scope: Scope) -> dict[str, Any]:
+    """What a caller is shown of a watch; an admin also sees its owner."""
+    shown = scope.admin and watch.owner
+    return {**watch.public(), "owner": watch.owner} if shown else watch.public()
 
 
 def _outcome(outcome: Outcome) -> dict[str, Any]:

@@ -7,7 +7,7 @@ implement the same methods with the same transactions (`SELECT ... FOR UPDATE SK
 where this one relies on SQLite's single writer).
 
 Tables:
-  watches(id, name UNIQUE, options JSON, secret, created)
+  watches(id, name, options JSON, secret, created, owner)   UNIQUE (owner, name)
   watch_targets(id, watch_id, kind, url, failures, open_until, last_error)  + breaker state
   watch_evaluations(watch_id, session, data_version, screen JSON, symbols JSON, baseline,
                     events, evaluated_at)          PRIMARY KEY (watch_id, session)
@@ -18,6 +18,13 @@ Tables:
                    last_error)                     one row per (event, webhook target) and per
                                                    (watch, session, apprise target)
   watch_delivery_log(delivery_id, attempt, outcome, status, error, owner, at)  append-only
+
+Owners (technic_v4/tenancy.py): a store is seen through a `Scope` (`scoped`). Each watch has
+the owner that created it ("" = the open namespace, where migration 2 puts watches made
+before owners existed); names are unique per owner; lookups by name, listings, `status`,
+`redeliver` and the outbox reads (`events_after`, `last_seq`) see only the scope's own
+watches (every owner's for an admin scope). Evaluation and delivery see every watch: the
+store's default scope is OPEN (an admin's view); the service scopes what callers ask for.
 
 The guarantees, and where they are made:
   - `record` writes evaluations, their events and their deliveries in ONE transaction,
@@ -35,6 +42,7 @@ The guarantees, and where they are made:
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 import os
 import socket
@@ -50,6 +58,7 @@ import orjson
 from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.statedb import StateDB, state_path
+from technic_v4.tenancy import OPEN, Scope, pick
 from technic_v4.watch.model import Target, Watch, WatchSpec, new_secret, new_watch_id
 
 COMPONENT = "watches"
@@ -123,6 +132,20 @@ CREATE TABLE watch_delivery_log (
     at REAL NOT NULL
 );
 CREATE INDEX watch_delivery_log_by_delivery ON watch_delivery_log (delivery_id)
+""", """
+CREATE TABLE watches_owned (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    options TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    UNIQUE (owner, name)
+);
+INSERT INTO watches_owned (id, name, options, secret, created, owner)
+    SELECT id, name, options, secret, created, '' FROM watches;
+DROP TABLE watches;
+ALTER TABLE watches_owned RENAME TO watches
 """]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEAD_SHOWN = 50
@@ -200,6 +223,7 @@ Rows = list[dict[str, Any]]
 class WatchStore(Protocol):
     """What evaluation, delivery and the service ask of a watch store (module docstring)."""
 
+    def scoped(self, scope: Scope) -> WatchStore: ...
     def create(self, spec: WatchSpec) -> tuple[Watch, str]: ...
     def list(self) -> Watches: ...
     def get(self, name: str) -> Watch: ...
@@ -258,10 +282,18 @@ def dumps_fast(value: Any) -> str:
 class SqliteWatchStore:
     """WatchStore in technic.sqlite (module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0):
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
+                 scope: Scope = OPEN):
         self.path = Path(path).expanduser()
+        self.scope = scope
         self._db = StateDB(self.path, COMPONENT, MIGRATIONS, WatchDatabaseError, "watches",
                            busy_timeout_s)
+
+    def scoped(self, scope: Scope) -> SqliteWatchStore:
+        """This store as `scope` sees it (module docstring); the connections are shared."""
+        view = copy.copy(self)
+        view.scope = scope
+        return view
 
     @classmethod
     def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None
@@ -280,40 +312,45 @@ class SqliteWatchStore:
         """Store a checked spec; (the watch, its secret: shown to the user once)."""
         spec.check()
         secret, wid, created = new_secret(), new_watch_id(), _now_text()
+        owner = self.scope.owner  # created in the caller's own namespace, admins' too
         with self._db.write() as db:
-            if db.execute("SELECT 1 FROM watches WHERE name = ?", (spec.name,)).fetchone():
+            if db.execute("SELECT 1 FROM watches WHERE owner = ? AND name = ?",
+                          (owner, spec.name)).fetchone():
                 raise WatchExistsError(spec.name)
-            db.execute("INSERT INTO watches (id, name, options, secret, created) VALUES "
-                       "(?, ?, ?, ?, ?)", (wid, spec.name, dumps(spec.options()), secret,
-                                           created))
+            db.execute("INSERT INTO watches (id, name, options, secret, created, owner) VALUES "
+                       "(?, ?, ?, ?, ?, ?)", (wid, spec.name, dumps(spec.options()), secret,
+                                              created, owner))
             for target in spec.targets():
                 db.execute("INSERT INTO watch_targets (watch_id, kind, url) VALUES (?, ?, ?)",
                            (wid, target.kind, target.url))
-        return self.get(spec.name), secret
+        return self.scoped(Scope(owner)).get(spec.name), secret
 
     def list(self) -> Watches:
+        seen, args = self.scope.where()
         with self._db.read() as db:
             if db is None:
                 return []
-            rows = db.execute("SELECT id, name, options, secret, created FROM watches "
-                              "ORDER BY name").fetchall()
+            rows = db.execute(f"SELECT owner, id, name, options, secret, created FROM watches "
+                              f"WHERE {seen} ORDER BY name, owner", args).fetchall()
             return [self._watch(db, row) for row in rows]
 
     def get(self, name: str) -> Watch:
+        seen, args = self.scope.where()
         with self._db.read() as db:
-            row = None if db is None else db.execute(
-                "SELECT id, name, options, secret, created FROM watches WHERE name = ?",
-                (name,)).fetchone()
+            rows = [] if db is None else db.execute(
+                f"SELECT owner, id, name, options, secret, created FROM watches WHERE name = ? "
+                f"AND {seen} ORDER BY owner", (name, *args)).fetchall()
+            row = pick(rows, self.scope, "watch", name)
             if row is not None:
                 return self._watch(db, row)
         raise UnknownWatchError(name, [w.name for w in self.list()])
 
     @staticmethod
     def _watch(db: Any, row: tuple) -> Watch:
-        wid, name, options, secret, created = row
+        owner, wid, name, options, secret, created = row
         targets = tuple(Target(kind, url, int(tid)) for tid, kind, url in db.execute(
             "SELECT id, kind, url FROM watch_targets WHERE watch_id = ? ORDER BY id", (wid,)))
-        return Watch(wid, name, json.loads(options), targets, created, secret)
+        return Watch(wid, name, json.loads(options), targets, created, secret, owner)
 
     def delete(self, name: str) -> None:
         """The watch, its targets, evaluations, events and deliveries: all gone."""
@@ -394,20 +431,30 @@ class SqliteWatchStore:
 
     def events_after(self, seq: int, limit: int = 100, watch: str | None = None
                      ) -> Events:
-        """Outbox events with seq > `seq`, oldest first (the SSE stream and `watch tail`)."""
+        """Outbox events with seq > `seq`, oldest first (the SSE stream and `watch tail`), of
+        the scope's watches (and of the watch named `watch` among them)."""
+        seen, args = self._owned()
         with self._db.read() as db:
             if db is None:
                 return []
             rows = db.execute(
                 "SELECT seq, payload FROM watch_events WHERE seq > ? AND (? IS NULL OR watch = ?) "
-                "ORDER BY seq LIMIT ?", (seq, watch, watch, limit)).fetchall()
+                f"AND {seen} ORDER BY seq LIMIT ?", (seq, watch, watch, *args, limit)).fetchall()
         return [(int(s), json.loads(p)) for s, p in rows]
 
     def last_seq(self) -> int:
+        """The newest outbox sequence among the scope's watches' events (0: none)."""
+        seen, args = self._owned()
         with self._db.read() as db:
             row = None if db is None else db.execute(
-                "SELECT MAX(seq) FROM watch_events").fetchone()
+                f"SELECT MAX(seq) FROM watch_events WHERE {seen}", args).fetchone()
         return int(row[0] or 0) if row else 0
+
+    def _owned(self) -> tuple[str, tuple[Any, ...]]:
+        """An SQL condition on a row's `watch_id`: a watch the scope sees."""
+        seen, args = self.scope.where()
+        return f"(? OR watch_id IN (SELECT id FROM watches WHERE {seen}))", (
+            int(self.scope.admin), *args)
 
     # -- delivery ------------------------------------------------------------------------
     def claim(self, owner: str, limit: int, lease_s: float, max_age_s: float,
@@ -613,7 +660,7 @@ class SqliteWatchStore:
             "evaluated_at": last[6]}
         n_events = db.execute("SELECT COUNT(*) FROM watch_events WHERE watch_id = ?",
                               (watch.id,)).fetchone()[0]
-        return {"name": watch.name, "deliveries": counts, "events": int(n_events),
+        return {"name": watch.name, "id": watch.id, "deliveries": counts, "events": int(n_events),
                 "targets": targets, "last_evaluation": evaluation, "dead_letters": dead}
 
     def delivery_log(self, delivery_ids: Iterable[int] | None = None) -> Rows:

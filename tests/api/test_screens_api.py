@@ -13,14 +13,13 @@ import warnings
 import orjson
 import pandas as pd
 import pytest
-from serve_support import ndjson, parquet_frame
+from serve_support import ndjson, parquet_frame, state_backend
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import ScanConfig, run_scan
 from technic_v4.screens.presets import PRESETS
-from technic_v4.screens.saved import DB_NAME, ScreenStore
+from technic_v4.screens.saved import ScreenStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,11 +33,7 @@ LIBRARY = {"where": FIELDS["where"], "rank": FIELDS["rank"], "max_symbols": 8,
 
 @pytest.fixture(scope="module")
 def backend(warm, tmp_path_factory):  # type: ignore[no-untyped-def]
-    screens = ScreenStore(tmp_path_factory.mktemp("screens-api") / DB_NAME)
-    b = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128, warm=False,
-                         screens=screens)
-    b.warm()
-    return b
+    return state_backend(warm, tmp_path_factory.mktemp("screens-api"))
 
 
 @pytest.fixture(scope="module")

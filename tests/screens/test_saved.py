@@ -20,6 +20,7 @@ from technic_v4.scan import ScanConfig, run_scan
 from technic_v4.screens.presets import PRESETS
 from technic_v4.screens.saved import (
     DB_NAME,
+    SCHEMA_VERSION,
     ScreenDatabaseError,
     ScreenStore,
     config_of,
@@ -139,7 +140,7 @@ def test_database_schema_and_wal(store):
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT component, version FROM schema_version").fetchall() == [
-        ("screens", 1)]
+        ("screens", SCHEMA_VERSION)]
     db.execute("UPDATE schema_version SET version = 99")
     db.commit()
     db.close()

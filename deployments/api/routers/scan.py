@@ -6,7 +6,8 @@ half-sent stream; both map errors through `errors.answer`. `/v1/scan` answers fr
 cache when it can (header `X-Technic-Cache: hit`, `shared` or `miss`), keyed by the data and
 model versions the answer was computed from; the stream always computes, since its point is
 the progress. A scan by screen name (`screen`) is resolved by the engine; the cache key also
-names the screen's version, so saving a new version is never answered from the old one.
+names the screen's version, so saving a new version is never answered from the old one, and
+a saved screen's owner (screen names resolve in the caller's namespace, technic_v4/tenancy.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from deployments.api.cache import CachedBody
-from deployments.api.dependencies import APIKey, Backend, Cache
+from deployments.api.dependencies import APIKey, Backend, Cache, Caller
 from deployments.api.errors import InputError
 from deployments.api.responses import (
     MEDIA_TYPES,
@@ -32,6 +33,7 @@ from deployments.api.responses import (
 from deployments.api.schemas import ScanRequest, ScanResult, ValidationErrorResponse
 from technic_v4 import formats
 from technic_v4.scan import ScanConfig
+from technic_v4.tenancy import Scope
 
 log = logging.getLogger("technic.api")
 router = APIRouter(prefix="/v1", tags=["scan"], dependencies=[APIKey])
@@ -72,28 +74,36 @@ def screen_tag(ref: dict[str, Any] | None) -> str:
     return "" if ref is None else f"{ref['name']}:{ref['version']}"
 
 
+def owned(tag: str, ref: dict[str, Any] | None, scope: Scope) -> str:
+    """A cache key's screen part: `tag`, and the owner of a saved (not preset) screen, so
+    two keys' screens of one name never share an answer."""
+    return f"{tag}@{scope.owner}" if ref and not ref.get("preset") and scope.owner else tag
+
+
 @router.post("/scan", response_model=ScanResult, responses={
     200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},
                       "application/vnd.apache.arrow.stream": {}},
           "description": "JSON (default), CSV, Parquet or Arrow IPC by `format` or Accept"},
     **ERRORS})
-async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cache) -> Response:
+async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cache,
+               caller: Caller) -> Response:
     """Scan, score and rank the universe: indicators, TechRating, Signal, alpha."""
     fmt = negotiate(request, req.format)
     cfg: ScanConfig = req.to_config()
-    resolved, ref = await backend.check(cfg)
+    resolved, ref = await backend.check(cfg, caller)
     snap_version = (await asyncio.to_thread(backend.snapshot)).data_version
-    key = answer_key(req, fmt, snap_version, await backend.models_version(), screen_tag(ref))
+    key = answer_key(req, fmt, snap_version, await backend.models_version(),
+                     owned(screen_tag(ref), ref, caller))
     refresh = "no-cache" in request.headers.get("cache-control", "").lower()
 
     async def compute() -> CachedBody:
-        frame, status = await backend.scan(cfg)
+        frame, status = await backend.scan(cfg, scope=caller)
         return await render(frame, status, req, fmt, backend, resolved)
 
     def computed_key(item: CachedBody) -> tuple:  # the versions the answer was made from
         return answer_key(req, fmt, item.headers.get("X-Technic-Data-Version", ""),
                           item.headers.get("X-Technic-Models", ""),
-                          item.headers.get("X-Technic-Screen", ""))
+                          owned(item.headers.get("X-Technic-Screen", ""), ref, caller))
 
     item, how = await cache.get_or_compute(key, compute, refresh, rekey=computed_key)
     return Response(item.body, media_type=item.media_type,
@@ -106,16 +116,16 @@ async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cach
         "stage order load, indicators, score, alpha, rank; then {event: result, meta, rows} "
         "(the /v1/scan JSON body), or {event: error, status, detail}.")},
     **ERRORS})
-async def scan_stream(req: ScanRequest, backend: Backend) -> StreamingResponse:
+async def scan_stream(req: ScanRequest, backend: Backend, caller: Caller) -> StreamingResponse:
     """The same scan, streamed: NDJSON progress events, then the result."""
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines; use /v1/scan for "
                          f"{req.format}", ["json"])
     cfg: ScanConfig = req.to_config()
-    resolved, _ = await backend.check(cfg)
+    resolved, _ = await backend.check(cfg, caller)
 
     async def run(report: Progress) -> bytes:
-        frame, status = await backend.scan(cfg, report, fresh=True)
+        frame, status = await backend.scan(cfg, report, fresh=True, scope=caller)
         return (await render(frame, status, req, "json", backend, resolved)).body
 
     stream = progress_stream(run, "POST /v1/scan/stream")

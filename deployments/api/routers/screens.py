@@ -9,6 +9,9 @@ A scan runs a screen with `POST /v1/scan {"screen": NAME, ...}` (scan.py). The b
 ScreenStore (technic_v4/screens/saved.py) does the work, in a thread (SQLite calls block);
 its errors map through `errors.answer`: a bad name or definition is a 422 (a bad `where` with
 its line and column), an unknown screen 404, a change to a preset 409.
+Each route sees the store through the caller's scope (technic_v4/tenancy.py): with API keys,
+a key's screens are its own, another key's are a 404 like any unknown name; an admin key's
+listing shows every key's screens with their `owner`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from deployments.api.dependencies import APIKey, Backend
+from deployments.api.dependencies import APIKey, Backend, Tenancy
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody
 from deployments.api.schemas import (
@@ -38,6 +41,10 @@ from technic_v4.screens.saved import definition_of
 
 router = APIRouter(prefix="/v1", tags=["screens"], dependencies=[APIKey])
 AUTH = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"}}
+OWNED = {**AUTH,
+         403: {"description": "`owner` given by a key that is not an admin key"},
+         409: {"model": ValidationErrorResponse, "description": "An admin key named what "
+               "several keys have: `valid` lists their owners; add `owner`"}}
 INVALID = {422: {"model": ValidationErrorResponse,
                  "description": "Invalid name or definition; a bad `where` / `rank` gives its "
                                 "line and column"}}
@@ -58,47 +65,51 @@ def _name(name: str) -> str:
         raise InputError("name", str(exc), location="path") from None
 
 
-@router.get("/screens", response_model=ScreenList, responses=AUTH)
-async def list_screens(backend: Backend) -> JSONBody:
-    """Every screen's latest version: the presets, then the saved screens by name."""
-    screens = await asyncio.to_thread(backend.screens.list)
-    return JSONBody({"count": len(screens), "screens": [s.to_dict() for s in screens]})
+@router.get("/screens", response_model=ScreenList, responses=OWNED)
+async def list_screens(backend: Backend, scope: Tenancy) -> JSONBody:
+    """Every screen's latest version: the presets, then your saved screens by name."""
+    screens = await asyncio.to_thread(backend.screens.scoped(scope).list)
+    return JSONBody({"count": len(screens), "screens": [
+        {**s.to_dict(), "owner": s.owner} if scope.admin and s.owner else s.to_dict()
+        for s in screens]})
 
 
 @router.get("/screens/{name}", response_model=ScreenInfo, responses={
-    **AUTH, **UNKNOWN, **INVALID})
-async def get_screen(name: ScreenPath, backend: Backend, version: Annotated[
+    **OWNED, **UNKNOWN, **INVALID})
+async def get_screen(name: ScreenPath, backend: Backend, scope: Tenancy, version: Annotated[
         int | None, Query(ge=1, le=2**62, description="This version (default: the latest).")
         ] = None) -> JSONBody:
     """A screen's definition and version (the latest unless `version`), and its versions."""
     name = _name(name)
+    store = backend.screens.scoped(scope)
 
     def read() -> dict:
-        screen = backend.screens.get(name, version)
+        screen = store.get(name, version)
         return {**screen.to_dict(), "versions": [
-            {"version": v.version, "created": v.created} for v in backend.screens.versions(name)]}
+            {"version": v.version, "created": v.created} for v in store.versions(name)]}
 
     return JSONBody(await asyncio.to_thread(read))
 
 
 @router.put("/screens/{name}", response_model=ScreenSaved, responses={
-    **AUTH, **PRESET, **INVALID})
-async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend) -> JSONBody:
+    **OWNED, **PRESET, **INVALID})
+async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend,
+                     scope: Tenancy) -> JSONBody:
     """Save the definition as the screen's next version (an identical one changes nothing)."""
     name = _name(name)
     cfg = body.to_config()
 
-    version, changed = await asyncio.to_thread(backend.screens.put, name, cfg)
+    version, changed = await asyncio.to_thread(backend.screens.scoped(scope).put, name, cfg)
     return JSONBody({"name": name, "version": version, "changed": changed,
                      "definition": definition_of(cfg)})
 
 
 @router.delete("/screens/{name}", response_model=ScreenDeleted, responses={
-    **AUTH, **UNKNOWN, **PRESET, **INVALID})
-async def delete_screen(name: ScreenPath, backend: Backend) -> JSONBody:
+    **OWNED, **UNKNOWN, **PRESET, **INVALID})
+async def delete_screen(name: ScreenPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Delete every version of a saved screen (presets cannot be deleted)."""
     name = _name(name)
-    await asyncio.to_thread(backend.screens.delete, name)
+    await asyncio.to_thread(backend.screens.scoped(scope).delete, name)
     return JSONBody({"name": name, "deleted": True})
 
 

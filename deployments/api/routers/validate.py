@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from deployments.api.cache import CachedBody
-from deployments.api.dependencies import APIKey, Backend, Cache
+from deployments.api.dependencies import APIKey, Backend, Cache, Caller
 from deployments.api.errors import InputError
 from deployments.api.responses import (
     JSON_OPTIONS,
@@ -28,7 +28,7 @@ from deployments.api.responses import (
     negotiate,
     progress_stream,
 )
-from deployments.api.routers.scan import screen_tag
+from deployments.api.routers.scan import owned, screen_tag
 from deployments.api.schemas import ValidateRequest, ValidationErrorResponse, ValidationResult
 
 router = APIRouter(prefix="/v1", tags=["validate"], dependencies=[APIKey])
@@ -64,7 +64,7 @@ def body(result: Any, fmt: str) -> CachedBody:
           "description": "JSON (default): the report and daily series; CSV or Parquet: the "
                          "daily series"}, **ERRORS})
 async def validate(req: ValidateRequest, request: Request, backend: Backend,
-                   cache: Cache) -> Response:  # type: ignore[valid-type]
+                   cache: Cache, caller: Caller) -> Response:  # type: ignore[valid-type]
     """Replay a screen at every past session; what its picks did next, with statistics."""
     fmt = negotiate(request, req.format)
     if fmt == "arrow":
@@ -72,13 +72,14 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
                          ["json", "csv", "parquet"], status=406)
     cfg, opts = req.to_config(), req.options()
     opts.check()  # before anything is sent: a 422, not an error line
-    _, ref = await backend.check(cfg)
+    _, ref = await backend.check(cfg, caller)
     snap = await asyncio.to_thread(backend.snapshot)
-    key = ("validate", snap.data_version, screen_tag(ref),
+    key = ("validate", snap.data_version, owned(screen_tag(ref), ref, caller),
            req.model_dump_json(exclude={"format"}), fmt)
 
     async def compute() -> CachedBody:
-        return await asyncio.to_thread(body, await backend.validate(cfg, opts), fmt)
+        return await asyncio.to_thread(body, await backend.validate(cfg, opts, scope=caller),
+                                       fmt)
 
     item, how = await cache.get_or_compute(key, compute)
     return Response(item.body, media_type=item.media_type,
@@ -91,16 +92,16 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
         "{event: result, meta, report, daily} or {event: error, status, detail}.")},
     **ERRORS})
 async def validate_stream(req: ValidateRequest,  # type: ignore[valid-type]
-                          backend: Backend) -> StreamingResponse:
+                          backend: Backend, caller: Caller) -> StreamingResponse:
     """The same validation, streamed: NDJSON progress events, then the report."""
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines", ["json"])
     cfg, opts = req.to_config(), req.options()
     opts.check()  # before anything is sent: a 422, not an error line
-    await backend.check(cfg)
+    await backend.check(cfg, caller)
 
     async def run(report: Progress) -> bytes:
-        result = await backend.validate(cfg, opts, report)
+        result = await backend.validate(cfg, opts, report, scope=caller)
         return (await asyncio.to_thread(body, result, "json")).body
 
     return StreamingResponse(progress_stream(run, "POST /v1/validate/stream"),

@@ -11,7 +11,10 @@
                                        `id: <outbox sequence>`, `data: <event JSON>`;
                                        resumes after `Last-Event-ID` (or `?after=`);
                                        `?follow=false` ends after the backlog
-All under the API key. The backend's `watches` (technic_v4/watch/service.py in-process, the
+All under the API key, each in the caller's scope (technic_v4/tenancy.py): with API keys a
+key's watches and their events are its own; another key's watch is a 404 like any unknown
+name, and the stream carries only the caller's watches' events (an admin key's: every key's).
+The backend's `watches` (technic_v4/watch/service.py in-process, the
 Watcher deployment's handle under Serve) does the work; errors map through `errors.answer`:
 bad input 422, unknown watch 404, a name taken 409, a private target 422 naming why.
 """
@@ -27,10 +30,10 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from deployments.api import schemas
-from deployments.api.dependencies import APIKey, Backend
+from deployments.api.dependencies import APIKey, Backend, Tenancy
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody
-from deployments.api.routers.screens import AUTH
+from deployments.api.routers.screens import OWNED
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import SCREEN_NAME
 from technic_v4.watch.model import WatchSpec, check_watch_name
@@ -54,16 +57,16 @@ def _name(name: str) -> str:
         raise InputError("name", str(exc), location="path") from None
 
 
-@router.get("/watches", response_model=schemas.WatchList, responses=AUTH)
-async def list_watches(backend: Backend) -> JSONBody:
-    """Every watch: screen, targets (redacted), delivery state."""
-    watches = await backend.watches.list()
+@router.get("/watches", response_model=schemas.WatchList, responses=OWNED)
+async def list_watches(backend: Backend, scope: Tenancy) -> JSONBody:
+    """Your watches: screen, targets (redacted), delivery state."""
+    watches = await backend.watches.list(scope=scope)
     return JSONBody({"count": len(watches), "watches": watches})
 
 
 @router.post("/watches", response_model=schemas.WatchCreated, status_code=201,
-             responses={**AUTH, **INVALID, **TAKEN})
-async def create_watch(body: schemas.WatchCreate, backend: Backend) -> JSONBody:
+             responses={**OWNED, **INVALID, **TAKEN})
+async def create_watch(body: schemas.WatchCreate, backend: Backend, scope: Tenancy) -> JSONBody:
     """Create a watch and evaluate its baseline; the answer holds the secret (only here)."""
     definition = None
     if body.definition is not None:
@@ -72,45 +75,46 @@ async def create_watch(body: schemas.WatchCreate, backend: Backend) -> JSONBody:
         definition = definition_of(body.definition.to_config())
     spec = WatchSpec(body.name, body.screen, body.screen_version, definition,
                      tuple(body.webhooks), tuple(body.apprise), body.rank_moved, body.initial)
-    return JSONBody(await backend.watches.create(spec), status_code=201)
+    return JSONBody(await backend.watches.create(spec, scope=scope), status_code=201)
 
 
-@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**AUTH, **UNKNOWN,
+@router.get("/watches/{name}", response_model=schemas.WatchInfo, responses={**OWNED, **UNKNOWN,
                                                                     **INVALID})
-async def get_watch(name: WatchPath, backend: Backend) -> JSONBody:
+async def get_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """One watch with its last evaluation, deliveries by state, breakers and dead letters."""
-    return JSONBody(await backend.watches.get(_name(name)))
+    return JSONBody(await backend.watches.get(_name(name), scope=scope))
 
 
 @router.delete("/watches/{name}", response_model=schemas.WatchDeleted,
-               responses={**AUTH, **UNKNOWN, **INVALID})
-async def delete_watch(name: WatchPath, backend: Backend) -> JSONBody:
+               responses={**OWNED, **UNKNOWN, **INVALID})
+async def delete_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Remove a watch with its events and pending deliveries."""
-    await backend.watches.remove(_name(name))
+    await backend.watches.remove(_name(name), scope=scope)
     return JSONBody({"name": name, "deleted": True})
 
 
 @router.post("/watches/{name}/test", response_model=schemas.WatchTestResult,
-             responses={**AUTH, **UNKNOWN, **INVALID})
-async def test_watch(name: WatchPath, backend: Backend) -> JSONBody:
+             responses={**OWNED, **UNKNOWN, **INVALID})
+async def test_watch(name: WatchPath, backend: Backend, scope: Tenancy) -> JSONBody:
     """Send a signed `watch.test` message to every target now (not retried, not recorded)."""
-    return JSONBody({"name": name, "results": await backend.watches.test(_name(name))})
+    return JSONBody({"name": name,
+                     "results": await backend.watches.test(_name(name), scope=scope)})
 
 
 @router.post("/watches/{name}/redeliver", response_model=schemas.WatchRedelivered,
-             responses={**AUTH, **UNKNOWN, **INVALID})
-async def redeliver(name: WatchPath, backend: Backend,
+             responses={**OWNED, **UNKNOWN, **INVALID})
+async def redeliver(name: WatchPath, backend: Backend, scope: Tenancy,
                     body: schemas.WatchRedeliver | None = None) -> JSONBody:
     """Dead deliveries pending again, with fresh attempts (all, or `deliveries`)."""
     ids = body.deliveries if body is not None else None
-    return JSONBody({"name": name,
-                     "redelivered": await backend.watches.redeliver(_name(name), ids)})
+    return JSONBody({"name": name, "redelivered": await backend.watches.redeliver(
+        _name(name), ids, scope=scope)})
 
 
-@router.get("/events", responses={**AUTH, **INVALID, 200: {
+@router.get("/events", responses={**OWNED, **INVALID, 200: {
     "content": {"text/event-stream": {}},
     "description": "`event: watch`, `id: <sequence>`, `data: <event JSON>` per event"}})
-async def events(request: Request, backend: Backend,
+async def events(request: Request, backend: Backend, scope: Tenancy,
                  after: Annotated[int | None, Query(ge=0, le=2**62, description=(
                      "Start after this sequence (default: Last-Event-ID, else only new "
                      "events)."))] = None,
@@ -119,7 +123,7 @@ async def events(request: Request, backend: Backend,
                                                "after the backlog).")] = True,
                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
                  ) -> EventSourceResponse:
-    """The outbox as server-sent events, resumable with Last-Event-ID."""
+    """Your watches' outbox events as server-sent events, resumable with Last-Event-ID."""
     if watch is not None:
         watch = _name(watch)
     start = after
@@ -129,12 +133,12 @@ async def events(request: Request, backend: Backend,
                              "(the `id:` of an event)", location="header")
         start = int(last_event_id)
     if start is None:
-        start = await backend.watches.last_seq()
+        start = await backend.watches.last_seq(scope=scope)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         seq = start
         while True:
-            batch = await backend.watches.events(seq, 200, watch)
+            batch = await backend.watches.events(seq, 200, watch, scope=scope)
             for seq, event in batch:
                 yield {"id": str(seq), "event": "watch", "data": json.dumps(event)}
             if len(batch) == 200:
