@@ -104,8 +104,11 @@ def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
         "horizons": list(opts.horizons),
         "excess_vs": "the equal-weighted mean return of the day's universe: the symbols "
                      "passing the scan's data checks that day that have a forward return",
-        "statistics": "passing_excess, hit_rate, rank_ic, deciles, by_sector and by_year use "
-                      "log returns; simple_excess and the portfolio use simple returns",
+        "statistics": "passing_excess, hit_rate, deciles, by_sector and by_year use log "
+                      "returns; simple_excess and the portfolio simple returns; rank_ic is "
+                      "the daily Spearman correlation of the rank with the forward return "
+                      "(ranks are the same for simple, log and excess returns; computed on "
+                      "simple ones, so equal returns tie, as in alphalens)",
         "newey_west": "Bartlett kernel; lags ceil(2h / every) for h > every (overlapping "
                       "returns), 0 for h <= every (h = 1, every session: 0); a series that is "
                       "exactly 0 has t = 0",
@@ -166,7 +169,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     for h in opts.horizons:
         fwd = computed[h] = forwards.horizon(h)
         mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
-        ic = stats.rank_ics(ranked, fwd.log_excess)
+        ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
         ic_ok = ic[np.isfinite(ic)]
         horizons[str(h)] = {
