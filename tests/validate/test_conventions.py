@@ -30,8 +30,7 @@ from technic_v4.data.demo import DemoSpec, build_demo_store, generate_demo_marke
 from technic_v4.data.panel import Panel
 from technic_v4.data.reader import PanelSource, StoreReader
 from technic_v4.scan import ScanConfig
-from technic_v4.validate import ValidateOptions, replay, validate
-from technic_v4.validate import stats
+from technic_v4.validate import ValidateOptions, replay, stats, validate
 from technic_v4.validate.returns import Forwards
 
 DAYS_PER_YEAR = 365.25

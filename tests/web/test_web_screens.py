@@ -8,7 +8,9 @@ rows in the API's order; a preset from the Screen menu fills the form and the sc
 reload the menu has it and running it shows the API's rows; the columns
 and functions list is the API's; the Validate view shows the API's report for the same screen (the
 survivorship line, the statistics per horizon), draws its four charts on their canvases
-(cumulative excess, rolling IC, deciles, passing count), and its daily CSV is the API's.
+(cumulative excess, rolling IC, deciles, passing count) over the whole replay at any window
+width (cumulative from 0 at the first session), names the data source (synthetic here), and
+its daily CSV is the API's.
 """
 
 from __future__ import annotations
@@ -129,9 +131,19 @@ def test_validate_view_shows_the_api_report(page, server):
     assert rows[0][2] == f"{t5:.2f}"
     assert f"{want['report']['data']['sessions_evaluated']} sessions evaluated" in \
         page.inner_text("#val-summary")
+    assert page.inner_text("#val-source") == want["report"]["data"]["notice"]
+    assert want["report"]["data"]["synthetic"] and "SYNTHETIC" in page.inner_text("#val-source")
     page.wait_for_timeout(300)  # charts paint on the next animation frame
     for chart in ("#val-cum", "#val-ic", "#val-deciles", "#val-passing"):
         assert _canvas_pixels(page, chart) > 200, chart
+    first, final = want["daily"]["session"][0], want["daily"]["session"][-1]
+    for width in (1500, 3000, 1280):  # the whole replay at any width, cumulative from 0
+        page.set_viewport_size({"width": width, "height": 860})
+        page.wait_for_timeout(300)
+        view = page.evaluate("window.technicValidationCharts()")
+        for name, shown in view.items():
+            assert shown["range"] == {"from": first, "to": final}, (width, name, shown)
+        assert view["cum"]["first"] == {"time": first, "value": 0}, view["cum"]
     page.select_option("#val-horizon", "21")
     years = page.eval_on_selector_all("#val-years tbody tr td:first-child",
                                       "cells => cells.map(c => c.textContent)")
