@@ -10,6 +10,9 @@ Walk-through of `replay(cfg, reader)`:
      function a scan applies to one session): bars in the scan's window, staleness, listing,
      price / dollar-volume / TechRating / signal floors. The rows passing the data checks are
      each day's universe: what traded that day, delisted symbols included while they traded.
+  3b. The first evaluated session is the first at which every series the screen reads has
+     its own lookback (`history_needed`: each indicator's and function's, RS_rating's 253
+     bars, weekly bars as sessions), so no early session is empty for want of history.
   4. Per session (a loop over compiled expressions and array gathers, never over scans):
      the `where` expression over that day's Env (history.SessionEnv: the scan's Env as of that
      session), and the rank values (the rank expression, or the sort_by column).

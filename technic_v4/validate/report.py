@@ -7,11 +7,14 @@ Walk-through:
      equal-weighted universe (returns.py).
   3. Statistics (stats.py): passing symbols per day; the passing set's mean excess with a
      Newey-West t and hit rate; the ranking's daily rank IC, IC IR and mean excess by decile;
-     a top-N portfolio rebalanced every k sessions (gross and net of a cost per side); by
+     a top-N portfolio rebalanced every k sessions, its cumulative and annualised excess both
+     net of a cost per side and both over the replay's calendar span (gross beside); by
      sector and by year.
-  4. What the report cannot know, said in its `assumptions`: no costs unless given, no borrow
-     (long only), close-to-close fills, survivorship (whether the store holds delisted
-     symbols), and statistics with fewer than 30 independent observations marked.
+  4. How each figure is defined, in its `conventions` (entry, exit, excess, Newey-West lags,
+     span, net/gross), where the bars came from (`data.source`, `data.notice`: SYNTHETIC on
+     the demo market), and what the report cannot know, in its `assumptions`: no costs unless
+     given, no borrow (long only), close-to-close fills, survivorship (whether the store holds
+     delisted symbols), and statistics with fewer than 30 independent observations marked.
 """
 
 from __future__ import annotations
