@@ -149,7 +149,7 @@ def test_an_all_zero_series_has_t_zero(demo):
 
 def _clean_panel() -> Panel:
     """100 demo symbols that trade every session (own bars = sessions, as alphalens reads)."""
-    panel = generate_demo_market(DemoSpec(n_symbols=160, start="2023-01-03", seed=9)).to_panel()
+    panel = generate_demo_market(DemoSpec(n_symbols=160, start="2025-06-02", seed=9)).to_panel()
     rows = np.flatnonzero(np.isfinite(panel.close).all(1))[:100]
     assert len(rows) == 100
     return panel.select(rows)
