@@ -59,6 +59,17 @@ def _options() -> list[inspect.Parameter]:
         for name, (kind, default, info) in extra.items()]
 
 
+HELP_CONVENTIONS = """Conventions (the JSON report's `conventions` names them): entry at the
+close of the session the screen ran, exit at the close of each symbol's h-th next bar; excess
+over the day's equal-weighted universe; statistics on log returns with a Newey-West t (lags
+ceil(2h / every) when h > every, else 0; an all-zero series has t 0). Portfolio: the top N,
+held from one evaluated session's close to the next. Cumulative and annualised excess are both
+net of --cost-bps and both over the calendar span of the replay (first to last evaluated
+session): annualised = (1 + cumulative) ^ (365.25 / days) - 1; the gross figures are shown
+beside, the mean per held step separately. Every output names the data source, and says
+SYNTHETIC when the bars are the generated demo market."""
+
+
 def validate_command(**kw: Any) -> None:
     """Replay a screen over history and measure what its picks did next."""
     fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
@@ -81,8 +92,15 @@ def validate_command(**kw: Any) -> None:
             result = validate(ScanConfig(**fields), reader, opts, progress)
     except (ConfigError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
+    if fmt != "table":  # the table leads with it; here it goes beside the data, to stderr
+        err.print(result.report["data"]["notice"], style=_notice_style(result.report),
+                  highlight=False)
     _write(result, fmt, out)
     err.print(result.report["assumptions"]["survivorship"], highlight=False)
+
+
+def _notice_style(report: dict[str, Any]) -> str:
+    return "bold black on yellow" if report["data"]["synthetic"] else ""
 
 
 def _write(result: ValidationReport, fmt: str, out: Path | None) -> None:
@@ -123,6 +141,7 @@ def _print(report: dict[str, Any]) -> None:
     if report.get("saved_screen"):
         screen = f"screen {report['saved_screen']['name']} v{report['saved_screen']['version']}"\
             f" ({screen})"
+    out.print(data["notice"], style=_notice_style(report), highlight=False)
     out.print(f"validation of {screen} on "
               f"{data['sessions_evaluated']} sessions ({data['first_session']}.."
               f"{data['last_session']}), {data['symbols']} symbols, data {data['data_version']}",
@@ -139,13 +158,18 @@ def _print(report: dict[str, Any]) -> None:
                       "yes" if ex["meaningful"] else "no")
     out.print(table)
     p = report["portfolio"]
-    out.print(f"top {p['top']} rebalanced every {p['rebalance_every']}: cumulative excess "
-              f"{_cell(p['cumulative_excess'], True)}, annualised "
-              f"{_cell(p['annualised_excess'], True)} (net "
-              f"{_cell(p['annualised_excess_net'], True)}), volatility "
+    held = p["per_held_step"]
+    out.print(f"top {p['top']} rebalanced every {p['rebalance_every']}, net of "
+              f"{p['cost_bps_per_side']:g} bps per side, over {p['calendar_days']:g} calendar "
+              f"days: cumulative excess {_cell(p['cumulative_excess'], True)}, annualised "
+              f"{_cell(p['annualised_excess'], True)} (gross: "
+              f"{_cell(p['cumulative_excess_gross'], True)}, "
+              f"{_cell(p['annualised_excess_gross'], True)}); volatility "
               f"{_cell(p['annualised_volatility'], True)}, max drawdown "
-              f"{_cell(p['max_drawdown'], True)}, turnover {_cell(p['turnover'])}",
-              highlight=False)
+              f"{_cell(p['max_drawdown'], True)}, turnover {_cell(p['turnover'])}; per held "
+              f"step ({p['held_steps']} of {p['steps']}) {_cell(held['mean_excess'], True)}, "
+              f"t {_cell(held['t_stat'])}", highlight=False)
 
 
 validate_command.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]
+validate_command.__doc__ = f"{validate_command.__doc__}\n\n{' '.join(HELP_CONVENTIONS.split())}"

@@ -344,7 +344,10 @@ class ValidationResult(BaseModel):
     """The validation report (technic_v4/validate/report.py) and its daily series."""
 
     meta: Meta
-    report: dict[str, Any]
+    report: dict[str, Any] = Field(description=(
+        "The report: data (source; synthetic and a notice on the demo market), conventions "
+        "(entry, exit, excess, Newey-West lags, span; cumulative and annualised both net over "
+        "the span, gross beside), passing, horizons, portfolio, assumptions."))
     daily: dict[str, list[Any]] = Field(description="Per evaluated session: passing count, "
                                         "excess and rank IC per horizon, portfolio returns.")
 

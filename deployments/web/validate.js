@@ -1,7 +1,10 @@
 // The Validate view: the screen in the form replayed over history (POST /v1/validate/stream),
 // its report as tables and four charts drawn from the JSON with the page's chart library
 // (TradingView Lightweight Charts): the portfolio's cumulative excess, the rolling rank IC,
-// mean excess by decile and the passing count per session.
+// mean excess by decile and the passing count per session. The report's data source leads
+// the view (a banner when it is the synthetic demo market). The time charts always show the
+// whole replay, first session to last, at any width: bars may be thinner than a pixel, and
+// the charts refit whenever their pane is resized.
 
 import { streamJSON } from "./api.js";
 import { BASE } from "./chart.js";
@@ -15,6 +18,14 @@ const num = (v, digits = 2) => (ok(v) ? v.toFixed(digits) : "—");
 
 let charts = [];
 let last = null; // the last result: {report, daily}
+let lines = {}; // the time charts' main series, for the page tests: {cum, ic, passing}
+// the whole period in any width: no minimum bar width, no scrolling or zooming away from it
+const WHOLE = { timeScale: { ...BASE.timeScale, minBarSpacing: 0.001, rightOffset: 0,
+                             fixLeftEdge: true, fixRightEdge: true },
+                handleScroll: false, handleScale: false };
+const fitting = new ResizeObserver((entries) => {
+  for (const e of entries) e.target.chart?.timeScale().fitContent();
+});
 
 /** The validate options of the form, as the fields of a ValidateRequest. */
 export function validateFields(form) {
@@ -56,6 +67,14 @@ function chart(el, options = {}) {
   return c;
 }
 
+/** A chart over the replay's sessions that always shows all of them (WHOLE). */
+function wholeChart(el) {
+  const c = chart(el, WHOLE);
+  el.chart = c;
+  fitting.observe(el);
+  return c;
+}
+
 const series = (times, values) => times.map((time, i) => (ok(values[i])
   ? { time, value: values[i] } : { time }));
 
@@ -93,27 +112,31 @@ function drawTables(report, horizon) {
   fillTable($("val-years"), ["Year", "Mean excess", "NW t", "Sessions"], group("by_year"));
   fillTable($("val-sectors"), ["Sector", "Mean excess", "NW t", "Sessions"], group("by_sector"));
   const p = report.portfolio;
+  const held = p.per_held_step;
   $("val-portfolio").textContent = `Top ${p.top}, rebalanced every ${p.rebalance_every} ` +
-    `evaluated sessions: cumulative excess ${pct(p.cumulative_excess, 1)}, annualised ` +
-    `${pct(p.annualised_excess, 1)} (net of ${p.cost_bps_per_side} bps per side ` +
-    `${pct(p.annualised_excess_net, 1)}), volatility ${pct(p.annualised_volatility, 1)}, max ` +
-    `drawdown ${pct(p.max_drawdown, 1)}, turnover ${pct(p.turnover, 0)}, t ${num(p.t_stat)}.`;
+    `evaluated sessions, net of ${p.cost_bps_per_side} bps per side, over the replay's ` +
+    `${p.calendar_days} calendar days: cumulative excess ${pct(p.cumulative_excess, 1)}, ` +
+    `annualised ${pct(p.annualised_excess, 1)} (gross ${pct(p.cumulative_excess_gross, 1)}, ` +
+    `${pct(p.annualised_excess_gross, 1)}), volatility ${pct(p.annualised_volatility, 1)}, ` +
+    `max drawdown ${pct(p.max_drawdown, 1)}, turnover ${pct(p.turnover, 0)}; per held step ` +
+    `(${p.held_steps} of ${p.steps}) ${pct(held.mean_excess, 3)}, t ${num(held.t_stat)}.`;
 }
 
 function drawCharts(report, daily, horizon) {
+  fitting.disconnect();
   for (const c of charts) c.remove();
   charts = [];
   const times = daily.session;
-  const cum = chart($("val-cum"));
-  const gross = [];
+  const cum = wholeChart($("val-cum"));
+  const gross = []; // the wealth at each session's close, before its step: 0 at the first
   let wealth = 1;
-  for (const r of daily.portfolio_gross) { if (ok(r)) wealth *= 1 + r; gross.push(wealth - 1); }
+  for (const r of daily.portfolio_gross) { gross.push(wealth - 1); if (ok(r)) wealth *= 1 + r; }
   cum.addLineSeries({ ...LINE, color: "#94a3b8", lineWidth: 1, title: "gross" })
     .setData(series(times, gross));
-  cum.addLineSeries({ ...LINE, color: "#2962ff", title: "net" })
-    .setData(series(times, daily.portfolio_cumulative));
+  const net = cum.addLineSeries({ ...LINE, color: "#2962ff", title: "net" });
+  net.setData(series(times, daily.portfolio_cumulative));
 
-  const ic = chart($("val-ic"));
+  const ic = wholeChart($("val-ic"));
   const icLine = ic.addLineSeries({ ...LINE, color: "#7c3aed", title: `IC ${horizon}d` });
   icLine.setData(series(times, rollingMean(daily[`rank_ic_${horizon}d`] || [], ROLLING)));
   icLine.createPriceLine({ price: 0, color: "#6b7280", lineWidth: 1, lineStyle: 2 });
@@ -128,10 +151,22 @@ function drawCharts(report, daily, horizon) {
     })));
   dec.timeScale().fitContent();
 
-  const passing = chart($("val-passing"));
-  passing.addHistogramSeries({ color: "#2962ff", priceLineVisible: false, title: "passing" })
-    .setData(series(times, daily.passing));
+  const passing = wholeChart($("val-passing"));
+  const bars = passing.addHistogramSeries({ color: "#2962ff", priceLineVisible: false,
+                                            title: "passing" });
+  bars.setData(series(times, daily.passing));
   for (const c of [cum, ic, passing]) c.timeScale().fitContent();
+  lines = { cum: [cum, net], ic: [ic, icLine], passing: [passing, bars] };
+}
+
+/** What each time chart shows: its visible time range and its first data point. */
+export function chartView() {
+  const out = {};
+  for (const [name, [c, s]] of Object.entries(lines)) {
+    out[name] = { range: c.timeScale().getVisibleRange(), first: s.dataByIndex(0),
+                  points: s.data().length };
+  }
+  return out;
 }
 
 /** Draw a validation result (the stream's result event) into the Validate section. */
@@ -139,10 +174,13 @@ export function showValidation(result) {
   last = result;
   const { report, daily } = result;
   const d = report.data;
+  const source = $("val-source");
+  source.textContent = d.notice;
+  source.className = d.synthetic ? "banner" : "muted";
   $("val-summary").textContent = `${d.sessions_evaluated} sessions evaluated, ` +
     `${d.first_session} to ${d.last_session}, ${d.symbols} symbols · passing per session ` +
     `${num(report.passing.mean_per_session, 1)} (none on ${report.passing.sessions_with_none})` +
-    ` · each symbol needed ${d.history_needed} bars · ${report.timings_ms.total} ms`;
+    ` · ${d.history_needed} sessions of history before the first · ${report.timings_ms.total} ms`;
   $("val-survivorship").textContent = report.assumptions.survivorship;
   const select = $("val-horizon");
   const chosen = select.value;
@@ -173,4 +211,5 @@ export function initValidate(download) {
   $("val-csv").addEventListener("click", () => last && download(
     dailyCsv(last.daily), `technic-validate-${last.report.data.last_session}.csv`));
   window.technicValidation = () => last; // for the browser tests and the console
+  window.technicValidationCharts = chartView;
 }

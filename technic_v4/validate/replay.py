@@ -10,6 +10,9 @@ Walk-through of `replay(cfg, reader)`:
      function a scan applies to one session): bars in the scan's window, staleness, listing,
      price / dollar-volume / TechRating / signal floors. The rows passing the data checks are
      each day's universe: what traded that day, delisted symbols included while they traded.
+  3b. The first evaluated session is the first at which every series the screen reads has
+     its own lookback (`history_needed`: each indicator's and function's, RS_rating's 253
+     bars, weekly bars as sessions), so no early session is empty for want of history.
   4. Per session (a loop over compiled expressions and array gathers, never over scans):
      the `where` expression over that day's Env (history.SessionEnv: the scan's Env as of that
      session), and the rank values (the rank expression, or the sort_by column).
@@ -30,9 +33,8 @@ from numba import njit, prange
 from technic_v4.data.panel import Panel
 from technic_v4.data.reader import with_listing_dates
 from technic_v4.errors import ConfigError
-from technic_v4.indicators import required_bars
 from technic_v4.scan.config import ScanConfig
-from technic_v4.scan.evaluate import WindowSpec
+from technic_v4.scan.evaluate import WindowSpec, _sessions_for
 from technic_v4.scan.expressions import Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
@@ -96,7 +98,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
     report("indicators", 1, 1)
 
-    lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
+    lookback = history_needed(cfg, exprs) - 1
     columns = _sessions(panel.sessions, lookback, start, end, every)
     gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
     facts = _facts(panel, history, spec.bars, columns, gathered)
@@ -154,6 +156,17 @@ def _series_needed(cfg: ScanConfig, exprs: Expressions) -> dict[str, set[str]]:
     if not cfg.rank and cfg.sort_by not in ("TechRating", "Close", "DollarVolume", "Bars"):
         out["D"].add(cfg.sort_by)
     return out
+
+
+def history_needed(cfg: ScanConfig, exprs: Expressions) -> int:
+    """Sessions of history the first evaluated session needs: the most that any series the
+    screen reads needs for its first value (each indicator's and function's own lookback,
+    RS_rating's 253 bars, weekly bars as sessions; what the filters and the sort read at its
+    last bar), and `min_bars`."""
+    last_bar = [("rs_raw" if name == "RS_rating" else name, "D", 1)
+                for name in _series_needed(cfg, exprs)["D"]]
+    return max(cfg.min_bars, 1, *(_sessions_for(name, tf, width) for name, tf, width in
+                                  (*last_bar, *exprs.series(all_columns=True))))
 
 
 def _text_read(exprs: Expressions) -> set[str]:

@@ -7,11 +7,14 @@ Walk-through:
      equal-weighted universe (returns.py).
   3. Statistics (stats.py): passing symbols per day; the passing set's mean excess with a
      Newey-West t and hit rate; the ranking's daily rank IC, IC IR and mean excess by decile;
-     a top-N portfolio rebalanced every k sessions (gross and net of a cost per side); by
+     a top-N portfolio rebalanced every k sessions, its cumulative and annualised excess both
+     net of a cost per side and both over the replay's calendar span (gross beside); by
      sector and by year.
-  4. What the report cannot know, said in its `assumptions`: no costs unless given, no borrow
-     (long only), close-to-close fills, survivorship (whether the store holds delisted
-     symbols), and statistics with fewer than 30 independent observations marked.
+  4. How each figure is defined, in its `conventions` (entry, exit, excess, Newey-West lags,
+     span, net/gross), where the bars came from (`data.source`, `data.notice`: SYNTHETIC on
+     the demo market), and what the report cannot know, in its `assumptions`: no costs unless
+     given, no borrow (long only), close-to-close fills, survivorship (whether the store holds
+     delisted symbols), and statistics with fewer than 30 independent observations marked.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from technic_v4.validate.replay import Progress, replay
 from technic_v4.validate.returns import Forward, Forwards
 
 DEFAULT_HORIZONS = (1, 5, 10, 21)
+SYNTHETIC = "synthetic"  # the demo market's source (technic_v4/data/demo.py)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,58 @@ def _screen(cfg: ScanConfig) -> dict[str, Any]:
             if k != "scoring" and v != default[k]}
 
 
+def source_notice(source: str) -> str:
+    """The line every validation output leads with: where the bars came from, and that they
+    are generated when they are (the demo market's figures say nothing about real stocks)."""
+    if source == SYNTHETIC:
+        return ("SYNTHETIC DATA: the demo market's prices are generated, not real; these "
+                "figures say nothing about real stocks (load real bars: technic data ingest)")
+    return f"data source: {source}"
+
+
+def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
+                sessions: pd.DatetimeIndex) -> dict[str, Any]:
+    """How every figure of the report is defined (the README's "Conventions" says the same)."""
+    return {
+        "entry": "at the close of the session the screen ran (the signal session)",
+        "exit": "at the close of the symbol's h-th next bar (its own bars: a session it did not "
+                "trade is not a bar)",
+        "horizons": list(opts.horizons),
+        "excess_vs": "the equal-weighted mean return of the day's universe: the symbols "
+                     "passing the scan's data checks that day that have a forward return",
+        "statistics": "passing_excess, hit_rate, deciles, by_sector and by_year use log "
+                      "returns; simple_excess and the portfolio simple returns; rank_ic is "
+                      "the daily Spearman correlation of the rank with the forward return "
+                      "(ranks are the same for simple, log and excess returns; computed on "
+                      "simple ones, so equal returns tie, as in alphalens)",
+        "newey_west": "Bartlett kernel; lags ceil(2h / every) for h > every (overlapping "
+                      "returns), 0 for h <= every (h = 1, every session: 0); a series that is "
+                      "exactly 0 has t = 0",
+        "newey_west_lags": {str(h): stats.newey_west_lags(h, opts.every)
+                            for h in opts.horizons},
+        "portfolio": f"top {portfolio['top']} by rank, equal weight, rebalanced every "
+                     f"{opts.rebalance} evaluated sessions, held from each evaluated session's "
+                     f"close to the next one's (every {opts.every}); each step earns its "
+                     "picks' mean simple return less the universe's (a session with nothing "
+                     "held earns 0); the last step, which would end after the data, is not "
+                     "taken",
+        "costs": f"{opts.cost_bps:g} bps per side on the names traded at each rebalance, "
+                 "subtracted from that step's excess",
+        "span": {"first_session": str(sessions[0].date()),
+                 "last_session": str(sessions[-1].date()),
+                 "calendar_days": portfolio["calendar_days"]},
+        "cumulative": "net of costs: the product of (1 + step excess) over the span, less 1 "
+                      "(cumulative_excess_gross: before costs)",
+        "annualised": "net of costs, over the same span: (1 + cumulative) ** (365.25 / "
+                      "calendar_days) - 1 (annualised_excess_gross: the same from the gross "
+                      "cumulative)",
+        "volatility": "standard deviation of the net step excess over the span's steps (0 "
+                      "where nothing was held) times the square root of steps per year",
+        "per_held_step": "mean net (and gross) excess of the steps in which something was "
+                         "held, not annualised, with its t (0 lags: steps do not overlap)",
+    }
+
+
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *,
              screens: ScreenStore | None = None) -> ValidationReport:
@@ -115,15 +171,15 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     computed: dict[int, Forward] = {}
     for h in opts.horizons:
         fwd = computed[h] = forwards.horizon(h)
-        mean = stats.passing_excess(rep.passing, fwd.log_excess)
-        ic = stats.rank_ics(ranked, fwd.log_excess)
+        mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
+        ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
         ic_ok = ic[np.isfinite(ic)]
         horizons[str(h)] = {
             "passing_excess": stats.summary(mean, h, opts.every),
             "hit_rate": stats.hit_rate(rep.passing, fwd.log_excess),
             "simple_excess": stats._num(float(np.nanmean(stats.passing_excess(
-                in_universe, fwd.raw, fwd.raw_mean)))) if rep.passing.any() else None,
+                in_universe, fwd.raw, rep.valid, fwd.raw_mean)))) if rep.passing.any() else None,
             "truncated_by_delisting": int((fwd.truncated & rep.passing).sum()),
             "rank_ic": {**stats.summary(ic, h, opts.every),
                         "ic_ir": stats._num(float(ic_ok.mean() / ic_ok.std()))
@@ -133,8 +189,10 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
     step = computed.get(opts.every) or forwards.horizon(opts.every)
+    taken = rep.columns + opts.every <= panel.n_sessions - 1  # the step ends inside the data
+    days = float((rep.sessions[-1] - rep.sessions[0]).days)
     summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
-                                      opts.rebalance, opts.every, opts.cost_bps)
+                                      opts.rebalance, opts.cost_bps, taken, days)
     daily = pd.concat([daily, series], axis=1)
     has_delisted = bool(delisted.any())
     report = {
@@ -142,12 +200,14 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
         "saved_screen": ref,
         "options": asdict(opts) | {"top": top},
         "data": {"data_version": panel.data_version, "source": panel.source,
+                 "synthetic": panel.source == SYNTHETIC, "notice": source_notice(panel.source),
                  "first_session": str(rep.sessions[0].date()),
                  "last_session": str(rep.sessions[-1].date()),
                  "sessions_evaluated": len(rep.sessions), "symbols": panel.n_symbols,
                  "window_bars": rep.window_bars, "history_needed": rep.lookback},
         "passing": {"mean_per_session": stats._num(float(rep.passing.sum(0).mean())),
                     "sessions_with_none": int((rep.passing.sum(0) == 0).sum())},
+        "conventions": conventions(opts, summary, rep.sessions),
         "horizons": horizons,
         "portfolio": summary,
         "assumptions": {

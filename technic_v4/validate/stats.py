@@ -1,11 +1,15 @@
 """The statistics of a validation, each one function over (N symbols, D sessions) arrays.
 
-Vocabulary as alphalens uses it: mean excess return of the passing set with a Newey-West t
-(Bartlett kernel, 2 x horizon lags: neighbouring h-session returns overlap), hit rate, daily
-rank IC with its mean, t and IC IR, mean excess by rank decile, and a top-N portfolio's
-cumulative excess, annualised return and volatility, drawdown and turnover. A statistic whose
-independent observations (sessions / horizon) number fewer than MIN_INDEPENDENT is marked
-`meaningful: false`.
+Vocabulary as alphalens uses it: mean excess return of the passing set with a Newey-West t,
+hit rate, daily rank IC with its mean, t and IC IR, mean excess by rank decile, and a top-N
+portfolio (`portfolio`: CONVENTIONS below). A statistic whose independent observations
+(sessions x every / horizon) number fewer than MIN_INDEPENDENT is marked `meaningful: false`.
+
+Newey-West t (Bartlett kernel): with h-session returns evaluated every k sessions, neighbouring
+observations overlap when h > k, so the lag count is ceil(2h / k) (h = 5, k = 1: 10 lags);
+when h <= k they do not overlap and the lag count is 0 (h = 1: the plain t). A series that is
+exactly 0 wherever it is known (a screen that passes its whole universe has no excess) has
+t = 0, not the noise of a 0 / 0.
 
 The per-session means run as compiled passes over the cells in row order (numpy's nanmean
 over axis 0 and bincount add in that order too, so the numbers are the same), never through
@@ -28,7 +32,7 @@ from technic_v4.scan.result import rank_order
 from technic_v4.validate.returns import Forward
 
 MIN_INDEPENDENT = 30
-SESSIONS_PER_YEAR = 252
+DAYS_PER_YEAR = 365.25
 
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
@@ -41,43 +45,69 @@ def _num(x: float, digits: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
+def newey_west_lags(horizon: int, every: int = 1) -> int:
+    """Lags of the Newey-West t of h-session returns evaluated every k sessions: ceil(2h / k)
+    when they overlap (h > k), else 0 (module docstring)."""
+    return math.ceil(2 * horizon / every) if horizon > every else 0
+
+
+def t_stat(series: np.ndarray, lags: int) -> float:
+    """Newey-West t of the series' mean over its finite values: 0 when every one is exactly 0
+    (no excess, not the noise of 0 / 0), NaN with fewer than 3."""
+    known = series[np.isfinite(series)]
+    if known.size < 3:
+        return math.nan
+    if not known.any():
+        return 0.0
+    return newey_west_t(known, lags)
+
+
 def summary(series: np.ndarray, horizon: int, every: int = 1) -> dict[str, object]:
-    """Mean, Newey-West t, sessions and independent observations of a daily series."""
+    """Mean, Newey-West t (`newey_west_lags`), sessions and independent observations of a
+    daily series."""
     ok = np.isfinite(series)
     n = int(ok.sum())
-    lags = math.ceil(2 * horizon / every) if horizon > every else 0  # as alpha/evaluate.py
+    lags = newey_west_lags(horizon, every)
     independent = n if lags == 0 else int(n * every / horizon)
     mean = float(series[ok].mean()) if n else math.nan
-    return {"mean": _num(mean), "t_stat": _num(newey_west_t(series, lags) if n > 2 else math.nan,
-                                                3),
+    return {"mean": _num(mean), "t_stat": _num(t_stat(series, lags), 3),
             "n_sessions": n, "independent": independent,
             "meaningful": independent >= MIN_INDEPENDENT}
 
 
-def passing_excess(passing: np.ndarray, excess: np.ndarray,
+def passing_excess(passing: np.ndarray, excess: np.ndarray, universe: np.ndarray,
                    offset: np.ndarray | None = None) -> np.ndarray:
     """(D,) each session's equal-weighted mean excess return of the passing symbols (of
-    `excess - offset` per session, when given: a return less the day's mean)."""
+    `excess - offset` per session, when given: a return less the day's mean). On a session
+    where they are every cell of the `universe` with a return, it is 0 by definition (the
+    universe less its own mean), not the rounding left by subtracting the mean cell by cell."""
     shift = np.zeros(excess.shape[1]) if offset is None else offset
-    sums, counts = _masked_sums(np.asarray(passing, dtype=bool), excess, shift)
+    sums, counts, whole = _masked_sums(np.asarray(passing, dtype=bool), excess, shift,
+                                       np.asarray(universe, dtype=bool))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
+        return np.where((counts == whole) & (counts > 0), 0.0, sums / counts)
 
 
 @njit(cache=True, error_model="numpy")
-def _masked_sums(mask, values, offset):  # pragma: no cover - compiled
+def _masked_sums(mask, values, offset, universe):  # pragma: no cover - compiled
     """Per session: the sum and count of values[i, k] - offset[k] over masked cells that are
-    not NaN, added in row order."""
+    not NaN, added in row order, and the count of the universe's cells that are not NaN (-1
+    when a counted masked cell lies outside the universe: then the two differ)."""
     n, d = values.shape
     sums, counts = np.zeros(d), np.zeros(d, dtype=np.int64)
+    whole = np.zeros(d, dtype=np.int64)
+    outside = np.zeros(d, dtype=np.bool_)
     for i in range(n):
         for k in range(d):
+            v = values[i, k] - offset[k]
+            if np.isnan(v):
+                continue
+            whole[k] += universe[i, k]
             if mask[i, k]:
-                v = values[i, k] - offset[k]
-                if not np.isnan(v):
-                    sums[k] += v
-                    counts[k] += 1
-    return sums, counts
+                sums[k] += v
+                counts[k] += 1
+                outside[k] |= not universe[i, k]
+    return sums, counts, np.where(outside, -1, whole)
 
 
 def hit_rate(passing: np.ndarray, excess: np.ndarray) -> float | None:
@@ -271,13 +301,23 @@ def by_year(sessions: pd.DatetimeIndex, daily: np.ndarray, horizon: int, every: 
             for year in sorted(set(sessions.year))}
 
 
-def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int,
-              rebalance: int, every: int, cost_bps: float) -> tuple[dict[str, object],
-                                                                       pd.DataFrame]:
+def annualised(cumulative: float, days: float) -> float:
+    """The yearly rate that compounds to `cumulative` over `days` calendar days:
+    (1 + cumulative) ** (365.25 / days) - 1 (-1 when everything was lost)."""
+    if not days > 0 or not math.isfinite(cumulative):
+        return math.nan
+    return -1.0 if cumulative <= -1 else float((1.0 + cumulative) ** (DAYS_PER_YEAR / days) - 1)
+
+
+def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int, rebalance: int,
+              cost_bps: float, taken: np.ndarray, days: float
+              ) -> tuple[dict[str, object], pd.DataFrame]:
     """Top-`top` equal-weighted portfolio rebalanced every `rebalance` evaluated sessions,
-    held through each step (`step`: the returns over the next `every` bars; the held rows'
-    excess only is computed); (summary, per-session series of step return, cost, net return,
-    cumulative net)."""
+    held from each evaluated session's close to the next one's (`step`: the returns over the
+    next `every` bars; steps not `taken` end after the data's last session and earn nothing).
+    Figures over the span of `days` calendar days (CONVENTIONS); the per-session series:
+    step gross and net excess, cost, and `portfolio_cumulative`, the net wealth at each
+    evaluated session's close less 1 (0 at the first)."""
     n, d = rank.shape
     held = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(held)
@@ -296,27 +336,37 @@ def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int,
                 turnovers.append(float(np.sum(new & ~held)) / max(new.sum(), 1))
                 costs[k] = traded / size * cost_bps / 1e4
             held, rows = new, np.flatnonzero(new)
-        if len(rows):
+        if len(rows) and taken[k]:
             cells = np.full(n, np.nan)
             cells[rows] = step.excess_at(rows, k)
             gross[k] = _nanmean(cells[:, None], axis=0)[0]
     net = np.where(np.isfinite(gross), gross - costs, np.nan)
-    wealth = np.cumprod(1.0 + np.nan_to_num(net))
-    drawdown = float((wealth / np.maximum.accumulate(wealth) - 1.0).min()) if d else math.nan
-    per_year = SESSIONS_PER_YEAR / every
+    wealth = np.cumprod(1.0 + np.nan_to_num(net))  # after each step
+    wealth_gross = np.cumprod(1.0 + np.nan_to_num(gross))
+    at_close = np.r_[1.0, wealth[:-1]] if d else wealth  # before each step: 1 at the first
+    drawdown = float((wealth / np.maximum.accumulate(np.maximum(wealth, 1.0)) - 1.0).min()
+                     ) if d else math.nan
+    cumulative = float(wealth[-1] - 1.0) if d else math.nan
+    cumulative_gross = float(wealth_gross[-1] - 1.0) if d else math.nan
+    steps = np.nan_to_num(net)[np.asarray(taken, dtype=bool)]
+    per_year = steps.size * DAYS_PER_YEAR / days if days > 0 else math.nan
     ok = np.isfinite(net)
     series = pd.DataFrame({"portfolio_gross": gross, "portfolio_cost": costs,
-                           "portfolio_net": net, "portfolio_cumulative": wealth - 1.0})
-    gross_ok = gross[np.isfinite(gross)]
+                           "portfolio_net": net, "portfolio_cumulative": at_close - 1.0})
     return {
         "top": top, "rebalance_every": rebalance, "cost_bps_per_side": cost_bps,
-        "steps": int(ok.sum()),
-        "cumulative_excess": _num(float(wealth[-1] - 1.0)) if d else None,
-        "annualised_excess": _num(float(gross_ok.mean() * per_year)) if gross_ok.size else None,
-        "annualised_excess_net": _num(float(net[ok].mean() * per_year)) if ok.any() else None,
-        "annualised_volatility": _num(float(net[ok].std() * math.sqrt(per_year)))
-        if ok.sum() > 1 else None,
+        "steps": int(np.sum(taken)), "held_steps": int(ok.sum()),
+        "calendar_days": days,
+        "cumulative_excess": _num(cumulative),
+        "annualised_excess": _num(annualised(cumulative, days)),
+        "cumulative_excess_gross": _num(cumulative_gross),
+        "annualised_excess_gross": _num(annualised(cumulative_gross, days)),
+        "annualised_volatility": _num(float(steps.std() * math.sqrt(per_year)))
+        if steps.size > 1 else None,
         "max_drawdown": _num(drawdown),
         "turnover": _num(float(np.mean(turnovers))) if turnovers else None,
-        "t_stat": _num(newey_west_t(net, 0), 3) if ok.sum() > 2 else None,
+        "per_held_step": {"mean_excess": _num(float(net[ok].mean())) if ok.any() else None,
+                          "mean_excess_gross": _num(float(gross[ok].mean()))
+                          if ok.any() else None,
+                          "t_stat": _num(t_stat(net, 0), 3)},
     }, series

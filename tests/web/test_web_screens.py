@@ -8,7 +8,9 @@ rows in the API's order; a preset from the Screen menu fills the form and the sc
 reload the menu has it and running it shows the API's rows; the columns
 and functions list is the API's; the Validate view shows the API's report for the same screen (the
 survivorship line, the statistics per horizon), draws its four charts on their canvases
-(cumulative excess, rolling IC, deciles, passing count), and its daily CSV is the API's.
+(cumulative excess, rolling IC, deciles, passing count) over the whole replay at any window
+width (cumulative from 0 at the first session), names the data source (synthetic here), and
+its daily CSV is the API's.
 """
 
 from __future__ import annotations
@@ -129,9 +131,12 @@ def test_validate_view_shows_the_api_report(page, server):
     assert rows[0][2] == f"{t5:.2f}"
     assert f"{want['report']['data']['sessions_evaluated']} sessions evaluated" in \
         page.inner_text("#val-summary")
+    assert page.inner_text("#val-source") == want["report"]["data"]["notice"]
+    assert want["report"]["data"]["synthetic"] and "SYNTHETIC" in page.inner_text("#val-source")
     page.wait_for_timeout(300)  # charts paint on the next animation frame
     for chart in ("#val-cum", "#val-ic", "#val-deciles", "#val-passing"):
         assert _canvas_pixels(page, chart) > 200, chart
+    _whole_replay_at_any_width(page, want["daily"]["session"])
     page.select_option("#val-horizon", "21")
     years = page.eval_on_selector_all("#val-years tbody tr td:first-child",
                                       "cells => cells.map(c => c.textContent)")
@@ -146,6 +151,32 @@ def test_validate_view_shows_the_api_report(page, server):
     frame = pd.read_csv(io.StringIO(Path(dl.value.path()).read_text()))
     csv = server["http"].post("/v1/validate", json={**sent, "format": "csv"})
     pd.testing.assert_frame_equal(frame, pd.read_csv(io.StringIO(csv.text)))
+
+
+def _whole_replay_at_any_width(page, sessions: list[str]) -> None:
+    """The time charts show every session of the replay, the cumulative excess from 0."""
+    first, final = sessions[0], sessions[-1]
+    for width in (1500, 3000, 1280):
+        page.set_viewport_size({"width": width, "height": 860})
+        page.wait_for_timeout(300)
+        view = page.evaluate("window.technicValidationCharts()")
+        for name, shown in view.items():
+            assert shown["range"] == {"from": first, "to": final}, (width, name, shown)
+        assert view["cum"]["first"] == {"time": first, "value": 0}, view["cum"]
+
+
+def test_validate_charts_show_every_session(page):
+    """Every session evaluated (over 1,000 points: more than a pane holds at the chart
+    library's default minimum bar width) is on each time chart, at any width."""
+    page.fill("#where", "Close > SMA50")
+    page.fill("[name=horizons]", "5")
+    page.click("#validate")
+    page.wait_for_function("() => ['done', 'failed'].includes("
+                           "document.getElementById('val-progress-text').textContent)")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    sessions = page.evaluate("window.technicValidation().daily.session")
+    assert len(sessions) > 1000
+    _whole_replay_at_any_width(page, sessions)
 
 
 def test_validate_error_shows_the_api_message(page):
