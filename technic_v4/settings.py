@@ -27,6 +27,8 @@ later.
 | TECHNIC_WATCH_MAX_ATTEMPTS | 15 | attempts before a delivery is dead-lettered |
 | TECHNIC_WATCH_MAX_AGE_S | 259200 | age (3 days) after which it is dead-lettered |
 | TECHNIC_WATCH_POLL_S | 5 | how often a watcher looks for a new data version |
+| TECHNIC_SCREEN_MAX_READS | 5e9 | bar reads a request's where + rank may cost (422 over) |
+| TECHNIC_SCREEN_MAX_MEMORY_MB | 1024 | memory they may need, estimated (422 over) |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
@@ -58,6 +60,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from technic_v4.data.store_fs import DataRoot, data_root
+from technic_v4.screens.cost import MAX_MEMORY_MB, MAX_READS, Budget
 
 
 class Settings(BaseSettings):
@@ -104,6 +107,9 @@ class Settings(BaseSettings):
     watch_max_attempts: int = Field(15, ge=1)
     watch_max_age_s: float = Field(3 * 86400.0, gt=0)
     watch_poll_s: float = Field(5.0, gt=0)
+    # screens: the cost budget of where / rank (technic_v4/screens/cost.py)
+    screen_max_reads: float = Field(MAX_READS, gt=0)
+    screen_max_memory_mb: float = Field(MAX_MEMORY_MB, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -116,6 +122,10 @@ class Settings(BaseSettings):
                     raise ValueError(f"TECHNIC_TRUSTED_PROXIES: {item!r} is not an IP address "
                                      "or CIDR network") from None
         return value
+
+    def screen_budget(self) -> Budget:
+        """What one request's where / rank may cost (screens/cost.py)."""
+        return Budget(self.screen_max_reads, self.screen_max_memory_mb)
 
     def trusted_networks(self) -> tuple[str, ...]:
         """TECHNIC_TRUSTED_PROXIES as normalised networks (`10.0.0.0/8`, `1.2.3.4/32`)."""
