@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from screen_reference import SCHEMA as REF_SCHEMA
 from screen_reference import number_expr, render
+from typer.testing import CliRunner
 
+from technic_v4.cli import app
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.reader import StoreReader
 from technic_v4.errors import ConfigError
@@ -156,3 +158,34 @@ def test_run_scan_refuses_before_reading_a_price(wide_store):
     symbols = reader.snapshot().universe["symbol"].iloc[:40].tolist()
     frame, status = run_scan(ScanConfig(where=NESTED[0], symbols=symbols), loader=reader)
     assert status.attempted == 40
+
+
+@pytest.mark.parametrize("args", [
+    ["scan", "--where", BOMB],
+    ["scan", "--rank", "sma(sma(sma(sma(Close,1260),1260),1260),1260)"],
+    ["validate", "--where", BOMB],
+    ["screen", "save", "bomb", "--where", BOMB],
+])
+def test_cli_refuses_with_one_error_line(wide_store, monkeypatch, args):
+    for name in ("TECHNIC_SCREEN_MAX_READS", "TECHNIC_SCREEN_MAX_MEMORY_MB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TECHNIC_STATE_DIR", str(wide_store))
+    result = CliRunner().invoke(app, [*args, "--data-dir", str(wide_store)])
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    field = "rank" if "--rank" in args else "where"
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}: too costly")
+    assert "sma(Close, 1260)" in lines[0] and "budget 6.0 billion" in lines[0]
+
+
+def test_cli_budget_from_the_environment(wide_store, monkeypatch):
+    monkeypatch.setenv("TECHNIC_SCREEN_MAX_READS", "1e12")
+    monkeypatch.setenv("TECHNIC_SCREEN_MAX_MEMORY_MB", "100000")
+    monkeypatch.setenv("TECHNIC_STATE_DIR", str(wide_store))
+    result = CliRunner().invoke(app, ["screen", "save", "big", "--where", NESTED[0],
+                                      "--data-dir", str(wide_store)])
+    assert result.exit_code == 0, result.stderr
+    monkeypatch.setenv("TECHNIC_SCREEN_MAX_READS", "-1")
+    result = CliRunner().invoke(app, ["scan", "--where", NESTED[0], "--data-dir",
+                                      str(wide_store)])
+    assert result.exit_code == 2 and "screen_max_reads" in result.stderr
