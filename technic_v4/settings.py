@@ -21,14 +21,14 @@ later.
 | TECHNIC_CACHE_TIMEOUT_S | 0.1 | Redis call timeout |
 | TECHNIC_CACHE_RETRY_S | 5 | wait before retrying Redis after a failure |
 | TECHNIC_OBJECT_STORE_MB | 256 | Ray object store size (`deployments.launch`) |
+| TECHNIC_SCREEN_MAX_READS | 6e9 | bar reads one request's where + rank may cost (422 over) |
+| TECHNIC_SCREEN_MAX_MEMORY_MB | 1536 | the memory they may need, estimated (422 over) |
 | TECHNIC_WEBHOOK_ALLOW_PRIVATE | 0 | let watch targets reach private/loopback addresses |
 | TECHNIC_WEBHOOK_TIMEOUT_S | 10 | per webhook request (connect ≤ 5 s) |
 | TECHNIC_WATCH_BACKOFF_S | 5 | first retry wait (full jitter, doubling, ≤ 1 hour) |
 | TECHNIC_WATCH_MAX_ATTEMPTS | 15 | attempts before a delivery is dead-lettered |
 | TECHNIC_WATCH_MAX_AGE_S | 259200 | age (3 days) after which it is dead-lettered |
 | TECHNIC_WATCH_POLL_S | 5 | how often a watcher looks for a new data version |
-| TECHNIC_SCREEN_MAX_READS | 5e9 | bar reads a request's where + rank may cost (422 over) |
-| TECHNIC_SCREEN_MAX_MEMORY_MB | 1024 | memory they may need, estimated (422 over) |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
