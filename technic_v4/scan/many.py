@@ -34,11 +34,11 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.screens.cost import Budget
 from technic_v4.scan.result import RANK_COLUMN, rank_order
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
 from technic_v4.scan.screen import Facts, screen_masks
 from technic_v4.screens import CompiledScreen
+from technic_v4.screens.cost import Budget
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 prices: the as-of date inside the store, every industry known, the where / rank expressions'
 cost (screens/cost.py) over the rows the request may select within the budget. `plan_scan`
 then selects rows by symbols (unknown ones become errors), sectors and industries (the others
-become "filtered: ..." rejections). Neither reads a price: the Serve ingress plans while prices stay on replicas.
+become "filtered: ..." rejections). Neither reads a price: the Serve ingress plans while
+prices stay on replicas.
 """
 
 from __future__ import annotations

@@ -58,8 +58,8 @@ from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
 from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
-from technic_v4.screens.cost import Budget
 from technic_v4.scan.screen import reject_rows, screen
+from technic_v4.screens.cost import Budget
 
 if TYPE_CHECKING:
     from technic_v4.screens.saved import ScreenStore
