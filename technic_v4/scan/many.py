@@ -80,8 +80,7 @@ class Selection:
 async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Evaluate,
                        predict: Predict, *, chunk_size: int | None = None,
                        evaluations: Evaluations | None = None, budget: Budget | None = None
-                       ) -> tuple[list[Selection],
-                                                                        dict[str, pd.DataFrame]]:
+                       ) -> tuple[list[Selection], dict[str, pd.DataFrame]]:
     """Each config's Selection at the newest session (or each config's as_of_date, which must
     then be the same for all), and {symbol: row} frames per group for rows no config kept
     (what a watch shows for a symbol that left). Module docstring. What configs share is

@@ -78,17 +78,14 @@ def check_cost(cfg: ScanConfig, snapshot: Snapshot | None, budget: Budget | None
         return
     if snapshot is None:
         rows = len(set(cfg.symbols)) if cfg.symbols is not None else MAX_SYMBOLS
-        exprs.check_cost(budget or Budget(), max(rows, 1), sessions, at_once)
-        return
-    universe = snapshot.universe
-    if cfg.symbols is not None:
+    elif cfg.symbols is not None:
         wanted = {validate_symbol(s) for s in cfg.symbols}
         rows = int((snapshot.index.get_indexer(list(wanted)) >= 0).sum())
     elif cfg.sectors is not None:
-        rows = int(np.isin(universe["sector"].to_numpy(dtype=object),
+        rows = int(np.isin(snapshot.universe["sector"].to_numpy(dtype=object),
                            normalize_sectors(cfg.sectors)).sum())
     else:
-        rows = len(universe)
+        rows = len(snapshot.universe)
     exprs.check_cost(budget or Budget(), max(rows, 1), sessions, at_once)
 
 
