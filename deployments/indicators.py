@@ -28,6 +28,7 @@ from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators
 from technic_v4.scan.symbol import HISTORY_BARS, symbol_history
+from technic_v4.screens.cost import Budget
 from technic_v4.validate import ValidateOptions, ValidationReport, validate
 
 log = logging.getLogger("ray.serve")
@@ -67,10 +68,12 @@ class Indicators:
         return store_read("loading the scan window",
                           lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
-    def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
-        """A screen replayed over this replica's store (`technic_v4.validate.validate`)."""
+    def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                 budget: Budget | None = None) -> ValidationReport:
+        """A screen replayed over this replica's store (`technic_v4.validate.validate`),
+        within the ingress's cost `budget`."""
         return store_read("replaying the screen over the store",
-                          lambda: validate(cfg, self.reader, options))
+                          lambda: validate(cfg, self.reader, options, budget=budget))
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""

@@ -31,6 +31,8 @@ from technic_v4.alpha.inference import Forecast
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec
 from technic_v4.scan.run import Features, Report
+from technic_v4.screens.cost import Budget
+from technic_v4.settings import Settings
 from technic_v4.validate import ValidateOptions, ValidationReport
 
 READY_TIMEOUT_S = 3.0
@@ -80,8 +82,9 @@ class ServeBackend(ScanBackend):
 
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
                  models_dir: str | None, chunk_size: int,
-                 watcher: DeploymentHandle | None = None):
-        super().__init__(StoreReader(data_dir, auto_demo=False), models_dir, chunk_size)
+                 watcher: DeploymentHandle | None = None, budget: Budget | None = None):
+        super().__init__(StoreReader(data_dir, auto_demo=False), models_dir, chunk_size,
+                         budget=budget)
         self.indicators, self.alpha = indicators, alpha
         self.watches = RemoteWatches(watcher) if watcher is not None else None
 
@@ -130,7 +133,7 @@ class ServeBackend(ScanBackend):
         """On an Indicators replica: it holds the store's history (the chart window)."""
         if report is not None:
             report("replay", 0, 1)
-        out = await self.indicators.validate.remote(cfg, options)
+        out = await self.indicators.validate.remote(cfg, options, self.budget)
         if report is not None:
             report("replay", 1, 1)
         return out
@@ -142,8 +145,9 @@ class Ingress:
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
                  models_dir: str | None, chunk_size: int,
                  watcher: DeploymentHandle | None = None):
+        self.settings = Settings()
         self.backend = ServeBackend(indicators, alpha, data_dir, models_dir, chunk_size,
-                                    watcher)
+                                    watcher, self.settings.screen_budget())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.backend)
+        return create_app(self.backend, settings=self.settings)

@@ -59,7 +59,7 @@ class Watcher:
                                   "AlphaModel.predict")
 
         engine = Engine(evaluate, predict, ScreenStore.for_data_dir(reader.data_dir),
-                        chunk_size, Evaluations(2))
+                        chunk_size, Evaluations(2), settings.screen_budget())
         self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir),
                                     reader.snapshot, engine, Policy.from_settings(settings))
         self.poll_s = poll_s or settings.watch_poll_s

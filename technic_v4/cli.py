@@ -195,6 +195,18 @@ def _root(data_dir: str | None) -> DataRoot:
         fail(str(exc))
 
 
+def screen_budget() -> Any:
+    """What a command's where / rank may cost (TECHNIC_SCREEN_MAX_READS / _MEMORY_MB)."""
+    from pydantic import ValidationError
+
+    from technic_v4.settings import Settings
+
+    try:
+        return Settings().screen_budget()
+    except ValidationError as exc:
+        fail(f"bad setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+
+
 # ------------------------------------------------------------------------------------- scan
 
 
@@ -283,7 +295,8 @@ def _scan(**kw: Any) -> None:
         root = _root(data_dir)
         reader = StoreReader(root)
         with _Progress(root) as progress:
-            frame, status = run_scan(config, progress.report, loader=reader)
+            frame, status = run_scan(config, progress.report, loader=reader,
+                                     budget=screen_budget())
     except (ConfigError, StaleDataError, StoreError, CalendarError) as exc:
         fail(str(exc))
     if fmt == "table":

@@ -29,10 +29,11 @@ from rich.table import Table
 
 from technic_v4.cli_models import err
 from technic_v4.cli_models import fail as _fail
-from technic_v4.data.store_fs import StoreError, data_root
+from technic_v4.data.store_fs import StoreError, data_root, store_exists
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 from technic_v4.scan.expressions import column_catalogue
+from technic_v4.scan.plan import check_cost
 from technic_v4.screens import help_text
 
 Name = Annotated[str, typer.Argument(metavar="NAME", show_default=False,
@@ -70,6 +71,15 @@ def _store(data_dir: str | None) -> Any:
         return ScreenStore.for_data_dir(data_root(data_dir) if data_dir else default_data_dir())
     except StoreError as exc:
         _fail(str(exc))
+
+
+def _snapshot(data_dir: str | None) -> Any:
+    """The store's snapshot to check a screen's cost against; None when there is no store
+    yet (`screen save` never builds the demo market)."""
+    from technic_v4.data.reader import StoreReader, default_data_dir
+
+    root = data_root(data_dir) if data_dir else default_data_dir()
+    return StoreReader(root, auto_demo=False).snapshot() if store_exists(root) else None
 
 
 def screen_app(scan: Callable[..., None]) -> typer.Typer:
@@ -123,12 +133,15 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
 
     def save(name: str, data_dir: str | None = None, **kw: Any) -> None:
         """Save the options given as the screen's next version (identical: unchanged)."""
+        from technic_v4.cli import screen_budget
         from technic_v4.scan import ScanConfig
 
         fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
                                   for k, v in kw.items()}
         config = ScanConfig(**fields)
         try:
+            config.validate()
+            check_cost(config, _snapshot(data_dir), screen_budget())
             version, new = _store(data_dir).put(name, config)
         except (ConfigError, StoreError) as exc:
             _fail(str(exc))

@@ -83,13 +83,14 @@ def validate_command(**kw: Any) -> None:
     fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
                               for k, v in kw.items()}
     try:
-        from technic_v4.cli import _root
+        from technic_v4.cli import _root, screen_budget
 
         reader = StoreReader(_root(data_dir))
         with err.status("validating...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")
-            result = validate(ScanConfig(**fields), reader, opts, progress)
+            result = validate(ScanConfig(**fields), reader, opts, progress,
+                              budget=screen_budget())
     except (ConfigError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt != "table":  # the table leads with it; here it goes beside the data, to stderr

@@ -22,6 +22,8 @@ later.
 | TECHNIC_CACHE_TIMEOUT_S | 0.1 | Redis call timeout |
 | TECHNIC_CACHE_RETRY_S | 5 | wait before retrying Redis after a failure |
 | TECHNIC_OBJECT_STORE_MB | 256 | Ray object store size (`deployments.launch`) |
+| TECHNIC_SCREEN_MAX_READS | 6e9 | bar reads one request's where + rank may cost (422 over) |
+| TECHNIC_SCREEN_MAX_MEMORY_MB | 1536 | the memory they may need, estimated (422 over) |
 | TECHNIC_WEBHOOK_ALLOW_PRIVATE | 0 | let watch targets reach private/loopback addresses |
 | TECHNIC_WEBHOOK_TIMEOUT_S | 10 | per webhook request (connect ≤ 5 s) |
 | TECHNIC_WATCH_BACKOFF_S | 5 | first retry wait (full jitter, doubling, ≤ 1 hour) |
@@ -59,6 +61,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from technic_v4.data.store_fs import DataRoot, data_root
+from technic_v4.screens.cost import MAX_MEMORY_MB, MAX_READS, Budget
 
 
 class Settings(BaseSettings):
@@ -106,6 +109,9 @@ class Settings(BaseSettings):
     watch_max_attempts: int = Field(15, ge=1)
     watch_max_age_s: float = Field(3 * 86400.0, gt=0)
     watch_poll_s: float = Field(5.0, gt=0)
+    # screens: the cost budget of where / rank (technic_v4/screens/cost.py)
+    screen_max_reads: float = Field(MAX_READS, gt=0)
+    screen_max_memory_mb: float = Field(MAX_MEMORY_MB, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -118,6 +124,10 @@ class Settings(BaseSettings):
                     raise ValueError(f"TECHNIC_TRUSTED_PROXIES: {item!r} is not an IP address "
                                      "or CIDR network") from None
         return value
+
+    def screen_budget(self) -> Budget:
+        """What one request's where / rank may cost (screens/cost.py)."""
+        return Budget(self.screen_max_reads, self.screen_max_memory_mb)
 
     def trusted_networks(self) -> tuple[str, ...]:
         """TECHNIC_TRUSTED_PROXIES as normalised networks (`10.0.0.0/8`, `1.2.3.4/32`)."""

@@ -43,9 +43,10 @@ from technic_v4.formats import RowFragments
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
-from technic_v4.scan.plan import check_against
+from technic_v4.scan.plan import check_against, check_cost
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
+from technic_v4.screens.cost import Budget
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.settings import Settings
 from technic_v4.tenancy import OPEN, Scope
@@ -125,8 +126,10 @@ class ScanBackend:
     """The scan and what the routes read (module docstring); subclasses supply the hooks."""
 
     def __init__(self, reader: StoreReader, models_dir: str | os.PathLike[str] | None,
-                 chunk_size: int, screens: ScreenStore | None = None):
+                 chunk_size: int, screens: ScreenStore | None = None,
+                 budget: Budget | None = None):
         self.reader = reader
+        self.budget = budget or Budget()  # what a request's where / rank may cost
         self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
         self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
                            else registry.default_models_dir().resolve())
@@ -208,8 +211,13 @@ class ScanBackend:
         resolved, ref = await asyncio.to_thread(resolve_screen, cfg,
                                                 self.screens.scoped(scope.own()))
         resolved.validate()
-        check_against(resolved, await asyncio.to_thread(self.snapshot))
+        check_against(resolved, await asyncio.to_thread(self.snapshot), self.budget)
         return resolved, ref
+
+    def check_cost(self, cfg: ScanConfig) -> None:
+        """ConfigError when `cfg`'s where / rank, scanned over this store, exceed the budget
+        (a screen being saved: refused now rather than at every scan of it)."""
+        check_cost(cfg, self.snapshot(), self.budget)
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
                    fresh: bool = False, scope: Scope = OPEN) -> tuple[pd.DataFrame, ScanStatus]:
@@ -219,7 +227,8 @@ class ScanBackend:
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
-                                      screens=self.screens.scoped(scope.own()))
+                                      screens=self.screens.scoped(scope.own()),
+                                      budget=self.budget)
         version = status.alpha.get("models_version")
         if isinstance(version, str) and version != self._known_models_version():
             # a newer set learned from the holder; the same one again must not extend the TTL
@@ -284,8 +293,9 @@ class InProcessBackend(ScanBackend):
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
-                 warm: bool = True, screens: ScreenStore | None = None):
-        super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
+                 warm: bool = True, screens: ScreenStore | None = None,
+                 budget: Budget | None = None):
+        super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens, budget)
         self.reader.manifest()  # builds the demo market in an empty local data dir, once
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.model_set = ModelSet(self.models_dir)
@@ -300,7 +310,7 @@ class InProcessBackend(ScanBackend):
     def _watch_service(self) -> WatchService:
         """Watches evaluated by this backend's own engine, in its technic.sqlite."""
         engine = Engine(self._evaluate, self._predict, self.screens, self.chunk_size,
-                        self.evaluations)
+                        self.evaluations, self.budget)
         return WatchService(SqliteWatchStore(self.screens.path), self.snapshot, engine,
                             Policy.from_settings(Settings()))
 
@@ -380,4 +390,5 @@ class InProcessBackend(ScanBackend):
                         report: Report | None = None) -> ValidationReport:
         await self._wait_ready()
         return await asyncio.to_thread(store_read, "replaying the screen over the store",
-                                       lambda: validate(cfg, self.reader, options, report))
+                                       lambda: validate(cfg, self.reader, options, report,
+                                                        budget=self.budget))

@@ -74,6 +74,7 @@ def local_app() -> FastAPI:
     """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory),
     with the watcher loop running (watches evaluated and delivered as under Serve)."""
     settings = Settings()
-    backend = InProcessBackend(settings.data_root(), settings.models_root())
+    backend = InProcessBackend(settings.data_root(), settings.models_root(),
+                               budget=settings.screen_budget())
     backend.start_watcher(settings.watch_poll_s)
     return create_app(backend, settings=settings)

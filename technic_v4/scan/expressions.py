@@ -11,7 +11,9 @@ Walk-through:
      of each column it reads, per timeframe: the scan's WindowSpec asks the evaluation for just
      those (packed on each symbol's own bars, right-aligned), and refuses history of a column
      that has only a last-bar value (Alpha5d[1]).
-  4. `BlockEnv` serves the evaluated block's series to the compiled tree; the orchestrator
+  4. `Expressions.check_cost` holds both against a budget (screens/cost.py) for a number of
+     symbols and sessions: scan/plan.py calls it before any price is loaded.
+  5. `BlockEnv` serves the evaluated block's series to the compiled tree; the orchestrator
      evaluates `where` over the scan's universe (rows with valid data) and `rank` over the rows
      kept, so cross-sectional functions (pct_rank, sector_rank) rank within those rows.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ from technic_v4.indicators.registry import ALL_OUTPUTS
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.columns import TEXT_COLUMNS as RESULT_TEXT
 from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
+from technic_v4.screens.cost import Budget, CostError
 
 BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
@@ -67,6 +70,23 @@ class Expressions:
                 key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
                 need[key] = max(need.get(key, 0), width)
         return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
+
+    def check_cost(self, budget: Budget, symbols: int, sessions: int = 1,
+                   at_once: bool = False) -> None:
+        """ConfigError on `where` / `rank` (the costlier) when evaluating both over `symbols`
+        at `sessions` sessions exceeds `budget` (screens/cost.py); `at_once`: all sessions in
+        one evaluation (a replay of one-bar expressions), so its memory grows with them."""
+        screens = [(f, s) for f, s in (("where", self.where), ("rank", self.rank)) if s]
+        if not screens:
+            return
+        costs = [(f, s.cost_at(sessions) if at_once else s.cost) for f, s in screens]
+        field, worst = max(costs, key=lambda fc: fc[1].costliest.work)
+        both = replace(worst, work=sum(c.work for _, c in costs),
+                       bytes=sum(c.bytes for _, c in costs))
+        try:
+            budget.check(both, symbols, 1 if at_once else sessions)
+        except CostError as exc:
+            raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None
 
 
 def compile_expressions(where: str | None, rank: str | None) -> Expressions:

@@ -38,6 +38,7 @@ from technic_v4.scan.result import RANK_COLUMN, rank_order
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
 from technic_v4.scan.screen import Facts, screen_masks
 from technic_v4.screens import CompiledScreen
+from technic_v4.screens.cost import Budget
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,20 @@ class Selection:
 
 async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Evaluate,
                        predict: Predict, *, chunk_size: int | None = None,
-                       evaluations: Evaluations | None = None) -> tuple[list[Selection],
-                                                                        dict[str, pd.DataFrame]]:
+                       evaluations: Evaluations | None = None, budget: Budget | None = None
+                       ) -> tuple[list[Selection], dict[str, pd.DataFrame]]:
     """Each config's Selection at the newest session (or each config's as_of_date, which must
     then be the same for all), and {symbol: row} frames per group for rows no config kept
     (what a watch shows for a symbol that left). Module docstring. What configs share is
     computed once: plans by their selection fields, check masks by the check fields, the
-    forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns)."""
+    forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns).
+    `budget`: what each config's expressions may cost (plan.check_against)."""
     for cfg in cfgs:
         cfg.validate()
     planned: dict[tuple, ScanPlan] = {}
     for cfg in cfgs:
         if _plan_key(cfg) not in planned:
-            planned[_plan_key(cfg)] = plan_scan(cfg, snap, records=False)
+            planned[_plan_key(cfg)] = plan_scan(cfg, snap, records=False, budget=budget)
     plans = [planned[_plan_key(cfg)] for cfg in cfgs]
     sessions = {p.as_of for p in plans}
     if len(sessions) > 1:

@@ -1,9 +1,11 @@
 """Plan: which universe rows a scan evaluates, decided from the universe table alone.
 
-`check_against(cfg, snapshot)` runs the checks that need the data but not its prices: the
-as-of date inside the store, every industry known. `plan_scan` then selects rows by symbols
-(unknown ones become errors), sectors and industries (the others become "filtered: ..."
-rejections). Neither reads a price: the Serve ingress plans while prices stay on replicas.
+`check_against(cfg, snapshot, budget)` runs the checks that need the data but not its
+prices: the as-of date inside the store, every industry known, the where / rank expressions'
+cost (screens/cost.py) over the rows the request may select within the budget. `plan_scan`
+then selects rows by symbols (unknown ones become errors), sectors and industries (the others
+become "filtered: ..." rejections). Neither reads a price: the Serve ingress plans while
+prices stay on replicas.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pandas as pd
 from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
-from technic_v4.scan.config import ScanConfig, as_of_timestamp
+from technic_v4.scan.config import MAX_SYMBOLS, ScanConfig, as_of_timestamp
+from technic_v4.scan.expressions import compile_expressions
 from technic_v4.scan.screen import reject_rows
+from technic_v4.screens.cost import Budget
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,11 @@ class ScanPlan:
         return self.symbols[self.rows].tolist()
 
 
-def check_against(cfg: ScanConfig, snapshot: Snapshot) -> pd.Timestamp:
+def check_against(cfg: ScanConfig, snapshot: Snapshot, budget: Budget | None = None
+                  ) -> pd.Timestamp:
     """The as-of session, after checking `cfg` against the store: ConfigError when the as-of
-    date is before the store's first session or an industry is unknown."""
+    date is before the store's first session, an industry is unknown, or the expressions
+    cost more than `budget` (default: Budget()) over the symbols it may select."""
     sessions = snapshot.sessions
     if not len(sessions):
         raise ConfigError("as_of_date", "the store has no sessions")
@@ -58,13 +64,37 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot) -> pd.Timestamp:
         if bad:
             raise ConfigError("industries", f"unknown industries {bad}; see the valid values "
                               "(GET /v1/sectors, `technic data info`)", known)
+    check_cost(cfg, snapshot, budget)
     return as_of
 
 
-def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True) -> ScanPlan:
+def check_cost(cfg: ScanConfig, snapshot: Snapshot | None, budget: Budget | None = None,
+               sessions: int = 1, at_once: bool = False) -> None:
+    """ConfigError when `cfg`'s where / rank over the rows it may select (its symbols, else
+    its sectors' rows, else the universe) at `sessions` sessions exceed `budget`. Without a
+    snapshot (no store yet), the universe is taken as MAX_SYMBOLS rows."""
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    if exprs.where is None and exprs.rank is None:
+        return
+    if snapshot is None:
+        rows = len(set(cfg.symbols)) if cfg.symbols is not None else MAX_SYMBOLS
+    elif cfg.symbols is not None:
+        wanted = {validate_symbol(s) for s in cfg.symbols}
+        rows = int((snapshot.index.get_indexer(list(wanted)) >= 0).sum())
+    elif cfg.sectors is not None:
+        rows = int(np.isin(snapshot.universe["sector"].to_numpy(dtype=object),
+                           normalize_sectors(cfg.sectors)).sum())
+    else:
+        rows = len(snapshot.universe)
+    exprs.check_cost(budget or Budget(), max(rows, 1), sessions, at_once)
+
+
+def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True,
+              budget: Budget | None = None) -> ScanPlan:
     """Rows of the universe to scan, after the symbol, sector and industry filters.
-    `records=False`: the same rows without the rejection tables (execute_many's plans)."""
-    as_of = check_against(cfg, snapshot)
+    `records=False`: the same rows without the rejection tables (execute_many's plans);
+    `budget`: what the expressions may cost (check_against)."""
+    as_of = check_against(cfg, snapshot, budget)
     universe = snapshot.universe
     symbols = universe["symbol"].to_numpy(dtype=object)
     n = len(symbols)

@@ -7,8 +7,9 @@ stream, validation, watches) comes through here, and only says where two steps r
                 reader's data dir), with the fields the request sets on top; the status says
                 which screen and version ran. Unknown name: ConfigError listing the valid ones.
   1. load       `cfg.validate()`, a Snapshot of the data (universe + sessions of one data
-                version), `plan_scan`: as-of and industries checked against it, rows selected
-                by symbols / sectors / industries. No prices are read.
+                version), `plan_scan`: as-of, industries and the expressions' cost (the
+                budget) checked against it, rows selected by symbols / sectors / industries.
+                No prices are read.
   2. indicators `evaluate(symbols, spec, data_version)` for the selected symbols, in chunks
                 of `chunk_size` run concurrently: in-process a local call, under Serve the
                 Indicators replicas (each holds the Panel). A chunk from another data version
@@ -58,6 +59,7 @@ from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
 from technic_v4.scan.screen import reject_rows, screen
+from technic_v4.screens.cost import Budget
 
 if TYPE_CHECKING:
     from technic_v4.screens.saved import ScreenStore
@@ -110,9 +112,11 @@ class Evaluations:
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
                   predict: Predict, *, chunk_size: int | None = None,
                   report: Report | None = None, evaluations: Evaluations | None = None,
-                  screens: ScreenStore | None = None) -> tuple[pd.DataFrame, ScanStatus]:
+                  screens: ScreenStore | None = None, budget: Budget | None = None
+                  ) -> tuple[pd.DataFrame, ScanStatus]:
     """The scan of the module docstring; StaleDataError when the data changed twice.
-    `screens`: where `cfg.screen` is looked up (None: the presets only)."""
+    `screens`: where `cfg.screen` is looked up (None: the presets only); `budget`: what the
+    expressions may cost (default Budget(); checked in step 1, before any price is read)."""
     ref = None
     if cfg.screen is not None:
         from technic_v4.screens.saved import resolve_screen
@@ -122,7 +126,7 @@ async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: E
     for attempt in (0, 1):
         try:
             frame, status = await _execute(cfg, snapshot(), evaluate, predict, chunk_size,
-                                           report or _no_report, evaluations)
+                                           report or _no_report, evaluations, budget)
         except StaleDataError:
             if attempt:
                 raise
@@ -133,11 +137,11 @@ async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: E
 
 
 async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict: Predict,
-                   chunk_size: int | None, report: Report, evaluations: Evaluations | None
-                   ) -> tuple[pd.DataFrame, ScanStatus]:
+                   chunk_size: int | None, report: Report, evaluations: Evaluations | None,
+                   budget: Budget | None) -> tuple[pd.DataFrame, ScanStatus]:
     timer = StageTimer()
     report("load", 0, 1)
-    plan = plan_scan(cfg, snap)
+    plan = plan_scan(cfg, snap, budget=budget)
     latest = plan.as_of == snap.sessions[-1]
     spec = replace(WindowSpec.of(cfg), as_of=None if latest else str(plan.as_of.date()))
     timer.lap("load")
@@ -241,13 +245,16 @@ def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None, *,
              loader: Any = None, models_dir: str | Path | None = None,
-             screens: ScreenStore | None = None) -> tuple[pd.DataFrame, ScanStatus]:
+             screens: ScreenStore | None = None, budget: Budget | None = None
+             ) -> tuple[pd.DataFrame, ScanStatus]:
     """Scan, score and rank in this process; returns (results, status).
 
     `loader`: a StoreReader or PanelSource (default: the data dir of the environment);
     `models_dir`: the alpha models (default: $TECHNIC_MODELS_DIR, else the shipped ones);
     `screens`: where `config.screen` is looked up (default: the saved screens of the
-    loader's data dir, technic_v4/screens/saved.py; a loader without one: the presets).
+    loader's data dir, technic_v4/screens/saved.py; a loader without one: the presets);
+    `budget`: what `where` / `rank` may cost (default Budget(); over it, a ConfigError before
+    any price is read).
     """
     cfg = config or ScanConfig()
     reader = loader if loader is not None else _default_reader()
@@ -264,7 +271,7 @@ def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None
         return models.predict(features)
 
     return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb,
-                            screens=screens))
+                            screens=screens, budget=budget))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

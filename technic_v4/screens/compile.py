@@ -8,6 +8,8 @@ checking as it goes and pointing every complaint at its place in the text:
   - lags and windows are integer literals, 0..1260 and 1..1260, never negative (no look-ahead);
   - a lag or rolling function over a subtree that mixes daily and weekly values is refused;
   - the history a screen needs stays within MAX_LOOKBACK bars per timeframe.
+The compiled screen carries its `cost` (cost.py: bar reads and bytes per symbol), which the
+scan engine checks against a budget before it loads a price.
 The depth was bounded by the parser (<= 32 levels), so this recursive build cannot hit
 Python's recursion limit.
 """
@@ -22,6 +24,7 @@ from typing import Literal, NoReturn
 import numpy as np
 from lark import Token, Tree
 
+from technic_v4.screens.cost import Cost, estimate
 from technic_v4.screens.errors import ScreenError, did_you_mean, suggest
 from technic_v4.screens.functions import FUNCTIONS, MAX_WINDOW, Call
 from technic_v4.screens.grammar import parse, position
@@ -64,11 +67,16 @@ class CompiledScreen:
     groups: frozenset[str]  # groupings ranked within ("Sector", "Industry"): Env.groups()
     lookback: Mapping[str, int]  # bars beyond the current one, per timeframe ("D", "W")
     cross_sectional: bool  # ranks across symbols: the result depends on Env.universe
+    cost: Cost  # bar reads and bytes per symbol at one session (cost.py)
     root: Node = field(repr=False)
     schema: Mapping[str, ColumnKind] = field(repr=False, default_factory=dict)
 
     def __reduce__(self):  # pickled as its text: recompiling takes well under a millisecond
         return (compile_screen, (self.text, dict(self.schema), self.kind))
+
+    def cost_at(self, width: int) -> Cost:
+        """The cost per symbol of `evaluate(env, width)`: all `width` sessions at once."""
+        return estimate(self.root, width)
 
     def evaluate(self, env: object, width: int = 1) -> np.ndarray:
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
@@ -122,6 +130,7 @@ def compile_screen(
         groups=frozenset(builder.groups),
         lookback=lookback,
         cross_sectional=builder.cross,
+        cost=estimate(root),
         root=root,
         schema=dict(schema),
     )
@@ -202,7 +211,10 @@ class _Builder:
         method = getattr(self, "_" + str(tree.data), None)
         if method is None:  # pragma: no cover - every grammar rule has a method
             self.fail(tree, f"unsupported construct {tree.data}")
-        return method(tree)
+        node: Node = method(tree)
+        if "pos" not in vars(node):
+            node.pos = position(tree)
+        return node
 
     def _number(self, tree: Tree) -> Node:
         token = str(tree.children[0])

@@ -46,6 +46,7 @@ class Node:
     key: str = ""
     lookback: dict[str, int]
     children: tuple[Node, ...] = ()
+    pos: tuple[int, int] = (1, 1)  # (line, column) where its text starts in the screen
 
     def _finish(self, text: str, lookback: dict[str, int] | None = None) -> None:
         self.text = text
@@ -152,6 +153,7 @@ class Align(Node):
     def __init__(self, child: Node) -> None:
         self.children = (child,)
         self.kind, self.axis, self.mixed, self.prec = child.kind, "D", True, child.prec
+        self.pos = child.pos
         self._finish(child.text)
         self.key = "@D:" + child.text
 

@@ -1,8 +1,9 @@
 """Replay: a screen as it would have been evaluated at every past session, in one pass.
 
 Walk-through of `replay(cfg, reader)`:
-  1. The same plan as a scan (symbols, sectors, industries; checks against the store), and the
-     symbols' whole history up to the last session (`reader`).
+  1. The same plan as a scan (symbols, sectors, industries; checks against the store), the
+     sessions to evaluate, the expressions' cost at every one of them held to the budget
+     (screens/cost.py), then the symbols' whole history up to the last session (`reader`).
   2. `History.build`: every series the screen reads (its filters' Close, dollar volume,
      TechRating and Signal, the where/rank expressions' columns) computed once over each
      symbol's own bars, daily and weekly (history.py).
@@ -38,6 +39,7 @@ from technic_v4.scan.evaluate import WindowSpec, _sessions_for
 from technic_v4.scan.expressions import Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.screens.cost import Budget
 from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsEnv
 
 Progress = Callable[[str, int, int], None]
@@ -76,30 +78,34 @@ def check_validatable(cfg: ScanConfig) -> None:
 
 
 def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str | None = None,
-           every: int = 1, progress: Progress | None = None) -> Replay:
-    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc)."""
+           every: int = 1, progress: Progress | None = None, *,
+           budget: Budget | None = None) -> Replay:
+    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc);
+    ConfigError before any price is read when its expressions, over the plan's symbols at
+    every evaluated session, cost more than `budget` (default Budget())."""
     report = progress or (lambda stage, done, total: None)
     check_validatable(cfg)
     snap = reader.snapshot()  # type: ignore[attr-defined]
     try:
         plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
-                                       "scoring": cfg.scoring}), snap)
+                                       "scoring": cfg.scoring}), snap, budget=budget)
     except ConfigError as exc:  # the replay's last session is `end`, not an as-of date
         if exc.field != "as_of_date":
             raise
         raise ConfigError("end", exc.message.replace("as_of_date", "end"), exc.valid,
                           exc.details) from None
     stop = int(snap.sessions.get_loc(plan.as_of))
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    lookback = history_needed(cfg, exprs) - 1
+    columns = _sessions(snap.sessions[: stop + 1], lookback, start, end, every)
+    exprs.check_cost(budget or Budget(), max(len(plan.rows), 1), len(columns), _at_once(exprs))
     full = reader.load(plan.as_of, stop + 1)  # type: ignore[attr-defined]
     panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full
     spec = WindowSpec.of(cfg)
-    exprs = compile_expressions(cfg.where, cfg.rank)
     report("indicators", 0, 1)
     history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
     report("indicators", 1, 1)
 
-    lookback = history_needed(cfg, exprs) - 1
-    columns = _sessions(panel.sessions, lookback, start, end, every)
     gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
     facts = _facts(panel, history, spec.bars, columns, gathered)
     valid, alive = screen_masks(cfg, facts)

@@ -30,6 +30,7 @@ import pandas as pd
 from technic_v4 import __version__
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig
+from technic_v4.screens.cost import Budget
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.validate import stats
 from technic_v4.validate.replay import Progress, replay
@@ -142,10 +143,12 @@ def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *,
-             screens: ScreenStore | None = None) -> ValidationReport:
+             screens: ScreenStore | None = None, budget: Budget | None = None
+             ) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
-    screens of the reader's data dir, as run_scan)."""
+    screens of the reader's data dir, as run_scan); `budget`: what the expressions may cost
+    over every replayed session (replay)."""
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -155,7 +158,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
         cfg, ref = resolve_screen(cfg, screens)
     t0 = time.perf_counter()
     top = cfg.max_symbols or opts.top
-    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress)
+    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget)
     t_replay = time.perf_counter()
     panel, d_axis = rep.panel, rep.history.axes["D"]
     last_bar = np.where(np.isfinite(panel.close).any(1), panel.n_sessions - 1 - np.argmax(

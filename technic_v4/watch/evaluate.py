@@ -45,8 +45,10 @@ from technic_v4.errors import ConfigError
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.many import Selection, execute_many
+from technic_v4.scan.plan import check_cost
 from technic_v4.scan.result import RANK_COLUMN
 from technic_v4.scan.run import Evaluate, Evaluations, Predict
+from technic_v4.screens.cost import Budget
 from technic_v4.watch.model import Watch, event_id
 from technic_v4.watch.store import Evaluation, WatchStore
 
@@ -63,6 +65,7 @@ class Engine:
     screens: Any = None  # ScreenStore: named screens (None: presets only)
     chunk_size: int | None = None
     evaluations: Evaluations | None = None
+    budget: Budget | None = None  # what a watch's expressions may cost (screens/cost.py)
 
 
 @dataclass
@@ -141,13 +144,18 @@ async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Sn
         if isinstance(resolved, ConfigError):
             run.errors[watch.name] = str(resolved)
             continue
+        try:  # one watch over the budget is its own error, not every watch's
+            check_cost(resolved[0], snap, engine.budget)
+        except ConfigError as exc:
+            run.errors[watch.name] = str(exc)
+            continue
         configs.append(replace(resolved[0], as_of_date=session))
         chosen.append((watch, resolved[1]))
     if not configs:
         return run, []
     selections, _ = await execute_many(configs, snap, engine.evaluate, engine.predict,
                                        chunk_size=engine.chunk_size,
-                                       evaluations=engine.evaluations)
+                                       evaluations=engine.evaluations, budget=engine.budget)
     lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id) for w, _ in chosen])
     rows = RowSource()
     batch: Batch = []

@@ -30,6 +30,7 @@ from typing import Any
 
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, UnknownScreenError
+from technic_v4.scan.plan import check_cost
 from technic_v4.tenancy import OPEN, Scope
 from technic_v4.watch.deliver import Deliverer, Policy
 from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
@@ -70,13 +71,13 @@ class WatchService:
         spec.check()
         for target in spec.targets():
             await check_target(target.kind, target.url, self.policy.allow_private)
-        if spec.screen is not None:
-            try:
-                probe = Watch("", spec.name, spec.options(), (), "", "", scope.owner)
-                await asyncio.to_thread(probe.config, self.engine.screens)
-            except UnknownScreenError as exc:
-                raise ConfigError("screen", f"{exc}; valid: {', '.join(exc.valid or [])}",
-                                  exc.valid) from None
+        try:
+            probe = Watch("", spec.name, spec.options(), (), "", "", scope.owner)
+            cfg, _ = await asyncio.to_thread(probe.config, self.engine.screens)
+        except UnknownScreenError as exc:
+            raise ConfigError("screen", f"{exc}; valid: {', '.join(exc.valid or [])}",
+                              exc.valid) from None
+        check_cost(cfg, await asyncio.to_thread(self.snapshot), self.engine.budget)
         watch, secret = await asyncio.to_thread(self.store.scoped(scope).create, spec)
         runs = await catch_up(self.store, await asyncio.to_thread(self.snapshot), self.engine,
                               [watch])

@@ -98,7 +98,7 @@ async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend,
     """Save the definition as the screen's next version (an identical one changes nothing)."""
     name = _name(name)
     cfg = body.to_config()
-
+    await asyncio.to_thread(backend.check_cost, cfg)
     version, changed = await asyncio.to_thread(backend.screens.scoped(scope).put, name, cfg)
     return JSONBody({"name": name, "version": version, "changed": changed,
                      "definition": definition_of(cfg)})
