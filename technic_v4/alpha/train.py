@@ -32,6 +32,7 @@ import numpy as np
 import xgboost as xgb
 
 from technic_v4.alpha import evaluate, features
+from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.panel import Panel
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -226,6 +227,7 @@ def train_model(panel: Panel, cfg: TrainConfig, ds: features.Dataset | None = No
                     f"(train) / {cfg.max_valid_rows} (validation) rows",
         },
         "data": {"source": panel.source, "data_version": panel.data_version,
+                 "calendar": str(panel.meta.get("calendar", DEFAULT_CALENDAR)),
                  "symbols": panel.n_symbols, "sessions": panel.n_sessions,
                  "first": day[0], "last": day[-1]},
         "xgboost": {"params": params, "best_iteration": best, "trees": best + 1,

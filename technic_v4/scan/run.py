@@ -49,12 +49,15 @@ from technic_v4.alpha.inference import (
     ModelSet,
     alpha_score,
     distinguishing,
+    matching,
 )
+from technic_v4.alpha.registry import model_id
+from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
-from technic_v4.errors import StaleDataError
+from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
-from technic_v4.scan.expressions import BlockEnv, compile_expressions
+from technic_v4.scan.expressions import BlockEnv, Expressions, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
 from technic_v4.scan.screen import reject_rows, screen
@@ -152,12 +155,14 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     rows = np.flatnonzero(alive)
     report("alpha", 0, len(rows))
     kept = block.frame.iloc[rows]
-    forecast = distinguishing(await predict(
-        {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}))
+    forecast = distinguishing(matching(await predict(
+        {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}),
+        snap.source, snapshot_calendar(snap)))
     timer.lap("alpha")
     report("alpha", len(rows), len(rows))
 
     exprs = compile_expressions(cfg.where, cfg.rank)
+    refuse_unavailable_alpha(cfg, exprs, forecast)
     if exprs.where is not None:  # over every row: ranks inside it see the whole universe
         alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
                  for h in forecast.values}
@@ -222,6 +227,33 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
     return block
+
+
+def snapshot_calendar(snap: Snapshot) -> str:
+    """The exchange calendar of the snapshot's sessions (a Panel in memory: XNYS)."""
+    return snap.manifest.calendar if snap.manifest is not None else DEFAULT_CALENDAR
+
+
+def refuse_unavailable_alpha(cfg: ScanConfig, exprs: Expressions, forecast: Forecast) -> None:
+    """ConfigError when the `where`, the `rank` or `sort_by` reads a forecast column the
+    scan cannot fill (its model missing, mismatched or withheld): an empty or arbitrary
+    answer would pass for the screen's verdict."""
+    held = forecast.state.get("models")
+    models = held if isinstance(held, dict) else {}
+    missing = {f"Alpha{h}d" for h in forecast.values
+               if not (models.get(model_id(h)) or {}).get("available")}
+    if not forecast.available:
+        missing.add("AlphaScore")
+    if not missing:
+        return
+    reason = str(forecast.state.get("reason") or "alpha unavailable")
+    for field, compiled in (("where", exprs.where), ("rank", exprs.rank)):
+        used = sorted(missing & compiled.columns) if compiled is not None else []
+        if used:
+            raise ConfigError(field, f"{field} reads {', '.join(used)}, which this scan "
+                              f"cannot fill: {reason}")
+    if cfg.sort_by in missing:
+        raise ConfigError("sort_by", f"sort_by {cfg.sort_by} cannot rank this scan: {reason}")
 
 
 def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
