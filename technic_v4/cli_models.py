@@ -89,6 +89,7 @@ def train(
     """Train the alpha models on the price store and write them into the models directory."""
     from technic_v4.alpha import registry
     from technic_v4.alpha.features import FEATURES_BY_HORIZON
+    from technic_v4.alpha.inference import data_kind
     from technic_v4.alpha.train import TrainDataError, train_models
     from technic_v4.data import store
     from technic_v4.data.reader import default_data_dir
@@ -134,9 +135,14 @@ def train(
         fail(f"cannot write models to {out_dir}: {exc.strerror or exc}")
     err.print(f"done in {time.perf_counter() - t0:.1f} s", highlight=False)
     scanned = registry.default_models_dir()
+    calendar = panel.meta.get("calendar", manifest.calendar)
+    kind = data_kind(panel.source)
     if scanned.expanduser().resolve() != out_dir.resolve():
         err.print(f"scans use the models in {scanned}; to scan with these: export "
                   f"TECHNIC_MODELS_DIR={out_dir}", highlight=False)
+    else:
+        err.print(f"scans now use these models (from {out_dir}) on stores of {kind} data on "
+                  f"{calendar}", highlight=False)
     _print_models(out_dir, [registry.model_id(h) for h in horizons])
 
 
@@ -189,7 +195,8 @@ def _print_models(models_dir: Path, ids: list[str]) -> None:
         out.print(f"  label: {m['label']}\n  target: {m['target']}\n"
                   f"  features: {', '.join(m['features'])}\n"
                   f"  data: {data['source']} {data['data_version']}, {data['symbols']} symbols "
-                  f"x {data['sessions']} sessions ({data['first']}..{data['last']})\n"
+                  f"x {data['sessions']} sessions ({data['first']}..{data['last']}), calendar "
+                  f"{data.get('calendar', 'not recorded')}\n"
                   f"  split: {split}; embargo {m['embargo_sessions']} sessions; train rows used "
                   f"{m['subsample']['train_rows_used']:,}", markup=False, highlight=False)
         out.print(_metrics_table(m), _sector_table(m))
