@@ -6,10 +6,13 @@
 `train` reads the whole store, trains one model per horizon (technic_v4/alpha/train.py) and
 writes `<id>.ubj` + `<id>.meta.json` into the models directory: --models-dir, else
 $TECHNIC_MODELS_DIR, else the per-user models folder (~/.local/share/technic/models), never the
-shipped `models/` unless `--overwrite-shipped` says so; it prints where, and how to point scans
-at it (`export TECHNIC_MODELS_DIR=...`). It refuses a data dir without a store (it never
-builds the synthetic demo market to train on: `technic data demo` does that on purpose) and a
-store too small to train on, saying whether it lacks symbols or history. `show` loads every
+shipped `models/` unless `--overwrite-shipped` says so; it prints where, whether scans now use
+them (the per-user folder comes before the shipped models) or how to point scans at them
+(`export TECHNIC_MODELS_DIR=...`), and the validation and test metrics. Scans use a model only
+on stores of the kind of data and calendar it learned (inference.py, step 7). It refuses a data
+dir without a store (it never builds the synthetic demo market to train on: `technic data
+demo` does that on purpose) and a store too small to train on, saying whether it lacks symbols
+or history and the size it needs (symbols x years). `show` loads every
 model in the models directory scans use with the registry's checks and prints its metadata
 and out-of-sample metrics; a broken model is reported with the registry's message and exit 2.
 
