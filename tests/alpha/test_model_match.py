@@ -149,3 +149,24 @@ def test_models_train_on_a_real_store_then_scans_use_them(tmp_path, monkeypatch)
     assert status.alpha["models"]["alpha_5d"]["version"] == meta["sha256"][:12]
     assert status.alpha["models"]["alpha_5d"]["data_source"] == "ingest:fifty.csv"
     assert len(df) > 0 and df[ALPHA].notna().all().all()
+
+
+def test_http_scan_and_explain_carry_the_reason(real_store) -> None:
+    from fastapi.testclient import TestClient
+
+    from deployments.api.backend import InProcessBackend
+    from deployments.api.main import create_app
+
+    backend = InProcessBackend(real_store, SHIPPED, warm=False)
+    backend.warm()
+    with TestClient(create_app(backend, api_keys=())) as c:
+        body = c.post("/v1/scan", json={}).json()
+        assert body["meta"]["alpha"]["reason"] == SYNTHETIC_REASON
+        assert len(body["rows"]) == 5
+        assert all(row[col] is None for row in body["rows"] for col in ALPHA)
+        bad = c.post("/v1/scan", json={"where": "Alpha5d > 0"})
+        assert bad.status_code == 422 and SYNTHETIC_REASON in bad.text
+        alpha = c.get("/v1/symbols/IBM/explain").json()["alpha"]
+        assert alpha["reason"] == SYNTHETIC_REASON
+        assert [m["available"] for m in alpha["models"]] == [False, False]
+        assert alpha["models"][0]["data_source"] == "synthetic"
