@@ -58,10 +58,10 @@ def tiny_models(root: Path, seed: int = 0, *, realistic: bool = True,
     """Both horizons' models, trained for a moment on features drawn like real ones
     (`realistic`), with a label that depends on mom_21 and RSI, so a scan's rows get
     different forecasts; their metadata says they learned `source` bars on `calendar` (scans
-    use them on stores of that kind only: the demo market by default). `realistic=False`: trained on N(0, 1) features, as these models
-    were until issue 16; real RSI (~50) and friends then lie beyond every split, every row
-    lands in the same leaves and the models give one value for all (reported as alpha
-    unavailable by `inference.distinguishing`)."""
+    use them on stores of that kind only: the demo market by default). `realistic=False`:
+    trained on N(0, 1) features, as these models were until issue 16; real RSI (~50) and
+    friends then lie beyond every split, every row lands in the same leaves and the models
+    give one value for all (reported as alpha unavailable by `inference.distinguishing`)."""
     rng = np.random.default_rng(seed)
     for h in (5, 10):
         names = list(feature_names(h))

@@ -140,11 +140,12 @@ def explain_alpha(models: ModelSet, features: Mapping[str, float]) -> dict[str, 
             continue
         values = [float(v) for v in c.values[0]]
         bias = float(c.bias[0])
+        held = states.get(mid) if isinstance(states, dict) else None
+        trained = held if isinstance(held, dict) else {}
         out.append({
             "id": mid, "horizon": h, "column": f"Alpha{h}d", "available": True,
             "version": c.version, "forecast": float(c.forecast[0]), "bias": bias,
-            "data_source": (states.get(mid) or {}).get("data_source"),
-            "calendar": (states.get(mid) or {}).get("calendar"),
+            "data_source": trained.get("data_source"), "calendar": trained.get("calendar"),
             "sum": float(np.sum(values, dtype=np.float64) + bias),
             "contributions": [{"feature": f, "value": float(features[f]), "contribution": v}
                               for f, v in zip(c.features, values, strict=True)],
