@@ -35,7 +35,7 @@ import concurrent.futures
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from technic_v4.alpha.inference import (
+    HORIZONS,
     MODEL_FEATURES,
     Forecast,
     ModelSet,
@@ -57,7 +58,7 @@ from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
-from technic_v4.scan.expressions import BlockEnv, Expressions, compile_expressions
+from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
 from technic_v4.scan.screen import reject_rows, screen
@@ -161,8 +162,10 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     timer.lap("alpha")
     report("alpha", len(rows), len(rows))
 
+    refused = unfillable_alpha(cfg, forecast.state)
+    if refused is not None:
+        raise refused
     exprs = compile_expressions(cfg.where, cfg.rank)
-    refuse_unavailable_alpha(cfg, exprs, forecast)
     if exprs.where is not None:  # over every row: ranks inside it see the whole universe
         alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
                  for h in forecast.values}
@@ -234,26 +237,28 @@ def snapshot_calendar(snap: Snapshot) -> str:
     return snap.manifest.calendar if snap.manifest is not None else DEFAULT_CALENDAR
 
 
-def refuse_unavailable_alpha(cfg: ScanConfig, exprs: Expressions, forecast: Forecast) -> None:
-    """ConfigError when the `where`, the `rank` or `sort_by` reads a forecast column the
-    scan cannot fill (its model missing, mismatched or withheld): an empty or arbitrary
-    answer would pass for the screen's verdict."""
-    held = forecast.state.get("models")
+def unfillable_alpha(cfg: ScanConfig, state: Mapping[str, object]) -> ConfigError | None:
+    """The ConfigError for a `where`, `rank` or `sort_by` of `cfg` that reads a forecast
+    column the alpha `state` cannot fill (its model missing, mismatched or withheld), or None:
+    an empty or arbitrary answer would pass for the screen's verdict."""
+    held = state.get("models")
     models = held if isinstance(held, dict) else {}
-    missing = {f"Alpha{h}d" for h in forecast.values
+    missing = {f"Alpha{h}d" for h in HORIZONS
                if not (models.get(model_id(h)) or {}).get("available")}
-    if not forecast.available:
+    if not state.get("available"):
         missing.add("AlphaScore")
     if not missing:
-        return
-    reason = str(forecast.state.get("reason") or "alpha unavailable")
+        return None
+    reason = str(state.get("reason") or "alpha unavailable")
+    exprs = compile_expressions(cfg.where, cfg.rank)
     for field, compiled in (("where", exprs.where), ("rank", exprs.rank)):
         used = sorted(missing & compiled.columns) if compiled is not None else []
         if used:
-            raise ConfigError(field, f"{field} reads {', '.join(used)}, which this scan "
-                              f"cannot fill: {reason}")
+            return ConfigError(field, f"{field} reads {', '.join(used)}, which this scan "
+                               f"cannot fill: {reason}")
     if cfg.sort_by in missing:
-        raise ConfigError("sort_by", f"sort_by {cfg.sort_by} cannot rank this scan: {reason}")
+        return ConfigError("sort_by", f"sort_by {cfg.sort_by} cannot rank this scan: {reason}")
+    return None
 
 
 def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
