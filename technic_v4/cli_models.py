@@ -70,8 +70,8 @@ Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
 models_app = typer.Typer(help="Train and inspect the alpha models.", no_args_is_help=True)
 
 ModelsDir = Annotated[Path | None, typer.Option(
-    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR or the shipped "
-    "models/).")]
+    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR, else the per-user "
+    "models folder once training wrote there, else the shipped models/).")]
 TrainModelsDir = Annotated[Path | None, typer.Option(
     "--models-dir", help="Where to write the models (default: $TECHNIC_MODELS_DIR, else the "
     "per-user models folder, e.g. ~/.local/share/technic/models).")]

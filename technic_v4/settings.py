@@ -138,5 +138,5 @@ class Settings(BaseSettings):
         return root if isinstance(root, Path) else Path(platformdirs.user_state_dir("technic"))
 
     def models_root(self) -> Path | None:
-        """The models dir when set (None: the shipped models/, see alpha/registry.py)."""
+        """The models dir when set (None: the per-user or shipped models, alpha/registry.py)."""
         return Path(self.models_dir).expanduser() if self.models_dir else None
