@@ -1,6 +1,6 @@
 """Benchmark: `technic models train` on a store of real-sized bars, end to end.
 
-    python bench/bench_train.py [--symbols 60] [--years 3] [--repeats 3]
+    python bench/bench_train.py [--symbols 60] [--years 3] [--repeats 3] [--cold]
 
 The repository has no 50+ symbols of real daily bars, so the store is the demo generator's
 market at that size written with a non-synthetic source label (`bench:demo-as-real`): what
@@ -8,7 +8,8 @@ training sees is shaped like real bars (listings, delistings, gaps) and the comm
 store as real. Each repeat runs `python -m technic_v4.cli models train` in a fresh process
 (imports, store read, features, both horizons, metrics, model files: what a user waits for)
 into a fresh models folder, and prints the wall time, median and the trees kept; the README's
-figure ("under a minute on 2 cores") is this script's median.
+figure is this script's median. `--cold` gives the runs an empty numba cache
+(NUMBA_CACHE_DIR), as on a fresh install before any scan: the indicator kernels compile first.
 """
 
 from __future__ import annotations
@@ -44,16 +45,20 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=60)
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cold", action="store_true",
+                        help="an empty numba cache for every run (a fresh install)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     data = real_labelled_store(work / "data", args.symbols, args.years)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TECHNIC_")}
     env.update(TECHNIC_DATA_DIR=str(data), XDG_DATA_HOME=str(work / "home"))
     print(f"store: {args.symbols} symbols x {args.years} years, source {SOURCE}; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; numba cache {'empty' if args.cold else 'as it is'}")
     times = []
     for k in range(args.repeats):
         models = work / f"models{k}"
+        if args.cold:
+            env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-numba-")
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "technic_v4.cli", "models", "train",
                                "--models-dir", str(models)], env=env, capture_output=True,
