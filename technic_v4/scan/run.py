@@ -20,9 +20,12 @@ stream, validation, watches) comes through here, and only says where two steps r
                 their reasons.
   4. alpha      `predict(features)` once, for the rows kept, with the model features only:
                 in-process a ModelSet, under Serve the AlphaModel replica (which batches
-                concurrent scans into one XGBoost call). A horizon whose forecasts cannot tell
-                the kept rows apart is then withheld (`inference.distinguishing`: judged per
-                scan, here, since a Serve batch mixes scans). AlphaScore over the rows kept.
+                concurrent scans into one XGBoost call). A horizon whose model learned other
+                data than the store's (synthetic vs real, another calendar:
+                `inference.matching`) or whose forecasts cannot tell the kept rows apart
+                (`inference.distinguishing`) is then withheld (judged per scan, here, since a
+                Serve batch mixes scans); a where / rank / sort_by reading a withheld column
+                is a ConfigError (`unfillable_alpha`). AlphaScore over the rows kept.
   5. rank       `finish_scan`: sort, cut to max_symbols, count every symbol.
 `report(stage, done, total)` follows the same stages (STAGES), and `status.timings_ms` holds
 one lap per stage plus `total`, from one StageTimer.
