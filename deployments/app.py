@@ -5,8 +5,9 @@ data_dir defaults to $TECHNIC_DATA_DIR / the per-user folder, and an empty one g
 synthetic demo market here, once, before any replica starts (replicas never build it). It may be
 an object-store URI (`s3://bucket/prefix?region=...`, technic_v4/data/store_fs.py), so the nodes
 of a cluster read one store without a shared filesystem; an empty URI is refused, not filled.
-models_dir defaults to $TECHNIC_MODELS_DIR / the repository's models/. The Watcher (one
-replica: watches, their outbox and delivery) shares the Indicators and AlphaModel replicas.
+models_dir defaults to $TECHNIC_MODELS_DIR / the per-user models / the shipped models/. The
+Watcher (one replica: watches, their outbox and delivery) shares the Indicators and AlphaModel
+replicas.
 The two batch knobs, when given, override the alpha deployment's user_config
 (serve_config.yaml sets it directly).
 No `from __future__ import annotations` here: Serve reads the builder's annotation at run time

@@ -6,10 +6,13 @@
 `train` reads the whole store, trains one model per horizon (technic_v4/alpha/train.py) and
 writes `<id>.ubj` + `<id>.meta.json` into the models directory: --models-dir, else
 $TECHNIC_MODELS_DIR, else the per-user models folder (~/.local/share/technic/models), never the
-shipped `models/` unless `--overwrite-shipped` says so; it prints where, and how to point scans
-at it (`export TECHNIC_MODELS_DIR=...`). It refuses a data dir without a store (it never
-builds the synthetic demo market to train on: `technic data demo` does that on purpose) and a
-store too small to train on, saying whether it lacks symbols or history. `show` loads every
+shipped `models/` unless `--overwrite-shipped` says so; it prints where, whether scans now use
+them (the per-user folder comes before the shipped models) or how to point scans at them
+(`export TECHNIC_MODELS_DIR=...`), and the validation and test metrics. Scans use a model only
+on stores of the kind of data and calendar it learned (inference.py, step 7). It refuses a data
+dir without a store (it never builds the synthetic demo market to train on: `technic data
+demo` does that on purpose) and a store too small to train on, saying whether it lacks symbols
+or history and the size it needs (symbols x years). `show` loads every
 model in the models directory scans use with the registry's checks and prints its metadata
 and out-of-sample metrics; a broken model is reported with the registry's message and exit 2.
 
@@ -67,8 +70,8 @@ Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
 models_app = typer.Typer(help="Train and inspect the alpha models.", no_args_is_help=True)
 
 ModelsDir = Annotated[Path | None, typer.Option(
-    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR or the shipped "
-    "models/).")]
+    "--models-dir", help="Models directory (default: $TECHNIC_MODELS_DIR, else the per-user "
+    "models folder once training wrote there, else the shipped models/).")]
 TrainModelsDir = Annotated[Path | None, typer.Option(
     "--models-dir", help="Where to write the models (default: $TECHNIC_MODELS_DIR, else the "
     "per-user models folder, e.g. ~/.local/share/technic/models).")]
@@ -89,6 +92,7 @@ def train(
     """Train the alpha models on the price store and write them into the models directory."""
     from technic_v4.alpha import registry
     from technic_v4.alpha.features import FEATURES_BY_HORIZON
+    from technic_v4.alpha.inference import data_kind
     from technic_v4.alpha.train import TrainDataError, train_models
     from technic_v4.data import store
     from technic_v4.data.reader import default_data_dir
@@ -134,9 +138,14 @@ def train(
         fail(f"cannot write models to {out_dir}: {exc.strerror or exc}")
     err.print(f"done in {time.perf_counter() - t0:.1f} s", highlight=False)
     scanned = registry.default_models_dir()
+    calendar = panel.meta.get("calendar", manifest.calendar)
+    kind = data_kind(panel.source)
     if scanned.expanduser().resolve() != out_dir.resolve():
         err.print(f"scans use the models in {scanned}; to scan with these: export "
                   f"TECHNIC_MODELS_DIR={out_dir}", highlight=False)
+    else:
+        err.print(f"scans now use these models (from {out_dir}) on stores of {kind} data on "
+                  f"{calendar}", highlight=False)
     _print_models(out_dir, [registry.model_id(h) for h in horizons])
 
 
@@ -189,7 +198,8 @@ def _print_models(models_dir: Path, ids: list[str]) -> None:
         out.print(f"  label: {m['label']}\n  target: {m['target']}\n"
                   f"  features: {', '.join(m['features'])}\n"
                   f"  data: {data['source']} {data['data_version']}, {data['symbols']} symbols "
-                  f"x {data['sessions']} sessions ({data['first']}..{data['last']})\n"
+                  f"x {data['sessions']} sessions ({data['first']}..{data['last']}), calendar "
+                  f"{data.get('calendar', 'not recorded')}\n"
                   f"  split: {split}; embargo {m['embargo_sessions']} sessions; train rows used "
                   f"{m['subsample']['train_rows_used']:,}", markup=False, highlight=False)
         out.print(_metrics_table(m), _sector_table(m))

@@ -8,7 +8,7 @@ later.
 | variable | default | meaning |
 |---|---|---|
 | TECHNIC_DATA_DIR | per-user folder | data dir: a path or s3:// gs:// abfs:// file:// URI |
-| TECHNIC_MODELS_DIR | shipped models/ | alpha models scans read; `models train` writes there too |
+| TECHNIC_MODELS_DIR | per-user, else shipped | alpha models scans read; `models train` writes |
 | TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: screens, watches |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
@@ -150,5 +150,5 @@ class Settings(BaseSettings):
         return root if isinstance(root, Path) else Path(platformdirs.user_state_dir("technic"))
 
     def models_root(self) -> Path | None:
-        """The models dir when set (None: the shipped models/, see alpha/registry.py)."""
+        """The models dir when set (None: the per-user or shipped models, alpha/registry.py)."""
         return Path(self.models_dir).expanduser() if self.models_dir else None

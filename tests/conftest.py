@@ -46,6 +46,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run the tests marked slow (the README's test command does)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Per-user folders (platformdirs: models `technic models train` wrote, the default data
+    dir) point into a fresh temporary folder: the suite never reads the user's."""
+    import os
+    import tempfile
+
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="technic-xdg-")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers by folder, and the xdist groups (`-n 2 --dist loadgroup` in pyproject.toml):

@@ -53,13 +53,15 @@ def feature_rows(rng: np.random.Generator, names: list[str], n: int) -> np.ndarr
     return np.column_stack([FEATURE_DRAWS[name](rng, n) for name in names])
 
 
-def tiny_models(root: Path, seed: int = 0, *, realistic: bool = True) -> Path:
+def tiny_models(root: Path, seed: int = 0, *, realistic: bool = True,
+                source: str = "synthetic", calendar: str = "XNYS") -> Path:
     """Both horizons' models, trained for a moment on features drawn like real ones
     (`realistic`), with a label that depends on mom_21 and RSI, so a scan's rows get
-    different forecasts. `realistic=False`: trained on N(0, 1) features, as these models
-    were until issue 16; real RSI (~50) and friends then lie beyond every split, every row
-    lands in the same leaves and the models give one value for all (reported as alpha
-    unavailable by `inference.distinguishing`)."""
+    different forecasts; their metadata says they learned `source` bars on `calendar` (scans
+    use them on stores of that kind only: the demo market by default). `realistic=False`:
+    trained on N(0, 1) features, as these models were until issue 16; real RSI (~50) and
+    friends then lie beyond every split, every row lands in the same leaves and the models
+    give one value for all (reported as alpha unavailable by `inference.distinguishing`)."""
     rng = np.random.default_rng(seed)
     for h in (5, 10):
         names = list(feature_names(h))
@@ -79,6 +81,7 @@ def tiny_models(root: Path, seed: int = 0, *, realistic: bool = True) -> Path:
         registry.save_model(booster, {
             "id": registry.model_id(h), "features": names, "horizon": h,
             "label": f"test label, {h} sessions", "trained_at": "test",
+            "data": {"source": source, "calendar": calendar},
             "metrics": {"test": {"rank_ic": {"mean": 0.01, "t_stat": 1.0}}}}, root)
     return root
 

@@ -221,7 +221,9 @@ class ScanMeta(Meta):
     error_details: list[dict[str, str]]
     window_bars: int
     scoring_version: str
-    alpha: dict[str, Any] = Field(description="Model ids/versions, or available=false + reason.")
+    alpha: dict[str, Any] = Field(description=(
+        "Model ids/versions, or available=false + reason (e.g. `alpha unavailable: models "
+        "trained on synthetic data; run technic models train`: Alpha columns are null)."))
     timings_ms: dict[str, float]
     request: dict[str, Any]
     rejections: list[dict[str, str]] | None = None
@@ -412,6 +414,8 @@ class ExplainModel(BaseModel):
     available: bool
     reason: str | None = None
     version: str | None = None
+    data_source: str | None = Field(None, description="The source its training data had.")
+    calendar: str | None = Field(None, description="The exchange calendar it was trained on.")
     forecast: float | None = None
     bias: float | None = None
     sum: float | None = Field(None, description="Sum of the contributions plus the bias.")
@@ -437,6 +441,7 @@ class ExplainScan(BaseModel):
 
 
 class ExplainMeta(Meta):
+    calendar: str | None = Field(None, description="The store's exchange calendar.")
     window_bars: int
     scoring_version: str
     models_version: str | None

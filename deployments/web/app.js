@@ -19,6 +19,14 @@ const STAGES = { load: [0, 10], indicators: [10, 70], score: [70, 75], alpha: [7
                  rank: [92, 100] };
 const VALIDATE_STAGES = { indicators: [0, 40], replay: [40, 100] };
 
+/** The alpha banner: shown, with the scan's reason, when the Alpha columns are empty. */
+function showAlpha(alpha) {
+  const off = Boolean(alpha) && alpha.available === false;
+  $("alpha-banner").hidden = !off;
+  $("alpha-banner").textContent = off
+    ? `Alpha 5d / Alpha 10d are empty: ${alpha.reason || "alpha unavailable: no models"}` : "";
+}
+
 function showSource(meta) {
   if (!meta) return;
   $("synthetic-banner").hidden = meta.source !== "synthetic";
@@ -107,7 +115,7 @@ function summarise(meta, shown) {
   const reasons = Object.entries(meta.rejected_by_reason || {})
     .map(([why, n]) => `${why}: ${n}`).join(", ");
   const alpha = meta.alpha && meta.alpha.available === false
-    ? ` · alpha unavailable (${meta.alpha.reason || "no models"})` : "";
+    ? ` · ${meta.alpha.reason || "alpha unavailable: no models"}` : "";
   return `${shown} rows · ${meta.attempted} scanned, ${meta.kept} kept, ${meta.rejected} ` +
     `rejected${reasons ? " (" + reasons + ")" : ""} · as of ${meta.as_of} · ` +
     `${Math.round(meta.elapsed_ms ?? meta.timings_ms?.total ?? 0)} ms${alpha}`;
@@ -145,6 +153,7 @@ function init() {
       const result = await streamJSON("/v1/scan/stream", body, onProgress);
       lastRequest = body;
       showSource(result.meta);
+      showAlpha(result.meta.alpha);
       table.setRows(result.rows);
       $("summary").textContent = summarise(result.meta, result.rows.length);
       $("results").hidden = false;

@@ -2,7 +2,8 @@
 
 A scan owns (or is given) one ModelSet per models dir and calls `predict(features)` with the
 model features of the rows it scores. Walk-through:
- 1. Models dir: the argument, else env TECHNIC_MODELS_DIR, else `models/` next to the package
+ 1. Models dir: the argument, else env TECHNIC_MODELS_DIR, else the per-user models folder
+    when training wrote models there, else the shipped `models/`
     (`registry.default_models_dir`). Horizons come from the feature table
     (`features.FEATURES_BY_HORIZON`): one model per horizon.
  2. For each horizon the set holds the last model that passed `registry.load_model`
@@ -37,6 +38,15 @@ model features of the rows it scores. Walk-through:
     on standardised features fed RSI ~50). Fewer rows (a lookup of a few symbols) are not
     judged. The model stays loaded and `models_version` unchanged: the answer was computed by
     those versions; only its column is withheld.
+ 7. A model forecasts only the kind of market it learned: `matching(forecast, source,
+    calendar)` (called by the scan with its store's source and exchange calendar, after
+    `predict`) withholds, like step 6, every horizon whose model was trained on another kind
+    of data (synthetic vs real: the shipped demo models on a store of real bars, or the
+    reverse) or on another exchange calendar (XNYS models on an XKRX store), or whose
+    metadata does not say (models trained before technic recorded the calendar). The state's
+    reason then says so and what to do: `alpha unavailable: models trained on synthetic data;
+    run technic models train`. Real stores of different files on one calendar match: the
+    features are scale-free and a model trained on one US store ranks another.
 Forecasts are the expected h-session log return in excess of the universe mean (~ a fraction).
 """
 
@@ -55,6 +65,9 @@ from technic_v4.alpha import registry
 from technic_v4.alpha.features import FEATURES_BY_HORIZON, feature_names
 from technic_v4.cross_section import zscore_1d
 from technic_v4.data.panel import Array1D, BoolArray
+
+SYNTHETIC = "synthetic"  # the demo market's source label (data/demo.py)
+RETRAIN = "run technic models train"
 
 HORIZONS: tuple[int, ...] = tuple(sorted(FEATURES_BY_HORIZON))
 DEGENERATE_MIN_ROWS = 8     # rows a scan must score before its forecasts' spread is judged
@@ -246,6 +259,7 @@ def _describe(model: registry.LoadedModel) -> dict[str, object]:
     return {"available": True, "id": model.id, "version": model.version,
             "trained_at": meta.get("trained_at"), "horizon": meta.get("horizon"),
             "data_source": data.get("source"), "data_version": data.get("data_version"),
+            "calendar": data.get("calendar"),
             "test_rank_ic": test.get("rank_ic", {}).get("mean"),
             "test_rank_ic_t": test.get("rank_ic", {}).get("t_stat"),
             "xgboost": meta.get("libraries", {}).get("xgboost")}
@@ -277,6 +291,73 @@ def distinguishing(forecast: Forecast) -> Forecast:
         why = degenerate_reason(registry.model_id(h), values)
         if why is not None:
             reasons[h] = why
+    return withheld(forecast, reasons, "; ".join(reasons[h] for h in sorted(reasons)),
+                    degenerate=True)
+
+
+def data_kind(source: str | None) -> str:
+    """"synthetic" for the demo market's source label, "real" for any other."""
+    return SYNTHETIC if source == SYNTHETIC else "real"
+
+
+def mismatch(model: Mapping[str, object], source: str, calendar: str) -> list[str]:
+    """Why a model described by `model` (a state's `models` entry: `data_source`, `calendar`)
+    must not forecast a store of `source` on `calendar`, in short phrases (step 7); [] when
+    it may."""
+    trained = model.get("data_source")
+    trained_on = model.get("calendar")
+    if trained is None or trained_on is None:
+        return ["model metadata does not record its training "
+                + ("data source" if trained is None else "calendar")
+                + " (trained by an older technic)"]
+    why = []
+    kind = data_kind(str(trained))
+    if kind != data_kind(source):
+        why.append(f"models trained on {kind} data" + (
+            "" if kind == SYNTHETIC else f" ({trained}), the store is synthetic"))
+    if str(trained_on) != calendar:
+        why.append(f"models trained on {trained_on} sessions, the store is on {calendar}")
+    return why
+
+
+def mismatch_reason(mid: str, model: Mapping[str, object], why: list[str], source: str,
+                    calendar: str) -> str:
+    """One model's reason to be withheld, from its `mismatch` phrases."""
+    return (f"{mid} (trained on {model.get('data_source')}, "
+            f"{model.get('calendar') or 'calendar not recorded'}) does not match the store "
+            f"({source}, {calendar}): {'; '.join(why)}; {RETRAIN}")
+
+
+def mismatch_summary(short: list[str]) -> str:
+    """The state's reason for withheld models: their distinct phrases, and what to do."""
+    return "; ".join(dict.fromkeys(short)) + f"; {RETRAIN}"
+
+
+def matching(forecast: Forecast, source: str, calendar: str) -> Forecast:
+    """`forecast` with every horizon whose model was trained on another kind of data or
+    another exchange calendar than the store's made unavailable (step 7)."""
+    held = forecast.state.get("models")
+    models = held if isinstance(held, dict) else {}
+    short: list[str] = []
+    reasons: dict[int, str] = {}
+    for h in forecast.values:
+        mid = registry.model_id(h)
+        model = models.get(mid)
+        if not isinstance(model, dict) or not model.get("available"):
+            continue
+        why = mismatch(model, source, calendar)
+        if why:
+            short.extend(why)
+            reasons[h] = mismatch_reason(mid, model, why, source, calendar)
+    if not reasons:
+        return forecast
+    return withheld(forecast, reasons, mismatch_summary(short), mismatched=True)
+
+
+def withheld(forecast: Forecast, reasons: Mapping[int, str], summary: str,
+             **flag: bool) -> Forecast:
+    """`forecast` with the horizons in `reasons` made unavailable: NaN values, each model's
+    reason and `flag` in the state, `summary` appended to the state's reason."""
     if not reasons:
         return forecast
     kept: dict[int, Array1D] = {h: np.full(len(v), np.nan) if h in reasons else v
@@ -285,11 +366,9 @@ def distinguishing(forecast: Forecast) -> Forecast:
     held = state.get("models")
     models = {str(k): dict(v) for k, v in held.items()} if isinstance(held, dict) else {}
     for h, why in reasons.items():
-        models.setdefault(registry.model_id(h), {}).update(available=False, degenerate=True,
-                                                           reason=why)
+        models.setdefault(registry.model_id(h), {}).update(available=False, reason=why, **flag)
     earlier = f"{state['reason']}; " if state.get("reason") else "alpha unavailable: "
-    state.update(available=False, models=models,
-                 reason=earlier + "; ".join(reasons[h] for h in sorted(reasons)))
+    state.update(available=False, models=models, reason=earlier + summary)
     state.pop("score", None)
     return Forecast(kept, state)
 

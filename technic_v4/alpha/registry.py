@@ -1,6 +1,7 @@
 """The model registry: XGBoost models on disk as native UBJSON plus a metadata file. No pickle.
 
-Layout of a models directory (env TECHNIC_MODELS_DIR, else `models/` next to the package):
+Layout of a models directory (env TECHNIC_MODELS_DIR, else the per-user models folder when
+training wrote there, else the shipped `models/` next to the package: `default_models_dir`):
 
     alpha_5d.ubj         the booster, XGBoost's own binary JSON format (`Booster.save_raw("ubj")`)
     alpha_5d.meta.json   metadata: id, features in order, label, horizon, training window, data
@@ -86,11 +87,16 @@ class LoadedModel:
 
 
 def default_models_dir() -> Path:
-    """$TECHNIC_MODELS_DIR (settings.py), else the repository's `models/` next to the
-    package: the shipped models."""
+    """The models scans use: $TECHNIC_MODELS_DIR (settings.py), else the per-user models
+    folder once `technic models train` has written a model there, else the shipped
+    `models/` (trained on the synthetic demo market)."""
     from technic_v4.settings import Settings
 
-    return Settings().models_root() or shipped_models_dir()
+    chosen = Settings().models_root()
+    if chosen is not None:
+        return chosen
+    user = user_models_dir()
+    return user if list_model_ids(user) else shipped_models_dir()
 
 
 def shipped_models_dir() -> Path:

@@ -32,6 +32,7 @@ import numpy as np
 import xgboost as xgb
 
 from technic_v4.alpha import evaluate, features
+from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.panel import Panel
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -54,6 +55,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 MIN_SESSION_SYMBOLS = 20   # a session enters the split when this many symbols have a label
 MIN_SEGMENT_SESSIONS = 20  # sessions in each of train, validation and test
+SESSIONS_PER_YEAR = 252
+RECOMMENDED_SIZE = "50+ symbols x 3+ years"  # ~150 test sessions x 50 symbols per IC
 
 
 class TrainDataError(ValueError):
@@ -110,11 +113,11 @@ def time_split(ds: features.Dataset, cfg: TrainConfig) -> Split:
                 f"too few symbols: {symbols} of the store's {label.shape[0]} have a "
                 f"{cfg.horizon}-session forward return (a bar {cfg.horizon}+ bars before their "
                 f"last); training needs at least {MIN_SESSION_SYMBOLS} on the same sessions, "
-                "since every statistic is across symbols")
+                f"since every statistic is across symbols: {needed_size(cfg)}")
         raise TrainDataError(
             f"too little overlapping history: {symbols} symbols have labels, but never "
             f"{MIN_SESSION_SYMBOLS} on the same session (at most {int(per_session.max())}); "
-            "training needs that many side by side")
+            f"training needs that many side by side: {needed_size(cfg)}")
     first, stop = int(dates[0]), int(dates[-1]) + 1
     usable = stop - first - 2 * cfg.embargo
     n_train, n_valid = _segment_sizes(usable, cfg.fractions)
@@ -124,8 +127,7 @@ def time_split(ds: features.Dataset, cfg: TrainConfig) -> Split:
             f"too little history: {stop - first} sessions have labels for "
             f"{MIN_SESSION_SYMBOLS}+ symbols; a train/validation/test split needs at least "
             f"{needed} ({MIN_SEGMENT_SESSIONS}+ sessions per segment and two "
-            f"{cfg.embargo}-session embargoes), i.e. about {needed + cfg.horizon} sessions of "
-            "bars")
+            f"{cfg.embargo}-session embargoes): {needed_size(cfg)}")
     v0 = first + n_train + cfg.embargo
     t0 = v0 + n_valid + cfg.embargo
     bounds = {"train": (first, first + n_train), "valid": (v0, v0 + n_valid),
@@ -156,6 +158,14 @@ def min_labelled_sessions(cfg: TrainConfig) -> int:
     while not _split_fits(usable, cfg.fractions):
         usable += 1
     return usable + 2 * cfg.embargo
+
+
+def needed_size(cfg: TrainConfig) -> str:
+    """The smallest store `cfg` trains on, in symbols x years of bars on the same sessions."""
+    sessions = min_labelled_sessions(cfg) + cfg.horizon
+    return (f"the store needs at least {MIN_SESSION_SYMBOLS} symbols x "
+            f"{sessions / SESSIONS_PER_YEAR:.1f} years ({sessions} sessions) of daily bars "
+            f"on the same sessions; {RECOMMENDED_SIZE} recommended for metrics worth reading")
 
 
 def _sample(cells: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -226,6 +236,7 @@ def train_model(panel: Panel, cfg: TrainConfig, ds: features.Dataset | None = No
                     f"(train) / {cfg.max_valid_rows} (validation) rows",
         },
         "data": {"source": panel.source, "data_version": panel.data_version,
+                 "calendar": str(panel.meta.get("calendar", DEFAULT_CALENDAR)),
                  "symbols": panel.n_symbols, "sessions": panel.n_sessions,
                  "first": day[0], "last": day[-1]},
         "xgboost": {"params": params, "best_iteration": best, "trees": best + 1,

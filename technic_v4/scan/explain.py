@@ -15,7 +15,9 @@ the latest) with the numbers a scan as of that session shows for it, from the sc
      scan's screen says whether the symbol would be kept, or why not (stale, too few bars ...).
   3. `explain_alpha`: each model's per-feature contributions (TreeSHAP, `ModelSet.
      contributions`) for the row's model features, or why the model is unavailable.
-  4. `combine`: the two parts as one dict (the JSON of the API and of `technic explain`).
+  4. `combine`: the two parts as one dict (the JSON of the API and of `technic explain`);
+     a model trained on another kind of data or calendar than the store's is shown
+     unavailable, with the reason (`matching_explained`), never its contributions.
 Under Serve, step 2 runs on an Indicators replica (it holds the window) and step 3 on the
 AlphaModel replica (it holds the models); the ingress combines them (deployments/).
 AlphaScore is not explained: it is a z-score over the rows of a scan, not a property of one
@@ -32,8 +34,16 @@ import numpy as np
 import pandas as pd
 
 from technic_v4 import scoring
-from technic_v4.alpha.inference import HORIZONS, MODEL_FEATURES, ModelSet
+from technic_v4.alpha.inference import (
+    HORIZONS,
+    MODEL_FEATURES,
+    ModelSet,
+    mismatch,
+    mismatch_reason,
+    mismatch_summary,
+)
 from technic_v4.alpha.registry import model_id
+from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import validate_symbol
 from technic_v4.errors import StaleDataError, UnknownSymbolError
@@ -96,6 +106,8 @@ def explain_indicators(reader: Any, symbol: str, as_of: object = None,
     last_bar = row["LastDate"]
     return {
         "meta": {"data_version": block.data_version, "source": block.source,
+                 "calendar": snap.manifest.calendar if snap.manifest is not None
+                 else DEFAULT_CALENDAR,
                  "as_of": block.as_of, "window_bars": block.window_bars,
                  "scoring_version": scoring.SCORING_VERSION},
         "symbol": symbol, "name": str(row["Name"]), "sector": str(row["Sector"]),
@@ -128,9 +140,12 @@ def explain_alpha(models: ModelSet, features: Mapping[str, float]) -> dict[str, 
             continue
         values = [float(v) for v in c.values[0]]
         bias = float(c.bias[0])
+        held = states.get(mid) if isinstance(states, dict) else None
+        trained = held if isinstance(held, dict) else {}
         out.append({
             "id": mid, "horizon": h, "column": f"Alpha{h}d", "available": True,
             "version": c.version, "forecast": float(c.forecast[0]), "bias": bias,
+            "data_source": trained.get("data_source"), "calendar": trained.get("calendar"),
             "sum": float(np.sum(values, dtype=np.float64) + bias),
             "contributions": [{"feature": f, "value": float(features[f]), "contribution": v}
                               for f, v in zip(c.features, values, strict=True)],
@@ -142,12 +157,34 @@ def explain_alpha(models: ModelSet, features: Mapping[str, float]) -> dict[str, 
 
 def combine(indicators: dict[str, Any], alpha: dict[str, Any]) -> dict[str, Any]:
     """Step 4: one answer from the two parts (the indicator part's `features` move under
-    `alpha`)."""
+    `alpha`); a model trained on another kind of data or calendar than the store's is shown
+    unavailable with the reason, its contributions withheld (inference.py, step 7)."""
     out = dict(indicators)
     features = out.pop("features")
+    alpha = matching_explained(alpha, out["meta"]["source"], out["meta"]["calendar"])
     out["meta"] = {**out["meta"], "models_version": alpha.get("models_version")}
     out["alpha"] = {**alpha, "features": features}
     return out
+
+
+def matching_explained(alpha: dict[str, Any], source: str, calendar: str) -> dict[str, Any]:
+    """`explain_alpha`'s answer with each model that does not match the store (source kind,
+    calendar) made unavailable: no forecast, no contributions, the reason."""
+    short: list[str] = []
+    models = []
+    for m in alpha["models"]:
+        why = mismatch(m, source, calendar) if m["available"] else []
+        if why:
+            short.extend(why)
+            m = {**{k: m[k] for k in ("id", "horizon", "column", "version", "data_source",
+                                      "calendar")}, "available": False,
+                 "reason": mismatch_reason(m["id"], m, why, source, calendar)}
+        models.append(m)
+    if not short:
+        return alpha
+    earlier = f"{alpha['reason']}; " if alpha.get("reason") else "alpha unavailable: "
+    return {**alpha, "available": False, "models": models,
+            "reason": earlier + mismatch_summary(short)}
 
 
 def explain(reader: Any, models: ModelSet, symbol: str, as_of: object = None,

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, alpha_score, distinguishing
+from technic_v4.alpha.inference import (
+    MODEL_FEATURES,
+    Forecast,
+    alpha_score,
+    distinguishing,
+    matching,
+)
 from technic_v4.data.reader import Snapshot
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
@@ -35,7 +41,14 @@ from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, rank_order
-from technic_v4.scan.run import Evaluate, Evaluations, Predict, _evaluate, _no_report
+from technic_v4.scan.run import (
+    Evaluate,
+    Evaluations,
+    Predict,
+    _evaluate,
+    _no_report,
+    snapshot_calendar,
+)
 from technic_v4.scan.screen import Facts, screen_masks
 from technic_v4.screens import CompiledScreen
 from technic_v4.screens.cost import Budget
@@ -136,8 +149,9 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
         for _, alive in mine.values():
             any_alive |= alive
         rows = np.flatnonzero(any_alive)
-        forecast = await predict({f: frame[f].to_numpy(dtype=float)[rows]
-                                  for f in MODEL_FEATURES})
+        forecast = matching(await predict({f: frame[f].to_numpy(dtype=float)[rows]
+                                           for f in MODEL_FEATURES}),
+                            snap.source, snapshot_calendar(snap))
         alpha = {f"Alpha{h}d": _scatter(v, rows, n) for h, v in forecast.values.items()}
         key = spec.key().decode()
         frames[key] = frame.assign(**alpha)

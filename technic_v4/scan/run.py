@@ -21,9 +21,12 @@ stream, validation, watches) comes through here, and only says where two steps r
                 their reasons.
   4. alpha      `predict(features)` once, for the rows kept, with the model features only:
                 in-process a ModelSet, under Serve the AlphaModel replica (which batches
-                concurrent scans into one XGBoost call). A horizon whose forecasts cannot tell
-                the kept rows apart is then withheld (`inference.distinguishing`: judged per
-                scan, here, since a Serve batch mixes scans). AlphaScore over the rows kept.
+                concurrent scans into one XGBoost call). A horizon whose model learned other
+                data than the store's (synthetic vs real, another calendar:
+                `inference.matching`) or whose forecasts cannot tell the kept rows apart
+                (`inference.distinguishing`) is then withheld (judged per scan, here, since a
+                Serve batch mixes scans); a where / rank / sort_by reading a withheld column
+                is a ConfigError (`unfillable_alpha`). AlphaScore over the rows kept.
   5. rank       `finish_scan`: sort, cut to max_symbols, count every symbol.
 `report(stage, done, total)` follows the same stages (STAGES), and `status.timings_ms` holds
 one lap per stage plus `total`, from one StageTimer.
@@ -36,7 +39,7 @@ import concurrent.futures
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,14 +48,18 @@ import numpy as np
 import pandas as pd
 
 from technic_v4.alpha.inference import (
+    HORIZONS,
     MODEL_FEATURES,
     Forecast,
     ModelSet,
     alpha_score,
     distinguishing,
+    matching,
 )
+from technic_v4.alpha.registry import model_id
+from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
-from technic_v4.errors import StaleDataError
+from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
 from technic_v4.scan.expressions import BlockEnv, compile_expressions
@@ -156,11 +163,15 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     rows = np.flatnonzero(alive)
     report("alpha", 0, len(rows))
     kept = block.frame.iloc[rows]
-    forecast = distinguishing(await predict(
-        {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}))
+    forecast = distinguishing(matching(await predict(
+        {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}),
+        snap.source, snapshot_calendar(snap)))
     timer.lap("alpha")
     report("alpha", len(rows), len(rows))
 
+    refused = unfillable_alpha(cfg, forecast.state)
+    if refused is not None:
+        raise refused
     exprs = compile_expressions(cfg.where, cfg.rank)
     if exprs.where is not None:  # over every row: ranks inside it see the whole universe
         alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
@@ -226,6 +237,35 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
     return block
+
+
+def snapshot_calendar(snap: Snapshot) -> str:
+    """The exchange calendar of the snapshot's sessions (a Panel in memory: XNYS)."""
+    return snap.manifest.calendar if snap.manifest is not None else DEFAULT_CALENDAR
+
+
+def unfillable_alpha(cfg: ScanConfig, state: Mapping[str, object]) -> ConfigError | None:
+    """The ConfigError for a `where`, `rank` or `sort_by` of `cfg` that reads a forecast
+    column the alpha `state` cannot fill (its model missing, mismatched or withheld), or None:
+    an empty or arbitrary answer would pass for the screen's verdict."""
+    held = state.get("models")
+    models = held if isinstance(held, dict) else {}
+    missing = {f"Alpha{h}d" for h in HORIZONS
+               if not (models.get(model_id(h)) or {}).get("available")}
+    if not state.get("available"):
+        missing.add("AlphaScore")
+    if not missing:
+        return None
+    reason = str(state.get("reason") or "alpha unavailable")
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    for field, compiled in (("where", exprs.where), ("rank", exprs.rank)):
+        used = sorted(missing & compiled.columns) if compiled is not None else []
+        if used:
+            return ConfigError(field, f"{field} reads {', '.join(used)}, which this scan "
+                               f"cannot fill: {reason}")
+    if cfg.sort_by in missing:
+        return ConfigError("sort_by", f"sort_by {cfg.sort_by} cannot rank this scan: {reason}")
+    return None
 
 
 def with_alpha(kept: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:

@@ -24,8 +24,10 @@ changes, `watch add` for the baseline):
   5. all watches of the session recorded in one transaction with their events and
      deliveries (store.record): the outbox never holds an event whose evaluation is not
      recorded, nor the reverse.
-A watch whose screen cannot be resolved (a saved screen deleted) is skipped and reported in
-`SessionRun.errors`; it is evaluated again at the next trigger.
+A watch whose screen cannot be resolved (a saved screen deleted), or reads a forecast column
+the session's alpha state cannot fill (`run.unfillable_alpha`: models missing, or trained on
+other data than the store's), is skipped and reported in `SessionRun.errors`: no evaluation,
+no `left` events for a verdict it never gave; it is evaluated again at the next trigger.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.many import Selection, execute_many
 from technic_v4.scan.plan import check_cost
 from technic_v4.scan.result import RANK_COLUMN
-from technic_v4.scan.run import Evaluate, Evaluations, Predict
+from technic_v4.scan.run import Evaluate, Evaluations, Predict, unfillable_alpha
 from technic_v4.screens.cost import Budget
 from technic_v4.watch.model import Watch, event_id
 from technic_v4.watch.store import Evaluation, WatchStore
@@ -160,6 +162,10 @@ async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Sn
     rows = RowSource()
     batch: Batch = []
     for (watch, ref), selection, last in zip(chosen, selections, lasts, strict=True):
+        refused = unfillable_alpha(selection.config, selection.alpha_state)
+        if refused is not None:  # no verdict on this session: nothing recorded, no events
+            run.errors[watch.name] = str(refused)
+            continue
         evaluation, events = diff(watch, ref, selection, last, rows)
         batch.append((watch, evaluation, events))
         run.evaluated.append(watch.name)

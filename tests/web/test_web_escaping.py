@@ -198,6 +198,12 @@ def test_table_and_data_line_show_text_literally(page, server):
     _scan(page)
     assert page.is_hidden("#error"), _text(page, "#error")
     assert page.is_hidden("#synthetic-banner")  # the source is not "synthetic"
+    # ... so the demo-trained models do not forecast it: the page says why the Alpha columns
+    # are empty
+    assert page.is_visible("#alpha-banner")
+    assert _text(page, "#alpha-banner") == (
+        "Alpha 5d / Alpha 10d are empty: alpha unavailable: models trained on synthetic data; "
+        "run technic models train")
     meta = server["http"].get("/v1/sectors").json()["meta"]
     assert _text(page, "#data-info") == (f"data {meta['data_version']} · {SOURCE} · "
                                          f"as of {meta['as_of']}")
