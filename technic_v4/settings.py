@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     watch_max_attempts: int = Field(15, ge=1)
     watch_max_age_s: float = Field(3 * 86400.0, gt=0)
     watch_poll_s: float = Field(5.0, gt=0)
+    # watches: outbox bounds (events per watch and session, retention, pruning)
+    watch_max_events: int = Field(500, ge=1, le=1_000_000)
+    watch_retention_days: float = Field(30.0, gt=0)
+    watch_prune_every_s: float = Field(3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -136,12 +136,17 @@ def webhook_client(timeout_s: float) -> httpx.AsyncClient:
 
 
 def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str, str]:
-    """(title, body) of the one message an apprise target gets per watch and session."""
-    counts = {k: sum(e["kind"] == k for e in events) for k in ("entered", "left", "rank_moved")}
+    """(title, body) of the one message an apprise target gets per watch and session (a
+    `truncated` event's count is in the title's numbers and the "more" line)."""
+    listed = [e for e in events if e["kind"] != "truncated"]
+    left_out = [e for e in events if e["kind"] == "truncated"]
+    counts = {k: sum(e["kind"] == k for e in listed) + sum(e.get("kinds", {}).get(k, 0)
+                                                            for e in left_out)
+              for k in ("entered", "left", "rank_moved")}
     said = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
     title = f"technic watch {watch} — {session}: {said or 'no change'}"
     lines = []
-    for e in events[:SUMMARY_LINES]:
+    for e in listed[:SUMMARY_LINES]:
         row = e.get("row") or {}
         if e["kind"] == "entered":
             lines.append(f"+ {e['symbol']} #{e['rank']}  close {_num(row.get('Close'))}  "
@@ -151,8 +156,9 @@ def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str
                          f"{_num(row.get('Close'))}" + ("" if row else "  no data"))
         else:
             lines.append(f"~ {e['symbol']} #{e['previous_rank']} -> #{e['rank']}")
-    if len(events) > SUMMARY_LINES:
-        lines.append(f"… and {len(events) - SUMMARY_LINES} more")
+    more = max(0, len(listed) - SUMMARY_LINES) + sum(e.get("count", 0) for e in left_out)
+    if more:
+        lines.append(f"… and {more} more")
     screen = events[0].get("screen", {}) if events else {}
     lines.append(f"screen {screen.get('name')} v{screen.get('version')} · data "
                  f"{events[0].get('data_version') if events else ''}")
