@@ -709,8 +709,9 @@ class SqliteWatchStore:
                 db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 db.execute("VACUUM")
             else:
-                db.execute("PRAGMA incremental_vacuum")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute:
+                # one step, one page)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             raise WatchDatabaseError(f"cannot reclaim space in {self.path}: {exc}") from exc
 
