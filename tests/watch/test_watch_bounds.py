@@ -186,3 +186,27 @@ def test_deleting_watches_gives_their_space_back(market):
     empty = svc.store.outbox_size()
     assert empty["events"] == 0 and empty["free_bytes"] == 0
     assert empty["bytes"] < full["bytes"] / 2
+
+
+def test_rank_alphascore_works_in_scan_screen_and_watch_over_http(market):
+    from fastapi.testclient import TestClient
+
+    from deployments.api.backend import InProcessBackend
+    from deployments.api.main import create_app
+
+    split, models = market
+    backend = InProcessBackend(split.data, models, warm=False)
+    backend.warm()
+    with TestClient(create_app(backend, api_keys=("k1",)), headers={"x-api-key": "k1"}) as c:
+        body = {"rank": "AlphaScore", "where": "RSI > 40", "max_symbols": 10}
+        scan = c.post("/v1/scan", json=body)
+        assert scan.status_code == 200, scan.text
+        rows = scan.json()["rows"]
+        assert rows and [r["RankValue"] for r in rows] == [r["AlphaScore"] for r in rows]
+        assert c.put("/v1/screens/by-alpha", json=body).status_code == 200
+        made = c.post("/v1/watches", json={"name": "by-alpha", "screen": "by-alpha",
+                                           "initial": True})
+        assert made.status_code == 201, made.text
+        assert made.json()["baseline"]["events"] == len(rows)
+        state = c.get("/v1/watches/by-alpha").json()["state"]
+        assert state["failed"] is None and state["last_evaluation"]["symbols"] == len(rows)
