@@ -32,13 +32,11 @@ from deployments.api.main import create_app  # noqa: E402
 from technic_v4.watch import safety, send  # noqa: E402
 from technic_v4.watch.safety import (  # noqa: E402
     APPRISE_SCHEMES,
-    SERVICE_SCHEMES,
     UnsafeTargetError,
     check_apprise,
     display_url,
 )
 from technic_v4.watch.send import send_apprise, send_webhook  # noqa: E402
-
 
 
 def _names(value: object) -> tuple[str, ...]:
@@ -206,7 +204,7 @@ def test_token_as_host_schemes_show_no_token(url):
 def test_listings_show_no_secret_part(api):
     with Receiver() as rx:
         hook = rx.url.replace("/hook", f"/hooks/{TOKEN}") + "?sig=SIGSECRET"
-        mail = f"mailtos://alice:PASSWORD@example.com?to=me@example.com"
+        mail = "mailtos://alice:PASSWORD@example.com?to=me@example.com"
         r = api.post("/v1/watches", json={"name": "tok", "screen": "squeeze",
                                           "webhooks": [hook], "apprise": [*TOKEN_URLS, mail]})
     # the webhook is on loopback: refused without TECHNIC_WEBHOOK_ALLOW_PRIVATE; its check
