@@ -210,3 +210,35 @@ def test_rank_alphascore_works_in_scan_screen_and_watch_over_http(market):
         assert made.json()["baseline"]["events"] == len(rows)
         state = c.get("/v1/watches/by-alpha").json()["state"]
         assert state["failed"] is None and state["last_evaluation"]["symbols"] == len(rows)
+
+
+def test_a_screen_or_watch_that_cannot_be_evaluated_is_422_and_not_stored(market):
+    from fastapi.testclient import TestClient
+
+    from deployments.api.backend import InProcessBackend
+    from deployments.api.main import create_app
+
+    split, models = market
+    backend = InProcessBackend(split.data, models, warm=False)
+    backend.warm()
+    evaluate = backend._evaluate
+
+    async def faulty(symbols, spec, version):  # type: ignore[no-untyped-def]
+        if any(name == "ADX" for name, _, _ in spec.series):
+            raise KeyError("unknown indicator output(s) ['ADX']")
+        return await evaluate(symbols, spec, version)
+
+    backend._evaluate = faulty  # type: ignore[method-assign]
+    backend.watches.engine = _poisoned(backend.watches.engine, "ADX")
+    with TestClient(create_app(backend, api_keys=("k1",)), headers={"x-api-key": "k1"}) as c:
+        bad = {"where": "ADX[1] > 0"}
+        r = c.put("/v1/screens/adx", json=bad)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "definition"
+        assert "KeyError" in r.json()["detail"][0]["msg"]
+        assert c.get("/v1/screens/adx").status_code == 404
+        r = c.post("/v1/watches", json={"name": "adx", "definition": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "definition"
+        assert c.get("/v1/watches").json()["count"] == 0
+        ok = {"where": "RSI > 50"}
+        assert c.put("/v1/screens/rsi", json=ok).status_code == 200
+        assert c.post("/v1/watches", json={"name": "rsi", "screen": "rsi"}).status_code == 201
