@@ -265,24 +265,30 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
         out["row"] = row
         return out
 
-    events = [event("entered", s, kept(k)) for k, s in enumerate(symbols)
-              if s not in old_rank]
-    for s in before:
-        if s not in now_rank:
-            row = rows.any(selection, s)
-            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
+    # (kind, symbol, position among the kept): entered in rank order, left, rank_moved;
+    # rows are built only for the first `max_events` of them
+    changes: list[tuple[str, str, int]] = [("entered", s, k) for k, s in enumerate(symbols)
+                                           if s not in old_rank]
+    changes += [("left", s, -1) for s in before if s not in now_rank]
     threshold = watch.options.get("rank_moved")
     if threshold:
-        events += [event("rank_moved", s, kept(k), {"moved": old_rank[s] - k - 1})
-                   for k, s in enumerate(symbols) if s in old_rank
-                   and abs(old_rank[s] - k - 1) >= threshold]
-    if max_events is not None and len(events) > max_events:
-        cut = events[max_events:]
-        kinds = {k: sum(e["kind"] == k for e in cut) for k in ("entered", "left", "rank_moved")}
-        events = [*events[:max_events], {
+        changes += [("rank_moved", s, k) for k, s in enumerate(symbols) if s in old_rank
+                    and abs(old_rank[s] - k - 1) >= threshold]
+    cut = changes[max_events:] if max_events is not None else []
+    events = []
+    for kind, s, k in changes[:len(changes) - len(cut)]:
+        if kind == "left":
+            row = rows.any(selection, s)
+            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
+        else:
+            events.append(event(kind, s, kept(k), {"moved": old_rank[s] - k - 1}
+                                if kind == "rank_moved" else None))
+    if cut:
+        kinds = {k: sum(c[0] == k for c in cut) for k in ("entered", "left", "rank_moved")}
+        events.append({
             "id": event_id(wid, session, "", "truncated"), "kind": "truncated", "symbol": "",
             **base, "rank": None, "previous_rank": None, "count": len(cut),
-            "kinds": {k: n for k, n in kinds.items() if n}, "row": None}]
+            "kinds": {k: n for k, n in kinds.items() if n}, "row": None})
     return evaluation, events
 
 
