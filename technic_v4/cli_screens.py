@@ -132,9 +132,12 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
             {"version": v.version, "created": v.created} for v in versions]}, indent=2))
 
     def save(name: str, data_dir: str | None = None, **kw: Any) -> None:
-        """Save the options given as the screen's next version (identical: unchanged)."""
+        """Save the options given as the screen's next version (identical: unchanged); the
+        screen is scanned once first, so one that cannot be evaluated is not saved."""
         from technic_v4.cli import screen_budget
-        from technic_v4.scan import ScanConfig
+        from technic_v4.data.reader import StoreReader, default_data_dir
+        from technic_v4.scan import ScanConfig, run_scan
+        from technic_v4.screens.trial import evaluated_once
 
         fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
                                   for k, v in kw.items()}
@@ -142,7 +145,11 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
         try:
             config.validate()
             check_cost(config, _snapshot(data_dir), screen_budget())
-            version, new = _store(data_dir).put(name, config)
+            store = _store(data_dir)
+            reader = StoreReader(data_root(data_dir) if data_dir else default_data_dir())
+            with evaluated_once("definition"):
+                run_scan(config, loader=reader, screens=store)
+            version, new = store.put(name, config)
         except (ConfigError, StoreError) as exc:
             _fail(str(exc))
         err.print(f"saved {name} version {version}" if new else

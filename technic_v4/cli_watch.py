@@ -194,12 +194,23 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
     @app.command("status")
     def status(name: Annotated[str | None, typer.Argument(
             help="One watch (default: all).")] = None, data_dir: DataDir = None) -> None:
-        """Deliveries by state, each target's breaker, dead letters; exit 1 with any dead."""
+        """Deliveries by state, each target's breaker, dead letters, failed evaluations and
+        (all watches) the outbox's size; exit 1 with any dead letter or failed watch."""
         state = _call(data_dir, lambda svc: svc.status(name))
         print(json.dumps(state, indent=2))
-        if any(w["deliveries"]["dead"] for w in state["watches"]):
+        outbox = state.get("outbox")
+        if outbox:
+            err.print(f"outbox: {outbox['events']} events, {outbox['bytes']:,} bytes",
+                      highlight=False)
+        failed = [w for w in state["watches"] if w.get("failed")]
+        for w in failed:
+            err.print(f"watch {escape(w['name'])} failed at {w['failed']['session']}: "
+                      f"{escape(w['failed']['reason'])}", highlight=False)
+        dead = any(w["deliveries"]["dead"] for w in state["watches"])
+        if dead:
             err.print("dead letters: fix the target, then `technic watch redeliver NAME`",
                       highlight=False)
+        if dead or failed:
             raise typer.Exit(1)
 
     @app.command("remove")
@@ -287,8 +298,8 @@ def _printer(as_json: bool) -> Callable[[int, dict], None]:
             return
         row = e.get("row") or {}
         rank = {"entered": f"#{e.get('rank')}", "left": f"was #{e.get('previous_rank')}",
-                "rank_moved": f"#{e.get('previous_rank')} -> #{e.get('rank')}"}.get(
-                    e.get("kind", ""), "")
+                "rank_moved": f"#{e.get('previous_rank')} -> #{e.get('rank')}",
+                "truncated": f"{e.get('count')} more"}.get(e.get("kind", ""), "")
         close = row.get("Close")
         print(f"{seq:>7} {e.get('session')} {e.get('watch')} {e.get('kind'):<10} "
               f"{e.get('symbol'):<8} {rank:<10} "

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # screens: the cost budget of where / rank (technic_v4/screens/cost.py)
     screen_max_reads: float = Field(MAX_READS, gt=0)
     screen_max_memory_mb: float = Field(MAX_MEMORY_MB, gt=0)
+    # watches: outbox bounds (events per watch and session, retention, pruning)
+    watch_max_events: int = Field(500, ge=1, le=1_000_000)
+    watch_retention_days: float = Field(30.0, gt=0)
+    watch_prune_every_s: float = Field(3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -45,7 +45,8 @@ TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags
 SCHEMA: dict[str, str] = {
     **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
     **dict.fromkeys(TEXT_COLUMNS, "text")}
-RANK_SCHEMA = {**SCHEMA, "AlphaScore": "number"}  # relative to the kept rows: rank only
+RANK_ONLY = ("AlphaScore",)  # relative to the rows kept: given by the orchestrator, last bar
+RANK_SCHEMA = {**SCHEMA, **dict.fromkeys(RANK_ONLY, "number")}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Expressions:
             if screen is None:
                 continue
             for (name, tf), width in series_needed(screen).items():
-                if tf == "text" or name in FRAME_COLUMNS or (
+                if tf == "text" or name in FRAME_COLUMNS or name in RANK_ONLY or (
                         not all_columns and tf == "D" and width == 1 and name in IN_FRAME):
                     continue  # read from the result frame
                 key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
@@ -126,7 +127,7 @@ def series_needed(screen: CompiledScreen) -> dict[tuple[str, str], int]:
     recorder = _Recorder()
     screen.evaluate(recorder, 1)
     for (name, tf), width in recorder.widths.items():
-        if name in LAST_BAR_COLUMNS and (width > 1 or tf == "W"):
+        if (name in LAST_BAR_COLUMNS or name in RANK_ONLY) and (width > 1 or tf == "W"):
             raise ScreenError(f"{name} has a value at the last bar only: no lags, windows or "
                               "weekly bars of it", hint=f"use {name} as it is now")
     return recorder.widths

@@ -1,11 +1,14 @@
 """Watches: tell me when a symbol enters or leaves my screen — delivered once, signed, kept.
 
-    model.py     a watch (screen + targets + options), event ids, secrets, redaction
+    model.py     a watch (screen + targets + options), event ids, secrets
     store.py     the durable state in technic.sqlite: watches, evaluations, the event outbox,
-                 deliveries with leases, the attempt log (WatchStore interface + SQLite)
+                 deliveries with leases, the attempt log, failed watches; pruning
+                 (WatchStore interface + SQLite)
     evaluate.py  every watch at each new session in one pass (scan/many.py), diffed with
-                 its last evaluation into entered / left / rank_moved events
-    safety.py    where a target may point (no private networks; pinned addresses)
+                 its last evaluation into entered / left / rank_moved (/ truncated) events;
+                 a watch that fails is marked failed, the others advance
+    safety.py    where a target may point (no private networks; pinned addresses; the
+                 apprise schemes allowed, their sends confined), redaction of URLs
     send.py      one attempt: a signed webhook (Standard Webhooks) or an apprise message
     deliver.py   the deliverer: claim, send, settle; backoff with jitter, circuit breaker,
                  dead letters

@@ -34,7 +34,9 @@ SETTLE_WAIT_S = 0.05  # ... or after this long, whichever comes first
 
 @dataclass(frozen=True)
 class Policy:
-    """Delivery knobs (Settings: TECHNIC_WATCH_*; tests shrink the waits)."""
+    """Delivery and outbox knobs (Settings: TECHNIC_WATCH_*; tests shrink the waits):
+    `max_events` per watch and session (the rest summarised in one `truncated` event),
+    `retention_s` of finished events, pruned every `prune_every_s`."""
 
     base_s: float = 5.0
     cap_s: float = 3600.0
@@ -47,6 +49,9 @@ class Policy:
     batch: int = 64
     concurrency: int = 16
     allow_private: bool = False
+    max_events: int = 500
+    retention_s: float = 30 * 86400.0
+    prune_every_s: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Any, **override: Any) -> Policy:
@@ -54,7 +59,10 @@ class Policy:
                          "max_attempts": settings.watch_max_attempts,
                          "max_age_s": settings.watch_max_age_s,
                          "timeout_s": settings.webhook_timeout_s,
-                         "allow_private": settings.webhook_allow_private}, **override})
+                         "allow_private": settings.webhook_allow_private,
+                         "max_events": settings.watch_max_events,
+                         "retention_s": settings.watch_retention_days * 86400.0,
+                         "prune_every_s": settings.watch_prune_every_s}, **override})
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)))

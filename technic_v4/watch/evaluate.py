@@ -10,12 +10,20 @@ changes, `watch add` for the baseline):
      the watches due at it evaluated together: `execute_many` (technic_v4/scan/many.py)
      runs each group of screens over ONE evaluation of the universe and one forecast, and
      each Selection lists exactly the symbols `run_scan` as of that session keeps, ranked;
+     when that pass fails because of one screen (trial.screen_fault: not the store, memory
+     or the OS), each screen is evaluated alone, and those that fail alone are FAILED: the
+     reason recorded (store.record_failures; `watch show`, `watch status` exit 1), the watch
+     skipped for the rest of this catch-up, while every other watch advances; it is tried
+     again at the next trigger, and its next recorded evaluation clears the failure;
   3. `diff` against the watch's previous evaluation: `entered` (kept now, not before; in
      rank order), `left` (kept before, not now), `rank_moved` (kept both times, rank moved by
      at least the watch's `rank_moved`). The first evaluation is a baseline: no events unless
      the watch asked for `initial` (then the first set is `entered`). So is an evaluation
      whose screen (name, version) differs from the previous one's — a re-saved screen is a
      new question, and its answer is not a change in the market;
+     At most `max_events` events per watch and session are written (entered first, in rank
+     order, then left, then rank_moved); the rest are summarised in one `truncated` event
+     (`count`, `kinds`: how many of each kind were left out);
   4. every event carries the watch, the screen's name and version, the data version, the
      session, the symbol's rank (and previous rank) and its row: the result columns as the
      scan shows them. A `left` symbol's row is its row at the new session from the evaluation
@@ -24,14 +32,16 @@ changes, `watch add` for the baseline):
   5. all watches of the session recorded in one transaction with their events and
      deliveries (store.record): the outbox never holds an event whose evaluation is not
      recorded, nor the reverse.
-A watch whose screen cannot be resolved (a saved screen deleted), or reads a forecast column
-the session's alpha state cannot fill (`run.unfillable_alpha`: models missing, or trained on
-other data than the store's), is skipped and reported in `SessionRun.errors`: no evaluation,
-no `left` events for a verdict it never gave; it is evaluated again at the next trigger.
+A watch whose screen cannot be resolved (a saved screen deleted), or is over the expression
+budget, is failed the same way. A watch that reads a forecast column the session's alpha state
+cannot fill (`run.unfillable_alpha`: models missing, or trained on other data than the
+store's) is skipped and reported in `SessionRun.errors`: no evaluation, no `left` events for a
+verdict it never gave; it is evaluated again at the next trigger.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,9 +61,11 @@ from technic_v4.scan.plan import check_cost
 from technic_v4.scan.result import RANK_COLUMN
 from technic_v4.scan.run import Evaluate, Evaluations, Predict, unfillable_alpha
 from technic_v4.screens.cost import Budget
+from technic_v4.screens.trial import screen_fault
 from technic_v4.watch.model import Watch, event_id
 from technic_v4.watch.store import Evaluation, WatchStore
 
+log = logging.getLogger("technic.watch")
 MAX_CATCH_UP = 250
 ROW_COLUMNS = [*RESULT_COLUMNS, *EXTRA_COLUMNS]
 
@@ -79,8 +91,9 @@ class SessionRun:
     evaluated: list[str] = field(default_factory=list)
     baselines: list[str] = field(default_factory=list)
     events: int = 0
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # watch name: why it failed
     ms: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)  # watch id: why (store)
 
     def as_dict(self) -> dict[str, Any]:
         return {"session": self.session, "data_version": self.data_version,
@@ -110,7 +123,8 @@ def due_sessions(store: WatchStore, watches: Sequence[Watch], snap: Snapshot
 
 async def catch_up(store: WatchStore, snap: Snapshot, engine: Engine,
                    watches: Sequence[Watch] | None = None,
-                   clock: Callable[[], float] | None = None) -> list[SessionRun]:
+                   clock: Callable[[], float] | None = None, *,
+                   max_events: int | None = None) -> list[SessionRun]:
     """Every watch (or `watches`) evaluated at each session it has not seen (docstring)."""
     import asyncio
     import time
@@ -121,10 +135,21 @@ async def catch_up(store: WatchStore, snap: Snapshot, engine: Engine,
         return []
     due = await asyncio.to_thread(due_sessions, store, chosen, snap)
     runs = []
-    for session, members in due.items():
+    failed: set[str] = set()
+    for session, due_now in due.items():
+        members = [w for w in due_now if w.id not in failed]
+        if not members:
+            continue
         t0 = clock()
-        run, batch = await evaluate_session(store, members, snap, session, engine)
+        run, batch = await evaluate_session(store, members, snap, session, engine,
+                                            max_events)
         run.events = await asyncio.to_thread(store.record, batch) if batch else 0
+        if run.failed:
+            await asyncio.to_thread(store.record_failures,
+                                    {wid: (session, why) for wid, why in run.failed.items()})
+            failed |= set(run.failed)
+            for name, why in run.errors.items():
+                log.warning("technic watch %s failed at %s: %s", name, session, why)
         run.ms = (clock() - t0) * 1000
         runs.append(run)
     return runs
@@ -134,7 +159,8 @@ Batch = list[tuple[Watch, Evaluation, list[dict[str, Any]]]]
 
 
 async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Snapshot,
-                           session: str, engine: Engine) -> tuple[SessionRun, Batch]:
+                           session: str, engine: Engine, max_events: int | None = None
+                           ) -> tuple[SessionRun, Batch]:
     """Steps 2-4 of the module docstring for one session: (the run, what to record)."""
     import asyncio
 
@@ -144,34 +170,71 @@ async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Sn
     for watch, resolved in zip(watches, await asyncio.to_thread(_resolve, watches,
                                                                   engine.screens), strict=True):
         if isinstance(resolved, ConfigError):
-            run.errors[watch.name] = str(resolved)
+            run.errors[watch.name] = run.failed[watch.id] = str(resolved)
             continue
-        try:  # one watch over the budget is its own error, not every watch's
+        try:  # one watch over the budget is its own failure, not every watch's
             check_cost(resolved[0], snap, engine.budget)
         except ConfigError as exc:
-            run.errors[watch.name] = str(exc)
+            run.errors[watch.name] = run.failed[watch.id] = str(exc)
             continue
         configs.append(replace(resolved[0], as_of_date=session))
         chosen.append((watch, resolved[1]))
     if not configs:
         return run, []
-    selections, _ = await execute_many(configs, snap, engine.evaluate, engine.predict,
-                                       chunk_size=engine.chunk_size,
-                                       evaluations=engine.evaluations, budget=engine.budget)
-    lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id) for w, _ in chosen])
-    rows = RowSource()
-    batch: Batch = []
-    for (watch, ref), selection, last in zip(chosen, selections, lasts, strict=True):
+    selections = await _selections(configs, snap, engine)
+    kept: list[tuple[tuple[Watch, dict[str, Any]], Selection]] = []
+    for (watch, ref), selection in zip(chosen, selections, strict=True):
+        if isinstance(selection, ConfigError):
+            run.errors[watch.name] = run.failed[watch.id] = str(selection)
+            continue
         refused = unfillable_alpha(selection.config, selection.alpha_state)
         if refused is not None:  # no verdict on this session: nothing recorded, no events
             run.errors[watch.name] = str(refused)
             continue
-        evaluation, events = diff(watch, ref, selection, last, rows)
+        kept.append(((watch, ref), selection))
+    lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id)
+                                             for (w, _), _s in kept])
+    rows = RowSource()
+    batch: Batch = []
+    for ((watch, ref), selection), last in zip(kept, lasts, strict=True):
+        evaluation, events = diff(watch, ref, selection, last, rows, max_events)
         batch.append((watch, evaluation, events))
         run.evaluated.append(watch.name)
         if evaluation.baseline:
             run.baselines.append(watch.name)
     return run, batch
+
+
+async def _selections(configs: list[ScanConfig], snap: Snapshot, engine: Engine
+                      ) -> list[Selection | ConfigError]:
+    """`execute_many` of the configs together; when that fails for a screen's fault, each
+    alone, its failure (a ConfigError) in its place (module docstring, step 2). A failure that
+    is not a screen's (trial.INFRASTRUCTURE) is raised: the whole tick is tried again."""
+    async def many(chosen: list[ScanConfig]) -> list[Selection]:
+        selections, _ = await execute_many(chosen, snap, engine.evaluate, engine.predict,
+                                           chunk_size=engine.chunk_size,
+                                           evaluations=engine.evaluations,
+                                           budget=engine.budget)
+        return selections
+
+    try:
+        return list(await many(configs))
+    except Exception as exc:  # one screen's fault must not stop the others: each alone
+        fault = screen_fault(exc, "screen")
+        if fault is None:
+            raise
+        if len(configs) == 1:
+            return [fault]
+    out: list[Selection | ConfigError] = []
+    for cfg in configs:
+        try:
+            out.extend(await many([cfg]))
+        except Exception as exc:
+            fault = screen_fault(exc, "screen")
+            if fault is None:
+                raise
+            out.append(fault)
+    return out
 
 
 def _resolve(watches: Sequence[Watch], screens: Any
@@ -187,7 +250,8 @@ def _resolve(watches: Sequence[Watch], screens: Any
 
 
 def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
-         last: Evaluation | None, rows: RowSource) -> tuple[Evaluation, list[dict[str, Any]]]:
+         last: Evaluation | None, rows: RowSource, max_events: int | None = None
+         ) -> tuple[Evaluation, list[dict[str, Any]]]:
     """This session's Evaluation and its events against `last` (module docstring, 3-4)."""
     symbols = selection.symbols
     evaluation = Evaluation(watch.id, selection.session, selection.data_version, screen,
@@ -218,17 +282,30 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
         out["row"] = row
         return out
 
-    events = [event("entered", s, kept(k)) for k, s in enumerate(symbols)
-              if s not in old_rank]
-    for s in before:
-        if s not in now_rank:
-            row = rows.any(selection, s)
-            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
+    # (kind, symbol, position among the kept): entered in rank order, left, rank_moved;
+    # rows are built only for the first `max_events` of them
+    changes: list[tuple[str, str, int]] = [("entered", s, k) for k, s in enumerate(symbols)
+                                           if s not in old_rank]
+    changes += [("left", s, -1) for s in before if s not in now_rank]
     threshold = watch.options.get("rank_moved")
     if threshold:
-        events += [event("rank_moved", s, kept(k), {"moved": old_rank[s] - k - 1})
-                   for k, s in enumerate(symbols) if s in old_rank
-                   and abs(old_rank[s] - k - 1) >= threshold]
+        changes += [("rank_moved", s, k) for k, s in enumerate(symbols) if s in old_rank
+                    and abs(old_rank[s] - k - 1) >= threshold]
+    cut = changes[max_events:] if max_events is not None else []
+    events = []
+    for kind, s, k in changes[:len(changes) - len(cut)]:
+        if kind == "left":
+            row = rows.any(selection, s)
+            events.append(event("left", s, row, None if row else {"row_state": "no data"}))
+        else:
+            events.append(event(kind, s, kept(k), {"moved": old_rank[s] - k - 1}
+                                if kind == "rank_moved" else None))
+    if cut:
+        kinds = {k: sum(c[0] == k for c in cut) for k in ("entered", "left", "rank_moved")}
+        events.append({
+            "id": event_id(wid, session, "", "truncated"), "kind": "truncated", "symbol": "",
+            **base, "rank": None, "previous_rank": None, "count": len(cut),
+            "kinds": {k: n for k, n in kinds.items() if n}, "row": None})
     return evaluation, events
 
 

@@ -6,7 +6,8 @@ threshold, `initial`: announce the first set as `entered`). Its `id` is random a
 creation, so a watch removed and added again under the same name never shares event ids
 with the old one. Its webhook **secret** (`whsec_` + base64 of 24 random bytes, the Standard
 Webhooks format) is made at creation and shown once; listings show targets redacted
-(`display`), since webhook paths and apprise URLs carry tokens.
+(`display`: safety.display_url), since webhook paths and apprise URLs carry tokens (in the
+host too, for services such as prowl or tgram).
 
 An **event** id is deterministic: `evt_` + the first 24 hex digits of
 sha256(watch id | session | symbol | kind), so evaluating the same session again produces the
@@ -21,9 +22,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from technic_v4.errors import ConfigError
+from technic_v4.watch.safety import display_url
 
 if TYPE_CHECKING:
     from technic_v4.scan.config import ScanConfig
@@ -57,26 +58,6 @@ def new_watch_id() -> str:
 def event_id(watch_id: str, session: str, symbol: str, kind: str) -> str:
     digest = hashlib.sha256(f"{watch_id}|{session}|{symbol}|{kind}".encode()).hexdigest()
     return "evt_" + digest[:24]
-
-
-def display_url(url: str) -> str:
-    """A target URL without what may be a credential: scheme, host and port only, plus a
-    short fingerprint of the whole URL so two targets on one host can be told apart."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if _port(url) else ""
-    tail = "/…" if (parts.path not in ("", "/") or parts.query) else ""
-    fingerprint = hashlib.sha256(url.encode()).hexdigest()[:8]
-    return f"{parts.scheme}://{host}{port}{tail} #{fingerprint}"
-
-
-def _port(url: str) -> int | None:
-    try:
-        return urlsplit(url).port
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,35 @@ on the private network. So, unless `TECHNIC_WEBHOOK_ALLOW_PRIVATE=1`:
      the watch at the final URL), so no redirect can lead into the network either.
 Every request has connect/read/write timeouts and an overall deadline, and reads at most
 RESPONSE_CAP bytes of the answer (only the status matters).
-Apprise targets (chat, e-mail) connect through apprise's own clients, so step 3 cannot be
-enforced there: for the schemes whose host is a server the user names (`HOST_SCHEMES`:
-mailto, json, ntfy, gotify, ...), the host (and an e-mail `smtp=` host) is resolved and
-checked the same way when the watch is created and before every send; services at fixed
-public endpoints (Telegram, Slack, Discord, ...) carry tokens, not hosts, in the URL.
+Apprise targets (chat, e-mail) connect through apprise's own clients, so they are confined
+instead of pinned:
+  5. only the schemes in APPRISE_SCHEMES are accepted (any other is refused at creation,
+     naming these): SERVER_SCHEMES, whose host is a server the user names (the host, and an
+     e-mail `smtp=` host, resolved and checked as in step 2 at creation and before every
+     send), and SERVICE_SCHEMES, whose plugin sends to its service's fixed public endpoint
+     (the URL's host is a token there, never a place to connect to);
+  6. every send runs under `confined`: a Python audit hook refuses each socket connection
+     (and datagram) of that context to a non-public address, whatever name, DNS answer or
+     redirect led there, so the check holds at connect time as a pinned address would;
+     apprise is told not to follow redirects at all (`http_redirects=False`, and
+     `redirects = False` on the plugin, whatever the URL's `redirect=` says).
+Listings and logs show targets through `display_url` / `redact_text`: no path, query, user
+or password, and no host where the host is a token (SERVICE_SCHEMES).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
+import logging
+import re
 import socket
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,9 +56,14 @@ IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESPONSE_CAP = 64 * 1024
 SHARED = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
-HOST_SCHEMES = {"mailto", "mailtos", "json", "jsons", "xml", "xmls", "form", "forms", "ntfy",
-                "ntfys", "gotify", "gotifys", "mmost", "mmosts", "matrix", "matrixs", "rocket",
-                "rockets", "apprise", "apprises", "rsyslog", "syslog", "mqtt", "mqtts"}
+SERVER_SCHEMES = frozenset({
+    "mailto", "mailtos", "json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys",
+    "gotify", "gotifys", "mmost", "mmosts", "matrix", "matrixs", "rocket", "rockets",
+    "apprise", "apprises"})
+SERVICE_SCHEMES = frozenset({
+    "tgram", "slack", "discord", "pover", "pbul", "prowl", "ifttt", "join", "pagerduty",
+    "opsgenie", "gchat", "wxteams", "webex"})
+APPRISE_SCHEMES = SERVER_SCHEMES | SERVICE_SCHEMES
 Resolver = Callable[[str, int], list[str]]
 
 
@@ -155,15 +176,21 @@ def check_webhook(url: str, allow_private: bool) -> None:
 
 
 def check_apprise(url: str, allow_private: bool) -> None:
-    """Form (apprise must understand the URL) and, for HOST_SCHEMES, where it points."""
+    """The scheme (APPRISE_SCHEMES), the form (apprise must understand the URL) and, for
+    SERVER_SCHEMES, where it points (module docstring, step 5)."""
     import apprise
 
+    scheme = _scheme(url)
+    if scheme not in APPRISE_SCHEMES:
+        raise UnsafeTargetError(
+            "apprise", f"apprise scheme {scheme or 'none'!r} is not allowed: technic sends "
+            f"only where it checks the host or the service's endpoint is fixed: "
+            f"{', '.join(sorted(APPRISE_SCHEMES))}")
     plugin: Any = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if not plugin:
         raise UnsafeTargetError("apprise", "apprise does not understand this URL (see "
                                 "https://github.com/caronc/apprise/wiki for the formats)")
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in HOST_SCHEMES:
+    if scheme not in SERVER_SCHEMES:
         return
     port = int(getattr(plugin, "port", None) or 0)
     for host in {getattr(plugin, "host", None), getattr(plugin, "smtp_host", None)}:
@@ -175,3 +202,128 @@ async def check_target(kind: str, url: str, allow_private: bool) -> None:
     """`check_webhook` / `check_apprise` off the event loop (DNS blocks)."""
     check = check_webhook if kind == "webhook" else check_apprise
     await asyncio.to_thread(check, url, allow_private)
+
+
+def _scheme(url: str) -> str:
+    head, sep, _ = url.partition("://")
+    return head.strip().lower() if sep else ""
+
+
+# -- confinement of apprise's own connections (module docstring, step 6) -----------------
+_CONFINED: ContextVar[bool] = ContextVar("technic_confined", default=False)
+_HOOK = threading.Lock()
+_hooked = False
+
+
+class RefusedConnection(ConnectionRefusedError):
+    """A connection `confined` code tried to open to a non-public address."""
+
+
+def confined_address(address: object) -> str | None:
+    """Why a socket may not connect/send to `address` under `confined`, or None."""
+    if not isinstance(address, tuple) or len(address) < 2:
+        return f"{address!r} is not an internet address"
+    host = str(address[0]).split("%")[0].strip("[]")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in
+                         _getaddrinfo(host, int(address[1] or 0))]
+        except (OSError, UnicodeError, ValueError) as exc:
+            return f"{host!r} does not resolve: {exc}"
+    for ip in addresses:
+        why = not_public(ip)
+        if why:
+            return f"{ip} is {why}"
+    return None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event not in ("socket.connect", "socket.sendto") or not _CONFINED.get():
+        return
+    why = confined_address(args[1] if len(args) > 1 else None)
+    if why:
+        raise RefusedConnection(f"refused: a target may not reach {why}")
+
+
+@contextmanager
+def confined(allow_private: bool) -> Iterator[None]:
+    """Within this context (and what apprise runs for it in its worker threads: the context
+    travels with them), no socket connects or sends to a non-public address; nothing is
+    confined when `allow_private`."""
+    global _hooked
+    with _HOOK:
+        if not _hooked:
+            sys.addaudithook(_audit)
+            _hooked = True
+    token = _CONFINED.set(not allow_private)
+    try:
+        yield
+    finally:
+        _CONFINED.reset(token)
+
+
+# -- redaction -----------------------------------------------------------------------------
+URL_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,19})://([^\s/?#'\"<>]*)([/?#][^\s'\"<>]*)?")
+
+
+def shown_host(scheme: str, host: str) -> bool:
+    """Whether a URL's host may be shown: a server someone connects to (webhooks,
+    SERVER_SCHEMES with a dotted name or address), not a token (SERVICE_SCHEMES, an ntfy
+    topic, anything else)."""
+    if scheme in ("http", "https"):
+        return True
+    return scheme in SERVER_SCHEMES and bool(host) and (
+        "." in host or ":" in host or host == "localhost")
+
+
+def display_url(url: str) -> str:
+    """A target URL without what may be a credential: the scheme, the host where it is a
+    server (`shown_host`) and its port, "/…" when a path or query was cut, and a short
+    fingerprint of the whole URL so two targets can be told apart."""
+    fingerprint = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{redact_text(url.strip(), whole=True)} #{fingerprint}"
+
+
+def redact_text(text: str, whole: bool = False) -> str:
+    """`text` with every URL in it cut to what `display_url` shows (logs, error texts)."""
+    def cut(m: re.Match[str]) -> str:
+        scheme, netloc, rest = m.group(1).lower(), m.group(2), m.group(3) or ""
+        hostport = netloc.rpartition("@")[2]
+        host = hostport
+        if hostport.startswith("["):
+            host = hostport[1:hostport.find("]")] if "]" in hostport else hostport
+        elif hostport.count(":") == 1:
+            host = hostport.split(":")[0]
+        if not shown_host(scheme, host.lower()):
+            return f"{scheme}://…"
+        return f"{scheme}://{hostport.lower()}" + ("/…" if rest not in ("", "/") else "")
+
+    if whole:
+        m = URL_IN_TEXT.fullmatch(text)
+        return cut(m) if m else "(unparsed URL)"
+    return URL_IN_TEXT.sub(cut, text)
+
+
+class RedactURLs(logging.Filter):
+    """Rewrites a log record's message with `redact_text` (httpx's `HTTP Request: POST
+    http://host/hooks/<token>` becomes `... http://host/…`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+REDACTED_LOGGERS = ("httpx", "httpcore", "urllib3.connectionpool", "apprise")
+
+
+def redact_logs() -> None:
+    """Install RedactURLs on the loggers of the clients targets are sent through (once)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactURLs) for f in logger.filters):
+            logger.addFilter(RedactURLs())

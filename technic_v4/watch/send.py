@@ -11,13 +11,17 @@ RESPONSE_CAP bytes read.
 
 Apprise targets get a summary: title "technic watch NAME — SESSION: 3 entered, 1 left", then
 one line per event (at most SUMMARY_LINES), sent through apprise in a worker thread with a
-deadline; apprise's own log lines at WARNING and above become the error text.
+deadline, `confined` (no connection to a non-public address) and without redirects;
+apprise's own log lines at WARNING and above become the error text. Error texts and the
+log lines of httpx, urllib3 and apprise carry no target's path, query or token
+(safety.redact_text, installed on import).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,10 +29,19 @@ from typing import Any
 
 import httpx
 
-from technic_v4.watch.safety import RESPONSE_CAP, UnsafeTargetError, check_apprise, pin
+from technic_v4.watch.safety import (
+    RESPONSE_CAP,
+    UnsafeTargetError,
+    check_apprise,
+    confined,
+    pin,
+    redact_logs,
+    redact_text,
+)
 
 SUMMARY_LINES = 50
 ERROR_CHARS = 300
+redact_logs()
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,8 @@ async def send_webhook(client: httpx.AsyncClient, url: str, secret: str, msg_id:
     except httpx.TimeoutException as exc:
         return Outcome(False, None, f"timeout: {type(exc).__name__}")
     except httpx.HTTPError as exc:
-        return Outcome(False, None, f"{type(exc).__name__}: {str(exc)[:ERROR_CHARS]}")
+        return Outcome(False, None, f"{type(exc).__name__}: {redact_text(str(exc))}"
+                       [:ERROR_CHARS])
 
 
 async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> Outcome:
@@ -104,7 +118,7 @@ async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> Outcom
     if 200 <= status < 300:
         return Outcome(True, status)
     if 300 <= status < 400:
-        where = response.headers.get("location", "")[:200]
+        where = redact_text(response.headers.get("location", "")[:200])
         return Outcome(False, status, f"redirect to {where!r} not followed: point the watch "
                        "at the final URL")
     text = bytes(seen[:ERROR_CHARS]).decode("utf-8", "replace")
@@ -122,12 +136,17 @@ def webhook_client(timeout_s: float) -> httpx.AsyncClient:
 
 
 def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str, str]:
-    """(title, body) of the one message an apprise target gets per watch and session."""
-    counts = {k: sum(e["kind"] == k for e in events) for k in ("entered", "left", "rank_moved")}
+    """(title, body) of the one message an apprise target gets per watch and session (a
+    `truncated` event's count is in the title's numbers and the "more" line)."""
+    listed = [e for e in events if e["kind"] != "truncated"]
+    left_out = [e for e in events if e["kind"] == "truncated"]
+    counts = {k: sum(e["kind"] == k for e in listed) + sum(e.get("kinds", {}).get(k, 0)
+                                                            for e in left_out)
+              for k in ("entered", "left", "rank_moved")}
     said = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
     title = f"technic watch {watch} — {session}: {said or 'no change'}"
     lines = []
-    for e in events[:SUMMARY_LINES]:
+    for e in listed[:SUMMARY_LINES]:
         row = e.get("row") or {}
         if e["kind"] == "entered":
             lines.append(f"+ {e['symbol']} #{e['rank']}  close {_num(row.get('Close'))}  "
@@ -137,8 +156,9 @@ def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str
                          f"{_num(row.get('Close'))}" + ("" if row else "  no data"))
         else:
             lines.append(f"~ {e['symbol']} #{e['previous_rank']} -> #{e['rank']}")
-    if len(events) > SUMMARY_LINES:
-        lines.append(f"… and {len(events) - SUMMARY_LINES} more")
+    more = max(0, len(listed) - SUMMARY_LINES) + sum(e.get("count", 0) for e in left_out)
+    if more:
+        lines.append(f"… and {more} more")
     screen = events[0].get("screen", {}) if events else {}
     lines.append(f"screen {screen.get('name')} v{screen.get('version')} · data "
                  f"{events[0].get('data_version') if events else ''}")
@@ -157,19 +177,36 @@ async def send_apprise(url: str, title: str, body: str, *, allow_private: bool,
     except UnsafeTargetError as exc:
         return Outcome(False, None, f"refused: {exc}")
     try:
-        ok, log = await asyncio.wait_for(asyncio.to_thread(_notify, url, title, body),
-                                         timeout_s * 3)
+        ok, log = await asyncio.wait_for(
+            asyncio.to_thread(_notify, url, title, body, allow_private), timeout_s * 3)
     except TimeoutError:
         return Outcome(False, None, f"apprise did not finish within {timeout_s * 3:g} s")
     return Outcome(True) if ok else Outcome(False, None, (log or "apprise reported a "
                                                           "failure")[:ERROR_CHARS])
 
 
-def _notify(url: str, title: str, body: str) -> tuple[bool, str]:
+def _notify(url: str, title: str, body: str, allow_private: bool) -> tuple[bool, str]:
+    """One apprise message, in this thread, confined, no redirects; (ok, redacted log)."""
     import apprise
 
-    sender = apprise.Apprise()
-    sender.add(url)
-    with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
+    asset = apprise.AppriseAsset(async_mode=False, http_redirects=False)
+    sender = apprise.Apprise(asset=asset)
+    if not sender.add(url):
+        return False, "apprise does not understand this URL"
+    for plugin in sender:
+        plugin.redirects = False  # whatever the URL's `redirect=` says
+    with confined(allow_private), \
+            apprise.LogCapture(level=apprise.logging.WARNING) as captured:
         ok = bool(sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
-        return ok, captured.getvalue().strip().replace("\n", " | ")
+        return ok, _scrub(captured.getvalue(), url).strip().replace("\n", " | ")
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` without the URLs in it nor any longer piece of `url` (a token a plugin may
+    print on its own)."""
+    text = redact_text(text)
+    for piece in sorted(set(re.split(r"[:/?&=@#]+", url.partition("://")[2])), key=len,
+                        reverse=True):
+        if len(piece) >= 6:
+            text = text.replace(piece, "…")
+    return text

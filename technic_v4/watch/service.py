@@ -3,10 +3,13 @@
 It joins the store (store.py), the evaluation (evaluate.py, over an `Engine`: in-process
 kernels and models, or the Serve replicas' handles) and the deliverer (deliver.py):
   create   checks the spec and every target (safety.py: DNS resolved now), checks that the
-           screen resolves, stores the watch, evaluates its baseline at the newest session
-           and returns the secret — the only time it is returned;
+           screen resolves and evaluates it once at the newest session (trial.py: a failure
+           that is the screen's is a ConfigError, and nothing is stored), stores the watch,
+           records its baseline and returns the secret — the only time it is returned;
   tick     the watcher's step: when the data version (or the set of watches) changed since
-           the last tick, `catch_up`; then deliver until nothing more is due now;
+           the last tick, `catch_up` (a watch that fails is marked failed, the others
+           advance); then deliver until nothing more is due now; every `prune_every_s`
+           (Policy), the outbox pruned to its retention and its space reclaimed;
   run      tick every `poll_s` until stopped (the Watcher deployment, `technic watch run`,
            the in-process API's loop); a tick that fails is logged and counted
            (`stats()["tick_errors"]`, the last error kept), and the loop goes on;
@@ -24,13 +27,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, UnknownScreenError
+from technic_v4.scan.many import execute_many
 from technic_v4.scan.plan import check_cost
+from technic_v4.screens.trial import evaluated_once
 from technic_v4.tenancy import OPEN, Scope
 from technic_v4.watch.deliver import Deliverer, Policy
 from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
@@ -55,12 +60,15 @@ class WatchService:
     """Watches over one store and one engine (module docstring)."""
 
     def __init__(self, store: WatchStore, snapshot: Callable[[], Snapshot], engine: Engine,
-                 policy: Policy | None = None):
+                 policy: Policy | None = None, clock: Callable[[], float] = time.time):
         self.store, self.snapshot, self.engine = store, snapshot, engine
         self.policy = policy or Policy()
         self.deliverer = Deliverer(store, self.policy)
+        self.clock = clock  # when pruning is due, and its cut-off (tests move it)
         self._seen: tuple[str, frozenset[str]] | None = None
-        self.counters = {"ticks": 0, "tick_errors": 0, "evaluations": 0, "events": 0}
+        self._pruned_at: float | None = None
+        self.counters = {"ticks": 0, "tick_errors": 0, "evaluations": 0, "events": 0,
+                         "failed": 0, "pruned_events": 0}
         self.last_error: str | None = None
         self.last_tick: dict[str, Any] | None = None
 
@@ -71,16 +79,23 @@ class WatchService:
         spec.check()
         for target in spec.targets():
             await check_target(target.kind, target.url, self.policy.allow_private)
+        probe = Watch("", spec.name, spec.options(), (), "", "", scope.owner)
         try:
-            probe = Watch("", spec.name, spec.options(), (), "", "", scope.owner)
-            cfg, _ = await asyncio.to_thread(probe.config, self.engine.screens)
+            config, _ = await asyncio.to_thread(probe.config, self.engine.screens)
         except UnknownScreenError as exc:
             raise ConfigError("screen", f"{exc}; valid: {', '.join(exc.valid or [])}",
                               exc.valid) from None
-        check_cost(cfg, await asyncio.to_thread(self.snapshot), self.engine.budget)
+        snap = await asyncio.to_thread(self.snapshot)
+        check_cost(config, snap, self.engine.budget)
+        if len(snap.sessions):
+            e = self.engine
+            with evaluated_once("screen" if spec.screen is not None else "definition"):
+                await execute_many([replace(config, as_of_date=str(snap.sessions[-1].date()))],
+                                   snap, e.evaluate, e.predict, chunk_size=e.chunk_size,
+                                   evaluations=e.evaluations, budget=e.budget)
         watch, secret = await asyncio.to_thread(self.store.scoped(scope).create, spec)
-        runs = await catch_up(self.store, await asyncio.to_thread(self.snapshot), self.engine,
-                              [watch])
+        runs = await catch_up(self.store, snap, self.engine, [watch],
+                              max_events=self.policy.max_events)
         return {**_public(watch, scope), "secret": secret,
                 "baseline": runs[0].as_dict() if runs else None}
 
@@ -133,15 +148,28 @@ class WatchService:
         seen = (snap.data_version, frozenset(w.id for w in watches))
         runs: list[SessionRun] = []
         if seen != self._seen:  # evaluating twice is harmless (store.record), only wasted
-            runs = await catch_up(self.store, snap, self.engine, watches)
+            runs = await catch_up(self.store, snap, self.engine, watches,
+                                  max_events=self.policy.max_events)
             self._seen = seen
             self.counters["evaluations"] += sum(len(r.evaluated) for r in runs)
             self.counters["events"] += sum(r.events for r in runs)
+            self.counters["failed"] += sum(len(r.failed) for r in runs)
         delivered = await self.deliverer.run_until_idle()
+        await self.prune_if_due()
         self.counters["ticks"] += 1
         result = TickResult(runs, delivered)
         self.last_tick = {"at": time.time(), **result.as_dict()}
         return result
+
+    async def prune_if_due(self) -> dict[str, int] | None:
+        """`store.prune` to the retention when `prune_every_s` passed since the last one."""
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < self.policy.prune_every_s:
+            return None
+        gone = await asyncio.to_thread(self.store.prune, now, self.policy.retention_s)
+        self._pruned_at = now
+        self.counters["pruned_events"] += gone.get("events", 0)
+        return gone
 
     async def run(self, poll_s: float, stop: asyncio.Event | None = None) -> None:
         """`tick` every `poll_s` (sooner when a retry falls due) until `stop` is set."""

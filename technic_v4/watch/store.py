@@ -18,6 +18,10 @@ Tables:
                    last_error)                     one row per (event, webhook target) and per
                                                    (watch, session, apprise target)
   watch_delivery_log(delivery_id, attempt, outcome, status, error, owner, at)  append-only
+  watch_failures(watch_id, session, reason, failures, first_at, last_at)
+                                                   a watch whose last evaluation failed (the
+                                                   session it failed at, why); cleared by its
+                                                   next recorded evaluation
 
 Owners (technic_v4/tenancy.py): a store is seen through a `Scope` (`scoped`). Each watch has
 the owner that created it ("" = the open namespace, where migration 2 puts watches made
@@ -46,8 +50,9 @@ import copy
 import json
 import os
 import socket
+import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,6 +151,17 @@ INSERT INTO watches_owned (id, name, options, secret, created, owner)
     SELECT id, name, options, secret, created, '' FROM watches;
 DROP TABLE watches;
 ALTER TABLE watches_owned RENAME TO watches
+""", """
+CREATE TABLE watch_failures (
+    watch_id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL
+);
+CREATE INDEX watch_deliveries_by_event ON watch_deliveries (event_seq);
+CREATE INDEX watch_events_by_created ON watch_events (created)
 """]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEAD_SHOWN = 50
@@ -243,6 +259,9 @@ class WatchStore(Protocol):
     def redeliver(self, name: str, ids: Sequence[int] | None = None) -> int: ...
     def status(self, name: str | None = None) -> dict[str, Any]: ...
     def next_due(self) -> float | None: ...
+    def record_failures(self, failures: Mapping[str, tuple[str, str]]) -> None: ...
+    def prune(self, now: float, retention_s: float) -> dict[str, int]: ...
+    def outbox_size(self) -> dict[str, int]: ...
 
 
 def lease_owner() -> str:
@@ -359,9 +378,10 @@ class SqliteWatchStore:
             db.execute("DELETE FROM watch_delivery_log WHERE delivery_id IN (SELECT id FROM "
                        "watch_deliveries WHERE watch_id = ?)", (watch.id,))
             for table in ("watch_deliveries", "watch_events", "watch_evaluations",
-                          "watch_targets"):
+                          "watch_targets", "watch_failures"):
                 db.execute(f"DELETE FROM {table} WHERE watch_id = ?", (watch.id,))
             db.execute("DELETE FROM watches WHERE id = ?", (watch.id,))
+        self.reclaim()
 
     # -- evaluations and the outbox -------------------------------------------------------
     def last_evaluation(self, watch_id: str) -> Evaluation | None:
@@ -396,8 +416,23 @@ class SqliteWatchStore:
                               dumps(evaluation.screen), dumps_fast(evaluation.symbols),
                               int(evaluation.baseline), len(events), created))
                 if cur.rowcount:
+                    db.execute("DELETE FROM watch_failures WHERE watch_id = ?", (watch.id,))
                     written += self._outbox(db, watch, evaluation.session, events, now, created)
         return written
+
+    def record_failures(self, failures: Mapping[str, tuple[str, str]]) -> None:
+        """{watch id: (session, reason)}: these watches' evaluations failed (a watch removed
+        meanwhile is left out); shown by `status` until an evaluation of it is recorded."""
+        at = _now_text()
+        with self._db.write() as db:
+            for wid, (session, reason) in failures.items():
+                if db.execute("SELECT 1 FROM watches WHERE id = ?", (wid,)).fetchone():
+                    db.execute(
+                        "INSERT INTO watch_failures (watch_id, session, reason, failures, "
+                        "first_at, last_at) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (watch_id) "
+                        "DO UPDATE SET session = excluded.session, reason = excluded.reason, "
+                        "failures = failures + 1, last_at = excluded.last_at",
+                        (wid, session, reason, at, at))
 
     def _outbox(self, db: Any, watch: Watch, session: str, events: Sequence[dict[str, Any]],
                 now: float, created: str) -> int:
@@ -621,6 +656,8 @@ class SqliteWatchStore:
         with self._db.read() as db:
             for w in watches:
                 out["watches"].append(self._status(db, w) if db is not None else {})
+        if name is None:
+            out["outbox"] = self.outbox_size()
         return out
 
     def _status(self, db: Any, watch: Watch) -> dict[str, Any]:
@@ -660,8 +697,85 @@ class SqliteWatchStore:
             "evaluated_at": last[6]}
         n_events = db.execute("SELECT COUNT(*) FROM watch_events WHERE watch_id = ?",
                               (watch.id,)).fetchone()[0]
+        failed = db.execute("SELECT session, reason, failures, first_at, last_at FROM "
+                            "watch_failures WHERE watch_id = ?", (watch.id,)).fetchone()
         return {"name": watch.name, "id": watch.id, "deliveries": counts, "events": int(n_events),
-                "targets": targets, "last_evaluation": evaluation, "dead_letters": dead}
+                "targets": targets, "last_evaluation": evaluation, "dead_letters": dead,
+                "failed": None if failed is None else dict(zip(
+                    ("session", "reason", "failures", "first_at", "last_at"), failed,
+                    strict=True))}
+
+    # -- bounds --------------------------------------------------------------------------
+    def prune(self, now: float, retention_s: float) -> dict[str, int]:
+        """Drop what the retention no longer keeps (module docstring), then `reclaim`.
+        Returns how many rows of each kind went."""
+        cutoff_ts = now - retention_s
+        cutoff = _iso(cutoff_ts)
+        gone: dict[str, int] = {}
+        with self._db.write() as db:
+            # events with no delivery still pending (all acknowledged or dead, or none)
+            old = [seq for (seq,) in db.execute(
+                "SELECT e.seq FROM watch_events e WHERE e.created < ? AND NOT EXISTS (SELECT 1 "
+                "FROM watch_deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending')",
+                (cutoff,))]
+            gone["events"] = gone["deliveries"] = 0
+            for i in range(0, len(old), 500):
+                chunk = old[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                db.execute("DELETE FROM watch_delivery_log WHERE delivery_id IN (SELECT id FROM "
+                           f"watch_deliveries WHERE event_seq IN ({marks}))", chunk)
+                gone["deliveries"] += db.execute(
+                    f"DELETE FROM watch_deliveries WHERE event_seq IN ({marks})",
+                    chunk).rowcount
+                gone["events"] += db.execute(
+                    f"DELETE FROM watch_events WHERE seq IN ({marks})", chunk).rowcount
+            # finished apprise summaries (one per watch and session, no event of their own)
+            db.execute("DELETE FROM watch_delivery_log WHERE delivery_id IN (SELECT id FROM "
+                       "watch_deliveries WHERE event_seq IS NULL AND state != 'pending' AND "
+                       "created < ?)", (cutoff_ts,))
+            gone["deliveries"] += db.execute(
+                "DELETE FROM watch_deliveries WHERE event_seq IS NULL AND state != 'pending' "
+                "AND created < ?", (cutoff_ts,)).rowcount
+            gone["evaluations"] = db.execute(
+                "DELETE FROM watch_evaluations WHERE evaluated_at < ? AND session < (SELECT "
+                "MAX(session) FROM watch_evaluations l WHERE l.watch_id = "
+                "watch_evaluations.watch_id)", (cutoff,)).rowcount
+        if any(gone.values()):
+            self.reclaim()
+        return gone
+
+    def reclaim(self) -> None:
+        """Give the file's free pages back to the filesystem: incremental vacuum (turned on,
+        once, by a VACUUM for a file made without it) and a truncating WAL checkpoint."""
+        with self._db.read() as db:
+            if db is None:
+                return
+        db = self._db.connection()  # outside any transaction: VACUUM cannot run in one
+        try:
+            if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                db.execute("VACUUM")
+            else:
+                db.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute:
+                # one step, one page)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise WatchDatabaseError(f"cannot reclaim space in {self.path}: {exc}") from exc
+
+    def outbox_size(self) -> dict[str, int]:
+        """The outbox's rows and the file's bytes (database and WAL; `free_bytes`: pages
+        free inside it)."""
+        with self._db.read() as db:
+            if db is None:
+                return {"events": 0, "deliveries": 0, "evaluations": 0, "bytes": 0,
+                        "free_bytes": 0}
+            counts = {t: int(db.execute(f"SELECT COUNT(*) FROM watch_{t}").fetchone()[0])
+                      for t in ("events", "deliveries", "evaluations")}
+            page = int(db.execute("PRAGMA page_size").fetchone()[0])
+            free = int(db.execute("PRAGMA freelist_count").fetchone()[0]) * page
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"))
+                   if p.exists())
+        return {**counts, "bytes": size, "free_bytes": free}
 
     def delivery_log(self, delivery_ids: Iterable[int] | None = None) -> Rows:
         """The append-only attempt log (tests and `watch show --log`)."""

@@ -110,8 +110,10 @@ def test_apprise_targets_on_private_hosts_are_refused(dns, url):
 
 def test_apprise_service_urls_pass_and_nonsense_is_refused():
     check_apprise("tgram://123456789:AAAbbbCCC/12345", allow_private=False)
-    with pytest.raises(UnsafeTargetError, match="does not understand"):
+    with pytest.raises(UnsafeTargetError, match="is not allowed"):
         check_apprise("nonsense://what", allow_private=False)
+    with pytest.raises(UnsafeTargetError, match="does not understand"):
+        check_apprise("tgram://", allow_private=False)
 
 
 def test_the_setting(monkeypatch):

@@ -8,7 +8,9 @@
 A scan runs a screen with `POST /v1/scan {"screen": NAME, ...}` (scan.py). The backend's
 ScreenStore (technic_v4/screens/saved.py) does the work, in a thread (SQLite calls block);
 its errors map through `errors.answer`: a bad name or definition is a 422 (a bad `where` with
-its line and column), an unknown screen 404, a change to a preset 409.
+its line and column), an unknown screen 404, a change to a preset 409. A definition is
+scanned once before it is saved (screens/trial.py): one that cannot be evaluated is a 422
+naming `definition`, and nothing is saved.
 Each route sees the store through the caller's scope (technic_v4/tenancy.py): with API keys,
 a key's screens are its own, another key's are a 404 like any unknown name; an admin key's
 listing shows every key's screens with their `owner`.
@@ -38,6 +40,7 @@ from technic_v4.scan.config import SCREEN_NAME, check_screen_name
 from technic_v4.scan.expressions import column_catalogue
 from technic_v4.screens import OPERATORS, describe
 from technic_v4.screens.saved import definition_of
+from technic_v4.screens.trial import evaluated_once
 
 router = APIRouter(prefix="/v1", tags=["screens"], dependencies=[APIKey])
 AUTH = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"}}
@@ -99,6 +102,8 @@ async def put_screen(name: ScreenPath, body: ScreenDefinition, backend: Backend,
     name = _name(name)
     cfg = body.to_config()
     await asyncio.to_thread(backend.check_cost, cfg)
+    with evaluated_once("definition"):
+        await backend.scan(cfg, scope=scope)
     version, changed = await asyncio.to_thread(backend.screens.scoped(scope).put, name, cfg)
     return JSONBody({"name": name, "version": version, "changed": changed,
                      "definition": definition_of(cfg)})
