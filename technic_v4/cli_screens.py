@@ -29,11 +29,10 @@ from rich.table import Table
 
 from technic_v4.cli_models import err
 from technic_v4.cli_models import fail as _fail
-from technic_v4.data.store_fs import StoreError, data_root, store_exists
+from technic_v4.data.store_fs import StoreError, data_root
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 from technic_v4.scan.expressions import column_catalogue
-from technic_v4.scan.plan import check_cost
 from technic_v4.screens import help_text
 
 Name = Annotated[str, typer.Argument(metavar="NAME", show_default=False,
@@ -71,15 +70,6 @@ def _store(data_dir: str | None) -> Any:
         return ScreenStore.for_data_dir(data_root(data_dir) if data_dir else default_data_dir())
     except StoreError as exc:
         _fail(str(exc))
-
-
-def _snapshot(data_dir: str | None) -> Any:
-    """The store's snapshot to check a screen's cost against; None when there is no store
-    yet (`screen save` never builds the demo market)."""
-    from technic_v4.data.reader import StoreReader, default_data_dir
-
-    root = data_root(data_dir) if data_dir else default_data_dir()
-    return StoreReader(root, auto_demo=False).snapshot() if store_exists(root) else None
 
 
 def screen_app(scan: Callable[..., None]) -> typer.Typer:
@@ -144,11 +134,10 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
         config = ScanConfig(**fields)
         try:
             config.validate()
-            check_cost(config, _snapshot(data_dir), screen_budget())
             store = _store(data_dir)
             reader = StoreReader(data_root(data_dir) if data_dir else default_data_dir())
-            with evaluated_once("definition"):
-                run_scan(config, loader=reader, screens=store)
+            with evaluated_once("definition"):  # the cost is checked before any price is read
+                run_scan(config, loader=reader, screens=store, budget=screen_budget())
             version, new = store.put(name, config)
         except (ConfigError, StoreError) as exc:
             _fail(str(exc))
