@@ -661,8 +661,11 @@ def _note_as_of(config: ScanConfig, status: ScanStatus, reader: StoreReader) -> 
         return
     snap = reader.snapshot()
     calendar = snap.manifest.calendar if snap.manifest is not None else DEFAULT_CALENDAR
+    closures = snap.manifest.closures if snap.manifest is not None else []
     if wanted > snap.sessions[-1]:
         why = f"is after the store's last session {snap.last_session}"
+    elif str(wanted.date()) in closures:
+        why = "is a market-wide closure of the store (no symbol traded on it)"
     else:
         try:
             if bool(is_session(pd.DatetimeIndex([wanted]), calendar).iloc[0]):
@@ -742,12 +745,14 @@ def data_ingest(
     root = _root(data_dir)
     try:
         with spinner(f"ingesting {bars.name}..."):
-            options = dict(universe_path=universe, calendar=calendar, date_format=date_format,
-                           extra_session_share=extra_session_share)
             if bars.is_dir():
-                result = ingest_csv_folder(bars, root, prices=prices, **options)
+                result = ingest_csv_folder(bars, root, universe_path=universe, prices=prices,
+                                           calendar=calendar, date_format=date_format,
+                                           extra_session_share=extra_session_share)
             else:
-                result = ingest_bars(bars, root, **options)
+                result = ingest_bars(bars, root, universe_path=universe, calendar=calendar,
+                                     date_format=date_format,
+                                     extra_session_share=extra_session_share)
     except (ValueError, OSError, store.StoreError) as exc:
         fail(str(exc))
     s = result.summary()

@@ -236,7 +236,7 @@ def _weekday_holidays(first: int, last: int, calendar: str) -> int:
     """Days in [first, last] (int days) on the calendar's weekmask that are not sessions."""
     days = pd.date_range(_day(first), _day(last), freq="D")
     trades_on = np.array(list(calendar_weekmask(calendar))) == "1"
-    weekdays = days[trades_on[days.dayofweek]]
+    weekdays = days[trades_on[days.day_of_week]]
     return int((~is_session(weekdays, calendar).to_numpy()).sum())
 
 
