@@ -817,6 +817,7 @@ def data_append(
     calendar: Annotated[str | None, typer.Option(
         help="Expected calendar of the store (default: the store's own; an append never "
         "changes it).")] = None,
+    date_format: Annotated[str | None, typer.Option(help=DATE_FORMAT_HELP)] = None,
     data_dir: DataDir = None,
     watches: Watches = True,
 ) -> None:
@@ -829,7 +830,8 @@ def data_append(
         fail(f"no such file: {bars}")
     root = _root(data_dir)
     try:
-        result = append_bars(read_bars_file(bars), root, calendar=calendar)
+        result = append_bars(read_bars_file(bars), root, calendar=calendar,
+                             date_format=date_format)
     except (ValueError, OSError, store.StoreError) as exc:
         fail(str(exc))
     _print_append(result)
@@ -845,6 +847,12 @@ def _print_append(result: Any) -> None:  # AppendReport
               f"-> {result.manifest.data_version}", highlight=False)
     if result.empty_sessions:
         err.print(f"  no rows for sessions {result.empty_sessions}: left empty", highlight=False)
+    if result.extra_sessions:
+        err.print(f"  extra sessions (calendar holidays the market traded): "
+                  f"{result.extra_sessions}", highlight=False)
+    if result.closures:
+        err.print(f"  market-wide closures (no symbol traded; off the axis): {result.closures}",
+                  highlight=False)
     if result.rows_rejected:
         err.print(escape(result.rejections.head(20).to_string(index=False)), highlight=False)
 
