@@ -172,3 +172,18 @@ def test_polygon_update_refuses_a_store_off_new_york(london) -> None:
     data, _, _ = london
     with pytest.raises(ValueError, match="US equities on XNYS sessions.*XLON"):
         update_store(data, client=None)  # type: ignore[arg-type]  (refused before any fetch)
+
+
+def test_a_weekly_bar_closes_on_the_store_s_own_sessions() -> None:
+    """Whether a week's bar is complete is asked of the store's sessions: Seoul closed on
+    Friday 2023-09-29 (Chuseok), New York did not; Manila's 2017-12-08 holiday, once the
+    data outvoted it, is a session that week."""
+    from technic_v4.scan.evaluate import last_week_closed
+
+    thursday = pd.Timestamp("2023-09-28")
+    assert last_week_closed(thursday, {"calendar": "XKRX"})
+    assert not last_week_closed(thursday, {"calendar": "XNYS"})
+    assert not last_week_closed(thursday)  # a Panel without meta: New York's
+    manila = pd.Timestamp("2017-12-07")
+    assert last_week_closed(manila, {"calendar": "XPHS"})
+    assert not last_week_closed(manila, {"calendar": "XPHS", "extra_sessions": ["2017-12-08"]})
