@@ -128,9 +128,10 @@ def _day_month_order(text: pd.Index) -> str:
     parts = text.str.extract(_XYY)
     first = pd.to_numeric(parts[0]).to_numpy()
     second = pd.to_numeric(parts[2]).to_numpy()
-    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
-    if day_first and month_first:
-        a, b = text[first > 12][0], text[second > 12][0]
+    day_only, month_only = (first > 12) & (second <= 12), (second > 12) & (first <= 12)
+    day_first, month_first = bool(day_only.any()), bool(month_only.any())
+    if day_first and month_first:  # a value with both fields above 12 is no date at all
+        a, b = text[day_only][0], text[month_only][0]
         raise DateFormatError(
             f"dates are written both day-first ({a!r}) and month-first ({b!r}): give "
             "--date-format dmy or mdy (rows in the other order are then rejected)")
