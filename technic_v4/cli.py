@@ -785,7 +785,8 @@ def data_ingest(
 def _ingest_notes(s: dict[str, Any]) -> list[str]:
     """What an ingest did besides keeping rows: dates read, clamps, rejections by reason,
     sessions the data added to or took from the calendar."""
-    lines = ["  dates: " + ", ".join(f"{k} {v}" for k, v in s.get("date_formats", {}).items())]
+    formats = s.get("date_formats", {})
+    lines = ["  distinct dates by format: " + ", ".join(f"{k} {v}" for k, v in formats.items())]
     clamped = s.get("clamped", {})
     if any(clamped.values()):
         lines.append(f"  clamped {clamped.get('high', 0)} high(s) and {clamped.get('low', 0)} "

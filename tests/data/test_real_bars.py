@@ -144,7 +144,7 @@ def test_cli_exits_2_when_every_row_is_rejected_or_dates_are_ambiguous(tmp_path)
     assert proc.returncode == 2 and "--date-format" in proc.stderr
     proc = technic("data", "ingest", str(ambiguous), "--date-format", "mdy", "--no-watches",
                    data_dir=tmp_path / "data")
-    assert "dates: M/D/YYYY 2" in proc.stderr
+    assert "distinct dates by format: M/D/YYYY 2" in proc.stderr
 
 
 def _market(days: pd.DatetimeIndex, n: int, seed: int) -> pd.DataFrame:
@@ -255,7 +255,8 @@ def test_ingest_scan_validate_explain_on_real_bars_through_the_cli(tmp_path) -> 
     data = tmp_path / "data"
     proc = technic("data", "ingest", str(FIXTURES / "us"), "--prices", "raw", "--no-watches",
                    data_dir=data)
-    assert "dates: YYYY-MM-DD" in proc.stderr and "M/D/YYYY 1511" in proc.stderr
+    assert "distinct dates by format: YYYY-MM-DD" in proc.stderr
+    assert "M/D/YYYY 1511" in proc.stderr
     assert "quality: " in proc.stderr and "gaps 0 (0.0%)" in proc.stderr
     scan = json.loads(technic("scan", "--as-of", "2020-07-31", "--format", "json",
                               data_dir=data).stdout)
