@@ -20,7 +20,12 @@ Checks, all over the Panel's (N symbols, T sessions) arrays in one numba pass pe
   thin    the symbol has no bar on more than `thin_share` (20%) of the sessions of its own
           listing span (judged once the span has `thin_lookback` sessions): a stock that
           does not trade every day, whose bar-count indicators span more time than they say.
-  stale   the last bar is more than `max_stale_sessions` sessions before the Panel's last.
+  stale   the last bar is more than `max_stale_sessions` (5) and at most `max_ended_sessions`
+          (63, a quarter) sessions before the Panel's last: data that stopped arriving. A
+          history that ended longer ago is a delisting or a dataset that ends there, not
+          stale data (the `stale_sessions` column still says how long ago): in a store with
+          delisted symbols, or of files with different ends, a flag on every ended history
+          would mark most of it.
   zero_volume  a run of at least `zero_volume_run` consecutive present bars with volume 0.
   split   a one-day close-to-close move beyond `move_threshold` whose ratio is within
           `split_tolerance` (in log terms) of a common split ratio (down: 3:2, 2:1, 3:1, 4:1,
@@ -59,7 +64,7 @@ from technic_v4.data.store import load_panel, write_beside
 
 QUALITY_FILENAME = "quality.csv"
 
-QUALITY_VERSION = "1.2"  # 1.2: gaps are runs or absent days, thin; 1.1: thin_last
+QUALITY_VERSION = "1.2"  # 1.2: gaps are runs or absent days, thin, ended != stale
 FLAGS = ("ohlc", "gaps", "thin", "stale", "zero_volume", "split", "thin_last")
 SPLIT_RATIOS = np.array([1.5, 2.0, 3.0, 4.0, 5.0, 10.0])     # forward splits: price falls
 REVERSE_RATIOS = np.array([2.0, 3.0, 4.0, 5.0, 10.0])        # reverse splits: price rises
@@ -75,6 +80,7 @@ class QualityConfig:
     open_tolerance: float = 0.05       # |log(open / prev close) + log(ratio)| within this
     max_volume_spike: float = 4.0      # a split-like move on more volume than this is news
     max_stale_sessions: int = 5
+    max_ended_sessions: int = 63       # older last bars: an ended history, not stale
     zero_volume_run: int = 5
     thin_fraction: float = 0.2         # last bar's volume below this x the median of ...
     thin_lookback: int = 20            # ... its previous this-many bars: thin_last
@@ -142,7 +148,8 @@ def check_panel(panel: Panel, config: QualityConfig | None = None,
     last_ratio = volume_ratio_to_median(panel.volume, last, cfg.thin_lookback)
     found = {
         "ohlc": ohlc > 0, "gaps": ((gap_run >= cfg.gap_run) | (absent > 0)) & ~thin,
-        "thin": thin, "stale": stale > cfg.max_stale_sessions,
+        "thin": thin,
+        "stale": (stale > cfg.max_stale_sessions) & (stale <= cfg.max_ended_sessions),
         "zero_volume": zero_run >= cfg.zero_volume_run, "split": n_split > 0,
         "thin_last": last_ratio < cfg.thin_fraction,
     }
