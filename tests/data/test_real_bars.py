@@ -21,6 +21,8 @@ from technic_v4.data.ingest import IngestError, ingest_bars, ingest_frame
 from technic_v4.data.ingest_checks import OHLC_TOLERANCE
 from technic_v4.data.ingest_yahoo import ingest_csv_folder
 from technic_v4.data.quality import FLAGS, check_store
+from technic_v4.data.reader import StoreReader
+from technic_v4.scanner_core import ScanConfig, run_scan
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 US = ["AMZN", "MSFT", "NFLX", "NVDA", "SPX", "TSLA"]
@@ -187,6 +189,12 @@ def test_the_market_outvotes_the_calendar_and_a_day_nobody_traded_is_a_closure(t
     assert report.sessions == len(calendar)  # one added, one closed
     col = panel.sessions.get_loc(pd.Timestamp("2017-12-08"))
     assert np.isfinite(panel.close[:, col]).sum() == 16
+    frame, status = run_scan(ScanConfig(as_of_date="2017-12-08", min_bars=40),
+                             loader=StoreReader(tmp_path / "ph"))
+    assert status.as_of == "2017-12-08"  # the scan sees the session, and its closes
+    on_the_8th = bars[bars["date"] == "2017-12-08"].set_index("symbol")["close"]
+    closes = frame.set_index("Symbol")["Close"]
+    np.testing.assert_allclose(closes[on_the_8th.index], on_the_8th, rtol=1e-12)
     quality = check_store(tmp_path / "ph", write=False)
     assert quality.counts()["gaps"] == 0  # neither the closure nor the 8th is anyone's gap
     assert quality.table["gaps"].tolist() == [0] * 16 + [1] * 4  # the four absent on the 8th
