@@ -158,6 +158,11 @@ DATA_DIR_OPTION = typer.Option(
 DataDir = Annotated[str | None, DATA_DIR_OPTION]
 CALENDAR_HELP = ("Exchange calendar of the bars (exchange_calendars name: XNYS, XLON, XTKS, "
                  "XHKG, XPHS, ...; `technic data calendars` lists them).")
+DATE_FORMAT_HELP = ("How the file writes dates: iso, mdy (M/D/YYYY[ H:MM[:SS]]), dmy "
+                    "(D/M/YYYY, D.M.YYYY), yyyymmdd, epoch-s, epoch-ms, or a strftime pattern "
+                    "like '%d-%b-%Y' (default: detected; ambiguous dates are an error).")
+EXTRA_SHARE_HELP = ("Keep a day the calendar calls a holiday as a session when at least this "
+                    "share of the symbols listed around it traded on it (at least 2 symbols).")
 
 
 class _PlainFormatter(logging.Formatter):
@@ -669,8 +674,11 @@ def _note_as_of(config: ScanConfig, status: ScanStatus, reader: StoreReader) -> 
         return
     snap = reader.snapshot()
     calendar = snap.manifest.calendar if snap.manifest is not None else DEFAULT_CALENDAR
+    closures = snap.manifest.closures if snap.manifest is not None else []
     if wanted > snap.sessions[-1]:
         why = f"is after the store's last session {snap.last_session}"
+    elif str(wanted.date()) in closures:
+        why = "is a market-wide closure of the store (no symbol traded on it)"
     else:
         try:
             if bool(is_session(pd.DatetimeIndex([wanted]), calendar).iloc[0]):
@@ -730,10 +738,13 @@ def data_ingest(
                                         "Close) or raw (Close as traded; for files without "
                                         "Adj Close).")] = "adj_close",
     calendar: Annotated[str, typer.Option(help=CALENDAR_HELP)] = DEFAULT_CALENDAR,
+    date_format: Annotated[str | None, typer.Option(help=DATE_FORMAT_HELP)] = None,
+    extra_session_share: Annotated[float, typer.Option(help=EXTRA_SHARE_HELP)] = 0.5,
     data_dir: DataDir = None,
     watches: Watches = True,
 ) -> None:
-    """Replace (or create) the store from your own daily bars; bad rows are reported."""
+    """Replace (or create) the store from your own daily bars; bad rows are reported.
+    Exit 2 when nothing can be stored (every row rejected, unreadable or ambiguous dates)."""
     from technic_v4.data import store
     from technic_v4.data.ingest import ingest_bars
     from technic_v4.data.ingest_yahoo import ingest_csv_folder
@@ -749,9 +760,12 @@ def data_ingest(
         with spinner(f"ingesting {bars.name}..."):
             if bars.is_dir():
                 result = ingest_csv_folder(bars, root, universe_path=universe, prices=prices,
-                                           calendar=calendar)
+                                           calendar=calendar, date_format=date_format,
+                                           extra_session_share=extra_session_share)
             else:
-                result = ingest_bars(bars, root, universe_path=universe, calendar=calendar)
+                result = ingest_bars(bars, root, universe_path=universe, calendar=calendar,
+                                     date_format=date_format,
+                                     extra_session_share=extra_session_share)
     except (ValueError, OSError, store.StoreError) as exc:
         fail(str(exc))
     s = result.summary()
@@ -760,15 +774,15 @@ def data_ingest(
               f"{result.manifest.calendar} sessions ({result.first_session}.."
               f"{result.last_session}); data_version {result.manifest.data_version}",
               highlight=False)
-    for reason, count in s.get("rejected_by_reason", {}).items():
-        err.print(f"  rejected {count}: {reason}", highlight=False)
+    for line in _ingest_notes(s):
+        err.print(escape(line), highlight=False)
     if len(result.universe_issues):
         err.print(escape(f"  universe issues: {len(result.universe_issues)} "
                          f"(e.g. {result.universe_issues.iloc[0].to_dict()})"), highlight=False)
-    if result.quality is not None:
-        q = result.quality.counts()
-        err.print("quality: " + ", ".join(f"{k} {v}" for k, v in q.items())
-                  + " (details: technic data check)", highlight=False)
+    if "quality" in s:
+        err.print("quality: " + ", ".join(
+            f"{k} {v['count']} ({v['share']:.1%})" for k, v in s["quality"].items())
+            + " (details: technic data check)", highlight=False)
     if report is not None:
         try:
             result.rejections.to_csv(report, index=False)
@@ -779,6 +793,28 @@ def data_ingest(
         err.print(escape(result.rejections.head(20).to_string(index=False)), highlight=False)
     if watches:
         _after_store_change(root)
+
+
+def _ingest_notes(s: dict[str, Any]) -> list[str]:
+    """What an ingest did besides keeping rows: dates read, clamps, rejections by reason,
+    sessions the data added to or took from the calendar."""
+    formats = s.get("date_formats", {})
+    lines = ["  distinct dates by format: " + ", ".join(f"{k} {v}" for k, v in formats.items())]
+    clamped = s.get("clamped", {})
+    if any(clamped.values()):
+        lines.append(f"  clamped {clamped.get('high', 0)} high(s) and {clamped.get('low', 0)} "
+                     "low(s) to the open/close body (float noise under 1e-9 relative)")
+    lines += [f"  rejected {count}: {reason}"
+              for reason, count in s.get("rejected_by_reason", {}).items()]
+    for key, what in (("extra_sessions", "extra sessions (calendar holidays the market "
+                       f"traded: {s.get('extra_session_share', 0.5):.0%}+ of symbols)"),
+                      ("closures", "market-wide closures (calendar sessions no symbol "
+                       "traded; off the axis, not gaps)")):
+        days = s.get(key, [])
+        if days:
+            lines.append(f"  {len(days)} {what}: " + ", ".join(days[:10])
+                         + (", ..." if len(days) > 10 else ""))
+    return lines
 
 
 def _after_store_change(root: DataRoot) -> None:
@@ -795,6 +831,7 @@ def data_append(
     calendar: Annotated[str | None, typer.Option(
         help="Expected calendar of the store (default: the store's own; an append never "
         "changes it).")] = None,
+    date_format: Annotated[str | None, typer.Option(help=DATE_FORMAT_HELP)] = None,
     data_dir: DataDir = None,
     watches: Watches = True,
 ) -> None:
@@ -807,7 +844,8 @@ def data_append(
         fail(f"no such file: {bars}")
     root = _root(data_dir)
     try:
-        result = append_bars(read_bars_file(bars), root, calendar=calendar)
+        result = append_bars(read_bars_file(bars), root, calendar=calendar,
+                             date_format=date_format)
     except (ValueError, OSError, store.StoreError) as exc:
         fail(str(exc))
     _print_append(result)
@@ -823,6 +861,12 @@ def _print_append(result: Any) -> None:  # AppendReport
               f"-> {result.manifest.data_version}", highlight=False)
     if result.empty_sessions:
         err.print(f"  no rows for sessions {result.empty_sessions}: left empty", highlight=False)
+    if result.extra_sessions:
+        err.print(f"  extra sessions (calendar holidays the market traded): "
+                  f"{result.extra_sessions}", highlight=False)
+    if result.closures:
+        err.print(f"  market-wide closures (no symbol traded; off the axis): {result.closures}",
+                  highlight=False)
     if result.rows_rejected:
         err.print(escape(result.rejections.head(20).to_string(index=False)), highlight=False)
 
@@ -933,10 +977,15 @@ def data_info(data_dir: DataDir = None) -> None:
     except store.StoreError as exc:
         fail(str(exc))
     gaps = "not recorded" if m.missing_sessions is None else str(len(m.missing_sessions))
+    extra = ", ".join(m.extra_sessions[:10]) + (", ..." if len(m.extra_sessions) > 10 else "")
+    closed = ", ".join(m.closures[:10]) + (", ..." if len(m.closures) > 10 else "")
     typer.echo(f"store: {store.store_location(root)}\nsource: {m.source}\ncalendar: "
                f"{m.calendar}\ndata_version: {m.data_version}\nsymbols: {m.n_symbols}\n"
                f"sessions: {m.n_sessions} ({m.first_session}..{m.last_session}); calendar "
-               f"sessions missing from the store: {gaps}\nprices: "
+               f"sessions missing from the store: {gaps}\nextra sessions (holidays the "
+               f"market traded): {len(m.extra_sessions)}{' (' + extra + ')' if extra else ''}"
+               f"\nmarket-wide closures (sessions nothing traded): {len(m.closures)}"
+               f"{' (' + closed + ')' if closed else ''}\nprices: "
                f"{m.meta.get('adjusted', 'as given')}\nsegments: {len(m.segment_list())} "
                f"(base + appends)\ncreated: {m.created}\nsectors:")
     typer.echo(uni["sector"].value_counts().to_string())

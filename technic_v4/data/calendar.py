@@ -3,7 +3,10 @@
 A store records the `exchange_calendars` calendar its bars trade on (manifest `calendar`,
 default XNYS; a store written before the field existed is XNYS). Ingest's "not a session"
 check, the sessions a store spans, appends, the quality gate's gaps and the demo market all
-ask the store's calendar through this module. Names are the library's ISO MIC codes (XNYS,
+ask the store's calendar through this module. A store's own sessions are that calendar's,
+plus the days its data traded on that the calendar calls closed (manifest `extra_sessions`),
+minus the sessions on which none of its symbols traded (manifest `closures`):
+`effective_sessions`. Names are the library's ISO MIC codes (XNYS,
 XLON, XTKS, XHKG, XPHS, ...) or its aliases (NYSE, LSE, JPX, HKEX, ...), any case; an alias
 is recorded as its MIC. `technic data calendars` lists them.
 
@@ -135,14 +138,24 @@ def is_session(dates: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR) -> pd.
     return pd.Series(pd.DatetimeIndex(dates).normalize().isin(cal.sessions), index=dates)
 
 
-def missing_sessions(sessions: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR
-                     ) -> list[str]:
+def missing_sessions(sessions: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR,
+                     closures: list[str] | tuple = ()) -> list[str]:
     """Sessions of `calendar` strictly inside [sessions[0], sessions[-1]] that `sessions`
-    lacks, as YYYY-MM-DD (what a store records so a scan never builds the calendar)."""
+    lacks and that are not recorded `closures`, as YYYY-MM-DD (what a store records so a scan
+    never builds the calendar)."""
     if len(sessions) < 2:
         return []
     expected = sessions_between(sessions[0], sessions[-1], calendar)
-    return [str(d.date()) for d in expected[~expected.isin(sessions)]]
+    absent = expected[~expected.isin(sessions)].difference(pd.to_datetime(list(closures)))
+    return [str(d.date()) for d in absent]
+
+
+def extra_sessions(sessions: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR) -> list[str]:
+    """Days of `sessions` that `calendar` calls closed (sessions the data outvoted it on)."""
+    if len(sessions) == 0:
+        return []
+    extra = sessions[~is_session(sessions, calendar).to_numpy()]
+    return [str(d.date()) for d in extra]
 
 
 def why_not_a_session(day: pd.Timestamp, calendar: str = DEFAULT_CALENDAR) -> str:
@@ -152,8 +165,7 @@ def why_not_a_session(day: pd.Timestamp, calendar: str = DEFAULT_CALENDAR) -> st
     article = "an" if mic[:1] in "AEFHILMNORSX" else "a"
     if not first <= day <= last:
         return f"is outside the {mic} calendar ({first.date()}..{last.date()})"
-    weekmask = str(getattr(get_calendar(calendar), "weekmask", "1111100"))
-    if len(weekmask) == 7 and weekmask[day.day_of_week] == "0":
+    if calendar_weekmask(calendar)[day.day_of_week] == "0":
         return f"is a {day.day_name()}"
     return f"is {article} {mic} holiday or closure"
 
@@ -161,3 +173,28 @@ def why_not_a_session(day: pd.Timestamp, calendar: str = DEFAULT_CALENDAR) -> st
 def _naive(ts: pd.Timestamp) -> pd.Timestamp:
     ts = pd.Timestamp(ts)
     return (ts.tz_localize(None) if ts.tzinfo is not None else ts).normalize()
+
+
+def calendar_tz(name: str = DEFAULT_CALENDAR) -> str:
+    """The exchange's time zone (e.g. 'Asia/Seoul'), where an epoch becomes a trading date."""
+    return str(get_calendar(name).tz)
+
+
+def calendar_weekmask(name: str = DEFAULT_CALENDAR) -> str:
+    """Seven '1'/'0' characters, Monday first: the weekdays the exchange normally trades."""
+    mask = str(getattr(get_calendar(name), "weekmask", "1111100"))
+    return mask if len(mask) == 7 else "1111100"
+
+
+def effective_sessions(start: str | pd.Timestamp, end: str | pd.Timestamp,
+                       calendar: str = DEFAULT_CALENDAR, *, extra: list[str] | tuple = (),
+                       closures: list[str] | tuple = ()) -> pd.DatetimeIndex:
+    """Sessions of a store in [start, end]: its calendar's, plus the days its data traded on
+    that the calendar calls closed (`extra`), minus the calendar sessions on which nothing
+    traded (`closures`); both as recorded in the store's manifest."""
+    out = sessions_between(start, end, calendar)
+    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    add = pd.DatetimeIndex(pd.to_datetime(list(extra)))
+    drop = pd.DatetimeIndex(pd.to_datetime(list(closures)))
+    out = out.union(add[(add >= lo) & (add <= hi)]).difference(drop)
+    return pd.DatetimeIndex(out, name="session")

@@ -13,10 +13,16 @@ How `ingest_bars` works (all vectorized: no Python loop runs over rows):
     rejection, not an exception.
  2. `ingest_checks.check_rows` runs the checks of `REJECT_REASONS` in order; each rejected row
     gets the first that fails ("missing value: close", "not a session: 2024-01-06 is a
-    Saturday", ...).
- 3. Symbols are sorted; sessions are every session of the exchange calendar (`calendar`,
-    default XNYS; recorded in the manifest) from the first to the last date that passed the
-    checks. Each such row gets the flat cell `symbol_code * T + session_position`.
+    Saturday", ...). Dates are read in the format given (`date_format`) or detected, never
+    guessed (dates.py); high/low off the body by float noise are clamped and counted.
+ 3. Symbols are sorted; sessions are the store's effective sessions from the first to the
+    last date that passed the checks: every session of the exchange calendar (`calendar`,
+    default XNYS; recorded in the manifest), plus each holiday on which at least
+    `extra_session_share` of the symbols around it traded (the data outvote the calendar;
+    manifest `extra_sessions`), minus each calendar session on which none of at least
+    MARKET_MIN_SYMBOLS listed symbols has a bar (a market-wide closure: manifest
+    `closures`, never a symbol's gap). Each row gets the flat cell
+    `symbol_code * T + session_position`.
  4. Duplicates (same normalized symbol, same session) are found on those cells, last, among rows
     that passed everything else, so a bad first row never shadows a good later one: the first
     row is kept and each later one is rejected naming it. A bincount tells whether there are any
@@ -49,9 +55,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, sessions_between
+from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, effective_sessions
+from technic_v4.data.dates import DateFormatError, check_format
 from technic_v4.data.ingest_checks import (
     BAR_COLUMNS,
+    EXTRA_SESSION_SHARE,
+    MARKET_MIN_SYMBOLS,
     NUMBER_COLUMNS,
     REJECT_REASONS,
     _parse_numbers,
@@ -96,8 +105,13 @@ class IngestReport:
     def summary(self) -> dict[str, Any]:
         """Counts, and rejections by reason kind in check order: the dict the manifest keeps
         under meta["ingest"] (rows_read, rows_kept, rows_rejected, rejected_by_reason, symbols,
-        sessions, first_session, last_session, universe_file, universe_issues)."""
-        return dict(self.manifest.meta["ingest"])
+        sessions, first_session, last_session, universe_file, universe_issues, date_formats,
+        clamped, extra_sessions, closures, extra_session_share), and `quality`: each flag's
+        count of symbols and share of all symbols."""
+        out = dict(self.manifest.meta["ingest"])
+        if self.quality is not None:
+            out["quality"] = self.quality.rates()
+        return out
 
 
 def ingest_bars(
@@ -107,17 +121,22 @@ def ingest_bars(
     universe_path: str | os.PathLike[str] | None = None,
     mode: str = "replace",
     calendar: str = DEFAULT_CALENDAR,
+    date_format: str | None = None,
+    extra_session_share: float = EXTRA_SESSION_SHARE,
 ) -> IngestReport:
     """Validate a long bars file and write it as the store in `data_dir` (see module docstring);
-    `calendar`: the exchange calendar the bars trade on."""
+    `calendar`: the exchange calendar the bars trade on; `date_format`: dates.DATE_FORMATS name
+    or strftime pattern (None: detected); `extra_session_share`: see ingest_checks."""
     if mode not in MODES:
         raise ValueError(f"ingest mode {mode!r} is not supported; supported modes: {MODES}")
     calendar = canonical_calendar(calendar)  # an unknown name fails before any file is read
+    check_format(date_format)
     universe_file = None if universe_path is None else _read_universe_file(universe_path)
     bars = read_bars_file(bars_path)
     return ingest_frame(bars, data_dir, universe_file=universe_file, name=Path(bars_path).name,
                         universe_name=None if universe_path is None else Path(universe_path).name,
-                        calendar=calendar)
+                        calendar=calendar, date_format=date_format,
+                        extra_session_share=extra_session_share)
 
 
 def ingest_frame(
@@ -129,6 +148,8 @@ def ingest_frame(
     universe_name: str | None = None,
     prices: str = "as given",
     calendar: str = DEFAULT_CALENDAR,
+    date_format: str | None = None,
+    extra_session_share: float = EXTRA_SESSION_SHARE,
 ) -> IngestReport:
     """Steps 2-7 of the module docstring for a long table already read (columns BAR_COLUMNS,
     plus `adj_close` when `prices == "adj_close"`: OHLC are then scaled by adj_close / close,
@@ -136,12 +157,21 @@ def ingest_frame(
     the store's source and messages call the input; `calendar` the exchange calendar."""
     if prices not in PRICE_MODES:
         raise ValueError(f"prices {prices!r}: expected one of {PRICE_MODES}")
+    if not 0.0 < extra_session_share <= 1.0:
+        raise ValueError(f"extra_session_share {extra_session_share!r}: expected a share in "
+                         "(0, 1], e.g. 0.5 (half the symbols trading around the day)")
     calendar = canonical_calendar(calendar)
     n = len(bars)
     if n == 0:
         raise IngestError(f"{name} has no data rows")
 
-    rej, sym_id, table, day, values = check_rows(bars, calendar)
+    try:
+        checked = check_rows(bars, calendar, date_format=date_format,
+                             extra_session_share=extra_session_share)
+    except DateFormatError as exc:
+        raise IngestError(f"{name}: {exc}; the store was not changed") from None
+    rej, sym_id, table, day, values = (checked.rej, checked.sym_id, checked.table, checked.day,
+                                       checked.values)
     if prices == "adj_close":
         _adjust(bars, rej, values)
     ok = np.flatnonzero(rej.open)
@@ -154,9 +184,13 @@ def ingest_frame(
     present = np.bincount(sym_id[ok], minlength=len(table)) > 0
     symbols = table[present]
     remap = np.cumsum(present) - 1
-    sessions = sessions_between(_day_ts(day[ok].min()), _day_ts(day[ok].max()), calendar)
-    n_sym, n_ses = len(symbols), len(sessions)
+    extra = [str(_day_ts(d).date()) for d in checked.extra_days]
+    sessions = effective_sessions(_day_ts(day[ok].min()), _day_ts(day[ok].max()), calendar,
+                                  extra=extra)
+    n_sym = len(symbols)
     arrays, kept, _ = place_rows(values, rej, ok, remap[sym_id[ok]], day, sessions, n_sym)
+    arrays, sessions, closures = drop_closures(arrays, sessions, extra)
+    n_ses = len(sessions)
 
     rejected = np.flatnonzero(~rej.open)
     assert n == len(kept) + len(rejected), "every row is either kept or rejected"
@@ -176,10 +210,15 @@ def ingest_frame(
         "rejected_by_reason": rej.counts(), "symbols": n_sym, "sessions": n_ses,
         "first_session": first, "last_session": last,
         "universe_file": uni_name, "universe_issues": len(issues),
+        "date_formats": checked.date_formats,
+        "clamped": {k: int(m[kept].sum()) for k, m in checked.clamped.items()},
+        "extra_sessions": extra, "closures": closures,
+        "extra_session_share": extra_session_share,
     }
     manifest = write_store(
         data_dir, sessions=sessions, universe=universe, source=f"ingest:{name}",
-        meta={"ingest": summary, "adjusted": prices}, calendar=calendar, **arrays,
+        meta={"ingest": summary, "adjusted": prices}, calendar=calendar, closures=closures,
+        **arrays,
     )
     write_beside(data_dir, REJECTIONS_FILENAME, rejections.to_csv(index=False))
     from technic_v4.data.quality import check_store
@@ -190,6 +229,30 @@ def ingest_frame(
         symbols=n_sym, sessions=n_ses, first_session=first, last_session=last,
         universe_issues=issues, manifest=manifest, quality=quality,
     )
+
+
+def drop_closures(arrays: dict[str, np.ndarray], sessions: pd.DatetimeIndex,
+                  keep: list[str] | tuple = (), min_symbols: int = MARKET_MIN_SYMBOLS
+                  ) -> tuple[dict[str, np.ndarray], pd.DatetimeIndex, list[str]]:
+    """The arrays and sessions without the market-wide closures, and those closures: sessions
+    (other than `keep`) on which none of the symbols whose bars span them has a bar, when at
+    least `min_symbols` do span them (with fewer, a missing bar is that symbol's gap)."""
+    present = np.isfinite(arrays["close"])
+    t = len(sessions)
+    if t == 0 or present.shape[0] == 0:
+        return arrays, sessions, []
+    has = present.any(1)
+    first = np.where(has, present.argmax(1), t)
+    last = np.where(has, t - 1 - present[:, ::-1].argmax(1), -1)
+    starts = np.bincount(first[has], minlength=t + 1)[:t]
+    ends = np.bincount(last[has] + 1, minlength=t + 1)[:t]
+    live = np.cumsum(starts) - np.cumsum(ends)
+    closed = ~present.any(0) & (live >= min_symbols) & ~sessions.isin(pd.to_datetime(list(keep)))
+    if not closed.any():
+        return arrays, sessions, []
+    kept = ~closed
+    return ({f: a[:, kept] for f, a in arrays.items()}, sessions[kept],
+            [str(d.date()) for d in sessions[closed]])
 
 
 # ---------------------------------------------------------------------------- reading files

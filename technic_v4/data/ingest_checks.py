@@ -1,24 +1,33 @@
 """Row checks for ingest: what a valid daily bar is, and one reason for each invalid row.
 
 Why a module of its own: the checks are the contract between a user's file and the store ("every
-bar in the store is a real session of the store's exchange calendar, with finite, positive,
-consistent OHLC"), so they are listed once, in order, in `REJECT_REASONS`, and run as
-whole-column numpy operations: the only Python loops here run over columns, checks and
-*distinct* symbols or dates, never over rows.
+bar in the store is a session of the store's exchange calendar, or a day the market traded
+that the calendar missed, with finite, positive, consistent OHLC"), so they are listed once,
+in order, in `REJECT_REASONS`, and run as whole-column numpy operations: the only Python
+loops here run over columns, checks and *distinct* symbols or dates, never over rows.
 
 A row is rejected by the first check that fails (later checks skip it), with reason text
 "<kind>: <detail>", e.g. "missing value: close", "not a session: 2024-01-06 is a Saturday",
 "duplicate: same symbol and date as row 12". Symbols and dates are factorized first, so each
 distinct symbol is stripped, upper-cased and matched against SYMBOL_PATTERN once, and each
-distinct date is parsed (ISO 8601; a time of day or zone is dropped, keeping the wall-clock date)
-and looked up in the store's exchange calendar (default XNYS; calendar.py) once. Duplicates are
-checked last, by `flag_duplicates`, once the caller has placed rows on the (symbol, session)
-grid.
+distinct date is parsed (dates.py: the formats vendors write, detected or given, never
+guessed) and looked up in the store's exchange calendar (default XNYS; calendar.py) once.
+Duplicates are checked last, by `flag_duplicates`, once the caller has placed rows on the
+(symbol, session) grid.
+
+Two tolerances, because exchanges' prints are right more often than libraries' tables:
+ - High or low missing the open/close body by float noise (less than OHLC_TOLERANCE relative,
+   a vendor's rounding) is clamped to the body and counted in `Checked.clamped`; a larger miss
+   is rejected.
+ - A weekday the calendar calls a holiday on which at least EXTRA_SESSION_SHARE of the
+   symbols trading around it traded (volume > 0, not a copy of the previous row) is a session
+   the calendar lacks: its rows are kept and the day returned in `Checked.extra_days`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,7 +36,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from technic_v4.data.calendar import DEFAULT_CALENDAR, is_session, why_not_a_session
+from technic_v4.data.calendar import (
+    DEFAULT_CALENDAR,
+    calendar_bounds,
+    calendar_tz,
+    calendar_weekmask,
+    is_session,
+    why_not_a_session,
+)
+from technic_v4.data.dates import parse_dates
 from technic_v4.data.universe import valid_symbols
 
 BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -48,6 +65,17 @@ REJECT_REASONS = (
     "low > min(open, close)",
     "duplicate",  # same symbol and session as an earlier kept row
 )
+# High/low missing the body by less than this (relative) is float noise: clamped, counted.
+OHLC_TOLERANCE = 1e-9
+# A calendar holiday is kept as a session when at least this share of the symbols whose rows
+# span it traded on it (the data outvote the calendar).
+EXTRA_SESSION_SHARE = 0.5
+# The data speak for the market (a holiday kept, a session closed) only when at least this
+# many symbols are listed around the day; with fewer, the calendar rules.
+MARKET_MIN_SYMBOLS = 2
+# Rows trading on more than this share of the calendar's holidays are another exchange's bars
+# (London's on XNYS): none is kept, and the reason asks whether --calendar is right.
+MAX_OUTVOTED_HOLIDAYS = 0.25
 _NA_TEXT = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a"})
 
 
@@ -71,10 +99,29 @@ class Rejections:
         return {k: int(v) for k, v in zip(REJECT_REASONS, c, strict=True) if v}
 
 
-def check_rows(bars: pd.DataFrame, calendar: str = DEFAULT_CALENDAR
-               ) -> tuple[Rejections, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Run every check but the duplicate one (sessions of exchange `calendar`); return the
-    rejections and the parsed columns."""
+@dataclass(eq=False)
+class Checked:
+    """What `check_rows` found: the rejections so far, each row's symbol (index into `table`,
+    -1 when invalid) and day (int64 days since 1970-01-01), the parsed numbers (high/low
+    clamped where they missed the body by float noise), which rows were clamped, the days the
+    data kept against the calendar, and how many date values each format read."""
+
+    rej: Rejections
+    sym_id: np.ndarray
+    table: np.ndarray
+    day: np.ndarray
+    values: dict[str, np.ndarray]
+    clamped: dict[str, np.ndarray]  # "high"/"low" -> bool per row
+    extra_days: np.ndarray  # int64 days: calendar holidays the data traded on, kept
+    date_formats: dict[str, int]
+
+
+def check_rows(bars: pd.DataFrame, calendar: str = DEFAULT_CALENDAR, *,
+               date_format: str | None = None,
+               extra_session_share: float | None = EXTRA_SESSION_SHARE) -> Checked:
+    """Run every check but the duplicate one (sessions of exchange `calendar`, dates read as
+    `date_format` or detected: dates.py); a calendar holiday on which at least
+    `extra_session_share` of the symbols live around it traded is a session (None: never)."""
     n = len(bars)
     rej = Rejections(n)
     # factorize codes NA as -1, which indexes the slot appended to each per-distinct array.
@@ -88,7 +135,7 @@ def check_rows(bars: pd.DataFrame, calendar: str = DEFAULT_CALENDAR
     sym_id = np.append(s_id, -1)[scodes]
 
     dcodes, duniq = pd.factorize(bars["date"])
-    d_day, d_missing, d_session, d_note = _parse_dates(duniq, calendar)
+    d_day, d_missing, d_session, d_note, formats = _parse_dates(duniq, calendar, date_format)
     day = np.append(d_day, 0)[dcodes]
 
     raw = {c: bars[c] for c in BAR_COLUMNS}
@@ -105,20 +152,96 @@ def check_rows(bars: pd.DataFrame, calendar: str = DEFAULT_CALENDAR
              partial(_quoted, raw["date"]))
     for c in NUMBER_COLUMNS:
         rej.flag(bad[c], "unparseable number", lambda i, c=c: f"{c}=" + _quoted(raw[c], i))
+    extra = np.zeros(0, dtype=np.int64)
+    if extra_session_share is not None:
+        extra = _outvote(rej, sym_id, len(table), dcodes, d_day, d_session, d_note, values,
+                         calendar, extra_session_share)
     rej.flag(~np.append(d_session, False)[dcodes], "not a session",
              lambda i: np.append(d_note, "")[dcodes[i]])
     v = values
     for c in PRICE_COLUMNS:
         rej.flag(v[c] <= 0, "non-positive price", lambda i, c=c: f"{c}=" + _num(v[c], i))
     rej.flag(v["volume"] < 0, "negative volume", lambda i: _num(v["volume"], i))
+    top, bottom = np.maximum(v["open"], v["close"]), np.minimum(v["open"], v["close"])
+    # float noise (a vendor's rounding: 3395.852050781249 vs 3395.85205078125) is clamped to
+    # the body and counted; a miss beyond OHLC_TOLERANCE is a real inconsistency, rejected.
+    clamped = {"high": rej.open & (v["high"] < top) & (v["high"] >= top * (1 - OHLC_TOLERANCE)),
+               "low": rej.open & (v["low"] > bottom) & (v["low"] <= bottom * (1 + OHLC_TOLERANCE))}
+    v["high"] = np.where(clamped["high"], top, v["high"])
+    v["low"] = np.where(clamped["low"], bottom, v["low"])
     rej.flag(v["high"] < v["low"], "high < low",
              lambda i: _num(v["high"], i) + " < " + _num(v["low"], i))
-    top, bottom = np.maximum(v["open"], v["close"]), np.minimum(v["open"], v["close"])
     rej.flag(v["high"] < top, "high < max(open, close)",
              lambda i: _num(v["high"], i) + " < " + _num(top, i))
     rej.flag(v["low"] > bottom, "low > min(open, close)",
              lambda i: _num(v["low"], i) + " > " + _num(bottom, i))
-    return rej, sym_id, table, day, values
+    clamped = {k: m & rej.open for k, m in clamped.items()}
+    return Checked(rej, sym_id, table, day, values, clamped, extra, formats)
+
+
+def _outvote(rej: Rejections, sym_id: np.ndarray, n_symbols: int, dcodes: np.ndarray,
+             d_day: np.ndarray, d_session: np.ndarray, d_note: np.ndarray,
+             values: dict[str, np.ndarray], calendar: str, share: float) -> np.ndarray:
+    """Mark as sessions (in `d_session`, in place) the calendar holidays on which at least
+    `share` of the symbols whose rows span the day traded (and at least MARKET_MIN_SYMBOLS);
+    return those days.
+
+    Only weekdays the calendar calls closed are candidates (a weekend row is a vendor's fill
+    or a time-zone slip, never a session). A symbol traded on the day when its row has volume
+    above 0 and differs from its previous row: a vendor's holiday row repeating the last
+    close is a fill, not a print. Rows counted are those that passed the checks so far."""
+    trades_on = np.array(list(calendar_weekmask(calendar))) == "1"
+    first_ok, last_ok = calendar_bounds(calendar)
+    lo, hi = (int(np.datetime64(t.date(), "D").astype(np.int64)) for t in (first_ok, last_ok))
+    weekday = (d_day + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
+    cand = ((d_day != _NAT) & ~d_session & (d_day >= lo) & (d_day <= hi)
+            & trades_on[weekday])
+    if not cand.any():
+        return np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(rej.open)
+    sym, day = sym_id[rows], np.append(d_day, 0)[dcodes[rows]]
+    order = np.lexsort((day, sym))
+    rows, sym, day = rows[order], sym[order], day[order]
+    same = np.r_[False, sym[1:] == sym[:-1]]
+    fill = same.copy()
+    for f in NUMBER_COLUMNS:
+        col = values[f][rows]
+        fill[1:] &= col[1:] == col[:-1]
+    first = np.full(n_symbols, np.iinfo(np.int64).max)
+    last = np.full(n_symbols, np.iinfo(np.int64).min)
+    np.minimum.at(first, sym, day)
+    np.maximum.at(last, sym, day)
+    firsts, lasts = np.sort(first[first <= last]), np.sort(last[first <= last])
+    k = np.flatnonzero(cand)
+    live = (np.searchsorted(firsts, d_day[k], "right") - np.searchsorted(lasts, d_day[k], "left"))
+    traded_rows = cand[dcodes[rows]] & (values["volume"][rows] > 0) & ~fill
+    pairs = np.unique(np.stack([dcodes[rows][traded_rows], sym[traded_rows]]), axis=1)
+    traded = np.bincount(pairs[0], minlength=len(d_day))[k] if pairs.size else np.zeros(len(k))
+    keep = (traded >= MARKET_MIN_SYMBOLS) & (traded >= share * live)
+    span = d_day[k]
+    holidays = _weekday_holidays(max(int(day.min()), lo), min(int(day.max()), hi), calendar)
+    if keep.sum() > max(2, MAX_OUTVOTED_HOLIDAYS * holidays):  # another exchange's bars
+        why = (f"; the rows trade on {int(keep.sum())} of the {holidays} {calendar} holidays "
+               "they span: is --calendar the exchange they trade on?")
+        keep[:] = False
+    else:
+        why = ""
+    d_session[k[keep]] = True
+    for j in np.flatnonzero(~keep):  # distinct holiday dates only
+        d_note[k[j]] += f" ({int(traded[j])} of {int(live[j])} symbols traded on it{why})"
+    return np.sort(span[keep].astype(np.int64))
+
+
+def _weekday_holidays(first: int, last: int, calendar: str) -> int:
+    """Days in [first, last] (int days) on the calendar's weekmask that are not sessions."""
+    days = pd.date_range(_day(first), _day(last), freq="D")
+    trades_on = np.array(list(calendar_weekmask(calendar))) == "1"
+    weekdays = days[trades_on[days.day_of_week]]
+    return int((~is_session(weekdays, calendar).to_numpy()).sum())
+
+
+def _day(day: int) -> pd.Timestamp:
+    return pd.Timestamp(np.datetime64(int(day), "D"))
 
 
 def flag_duplicates(rej: Rejections, ok: np.ndarray, flat: np.ndarray) -> None:
@@ -142,23 +265,15 @@ def flag_duplicates(rej: Rejections, ok: np.ndarray, flat: np.ndarray) -> None:
 _NAT = np.iinfo(np.int64).min
 
 
-def _parse_dates(uniq, calendar: str = DEFAULT_CALENDAR
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per distinct date value: day number (_NAT if unparseable), missing?, session?, why not."""
+def _parse_dates(uniq, calendar: str = DEFAULT_CALENDAR, date_format: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Per distinct date value: day number (_NAT if unparseable), missing?, session?, why
+    not; and how many values each date format read (dates.parse_dates)."""
     idx = pd.Index(uniq)
-    if idx.dtype.kind == "M":
-        ts = pd.DatetimeIndex(idx)
-        missing = np.zeros(len(idx), dtype=bool)
-    else:
-        text = idx.astype(str).str.strip()
-        missing = np.asarray(text.str.lower().isin(_NA_TEXT), dtype=bool)
-        try:
-            ts = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce"))
-        except ValueError:  # mixed time zones: parse each distinct value on its own
-            ts = pd.DatetimeIndex([_one_date(s) for s in text])
-    if ts.tz is not None:
-        ts = ts.tz_localize(None)
-    ts = ts.normalize()
+    missing = np.zeros(len(idx), dtype=bool)
+    if idx.dtype.kind not in "Mfiu":
+        missing = np.asarray(idx.astype(str).str.strip().str.lower().isin(_NA_TEXT), dtype=bool)
+    ts, formats = parse_dates(idx, date_format, calendar_tz(calendar))
     day = np.where(ts.isna(), _NAT, ts.values.astype("datetime64[D]").astype(np.int64))
     session = np.zeros(len(idx), dtype=bool)
     good = day != _NAT
@@ -166,12 +281,7 @@ def _parse_dates(uniq, calendar: str = DEFAULT_CALENDAR
     note = np.full(len(idx), "", dtype=object)
     for k in np.flatnonzero(good & ~session):  # distinct non-session dates only
         note[k] = f"{ts[k].date()} {why_not_a_session(ts[k], calendar)}"
-    return day, missing, session, note
-
-
-def _one_date(text: str) -> pd.Timestamp:
-    ts = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    return ts.tz_localize(None) if ts is not pd.NaT and ts.tzinfo is not None else ts
+    return day, missing, session, note, formats
 
 
 def _parse_numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar
+from technic_v4.data.dates import check_format
 from technic_v4.data.ingest import (
     IngestError,
     IngestReport,
@@ -39,6 +40,7 @@ from technic_v4.data.ingest import (
     ingest_frame,
     short_text,
 )
+from technic_v4.data.ingest_checks import EXTRA_SESSION_SHARE
 
 YAHOO_COLUMNS = {"date": "date", "open": "open", "high": "high", "low": "low", "close": "close",
                  "adj close": "adj_close", "adj_close": "adj_close", "adjclose": "adj_close",
@@ -54,17 +56,21 @@ def ingest_csv_folder(
     prices: str = "adj_close",
     threads: int | None = None,
     calendar: str = DEFAULT_CALENDAR,
+    date_format: str | None = None,
+    extra_session_share: float = EXTRA_SESSION_SHARE,
 ) -> IngestReport:
     """Replace the store in `data_dir` with the per-symbol CSV files of `folder`, on exchange
-    `calendar`."""
+    `calendar` (`date_format`, `extra_session_share`: as for `ingest.ingest_bars`)."""
     if prices not in ("adj_close", "raw"):
         raise ValueError(f"prices {prices!r}: expected 'adj_close' or 'raw'")
     calendar = canonical_calendar(calendar)
+    check_format(date_format)
     bars = read_csv_folder(folder, threads=threads, need_adj=prices == "adj_close")
     universe = None if universe_path is None else _read_universe_file(universe_path)
     return ingest_frame(bars, data_dir, name=Path(folder).name + "/", universe_file=universe,
                         universe_name=None if universe_path is None else Path(universe_path).name,
-                        prices=prices, calendar=calendar)
+                        prices=prices, calendar=calendar, date_format=date_format,
+                        extra_session_share=extra_session_share)
 
 
 def csv_files(folder: str | os.PathLike[str]) -> list[Path]:

@@ -1,8 +1,9 @@
 """The Panel: every symbol's daily bars as 2-D float arrays on its exchange's session axis.
 
 A Panel loaded from a store carries the store's calendar name in `meta["calendar"]` (and the
-calendar sessions its axis lacks in `meta["missing_sessions"]`); one built from arrays is on
-XNYS unless its meta says otherwise.
+calendar sessions its axis lacks in `meta["missing_sessions"]`, the holidays the market traded
+that it holds in `meta["extra_sessions"]`, the sessions nothing traded on that it leaves out
+in `meta["closures"]`); one built from arrays is on XNYS unless its meta says otherwise.
 
 Array convention (stated once, here, and used by every kernel):
     shape (N symbols, T sessions), float64, C-contiguous, oldest session first.

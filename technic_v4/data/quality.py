@@ -8,12 +8,24 @@ Checks, all over the Panel's (N symbols, T sessions) arrays in one numba pass pe
 (rows run in parallel; no Python loop over symbols or bars):
   ohlc    a present bar with a non-positive price, high < low, high < max(open, close) or
           low > min(open, close) (relative tolerance 1e-9, for rounding in vendor data).
-  gaps    sessions missing inside a symbol's own history: NaN between its first and last bar,
-          plus sessions of the Panel's exchange calendar (`panel.meta["calendar"]`, default
-          XNYS) absent from its axis altogether between those bars. A Panel loaded from a store
-          carries the store's record of those (`meta["missing_sessions"]`), so the scan never
-          builds the calendar; other Panels ask exchange_calendars.
-  stale   the last bar is more than `max_stale_sessions` sessions before the Panel's last.
+  gaps    a hole in a symbol's own history: a run of at least `gap_run` (5, a trading week)
+          consecutive sessions with no bar between its first and last bar, or a session of the
+          Panel's exchange calendar (`panel.meta["calendar"]`, default XNYS) absent from the
+          store altogether between those bars (a market day never received). Market-wide
+          closures (sessions no symbol traded, recorded by ingest as `closures`) are off the
+          axis and no one's gap; a thinly traded symbol is `thin`, not `gaps`. A Panel loaded
+          from a store carries the store's record of absent sessions
+          (`meta["missing_sessions"]`), so the scan never builds the calendar; other Panels
+          ask exchange_calendars. The `gaps` column counts every missing session.
+  thin    the symbol has no bar on more than `thin_share` (20%) of the sessions of its own
+          listing span (judged once the span has `thin_lookback` sessions): a stock that
+          does not trade every day, whose bar-count indicators span more time than they say.
+  stale   the last bar is more than `max_stale_sessions` (5) and at most `max_ended_sessions`
+          (63, a quarter) sessions before the Panel's last: data that stopped arriving. A
+          history that ended longer ago is a delisting or a dataset that ends there, not
+          stale data (the `stale_sessions` column still says how long ago): in a store with
+          delisted symbols, or of files with different ends, a flag on every ended history
+          would mark most of it.
   zero_volume  a run of at least `zero_volume_run` consecutive present bars with volume 0.
   split   a one-day close-to-close move beyond `move_threshold` whose ratio is within
           `split_tolerance` (in log terms) of a common split ratio (down: 3:2, 2:1, 3:1, 4:1,
@@ -33,7 +45,9 @@ Checks, all over the Panel's (N symbols, T sessions) arrays in one numba pass pe
           bars: AAPL 2002-12-24 and MSFT 2003-12-26 (13:00 early closes) and IBM 2009-11-17
           (1.0 M shares between days of 4-8 M: a vendor error); on no ordinary session.
 A symbol is flagged by each check that finds anything; `events` lists the dated findings
-(ohlc and split bars) for the report. Bump QUALITY_VERSION when a rule changes.
+(ohlc and split bars) for the report; `rates()` gives each flag's count and share of the
+symbols. On the real sets in tests/fixtures every flag marks a minority (a flag on everything
+tells the user nothing). Bump QUALITY_VERSION when a rule changes.
 """
 
 from __future__ import annotations
@@ -50,8 +64,8 @@ from technic_v4.data.store import load_panel, write_beside
 
 QUALITY_FILENAME = "quality.csv"
 
-QUALITY_VERSION = "1.1"  # 1.1: thin_last; calendar gaps on the store's own calendar
-FLAGS = ("ohlc", "gaps", "stale", "zero_volume", "split", "thin_last")
+QUALITY_VERSION = "1.2"  # 1.2: gaps are runs or absent days, thin, ended != stale
+FLAGS = ("ohlc", "gaps", "thin", "stale", "zero_volume", "split", "thin_last")
 SPLIT_RATIOS = np.array([1.5, 2.0, 3.0, 4.0, 5.0, 10.0])     # forward splits: price falls
 REVERSE_RATIOS = np.array([2.0, 3.0, 4.0, 5.0, 10.0])        # reverse splits: price rises
 _EV_OHLC, _EV_SPLIT = 1, 2
@@ -66,17 +80,20 @@ class QualityConfig:
     open_tolerance: float = 0.05       # |log(open / prev close) + log(ratio)| within this
     max_volume_spike: float = 4.0      # a split-like move on more volume than this is news
     max_stale_sessions: int = 5
+    max_ended_sessions: int = 63       # older last bars: an ended history, not stale
     zero_volume_run: int = 5
     thin_fraction: float = 0.2         # last bar's volume below this x the median of ...
     thin_lookback: int = 20            # ... its previous this-many bars: thin_last
+    gap_run: int = 5                   # consecutive sessions without a bar: gaps
+    thin_share: float = 0.2            # share of its span's sessions without a bar: thin
 
 
 @dataclass(frozen=True, eq=False)
 class QualityReport:
     """Per-symbol findings (`table`) and dated events; `flags` aligns with the Panel rows."""
 
-    table: pd.DataFrame  # symbol, quality_flags, ohlc, gaps, stale_sessions, zero_volume_run,
-    #                      splits, last_volume_ratio, first_event
+    table: pd.DataFrame  # symbol, quality_flags, ohlc, gaps, longest_gap, missing_share,
+    #                      stale_sessions, zero_volume_run, splits, last_volume_ratio, first_event
     events: pd.DataFrame = field(repr=False)  # symbol, date, check, detail
     found: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # flag -> bool[N]
     config: QualityConfig = field(default_factory=QualityConfig)
@@ -104,6 +121,11 @@ class QualityReport:
         out["any"] = int((self.flags != "").sum())
         return out
 
+    def rates(self) -> dict[str, dict[str, float]]:
+        """Per flag (and "any"): {"count": symbols flagged, "share": of all symbols}."""
+        n = max(len(self.table), 1)
+        return {k: {"count": v, "share": round(v / n, 4)} for k, v in self.counts().items()}
+
 
 def check_panel(panel: Panel, config: QualityConfig | None = None,
                 splits: Array2D | None = None) -> QualityReport:
@@ -112,17 +134,22 @@ def check_panel(panel: Panel, config: QualityConfig | None = None,
     cfg = config or QualityConfig()
     n, t = panel.n_symbols, panel.n_sessions
     sp = np.full((n, t), np.nan) if splits is None else np.ascontiguousarray(splits, np.float64)
-    stats = np.zeros((n, 6), dtype=np.int64)
+    stats = np.zeros((n, 7), dtype=np.int64)
     events = np.zeros((n, t), dtype=np.int8)
     _check_rows(panel.open, panel.high, panel.low, panel.close, panel.volume, sp,
                 np.log1p(cfg.move_threshold), -np.log(SPLIT_RATIOS), np.log(REVERSE_RATIOS),
                 cfg.split_tolerance, cfg.open_tolerance, cfg.max_volume_spike, stats, events)
-    ohlc, internal_gaps, first, last, zero_run, n_split = stats.T
-    gaps = internal_gaps + _calendar_gaps(panel, first, last)
+    ohlc, internal_gaps, first, last, zero_run, n_split, gap_run = stats.T
+    absent = _calendar_gaps(panel, first, last)
+    gaps = internal_gaps + absent
+    span = np.where(last >= 0, last - first + 1, 0) + absent
+    thin = (span >= cfg.thin_lookback) & (gaps > cfg.thin_share * np.maximum(span, 1))
     stale = np.where(last >= 0, t - 1 - last, 0)
     last_ratio = volume_ratio_to_median(panel.volume, last, cfg.thin_lookback)
     found = {
-        "ohlc": ohlc > 0, "gaps": gaps > 0, "stale": stale > cfg.max_stale_sessions,
+        "ohlc": ohlc > 0, "gaps": ((gap_run >= cfg.gap_run) | (absent > 0)) & ~thin,
+        "thin": thin,
+        "stale": (stale > cfg.max_stale_sessions) & (stale <= cfg.max_ended_sessions),
         "zero_volume": zero_run >= cfg.zero_volume_run, "split": n_split > 0,
         "thin_last": last_ratio < cfg.thin_fraction,
     }
@@ -135,6 +162,7 @@ def check_panel(panel: Panel, config: QualityConfig | None = None,
                    if len(ev) else {})  # events come in row, then date order
     table = pd.DataFrame({
         "symbol": panel.symbols, "quality_flags": flags, "ohlc": ohlc, "gaps": gaps,
+        "longest_gap": gap_run, "missing_share": np.round(gaps / np.maximum(span, 1), 4),
         "stale_sessions": stale, "zero_volume_run": zero_run, "splits": n_split,
         "last_volume_ratio": np.round(last_ratio, 4),
         "first_event": np.array([first_event.get(s, "") for s in panel.symbols], dtype=object),
@@ -220,13 +248,14 @@ def _prev_close(row: np.ndarray, col: int) -> float:
 def _check_rows(op, hi, lo, cl, vol, splits, log_move, down, up, tol, open_tol, spike, stats,
                 events):
     """stats[i] = (ohlc bad bars, internal gaps, first bar, last bar, longest zero-volume run,
-    split-like moves); events[i, t] = 1 (ohlc) / 2 (split) at the offending bar. Rows are
-    independent: one per thread."""
+    split-like moves, longest run of missing bars inside the history); events[i, t] = 1
+    (ohlc) / 2 (split) at the offending bar. Rows are independent: one per thread."""
     n, t = cl.shape
     up_limit, down_limit = np.exp(log_move), np.exp(-log_move)
     for i in prange(n):
         buf = np.empty(20)
         first, last, present, bad, run, best, nsplit = -1, -1, 0, 0, 0, 0, 0
+        hole = 0
         prev = np.nan
         for j in range(t):
             c = cl[i, j]
@@ -234,6 +263,8 @@ def _check_rows(op, hi, lo, cl, vol, splits, log_move, down, up, tol, open_tol, 
                 continue
             if first < 0:
                 first = j
+            elif j - last - 1 > hole:
+                hole = j - last - 1
             last = j
             present += 1
             o, h, low = op[i, j], hi[i, j], lo[i, j]
@@ -264,6 +295,7 @@ def _check_rows(op, hi, lo, cl, vol, splits, log_move, down, up, tol, open_tol, 
         gaps = (last - first + 1 - present) if first >= 0 else 0
         stats[i, 0], stats[i, 1], stats[i, 2] = bad, gaps, first
         stats[i, 3], stats[i, 4], stats[i, 5] = last, best, nsplit
+        stats[i, 6] = hole
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

@@ -6,7 +6,10 @@ Layout of `<data_dir>/store/`:
                       `calendar`, the exchange calendar of its sessions (XNYS when absent: stores
                       written before the field), and `missing_sessions`, that calendar's
                       sessions the axis lacks between its first and last (so a scan's quality
-                      gate never has to build the calendar)
+                      gate never has to build the calendar); `extra_sessions`, days on the
+                      axis the calendar calls closed (the data traded on them), and
+                      `closures`, calendar sessions left off the axis because no symbol
+                      traded (neither is a symbol's gap)
     universe.parquet  symbol, name, sector, industry, first_session, last_session
                       (row i of this table is column i of every session's block; an append
                       writes universe-NNNNNN.parquet, named by the manifest)
@@ -53,7 +56,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, missing_sessions
+from technic_v4.data.calendar import (
+    DEFAULT_CALENDAR,
+    canonical_calendar,
+    extra_sessions,
+    missing_sessions,
+)
 from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel
 from technic_v4.data.store_fs import (  # noqa: F401  (the location helpers are store API)
     DataDir,
@@ -94,6 +102,11 @@ class StoreManifest:
     # lacks (None: not recorded; the quality gate then asks the calendar itself).
     calendar: str = DEFAULT_CALENDAR
     missing_sessions: list[str] | None = None
+    # Days on the axis that the calendar calls closed (the data traded: ingest_checks), and
+    # calendar sessions left off the axis because no symbol traded (market-wide closures,
+    # never a symbol's gap).
+    extra_sessions: list[str] = field(default_factory=list)
+    closures: list[str] = field(default_factory=list)
 
     def segment_list(self) -> list[dict[str, Any]]:
         return self.segments or [{"file": "bars.parquet", "n_symbols": self.n_symbols,
@@ -131,14 +144,17 @@ def write_store(
     source: str,
     meta: dict[str, Any] | None = None,
     calendar: str = DEFAULT_CALENDAR,
+    closures: list[str] | None = None,
 ) -> StoreManifest:
     """Write (or atomically replace) the store, as one segment, from (N, T) arrays and the
-    universe table; `calendar` is the exchange calendar the sessions are on."""
+    universe table; `calendar` is the exchange calendar the sessions are on, `closures` its
+    sessions left off the axis because nothing traded (recorded, not counted as gaps)."""
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     n, t = len(universe), len(sessions)
     sessions = _check_input(sessions, universe, arrays)
     calendar = canonical_calendar(calendar)
-    absent = missing_sessions(sessions, calendar)
+    closures = sorted(closures or [])
+    absent = missing_sessions(sessions, calendar, closures)
     loc = locate(data_dir)
     with loc.guard("writing the store"), loc.writer_lock(), loc.staging_dir() as tmp:
         first, last = _spans(sessions, close)
@@ -152,7 +168,8 @@ def write_store(
             first_session=str(sessions[0].date()) if t else "",
             last_session=str(sessions[-1].date()) if t else "", created=_now(), meta=meta or {},
             segments=[{"file": "bars.parquet", "n_symbols": n, "n_sessions": t}],
-            calendar=calendar, missing_sessions=absent)
+            calendar=calendar, missing_sessions=absent,
+            extra_sessions=extra_sessions(sessions, calendar), closures=closures)
         return _replace_files(loc, tmp, manifest)
 
 
@@ -187,20 +204,24 @@ def append_segment(
     volume: Array2D,
     source: str | None = None,
     meta: dict[str, Any] | None = None,
+    closures: list[str] | None = None,
 ) -> StoreManifest:
     """Add sessions after the store's last as one new tail segment (module docstring).
 
     `universe` is the store's universe followed by any new symbols; the arrays are
-    (len(universe), len(sessions)). No existing file is rewritten."""
+    (len(universe), len(sessions)); `closures`: calendar sessions among them left off the
+    axis because nothing traded. No existing file is rewritten."""
     arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     sessions = _check_input(sessions, universe, arrays)
     read_manifest(data_dir)  # a clear error when there is no store
     loc = locate(data_dir)
     with loc.guard("appending to"), loc.writer_lock():
-        return _append(loc, data_dir, sessions, universe, arrays, source, meta)
+        return _append(loc, data_dir, sessions, universe, arrays, source, meta,
+                       sorted(closures or []))
 
 
-def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreManifest:
+def _append(loc, data_dir, sessions, universe, arrays, source, meta, closures
+            ) -> StoreManifest:
     old = read_manifest(data_dir)
     uni = read_universe(data_dir, old)
     n, k = len(universe), len(sessions)
@@ -220,7 +241,7 @@ def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreMan
     bridge = pd.DatetimeIndex([pd.Timestamp(old.last_session), *sessions]) if (
         old.last_session) else sessions
     absent = None if old.missing_sessions is None else [
-        *old.missing_sessions, *missing_sessions(bridge, old.calendar)]
+        *old.missing_sessions, *missing_sessions(bridge, old.calendar, closures)]
     segs = old.segment_list()
     seq = max([_seq(s["file"]) for s in segs] + [_seq(old.universe)]) + 1
     bars_name, uni_name = f"bars-{seq:06d}.parquet", f"universe-{seq:06d}.parquet"
@@ -238,7 +259,8 @@ def _append(loc, data_dir, sessions, universe, arrays, source, meta) -> StoreMan
         last_session=str(sessions[-1].date()), created=_now(),
         meta=old.meta if meta is None else meta, universe=uni_name,
         segments=[*segs, {"file": bars_name, "n_symbols": n, "n_sessions": k}],
-        missing_sessions=absent)
+        missing_sessions=absent, closures=[*old.closures, *closures],
+        extra_sessions=[*old.extra_sessions, *extra_sessions(sessions, old.calendar)])
     loc.put_text("manifest.json", _dump(manifest))
     for name in loc.names():  # keep the current and previous universe only
         if name.startswith("universe-") and name.endswith(".parquet") and name not in (
@@ -254,7 +276,7 @@ def compact_store(data_dir: DataDir) -> StoreManifest:
     return write_store(data_dir, sessions=panel.sessions, universe=panel.universe,
                        open=panel.open, high=panel.high, low=panel.low, close=panel.close,
                        volume=panel.volume, source=m.source, meta=m.meta,
-                       calendar=m.calendar)
+                       calendar=m.calendar, closures=m.closures)
 
 
 def _check_input(sessions, universe: pd.DataFrame, arrays: dict[str, Array2D]
@@ -439,6 +461,7 @@ def _load_window(data_dir, end, bars, manifest: StoreManifest,
         data_version=manifest.data_version,
         source=manifest.source,
         meta={"first_session": manifest.first_session, "last_session": manifest.last_session,
-              "calendar": manifest.calendar, "missing_sessions": manifest.missing_sessions},
+              "calendar": manifest.calendar, "missing_sessions": manifest.missing_sessions,
+              "extra_sessions": manifest.extra_sessions, "closures": manifest.closures},
         **arrays,
     )

@@ -16,6 +16,7 @@ session; the window length when it has none), `_first_seen`, `_last_seen`, `_fla
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 import pandas as pd
 
 from technic_v4 import scoring
-from technic_v4.data.calendar import sessions_between
+from technic_v4.data.calendar import DEFAULT_CALENDAR, effective_sessions
 from technic_v4.data.panel import Panel
 from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.quality import QualityConfig, check_panel
@@ -145,7 +146,7 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None,
             names |= {BARS.get(n, n) for n in scoring.SCORING_INPUTS}
         source = panel
         if tf == "W":
-            source = weekly_panel(panel, last_week_closed(panel.sessions[-1]),
+            source = weekly_panel(panel, last_week_closed(panel.sessions[-1], panel.meta),
                                   fields_read(names))
         width = max(w for _, w in wanted)
         given = {n: v for n, v in (tails or {}).items() if n in names} if tf == "D" else {}
@@ -199,10 +200,15 @@ def fields_read(names: set[str]) -> tuple[str, ...]:
     return tuple(f for f in FIELDS if f in read)
 
 
-def last_week_closed(session: pd.Timestamp) -> bool:
+def last_week_closed(session: pd.Timestamp, meta: Mapping[str, Any] | None = None) -> bool:
     """Whether `session` is the last trading session of its calendar week (the next session
-    falls in a later week): then that week's bar is complete."""
-    ahead = sessions_between(session + pd.Timedelta(days=1), session + pd.Timedelta(days=14))
+    falls in a later week): then that week's bar is complete. Sessions are the store's
+    (`meta` of its Panel: calendar, extra sessions, closures; default XNYS)."""
+    meta = meta or {}
+    ahead = effective_sessions(session + pd.Timedelta(days=1), session + pd.Timedelta(days=14),
+                               meta.get("calendar") or DEFAULT_CALENDAR,
+                               extra=meta.get("extra_sessions") or (),
+                               closures=meta.get("closures") or ())
     if not len(ahead):
         return True
     return bool(ahead[0].to_period("W-SUN") != session.to_period("W-SUN"))

@@ -98,7 +98,7 @@ class History:
                 continue
             source, sessions_pos = panel, None
             if tf == "W":
-                source = weekly_panel(panel, last_week_closed(panel.sessions[-1]))
+                source = weekly_panel(panel, last_week_closed(panel.sessions[-1], panel.meta))
                 sessions_pos = _weeks_in_effect(panel.sessions, source.sessions)
             wanted = {BARS.get(n, n) for n in names if n not in ("TechRating", "perf_ytd")}
             if "TechRating" in names:

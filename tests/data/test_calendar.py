@@ -79,7 +79,9 @@ def test_the_same_file_on_new_york_s_calendar_rejects_london_only_days(london, t
     _, path, _ = london
     report = ingest_bars(path, tmp_path / "ny")
     reasons = set(report.rejections["reason"])
-    assert "not a session: 2024-07-04 is an XNYS holiday or closure" in reasons
+    assert ("not a session: 2024-07-04 is an XNYS holiday or closure (30 of 30 symbols traded "
+            "on it; the rows trade on 6 of the 9 XNYS holidays they span: is --calendar the "
+            "exchange they trade on?)") in reasons
     london_only = sessions_between("2024-01-02", "2024-12-31", "XLON").difference(
         sessions_between("2024-01-02", "2024-12-31", "XNYS"))
     assert set(LONDON_ONLY) <= set(london_only.strftime("%Y-%m-%d"))
@@ -113,8 +115,9 @@ def test_append_uses_the_store_s_calendar(london, tmp_path) -> None:
     result = append_bars(pd.concat([new, boxing], ignore_index=True), target)
     assert result.new_sessions == ["2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30",
                                    "2024-12-31"]
-    assert set(result.rejections["reason"]) == {
-        "not a session: 2024-12-26 is an XLON holiday or closure"}
+    assert set(result.rejections["reason"]) == {  # a copy of the 24th: a fill, not a print
+        "not a session: 2024-12-26 is an XLON holiday or closure (0 of 30 symbols traded on "
+        "it)"}
     assert store.read_manifest(target).calendar == "XLON"
     with pytest.raises(AppendError, match="on the XLON calendar, not XNYS"):
         append_bars(new, target, calendar="XNYS")
@@ -169,3 +172,18 @@ def test_polygon_update_refuses_a_store_off_new_york(london) -> None:
     data, _, _ = london
     with pytest.raises(ValueError, match="US equities on XNYS sessions.*XLON"):
         update_store(data, client=None)  # type: ignore[arg-type]  (refused before any fetch)
+
+
+def test_a_weekly_bar_closes_on_the_store_s_own_sessions() -> None:
+    """Whether a week's bar is complete is asked of the store's sessions: Seoul closed on
+    Friday 2023-09-29 (Chuseok), New York did not; Manila's 2017-12-08 holiday, once the
+    data outvoted it, is a session that week."""
+    from technic_v4.scan.evaluate import last_week_closed
+
+    thursday = pd.Timestamp("2023-09-28")
+    assert last_week_closed(thursday, {"calendar": "XKRX"})
+    assert not last_week_closed(thursday, {"calendar": "XNYS"})
+    assert not last_week_closed(thursday)  # a Panel without meta: New York's
+    manila = pd.Timestamp("2017-12-07")
+    assert last_week_closed(manila, {"calendar": "XPHS"})
+    assert not last_week_closed(manila, {"calendar": "XPHS", "extra_sessions": ["2017-12-08"]})

@@ -38,7 +38,7 @@ ROWS = [
     ("MSFT,2024-01-05,20,inf,19,20.5,100,x", "unparseable number: high='inf'"),
     ("MSFT,2024-01-06,20,21,19,20.5,100,x", "not a session: 2024-01-06 is a Saturday"),
     ("MSFT,2024-01-15,20,21,19,20.5,100,x",
-     "not a session: 2024-01-15 is an XNYS holiday or closure"),
+     "not a session: 2024-01-15 is an XNYS holiday or closure (0 of 1 symbols traded on it)"),
     ("MSFT,2024-01-08,20,21,0,20.5,100,x", "non-positive price: low=0.0"),
     ("MSFT,2024-01-09,20,21,19,20.5,-5,x", "negative volume: -5.0"),
     ("MSFT,2024-01-10,20,18,19,18.5,100,x", "high < low: 18.0 < 19.0"),
@@ -85,10 +85,14 @@ def test_each_bad_row_kind_is_rejected_with_its_reason_and_good_rows_are_exact(t
 
     panel = load_panel(tmp_path / "data")
     assert list(panel.symbols) == ["AAPL", "BRK.B", "MSFT"]
-    assert panel.sessions.equals(sessions_between("2024-01-02", "2024-01-12"))
-    assert (report.symbols, report.sessions) == (3, 9)
+    # no symbol has a bar from the 4th to the 11th while all three are listed around it: a
+    # market-wide closure, recorded and off the axis, not six gaps for every symbol
+    closed = sessions_between("2024-01-04", "2024-01-11")
+    assert report.manifest.closures == list(closed.strftime("%Y-%m-%d"))
+    assert panel.sessions.equals(sessions_between("2024-01-02", "2024-01-12").difference(closed))
+    assert (report.symbols, report.sessions) == (3, 3)
     assert (report.first_session, report.last_session) == ("2024-01-02", "2024-01-12")
-    expected_arrays = {f: np.full((3, 9), np.nan) for f in FIELDS}
+    expected_arrays = {f: np.full((3, 3), np.nan) for f in FIELDS}
     for i, sym in enumerate(panel.symbols):
         for day, bar in KEPT[sym].items():
             j = panel.sessions.get_loc(pd.Timestamp(day))
@@ -110,6 +114,8 @@ def test_summary_manifest_and_rejection_file(tmp_path):
     assert list(summary["rejected_by_reason"]) == list(REJECT_REASONS)  # in check order
     manifest = read_manifest(tmp_path / "data")
     assert manifest.source == "ingest:bars.csv"
+    rates = summary.pop("quality")  # each flag's count and share, beside the manifest's
+    assert rates["any"]["count"] == report.quality.counts()["any"]
     assert manifest.meta == {"ingest": summary, "adjusted": "as given"}
     assert manifest.data_version == report.manifest.data_version
     saved = pd.read_csv(store_path(tmp_path / "data") / "ingest_rejections.csv", dtype=str)
@@ -246,14 +252,14 @@ def test_all_rejected_is_an_error_and_leaves_the_store_untouched(tmp_path):
 
 def test_dates_are_iso_with_time_and_zone_dropped_and_na_is_a_ticker(tmp_path):
     dates = ["2024-01-02T00:00:00-05:00", "2024-01-03T16:00:00+01:00", "2024-01-04 09:30",
-             "01/05/2024", "1969-12-31", "2030-01-02", "20240105"]
+             "2024-01-05x", "1969-12-31", "2030-01-02", "20240105"]
     path = tmp_path / "d.csv"
     path.write_text("symbol,date,open,high,low,close,volume\n" +
                     "".join(f"NA,{d},{i},{i},{i},{i},1\n" for i, d in enumerate(dates, 1)))
     report = ingest_bars(path, tmp_path / "data")
     reasons = report.rejections["reason"].str.replace(r" \(1970-01-02\.\..*\)$", "", regex=True)
     assert reasons.tolist() == [  # the calendar's end moves with today's date
-        "unparseable date: '01/05/2024'",
+        "unparseable date: '2024-01-05x'",
         "not a session: 1969-12-31 is outside the XNYS calendar",
         "not a session: 2030-01-02 is outside the XNYS calendar",
     ]
