@@ -77,3 +77,29 @@ def test_the_example_scan_summary_has_the_real_summary_lines(template, tmp_path)
     printed = [shape(line) for line in proc.stderr.splitlines() if line.strip()]
     for line in shown.text.strip().splitlines():
         assert shape(line) in printed, (line, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def demo_market(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The default 5,000-symbol demo market, as `technic scan` builds it on a fresh machine."""
+    from technic_v4.data.demo import build_demo_store
+
+    path = tmp_path_factory.mktemp("demo-market")
+    build_demo_store(path)
+    return path
+
+
+def test_the_preset_table_counts_what_the_presets_find(demo_market) -> None:
+    """The README's preset table: each preset's "found" is what it keeps on the demo market."""
+    from technic_v4.data.reader import StoreReader
+    from technic_v4.scan import ScanConfig, run_scan
+
+    section = (ROOT / "README.md").read_text().split("**Presets**", 1)[1].split("\n\n**", 1)[0]
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (\d+)(?: of (\d+))? \|$", section, re.M)
+    assert len(rows) >= 7, section
+    reader = StoreReader(demo_market)
+    for name, shown, of in rows:
+        frame, status = run_scan(ScanConfig(screen=name), loader=reader)
+        matched = len(frame) + status.rejected_by_reason.get("beyond max_symbols", 0)
+        found = (len(frame), matched) if of else len(frame)
+        assert found == ((int(shown), int(of)) if of else int(shown)), (name, found)
