@@ -69,6 +69,34 @@ class Expressions:
         return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
 
 
+    def columns_read(self) -> list[str]:
+        """The daily columns (numbers and text) the expressions read, in reading order:
+        the result shows each at the as-of session."""
+        read: dict[str, None] = {}
+        for screen in (self.where, self.rank):
+            if screen is not None:
+                read |= {name: None for (name, tf) in series_needed(screen) if tf != "W"}
+        return list(read)
+
+
+def column_series(columns: list[str]) -> tuple[tuple[str, str, int], ...]:
+    """(column, "D", 1) for each of `columns` (result columns to show) that the measured
+    frame lacks: read at the as-of session like an expression's one-bar column."""
+    need = {("rs_raw" if c == "RS_rating" else c)
+            for c in columns if c in SCHEMA and SCHEMA[c] == "number"
+            and c not in IN_FRAME and c not in FRAME_COLUMNS}
+    return tuple((name, "D", 1) for name in sorted(need))
+
+
+def merge_series(*parts: tuple[tuple[str, str, int], ...]) -> tuple[tuple[str, str, int], ...]:
+    """Series lists merged: each (column, timeframe) once, with its widest width; sorted."""
+    need: dict[tuple[str, str], int] = {}
+    for part in parts:
+        for name, tf, width in part:
+            need[(name, tf)] = max(need.get((name, tf), 0), width)
+    return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
+
+
 def compile_expressions(where: str | None, rank: str | None) -> Expressions:
     """Both expressions compiled (once per text: a compiled screen is immutable);
     ConfigError("where" / "rank", ...) pointing at the place."""
