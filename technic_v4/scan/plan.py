@@ -1,7 +1,7 @@
 """Plan: which universe rows a scan evaluates, decided from the universe table alone.
 
 `check_against(cfg, snapshot)` runs the checks that need the data but not its prices: the
-as-of date inside the store, every industry known. `plan_scan` then selects rows by symbols
+as-of date inside the store, every industry known (also those a `where` compares Industry with). `plan_scan` then selects rows by symbols
 (unknown ones become errors), sectors and industries (the others become "filtered: ..."
 rejections). Neither reads a price: the Serve ingress plans while prices stay on replicas.
 """
@@ -18,6 +18,7 @@ from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig, as_of_timestamp
+from technic_v4.scan.expressions import industries_read
 from technic_v4.scan.screen import reject_rows
 
 
@@ -51,6 +52,9 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot) -> pd.Timestamp:
                               f"first session {sessions[0].date()}; the store covers "
                               f"{sessions[0].date()} to {sessions[-1].date()}")
         as_of = sessions[sessions.searchsorted(wanted, side="right") - 1]
+    if cfg.where is not None or cfg.rank is not None:
+        industries_read(cfg.where, cfg.rank,
+                        sorted(set(snapshot.universe["industry"].dropna().astype(str))))
     if cfg.industries:
         known = sorted(set(snapshot.universe["industry"].astype(str)))
         lower = {k.lower() for k in known}
