@@ -123,11 +123,10 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
 
     def save(name: str, data_dir: str | None = None, **kw: Any) -> None:
         """Save the options given as the screen's next version (identical: unchanged)."""
+        from technic_v4.cli import config_fields
         from technic_v4.scan import ScanConfig
 
-        fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
-                                  for k, v in kw.items()}
-        config = ScanConfig(**fields)
+        config = ScanConfig(**config_fields(kw))
         try:
             version, new = _store(data_dir).put(name, config)
         except (ConfigError, StoreError) as exc:

@@ -39,6 +39,11 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.expressions import BARS, column_series, compile_expressions, merge_series
 
 
+# the settling window is rounded up to this many sessions, so that screens whose series need
+# a few more bars than the default (MACD a few bars back) share one evaluation (many.py)
+WINDOW_STEP = 50
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """What an evaluation depends on besides the symbols (module docstring)."""
@@ -53,8 +58,9 @@ class WindowSpec:
     def of(cls, cfg: ScanConfig) -> WindowSpec:
         series = merge_series(compile_expressions(cfg.where, cfg.rank).series(),
                               column_series(list(cfg.columns or ())))
+        settle = settle_needed(series) or convergence_bars() or 0
         bars = max(cfg.lookback_days, required_bars(), cfg.min_bars,
-                   settle_needed(series) or convergence_bars() or 0,
+                   -(-settle // WINDOW_STEP) * WINDOW_STEP,
                    *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
         return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
