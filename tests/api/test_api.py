@@ -88,6 +88,21 @@ def test_scan_equals_run_scan(client, reference, config):
     assert j.headers["x-technic-data-version"] == status.data_version
 
 
+def test_chosen_and_read_columns_equal_run_scan(client, reference):
+    """`columns` over HTTP: Symbol, the chosen columns, then what the where / rank read and
+    RankValue, as run_scan gives them; Sector == "Tech" is the sector filter Tech."""
+    cfg = ScanConfig(columns=["EMA50", "beta_60", "RSI"], where='ADX > 15 and Sector == "Tech"',
+                     rank="mom_63 / ATR_pct")
+    frame, _ = reference(cfg)
+    assert list(frame.columns) == ["Symbol", "EMA50", "beta_60", "RSI", "ADX", "Sector",
+                                   "mom_63", "ATR_pct", "RankValue"]
+    assert len(frame) and set(frame["Sector"]) == {"Information Technology"}
+    r = client.post("/v1/scan", json={"columns": cfg.columns, "where": cfg.where,
+                                      "rank": cfg.rank, "format": "parquet"})
+    assert r.status_code == 200, r.text
+    pd.testing.assert_frame_equal(parquet_frame(r.content), frame, check_exact=True)
+
+
 def _json_rows(frame):
     from technic_v4.formats import to_json
 
@@ -163,6 +178,9 @@ BAD_SCANS = [
     ({"min_price": -1}, "min_price", None),
     ({"colour": "red"}, "colour", None),
     ({"exclude_flags": ["splitt"]}, "exclude_flags", "split"),
+    ({"columns": ["RSI", "NOPE"]}, "columns", "EMA50"),
+    ({"where": 'Sector == "Techno"'}, "where", None),
+    ({"where": 'Industry == "Widgets"'}, "where", "Biotechnology"),
 ]
 
 
