@@ -242,9 +242,10 @@ def config_fields(kw: dict[str, Any]) -> dict[str, Any]:
     """ScanConfig fields from config_options' values: an empty list is no filter; --columns
     takes names separated by commas as well as repeated (--columns RSI,ADX --columns CCI)."""
     fields = {k: (v or None) if isinstance(v, list) else v for k, v in kw.items()}
-    if fields.get("columns"):
-        fields["columns"] = [c.strip() for v in fields["columns"] for c in v.split(",")
-                             if c.strip()] or None
+    columns: list[str] = fields.get("columns") or []
+    if columns:
+        fields["columns"] = [c.strip() for v in columns for c in v.split(",") if c.strip()] \
+            or None
     return fields
 
 

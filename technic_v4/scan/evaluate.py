@@ -38,7 +38,6 @@ from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.expressions import BARS, column_series, compile_expressions, merge_series
 
-
 # the settling window is rounded up to this many sessions, so that screens whose series need
 # a few more bars than the default (MACD a few bars back) share one evaluation (many.py)
 WINDOW_STEP = 50

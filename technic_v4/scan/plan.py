@@ -1,9 +1,10 @@
 """Plan: which universe rows a scan evaluates, decided from the universe table alone.
 
 `check_against(cfg, snapshot)` runs the checks that need the data but not its prices: the
-as-of date inside the store, every industry known (also those a `where` compares Industry with). `plan_scan` then selects rows by symbols
-(unknown ones become errors), sectors and industries (the others become "filtered: ..."
-rejections). Neither reads a price: the Serve ingress plans while prices stay on replicas.
+as-of date inside the store, every industry known (also those a `where` compares Industry
+with). `plan_scan` then selects rows by symbols (unknown ones become errors), sectors and
+industries (the others become "filtered: ..." rejections). Neither reads a price: the Serve
+ingress plans while prices stay on replicas.
 """
 
 from __future__ import annotations
