@@ -103,6 +103,19 @@ def test_chosen_and_read_columns_equal_run_scan(client, reference):
     pd.testing.assert_frame_equal(parquet_frame(r.content), frame, check_exact=True)
 
 
+def test_rank_value_is_each_requests_own(client, reference):
+    """JSON rows are joined from pre-rendered pieces per evaluation: a ranked request after an
+    unranked one on the same evaluation, then another rank expression, each shows its own
+    RankValue (and chosen columns are rendered as they are)."""
+    client.post("/v1/scan", json={"limit": 5})
+    for rank in ("mom_63 / ATR_pct", "mom_21 / ATR_pct"):
+        frame, _ = reference(ScanConfig(rank=rank, max_symbols=5))
+        rows = client.post("/v1/scan", json={"limit": 5, "rank": rank}).json()["rows"]
+        assert [r["RankValue"] for r in rows] == frame["RankValue"].tolist()
+    rows = client.post("/v1/scan", json={"limit": 5, "columns": ["RSI"]}).json()["rows"]
+    assert [list(r) for r in rows] == [["Symbol", "RSI"]] * 5
+
+
 def _json_rows(frame):
     from technic_v4.formats import to_json
 
