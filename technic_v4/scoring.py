@@ -333,9 +333,9 @@ def _say_range(row: Row, p: float) -> str:
     if gone:
         return gone
     if not hi > lo:
-        return f"20-bar range {_fmt(lo)}..{_fmt(hi)} is flat: 0"
-    return (f"Close {_fmt(c)} in the 20-bar range {_fmt(lo)}..{_fmt(hi)}, "
-            f"2 * (Close - low) / (high - low) - 1: {p:+.4f}")
+        return f"20-bar range low_20 {_fmt(lo)} .. high_20 {_fmt(hi)} is flat: 0"
+    return (f"Close {_fmt(c)} in the 20-bar range low_20 {_fmt(lo)} .. high_20 {_fmt(hi)}, "
+            f"2 * (Close - low_20) / (high_20 - low_20) - 1: {p:+.4f}")
 
 
 def _say_volume(row: Row, p: float) -> str:

@@ -304,6 +304,24 @@ def _unnamed_percentages(out: str) -> list[str]:
             and not re.search(rf"(?:{names}) $", out[:m.start()])]
 
 
+# numbers a rule may print without a column name: its thresholds, bar counts and formula
+RULE_CONSTANTS = {f"{x:g}" for x in (*scoring.RSI_BANDS, *scoring.VOLUME_BANDS,
+                                     scoring.OVERSOLD, scoring.OVERBOUGHT, 0, 1, 2, 20)}
+
+
+def _unnamed_rule_numbers(rule: dict) -> list[str]:
+    """Numbers in a rule's text that are neither named by a column, nor a threshold or bar
+    count, nor the points the rule gave."""
+    import re
+
+    names = "|".join(sorted({*NAMED, *SPELLED, "trend"}, key=len, reverse=True))  # + sub-score
+    text = re.sub(rf"(?<![\w.])(?:{names}) {NUMBER}", "", rule["text"])
+    text = re.sub(r"(?:SMA|mom_|high_|low_)\d+|\d+-bar", "", text)  # names and "20-bar"
+    points = {f"{rule['points']:+.4f}", f"{rule['points']:+g}", f"{rule['points']:g}"}
+    return [m[0] for m in re.finditer(rf"(?<![\w.]){NUMBER}", text)
+            if m[0].lstrip("+-") not in RULE_CONSTANTS | THRESHOLDS and m[0] not in points]
+
+
 def test_every_number_explain_prints_equals_its_column(reader, models, dirs):
     """The `technic explain` table names each number by its result column; each equals the
     scan's column to the digits printed (dist_high_20 is Close / high_20 - 1 in both), no
@@ -330,6 +348,9 @@ def test_every_number_explain_prints_equals_its_column(reader, models, dirs):
             want = float(row[name])
             assert abs(value - want) <= tol * (1 + 1e-9), (row["Symbol"], name, value, want)
         assert not _unnamed_percentages(out), (row["Symbol"], _unnamed_percentages(out))
+        for sub in explain(reader, models, row["Symbol"], AS_OF)["tech_rating"]["sub_scores"]:
+            for rule in sub["rules"]:
+                assert not _unnamed_rule_numbers(rule), (rule["text"], row["Symbol"])
         assert not re.search(r"-0\.0000(?!\d)|= -0\.00(?!\d)", out)  # a zero with a sign
         checked += 1
     assert checked >= 20
