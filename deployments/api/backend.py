@@ -43,8 +43,8 @@ from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSp
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
 from technic_v4.scan.plan import check_against
-from technic_v4.scan.run import Features, Report
 from technic_v4.scan.result import shown_columns
+from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.settings import Settings
