@@ -13,7 +13,8 @@ the scan window fixed at 252 sessions so every peer sees exactly 5,000 x 252 bar
               the same demo market written by that revision (its store format; the bars are
               bit-identical): what the full-history change costs
 --big adds 20,000 symbols x 1,260 sessions (window 1,260) to show how cost grows.
-The scan reads at least CONVERGENCE_BARS (400) sessions, plus whole histories for thin rows, so
+The scan reads what its outputs need to settle (registry.convergence_bars; 450 sessions by
+default), plus whole histories for thin rows, so
 "window" is what the scan read; the TA-Lib loop runs on that same window.
 Prints medians (ms) and ratios; these machines are noisy, so trust ratios and medians only.
 """

@@ -222,7 +222,7 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
-    "screen": str | None,
+    "screen": str | None, "columns": list[str] | None,
 }
 
 
@@ -253,6 +253,17 @@ def config_options(leave_out: tuple[str, ...] = ()) -> list[inspect.Parameter]:
             annotation=Annotated[CLI_TYPES[name], typer.Option(
                 *flags, help=text, metavar=flags[0].lstrip("-").upper().replace("-", "_"))]))
     return params
+
+
+def config_fields(kw: dict[str, Any]) -> dict[str, Any]:
+    """ScanConfig fields from config_options' values: an empty list is no filter; --columns
+    takes names separated by commas as well as repeated (--columns RSI,ADX --columns CCI)."""
+    fields = {k: (v or None) if isinstance(v, list) else v for k, v in kw.items()}
+    columns: list[str] = fields.get("columns") or []
+    if columns:
+        fields["columns"] = [c.strip() for v in columns for c in v.split(",") if c.strip()] \
+            or None
+    return fields
 
 
 def _scan_options() -> list[inspect.Parameter]:
@@ -293,8 +304,7 @@ def _scan(**kw: Any) -> None:
         fail(f"--format {fmt} needs --out FILE")
     if top < 0:
         fail(f"--top must be >= 0, got {top}")
-    fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v for k, v in kw.items()}
-    config = ScanConfig(**fields)
+    config = ScanConfig(**config_fields(kw))
     try:
         config.validate()
         root = _root(data_dir)
@@ -611,15 +621,29 @@ def _cell(value: object, col: str) -> str:
 
 
 def _print_table(frame: pd.DataFrame, status: ScanStatus, top: int) -> None:
+    from technic_v4.scan.columns import TEXT_COLUMNS as TEXT
+
     out = console(stderr=False)
     title = (f"technic scan as of {status.as_of} — top {min(top, len(frame))} of {len(frame)} "
              f"— source: {status.source}")
     table = Table(title=escape(title), header_style="bold")
-    for col in TABLE_COLUMNS:
-        table.add_column(col, justify="left" if col in {"Symbol", "Sector", "Signal"} else "right")
-    for row in frame.head(top)[TABLE_COLUMNS].itertuples(index=False):
-        table.add_row(*(escape(_cell(v, c)) for v, c in zip(row, TABLE_COLUMNS, strict=True)))
+    columns = table_columns(frame)
+    for col in columns:
+        table.add_column(col, justify="left" if col in TEXT else "right")
+    for row in frame.head(top)[columns].itertuples(index=False):
+        table.add_row(*(escape(_cell(v, c)) for v, c in zip(row, columns, strict=True)))
     out.print(table)
+
+
+def table_columns(frame: pd.DataFrame) -> list[str]:
+    """What `--format table` shows: TABLE_COLUMNS of the contract's result, then the columns
+    the where / rank read and RankValue; a result of chosen --columns as it is."""
+    from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
+
+    if not set(RESULT_COLUMNS) <= set(frame.columns):
+        return list(frame.columns)
+    contract = {*RESULT_COLUMNS, *EXTRA_COLUMNS}
+    return [*TABLE_COLUMNS, *(c for c in frame.columns if c not in contract)]
 
 
 def _alpha_line(state: dict) -> str:
@@ -635,7 +659,7 @@ def _print_summary(status: ScanStatus, out: Path | None, frame: pd.DataFrame) ->
     reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
     total_ms = status.timings_ms.get("total", 0.0)
     thin = int(frame["quality_flags"].fillna("").str.contains("thin_last").sum()) if len(
-        frame) else 0
+        frame) and "quality_flags" in frame else 0
     thin_note = ""
     if thin:
         thin_note = (f"; thin_last on {thin}: their Volume_ratio is suspect"

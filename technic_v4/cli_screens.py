@@ -124,14 +124,12 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
     def save(name: str, data_dir: str | None = None, **kw: Any) -> None:
         """Save the options given as the screen's next version (identical: unchanged); the
         screen is scanned once first, so one that cannot be evaluated is not saved."""
-        from technic_v4.cli import screen_budget
+        from technic_v4.cli import config_fields, screen_budget
         from technic_v4.data.reader import StoreReader, default_data_dir
         from technic_v4.scan import ScanConfig, run_scan
         from technic_v4.screens.trial import evaluated_once
 
-        fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
-                                  for k, v in kw.items()}
-        config = ScanConfig(**fields)
+        config = ScanConfig(**config_fields(kw))
         try:
             config.validate()
             store = _store(data_dir)

@@ -52,7 +52,7 @@ def _options() -> list[inspect.Parameter]:
         "data_dir": (str | None, None, DATA_DIR_OPTION),
     }
     # what a replay cannot take (technic_v4/validate/replay.py check_validatable): not offered
-    leave_out = ("as_of_date", "exclude_flagged", "exclude_flags")
+    leave_out = ("as_of_date", "exclude_flagged", "exclude_flags", "columns")
     return config_options(leave_out) + [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                           annotation=Annotated[kind, info])

@@ -13,8 +13,8 @@ exactly the negative of the score its rising twin earns and short signals are re
     volatility calm (ATR_pct < 1%): +1, wild (> 3%): -1, else 0; times sign(trend), so a calm
                trend is trusted more in either direction
     oscillator overbought RSI > 70: -1, oversold RSI < 30: +1 (mean-reversion risk)
-    breakout   within 2% of the 20-bar high and mom_5 > +2%: +1;
-               within 2% of the 20-bar low  and mom_5 < -2%: -1
+    breakout   near the 20-bar high (high_20 - Close <= 2% of Close) and mom_5 > +2%: +1;
+               near the 20-bar low (Close - low_20 <= 2% of Close) and mom_5 < -2%: -1
 
     raw        = sum(weight_i * sub_i) / sum(weight_i)            in [-1, 1]
     risk       = 0.7 + 0.3 * clip(1 - 50 * ATR_pct, 0, 1)         (calmer = closer to 1)
@@ -197,7 +197,7 @@ def _combine(subs: Mapping[str, Array1D], atr_pct: Array1D, cfg: ScoringConfig
     total_w = float(sum(cfg.weights.values()))
     weighted = np.asarray(sum(cfg.weights[k] * v for k, v in subs.items()))
     risk = risk_factor(atr_pct)
-    return 100.0 * (weighted / total_w) * risk, weighted, total_w, risk
+    return 100.0 * (weighted / total_w) * risk + 0.0, weighted, total_w, risk  # no -0.0
 
 
 def tech_rating(
@@ -251,14 +251,15 @@ def explain_scores(ind: Mapping[str, Array1D], cfg: ScoringConfig | None = None
         row.update({k: _num(v[i]) for k, v in subs.items()})
         scores = []
         for name, part in parts.items():
-            score, weight = float(part.value[i]), float(cfg.weights[name])
+            score, weight = _num(part.value[i]), float(cfg.weights[name])
             inputs = dict.fromkeys(k for term in part.terms for k in term.inputs)
             scores.append({
-                "name": name, "weight": weight, "score": score, "weighted": weight * score,
+                "name": name, "weight": weight, "score": score,
+                "weighted": _num(weight * score),
                 "combine": part.combine, "inputs": {k: row[k] for k in inputs},
-                "rules": [{"condition": term.condition, "points": float(term.points[i]),
+                "rules": [{"condition": term.condition, "points": _num(term.points[i]),
                            "inputs": {k: row[k] for k in term.inputs},
-                           "text": term.say(row, float(term.points[i]))}
+                           "text": term.say(row, _num(term.points[i]))}
                           for term in part.terms]})
         label = str(labels[i])
         matched = next((k for k, mask in rules if mask[i]), "Avoid")
@@ -266,11 +267,11 @@ def explain_scores(ind: Mapping[str, Array1D], cfg: ScoringConfig | None = None
         atr = row["ATR_pct"]
         out.append({
             "scoring_version": SCORING_VERSION, "sub_scores": scores,
-            "weight_total": float(total_w), "weighted_sum": float(weighted[i]),
+            "weight_total": float(total_w), "weighted_sum": _num(weighted[i]),
             "risk_factor": {"value": float(risk[i]), "ATR_pct": atr, "formula": RISK_FORMULA,
                             "text": _say_risk(atr, float(risk[i]))},
-            "value": float(rating[i]), "formula": RATING_FORMULA,
-            "signal": {"value": label, "rule": _say_signal(label, row, float(rating[i]), cfg),
+            "value": _num(rating[i]), "formula": RATING_FORMULA,
+            "signal": {"value": label, "rule": _say_signal(label, row, _num(rating[i]), cfg),
                        "thresholds": {"strong": cfg.strong, "normal": cfg.normal}},
         })
     return out
@@ -278,7 +279,8 @@ def explain_scores(ind: Mapping[str, Array1D], cfg: ScoringConfig | None = None
 
 # -- the rules in words (explain_scores); the points always come from `terms` --------------
 def _num(x: object) -> float:
-    return float(x)  # type: ignore[arg-type]
+    """A float without a sign on zero (-0.0 from 0 x -1 prints as "-0.0000")."""
+    return float(x) + 0.0  # type: ignore[arg-type]
 
 
 def _fmt(x: float) -> str:
@@ -331,9 +333,9 @@ def _say_range(row: Row, p: float) -> str:
     if gone:
         return gone
     if not hi > lo:
-        return f"20-bar range {_fmt(lo)}..{_fmt(hi)} is flat: 0"
-    return (f"Close {_fmt(c)} in the 20-bar range {_fmt(lo)}..{_fmt(hi)}, "
-            f"2 * (Close - low) / (high - low) - 1: {p:+.4f}")
+        return f"20-bar range low_20 {_fmt(lo)} .. high_20 {_fmt(hi)} is flat: 0"
+    return (f"Close {_fmt(c)} in the 20-bar range low_20 {_fmt(lo)} .. high_20 {_fmt(hi)}, "
+            f"2 * (Close - low_20) / (high_20 - low_20) - 1: {p:+.4f}")
 
 
 def _say_volume(row: Row, p: float) -> str:
@@ -370,19 +372,26 @@ def _say_breakout(cfg: ScoringConfig) -> Say:
 
     def say(row: Row, p: float) -> str:
         c, hi, lo, m5 = row["Close"], row["high_20"], row["low_20"], row["mom_5"]
+        high = f"high_20 {_fmt(hi)} (dist_high_20 {_dist(c, hi)})"
+        low = f"low_20 {_fmt(lo)} (dist_low_20 {_dist(c, lo)})"
         if p > 0:
-            return (f"Close {_fmt(c)} within {near} of the 20-bar high {_fmt(hi)} and mom_5 "
-                    f"{_pct(m5)} > +{move}: +1")
+            return (f"Close {_fmt(c)} near the 20-bar {high}: high_20 - Close <= {near} of "
+                    f"Close, and mom_5 {_pct(m5)} > +{move}: +1")
         if p < 0:
-            return (f"Close {_fmt(c)} within {near} of the 20-bar low {_fmt(lo)} and mom_5 "
-                    f"{_pct(m5)} < -{move}: -1")
+            return (f"Close {_fmt(c)} near the 20-bar {low}: Close - low_20 <= {near} of "
+                    f"Close, and mom_5 {_pct(m5)} < -{move}: -1")
         gone = _missing(row, ("Close", "high_20", "low_20", "mom_5"), p)
         if gone:
             return gone
-        return (f"no breakout: Close {_fmt(c)} is {(hi - c) / c:.2%} below the 20-bar high and "
-                f"{(c - lo) / c:.2%} above the low, mom_5 {_pct(m5)} (needs within {near} of "
-                f"one and a move beyond {move} its way): 0")
+        return (f"no breakout: Close {_fmt(c)}, 20-bar {high}, {low}, mom_5 {_pct(m5)} (needs "
+                f"high_20 - Close or Close - low_20 <= {near} of Close, and a move beyond "
+                f"{move} that way): 0")
     return say
+
+
+def _dist(close: float, extreme: float) -> str:
+    """The result columns' dist_high_20 / dist_low_20: Close / extreme - 1, as a percentage."""
+    return _pct(close / extreme - 1.0) if extreme != 0.0 else "missing"
 
 
 def _say_risk(atr: float, risk: float) -> str:

@@ -44,6 +44,7 @@ from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSp
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
 from technic_v4.scan.plan import check_against, check_cost
+from technic_v4.scan.result import shown_columns
 from technic_v4.scan.run import Features, Report
 from technic_v4.scan.symbol import symbol_history
 from technic_v4.screens.cost import Budget
@@ -257,10 +258,15 @@ class ScanBackend:
                 self._forecasts.popitem(last=False)
         return forecast
 
-    def fragments(self, cfg: ScanConfig, status: ScanStatus) -> RowFragments:
-        """The pre-rendered JSON rows of the evaluation `status` came from (formats.py)."""
+    def fragments(self, cfg: ScanConfig, status: ScanStatus) -> RowFragments | None:
+        """The pre-rendered JSON rows of the evaluation `status` came from (formats.py), per
+        set of result columns and rank expression (RankValue is the request's); None for
+        chosen `columns` (rows without the contract's columns are rendered directly)."""
+        if cfg.columns is not None:
+            return None
         spec = replace(WindowSpec.of(cfg), as_of=None)
-        key = (status.data_version, status.as_of, spec.key())
+        key = (status.data_version, status.as_of, spec.key(), tuple(shown_columns(cfg)),
+               cfg.rank)
         found = self._fragments.get(key)
         if found is None:
             found = self._fragments[key] = RowFragments()

@@ -51,7 +51,7 @@ HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
-    "screen": ScreenName | None,
+    "screen": ScreenName | None, "columns": list[Name] | None,
 }
 
 

@@ -8,7 +8,7 @@ import { api } from "./api.js";
 const $ = (id) => document.getElementById(id);
 // definition fields the form shows; any other (sort_by, industries, ...) rides along unseen
 const FORM_FIELDS = ["sectors", "signals", "min_tech_rating", "min_price", "min_dollar_volume",
-                     "max_symbols", "where", "rank", "ascending"];
+                     "max_symbols", "where", "rank", "ascending", "columns"];
 const DEFAULT_LIMIT = "500";
 
 let screens = new Map(); // name -> screen (definition, version, preset, title, description)
@@ -41,6 +41,7 @@ function setForm(form, definition) {
   }
   form.elements.limit.value = definition.max_symbols ?? DEFAULT_LIMIT;
   form.elements.ascending.checked = !!definition.ascending;
+  form.elements.columns.value = (definition.columns || []).join(", ");
 }
 
 function about() {

@@ -5,7 +5,8 @@
 const $ = (id) => document.getElementById(id);
 export const EXPRESSIONS = ["where", "rank"];
 
-/** The where/rank/ascending part of a scan or validate request (empty boxes left out). */
+/** The where/rank/ascending/columns part of a scan or validate request (empty boxes left
+ *  out). */
 export function screenFields(form) {
   const body = {};
   for (const name of EXPRESSIONS) {
@@ -13,7 +14,14 @@ export function screenFields(form) {
     if (v) body[name] = v;
   }
   if (form.elements.ascending.checked) body.ascending = true;
+  const columns = columnList(form.elements.columns.value);
+  if (columns.length) body.columns = columns;
   return body;
+}
+
+/** The Columns box as a list of names (commas or spaces between them). */
+export function columnList(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
 }
 
 /** Offset of 1-based (line, column) in `text`, clamped to its length. */

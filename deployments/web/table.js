@@ -28,6 +28,33 @@ export const COLUMNS = [
   { key: "quality_flags", label: "Quality flags" },
 ];
 
+// the result columns the API always sends (DESIGN.md's and the extra ones): a row key
+// outside them (a chosen column, one the where/rank read, RankValue) gets a column of its own
+const CONTRACT = new Set(["Symbol", "Sector", "Industry", "Close", "Volume", "RSI", "MACD",
+  "MACD_signal", "MACD_hist", "BB_width", "ATR_pct", "Volume_ratio", "mom_21", "mom_63",
+  "mom_126", "TechRating", "Signal", "Alpha5d", "Alpha10d", "Name", "AlphaScore", "mom_5",
+  "SMA20", "SMA50", "SMA200", "dist_high_20", "DollarVolume", "Bars", "LastDate",
+  "Incomplete", "Source", "quality_flags"]);
+const general = (v) => noNegZero(Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(4));
+
+/** The columns to show for `rows`: of the contract's result, COLUMNS, then every other key
+ *  the rows carry (columns the where/rank read, RankValue); of chosen columns (a request's
+ *  `columns`), every key in the API's order. */
+export function columnsFor(rows) {
+  const first = rows[0] || {};
+  const chosen = rows.length > 0 && [...CONTRACT].some((k) => !(k in first));
+  const known = chosen ? [] : COLUMNS.filter((c) => c.key === "Symbol" || c.key in first);
+  const keys = new Set(known.map((c) => c.key));
+  const more = [];
+  for (const key of Object.keys(first)) {
+    if (keys.has(key) || (!chosen && CONTRACT.has(key))) continue;
+    const col = COLUMNS.find((c) => c.key === key);
+    const text = rows.some((r) => typeof r[key] === "string");
+    more.push(col || { key, label: key, fmt: text ? undefined : general });
+  }
+  return [...known, ...more];
+}
+
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
 export function formatCell(col, value) {
@@ -88,7 +115,7 @@ export class ResultsTable {
   /** Show `rows` in the API's order (the scan's ranking) from the first page. */
   setRows(rows) {
     this.rows = rows;
-    this.columns = COLUMNS.filter((c) => c.key === "Symbol" || rows.some((r) => c.key in r));
+    this.columns = columnsFor(rows);
     this.order = Uint32Array.from(rows.keys());
     this.sort = null;
     this.renderHead();
@@ -96,7 +123,7 @@ export class ResultsTable {
   }
 
   sortBy(key) {
-    const col = COLUMNS.find((c) => c.key === key) || {};
+    const col = this.columns.find((c) => c.key === key) || {};
     const ascending = this.sort?.key === key ? !this.sort.ascending
       : !(col.fmt || col.rank); // numbers and signals start high-to-low, text A-Z
     this.sort = { key, ascending };

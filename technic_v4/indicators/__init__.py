@@ -11,8 +11,9 @@ from technic_v4.indicators.registry import (
     DEFAULT_OUTPUTS,
     INDICATORS_VERSION,
     REGISTRY,
+    convergence_bars,
     required_bars,
 )
 
 __all__ = ["ALL_OUTPUTS", "DEFAULT_OUTPUTS", "INDICATORS_VERSION", "REGISTRY", "IndicatorTable",
-           "compute_indicators", "required_bars"]
+           "compute_indicators", "convergence_bars", "required_bars"]

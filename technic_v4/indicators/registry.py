@@ -12,23 +12,27 @@ Which outputs run: `DEFAULT_OUTPUTS` (the scan's set, what `compute_indicators(p
 or any names up to `ALL_OUTPUTS`. The default set is frozen so adding entries never slows the
 scan or changes its columns.
 
-History to load: `required_bars()` is the minimum for a value at all. Entries marked
-`converges=True` are recursions whose value depends on where the loaded history starts, like
-TA-Lib's own "unstable period"; the seed's weight after k more bars is about
-  - RSI, ATR, PLUS_DI / MINUS_DI (Wilder, 1/14): (13/14)^k: 3e-5 after 140 bars, 1e-8 after 250;
-  - ADX (Wilder smoothing of a Wilder-smoothed DX): ~k (13/14)^k: 2e-6 after 250, 2e-9 after
-    350 bars;
-  - EMA n (k = 2/(n+1)): (1 - k)^k: 1e-8 after 83 bars (EMA9), 193 (EMA21), 460 (EMA50);
-  - MACD (slow EMA 26, then the signal EMA): 1e-8 after ~250 bars;
-so a scan should load more than `required_bars()` (e.g. >= 250 bars; 460 for EMA50 to 1e-8).
-`anchored=True` (OBV) never converges: the value is a running total from the first loaded bar,
-so only its changes compare across windows, not its level. Running sums (SMA, BETA, STOCH's
-smoothing, the candle averages) depend on the start only in their last bits, as TA-Lib's do.
-The engine computes on whatever it is given; the caller decides how much to load.
+History to load: `required_bars()` is the minimum for a value at all; `convergence_bars()`
+is what each output's own recursion needs to equal the value on the symbol's FULL history.
+Entries with a `decay` are recursions whose value depends on where the loaded history starts
+(TA-Lib's "unstable period"): the seed's weight in the value after k more bars is at most
+`gain * k^(order-1) * decay^k`, and the output settles when that is below SETTLE_WEIGHT
+(1e-12): then even a seed a thousand times the current value moves it by < 1e-9 relative.
+  - RSI, ATR, PLUS_DI / MINUS_DI: Wilder 13/14 -> 373 bars past the first value (RSI 388);
+  - ADX: Wilder smoothing of a Wilder-smoothed DX, the same rate twice: k (13/14)^k -> 483;
+  - EMA n: (n-1)/(n+1) -> EMA9 133, EMA21 311, EMA50 741 bars;
+  - MACD: the slow EMA (25/27) then the signal EMA (0.8), gain 1/(1 - 0.8/(25/27)) -> 419.
+`anchored=True` (OBV, days since a cross) never settles: the value is a running total (or a
+count) from the first bar, so it needs the whole history (`convergence_bars` is None).
+Running sums (SMA, BETA, STOCH's smoothing, the candle averages) depend on the start only in
+their last bits, as TA-Lib's do: their convergence is their minimum. The engine computes on
+whatever it is given; the scan loads `convergence_bars()` of what it reads
+(technic_v4/scan/evaluate.py), and whole histories for rows with fewer own bars.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +47,8 @@ Array3D = npt.NDArray[np.float64]  # (outputs, N symbols, W sessions)
 # The indicator definitions' version, recorded in every scan result (point-in-time scans):
 # bump it when a kernel, a parameter or an entry of this table changes a value.
 INDICATORS_VERSION = "1.1"  # 1.1: issue 13 entries (existing values unchanged)
+SETTLE_WEIGHT = 1e-12  # the seed's weight below which a recursion equals its full history
+WILDER_14 = 13 / 14
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,13 +61,34 @@ class IndicatorSpec:
     outputs: tuple[str, ...]
     min_bars: int
     kernel: Callable[..., None] = field(repr=False)
-    converges: bool = False
+    decay: float | None = None  # per-bar factor of the seed's weight (recursions only)
+    order: int = 1              # recursions of the same rate stacked (ADX: 2)
+    gain: float = 1.0           # the seed's weight at its own bar, relative
     anchored: bool = False
     output_min_bars: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def converges(self) -> bool:
+        """Whether the value depends on where the loaded history starts (a recursion)."""
+        return self.decay is not None
 
     def bars_needed(self, output: str) -> int:
         """Bars a symbol needs for `output`'s first value (TA-Lib's lookback + 1)."""
         return self.output_min_bars.get(output, self.min_bars)
+
+    def settle_bars(self, output: str) -> int | None:
+        """Bars after which `output` equals its full-history value (module docstring);
+        None for an anchored output (only the whole history gives it)."""
+        if self.anchored:
+            return None
+        first = self.bars_needed(output)
+        if self.decay is None:
+            return first
+        k = 1
+        log_d, target = math.log(self.decay), math.log(SETTLE_WEIGHT / self.gain)
+        while (self.order - 1) * math.log(k) + k * log_d >= target:
+            k += 1
+        return first + k
 
     def run(self, arrays: Mapping[str, Array2D], width: int) -> Array3D:
         """Run on packed (N, T) field arrays: (len(outputs), N, width), the last `width`
@@ -82,7 +109,7 @@ def _sma(n: int) -> IndicatorSpec:
 
 def _ema(n: int) -> IndicatorSpec:
     return IndicatorSpec(f"EMA{n}", ("close",), {"n": n}, (f"EMA{n}",), n, kernels.ema,
-                         converges=True)
+                         decay=(n - 1) / (n + 1))
 
 
 def _perf(label: str, n: int) -> IndicatorSpec:
@@ -100,7 +127,7 @@ HLC = ("high", "low", "close")
 
 
 _SPECS = (
-    IndicatorSpec("RSI", ("close",), {"n": 14}, ("RSI",), 15, kernels.rsi, converges=True),
+    IndicatorSpec("RSI", ("close",), {"n": 14}, ("RSI",), 15, kernels.rsi, decay=WILDER_14),
     IndicatorSpec(
         "MACD",
         ("close",),
@@ -108,7 +135,8 @@ _SPECS = (
         ("MACD", "MACD_signal", "MACD_hist"),
         34,
         kernels.macd,
-        converges=True,
+        decay=25 / 27,  # the slow EMA; the signal EMA (0.8) after it multiplies the weight
+        gain=1 / (1 - 0.8 / (25 / 27)),
     ),
     IndicatorSpec(
         "BBANDS",
@@ -125,7 +153,7 @@ _SPECS = (
         ("ATR", "ATR_pct"),
         15,
         kernels.atr,
-        converges=True,
+        decay=WILDER_14,
     ),
     IndicatorSpec(
         "VOLUME", ("volume",), {"n": 20}, ("Volume_SMA20", "Volume_ratio"), 20, kernels.volume_sma
@@ -156,7 +184,8 @@ _SPECS = (
         ("ADX", "PLUS_DI", "MINUS_DI"),
         28,
         oscillators.dmi,
-        converges=True,
+        decay=WILDER_14,
+        order=2,
         output_min_bars={"PLUS_DI": 15, "MINUS_DI": 15},
     ),
     IndicatorSpec(
@@ -207,6 +236,7 @@ _SPECS = (
         ("days_since_golden_cross", "days_since_death_cross"),
         201,  # the first bar that can be a cross: both SMAs on it and on the bar before
         kernels.sma_cross,
+        anchored=True,  # counts bars since the last cross, however long ago
     ),
     IndicatorSpec("BETA", ("close", "market"), {"n": 60}, ("beta_60",), 61, oscillators.beta),
     IndicatorSpec("RS", ("close",), {}, ("rs_raw",), 253, kernels.rs_raw),
@@ -256,6 +286,16 @@ def resolve(names: Iterable[str] | None = None) -> tuple[list[IndicatorSpec], li
         raise KeyError(f"unknown indicator output(s) {unknown}; valid: {sorted(OUTPUTS)}")
     wanted = {OUTPUTS[n].name for n in outputs}
     return [s for s in _SPECS if s.name in wanted], outputs
+
+
+def convergence_bars(names: Iterable[str] | None = None) -> int | None:
+    """Own bars after which every named output (default: DEFAULT_OUTPUTS) equals its value
+    on the symbol's whole history (module docstring); None when one is anchored."""
+    _, outputs = resolve(names)
+    settle = [OUTPUTS[name].settle_bars(name) for name in outputs]
+    if any(s is None for s in settle):
+        return None
+    return max((s for s in settle if s is not None), default=0)
 
 
 def required_bars(names: Iterable[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from technic_v4 import scoring
 from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.universe import SECTOR_NAMES, normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
-from technic_v4.scan.columns import SORTABLE
+from technic_v4.scan.columns import CHOOSABLE, SORTABLE
 from technic_v4.scan.expressions import compile_expressions
 
 MAX_WINDOW = 1260        # sessions: lookback_days, min_bars, max_stale_sessions
@@ -100,6 +100,11 @@ class ScanConfig:
     rank: str | None = opt(
         None, "Rank by this expression, e.g. \"mom_63 / ATR_pct\", instead of sort_by "
         "(descending unless ascending).")
+    columns: Sequence[str] | None = opt(
+        None, "Result columns, in this order after Symbol: any result column or indicator "
+        "output (`technic screen columns`), e.g. RSI ADX CCI EMA50; omit for the contract "
+        "columns. Columns the where/rank read are added.", valid=CHOOSABLE,
+        max_items=len(CHOOSABLE), cli="--columns", unknown="unknown columns {bad}")
     screen: str | None = opt(
         None, "A saved screen or preset by name (`technic screen list`, GET /v1/screens): its "
         "definition gives the defaults; fields set here (other than their defaults) override "
@@ -134,6 +139,7 @@ class ScanConfig:
             symbols=None if self.symbols is None else list(dict.fromkeys(
                 validate_symbol(s) for s in self.symbols)),
             industries=names(self.industries), signals=names(self.signals),
+            columns=None if self.columns is None else list(dict.fromkeys(self.columns)),
             exclude_flags=names(self.exclude_flags),
             as_of_date=None if self.as_of_date is None else str(
                 as_of_timestamp(self.as_of_date).date()),

@@ -31,13 +31,17 @@ from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.quality import QualityConfig, check_panel
 from technic_v4.data.weekly import weekly_panel
 from technic_v4.errors import StaleDataError
-from technic_v4.indicators import compute_indicators, required_bars
+from technic_v4.indicators import compute_indicators, convergence_bars, required_bars
 from technic_v4.indicators.engine import packed_series
 from technic_v4.indicators.market import market_field, market_index, perf_ytd
 from technic_v4.indicators.registry import OUTPUTS
 from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
-from technic_v4.scan.expressions import BARS, compile_expressions
+from technic_v4.scan.expressions import BARS, column_series, compile_expressions, merge_series
+
+# the settling window is rounded up to this many sessions, so that screens whose series need
+# a few more bars than the default (MACD a few bars back) share one evaluation (many.py)
+WINDOW_STEP = 50
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,11 @@ class WindowSpec:
 
     @classmethod
     def of(cls, cfg: ScanConfig) -> WindowSpec:
-        series = compile_expressions(cfg.where, cfg.rank).series()
-        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars, CONVERGENCE_BARS,
+        series = merge_series(compile_expressions(cfg.where, cfg.rank).series(),
+                              column_series(list(cfg.columns or ())))
+        settle = settle_needed(series) or convergence_bars() or 0
+        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars,
+                   -(-settle // WINDOW_STEP) * WINDOW_STEP,
                    *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
         return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
@@ -176,7 +183,6 @@ def daily_tails(spec: WindowSpec) -> dict[str, int]:
     runs can give (compute_indicators' tails): all but TechRating's score, perf_ytd and
     outputs that read more than the bars (beta_60 reads the market)."""
     from technic_v4.data.panel import FIELDS
-    from technic_v4.indicators.registry import OUTPUTS
 
     out: dict[str, int] = {}
     for name, tf, width in spec.series:
@@ -215,7 +221,10 @@ def last_week_closed(session: pd.Timestamp, meta: Mapping[str, Any] | None = Non
 
 
 def _sessions_for(name: str, timeframe: str, width: int) -> int:
-    """Sessions of history a series of `width` bars of `name` needs."""
+    """Sessions of history a series of `width` bars of `name` needs (daily: until its last
+    `width` values equal the full history's, `_settle`; weekly: its first values)."""
+    if timeframe == "D":
+        return _settle(name, width) or required_bars([name]) + width - 1
     if name in BARS:
         bars = width
     elif name == "TechRating":
@@ -224,7 +233,26 @@ def _sessions_for(name: str, timeframe: str, width: int) -> int:
         bars = 262  # back to the previous year's last session from any day of the year
     else:
         bars = required_bars([name]) + width - 1
-    return bars if timeframe == "D" else 5 * bars + 5
+    return 5 * bars + 5
+
+
+def _settle(name: str, width: int) -> int | None:
+    """Own bars after which the last `width` daily values of `name` equal the full history's
+    (registry.convergence_bars); None when only the whole history gives them."""
+    if name in BARS:
+        return width
+    if name == "perf_ytd":
+        return 262  # back to the previous year's last session from any day of the year
+    inputs = scoring.SCORING_INPUTS[1:] if name == "TechRating" else [name]
+    settle = convergence_bars(inputs)
+    return None if settle is None else settle + width - 1
+
+
+def settle_needed(series: tuple[tuple[str, str, int], ...]) -> int | None:
+    """Own bars after which the scan's values (the default outputs and the daily `series`
+    expressions and columns read) equal the full history's; None when one is anchored."""
+    need = [convergence_bars(), *(_settle(n, w) for n, tf, w in series if tf == "D")]
+    return None if any(n is None for n in need) else max(n for n in need if n is not None)
 
 
 def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
@@ -262,8 +290,8 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
                                        **_rows_series(sub.n_symbols, shorter, window)})
     wanted = np.flatnonzero(longer)
     full = reader.load_rows(spec.as_of, list(sub.symbols[wanted]))
-    if market is not None:  # the window's market levels; NaN before the window
-        market = pd.Series(market, index=panel.sessions).reindex(full.sessions).to_numpy()
+    if market is not None:  # the whole universe's market levels over the whole history
+        market = whole_market(reader, spec, full.sessions)
     if weekly.any():  # over all of `full` (weekly bars are small; the daily ones are not)
         only = np.flatnonzero(weekly[wanted])
         values = expression_series(full, replace(spec, series=weekly_series), market)
@@ -273,6 +301,17 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
         again = np.flatnonzero(daily[wanted])
         block = with_rows(block, wanted[again], measure(full.select(again), spec, market))
     return block
+
+
+def whole_market(reader: Any, spec: WindowSpec, sessions: pd.DatetimeIndex) -> np.ndarray:
+    """The universe's market index level on `sessions` (a whole history up to the as-of
+    session): beta_60 of a row measured on its whole history reads the market on its own
+    last bars, which may lie before the scan's window (a delisted or thinly traded symbol)."""
+    universe = reader.load(spec.as_of, len(sessions))
+    level = pd.Series(market_index(universe), index=universe.sessions).reindex(sessions)
+    if level.isna().any():
+        raise StaleDataError("the store's sessions changed while the market index was read")
+    return level.to_numpy()
 
 
 def _rows_series(n: int, rows: np.ndarray, values: dict[tuple[str, str], np.ndarray]
@@ -287,19 +326,17 @@ def _rows_series(n: int, rows: np.ndarray, values: dict[tuple[str, str], np.ndar
 
 def full_history(sub: Panel, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
     """(rows whose values must all come from their whole history, rows whose weekly series
-    must): rows that traded before the window and have fewer than CONVERGENCE_BARS own bars
-    in it, or every such row with bars when an expression reads an anchored output (OBV, days
-    since a cross); for weekly series every row with bars that traded before the window (400
-    weekly bars are 8 years)."""
+    must): rows that traded before the window and have fewer own bars in it than what they
+    read needs to settle (`settle_needed`), or every such row with bars when an expression
+    reads an anchored output (OBV, days since a cross); for weekly series every row with bars
+    that traded before the window (400 weekly bars are 8 years)."""
     bars = np.isfinite(sub.close).sum(axis=1)
     listed = pd.DatetimeIndex(sub.universe["first_session"]) if "first_session" in \
         sub.universe else pd.DatetimeIndex([pd.NaT] * sub.n_symbols)
     before = np.asarray(listed < sub.sessions[0]) if sub.n_sessions else np.zeros(len(bars), bool)
     old = (bars > 0) & before
-    if any(name in ANCHORED and tf == "D" for name, tf, _ in spec.series):
-        daily = old
-    else:
-        daily = old & (bars < CONVERGENCE_BARS)
+    need = settle_needed(spec.series)
+    daily = old if need is None else old & (bars < need)
     weekly = old if any(tf == "W" for _, tf, _ in spec.series) else np.zeros(len(bars), bool)
     return daily, weekly & ~daily
 
@@ -321,9 +358,6 @@ def with_rows(block: Block, rows: np.ndarray, full: Block) -> Block:
     return replace(block, frame=frame, series=series)
 
 
-CONVERGENCE_BARS = 400  # own bars after which EMA-type values equal full history (~1e-13)
-ANCHORED = {name for name, spec in OUTPUTS.items() if spec.anchored} | {
-    "days_since_golden_cross", "days_since_death_cross"}  # running from the first bar
 FROM_HISTORY = [*SHOWN_INDICATORS, "TechRating", "Signal", "DollarVolume", "Incomplete"]
 
 

@@ -6,7 +6,10 @@ Walk-through:
      numbers, and the text columns (Symbol, Sector, Industry, Signal, Name, quality_flags).
   2. `compile_expressions(cfg)` compiles both with the screens package (a lark grammar, never
      eval); a bad expression is a ConfigError on the field `where` / `rank` whose message points
-     at the place (line:column) and suggests names.
+     at the place (line:column) and suggests names. A string compared with Sector is resolved
+     as `-s` resolves it (aliases, any case: `Sector == "Tech"` is the sector filter Tech); an
+     unknown sector is an error naming the valid ones. Strings compared with Industry are
+     checked against the store's industries by `industries_read` (plan.py).
   3. `series_needed(...)` runs the compiled tree once on a recording Env to learn how many bars
      of each column it reads, per timeframe: the scan's WindowSpec asks the evaluation for just
      those (packed on each symbol's own bars, right-aligned), and refuses history of a column
@@ -27,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from technic_v4.data.universe import normalize_sector
 from technic_v4.errors import ConfigError
 from technic_v4.indicators.market import rs_percentile
 from technic_v4.indicators.registry import ALL_OUTPUTS
@@ -90,6 +94,56 @@ class Expressions:
             raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None
 
 
+    def columns_read(self) -> list[str]:
+        """The daily columns (numbers and text) the expressions read, in reading order:
+        the result shows each at the as-of session."""
+        read: dict[str, None] = {}
+        for screen in (self.where, self.rank):
+            if screen is not None:
+                read |= {name: None for (name, tf) in series_needed(screen) if tf != "W"}
+        return list(read)
+
+
+def industries_read(where: str | None, rank: str | None, known: list[str]) -> None:
+    """ConfigError (naming the valid values) when a string compared with Industry is not one
+    of the store's `known` industries: such a comparison would keep no symbol."""
+    def check(value: str) -> str:
+        if value not in known:
+            near = [k for k in known if k.lower() == " ".join(value.split()).lower()]
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ValueError(f"unknown industry {value!r}: {hint}the store's industries are "
+                             f"{', '.join(known)}")
+        return value
+
+    for field, text, schema, kind in (("where", where, SCHEMA, "bool"),
+                                      ("rank", rank, RANK_SCHEMA, "number")):
+        if text is not None:
+            try:
+                compile_screen(text, schema, kind,  # type: ignore[arg-type]
+                               resolve={"Sector": normalize_sector, "Industry": check})
+            except ScreenError as exc:
+                raise ConfigError(field, f"{field}: {exc}", known,
+                                  details=exc.to_dict()) from None
+
+
+def column_series(columns: list[str]) -> tuple[tuple[str, str, int], ...]:
+    """(column, "D", 1) for each of `columns` (result columns to show) that the measured
+    frame lacks: read at the as-of session like an expression's one-bar column."""
+    need = {("rs_raw" if c == "RS_rating" else c)
+            for c in columns if c in SCHEMA and SCHEMA[c] == "number"
+            and c not in IN_FRAME and c not in FRAME_COLUMNS}
+    return tuple((name, "D", 1) for name in sorted(need))
+
+
+def merge_series(*parts: tuple[tuple[str, str, int], ...]) -> tuple[tuple[str, str, int], ...]:
+    """Series lists merged: each (column, timeframe) once, with its widest width; sorted."""
+    need: dict[tuple[str, str], int] = {}
+    for part in parts:
+        for name, tf, width in part:
+            need[(name, tf)] = max(need.get((name, tf), 0), width)
+    return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
+
+
 def compile_expressions(where: str | None, rank: str | None) -> Expressions:
     """Both expressions compiled (once per text: a compiled screen is immutable);
     ConfigError("where" / "rank", ...) pointing at the place."""
@@ -114,7 +168,8 @@ def _compiled(field: str, text: str | None, schema: dict[str, str], kind: str
         raise ConfigError(field, f"{field} must be an expression (text), got "
                           f"{type(text).__name__}")
     try:
-        screen = compile_screen(text, schema, kind)  # type: ignore[arg-type]
+        screen = compile_screen(text, schema, kind,  # type: ignore[arg-type]
+                                resolve={"Sector": normalize_sector})
         series_needed(screen)
     except ScreenError as exc:
         raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None

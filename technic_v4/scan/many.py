@@ -35,12 +35,11 @@ from technic_v4.alpha.inference import (
     matching,
 )
 from technic_v4.data.reader import Snapshot
-from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.scan.result import RANK_COLUMN, rank_order
+from technic_v4.scan.result import RANK_COLUMN, rank_order, shown_columns
 from technic_v4.scan.run import (
     Evaluate,
     Evaluations,
@@ -70,6 +69,8 @@ class Selection:
     alpha: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # its kept rows'
     alpha_state: dict = field(default_factory=dict, repr=False)  # as a scan's status.alpha
     names: np.ndarray | None = field(default=None, repr=False)  # the frame's symbols
+    extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # kept rows' values
+    # of the columns it shows that the frame lacks (chosen or read by its where / rank)
 
     @property
     def symbols(self) -> list[str]:
@@ -78,16 +79,17 @@ class Selection:
         return names[self.positions].tolist()
 
     def rows(self) -> pd.DataFrame:
-        """Result columns (+ RankValue with a rank expression) of the kept symbols, ranked."""
+        """The result rows of the kept symbols, ranked, with run_scan's columns (result.py
+        `shown_columns`: chosen or contract, read by the where / rank, RankValue)."""
         out = self.frame.iloc[self.positions].reset_index(drop=True)
         for column, values in self.alpha.items():  # a horizon withheld for these rows: NaN
             out[column] = values
         out["AlphaScore"] = self.alpha_scores
-        shown = RESULT_COLUMNS + EXTRA_COLUMNS
+        for column, values in self.extra.items():
+            out[column] = values
         if self.config.rank:
             out[RANK_COLUMN] = self.rank_values
-            shown = [*shown, RANK_COLUMN]
-        return out[shown]
+        return out[shown_columns(self.config)]
 
 
 async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Evaluate,
@@ -257,10 +259,16 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
         key = columns.number(cfg.sort_by)[rows]
     order = rank_order(key, cfg.ascending, cfg.max_symbols)
     kept = rows[order]
+    missing = [c for c in shown_columns(cfg) if c not in shared.frame.columns
+               and c != RANK_COLUMN]
+    extra: dict[str, np.ndarray] = {}
+    if missing:  # the values a where would read at the session (BlockEnv), for kept rows
+        read = BlockEnv(columns, series, valid, alpha)
+        extra = {c: read.number(c, 1)[kept, -1] for c in missing}
     return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
                      rank[order], score[order], int(valid.sum()),
                      {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
-                     shared.symbols)
+                     shared.symbols, extra)
 
 
 class RowsOf(Mapping[tuple[str, str], np.ndarray]):

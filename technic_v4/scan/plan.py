@@ -1,11 +1,11 @@
 """Plan: which universe rows a scan evaluates, decided from the universe table alone.
 
 `check_against(cfg, snapshot, budget)` runs the checks that need the data but not its
-prices: the as-of date inside the store, every industry known, the where / rank expressions'
-cost (screens/cost.py) over the rows the request may select within the budget. `plan_scan`
-then selects rows by symbols (unknown ones become errors), sectors and industries (the others
-become "filtered: ..." rejections). Neither reads a price: the Serve ingress plans while
-prices stay on replicas.
+prices: the as-of date inside the store, every industry known (also those a `where` compares
+Industry with), the where / rank expressions' cost (screens/cost.py) over the rows the request
+may select within the budget. `plan_scan` then selects rows by symbols (unknown ones become
+errors), sectors and industries (the others become "filtered: ..." rejections). Neither reads
+a price: the Serve ingress plans while prices stay on replicas.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import MAX_SYMBOLS, ScanConfig, as_of_timestamp
-from technic_v4.scan.expressions import compile_expressions
+from technic_v4.scan.expressions import compile_expressions, industries_read
 from technic_v4.scan.screen import reject_rows
 from technic_v4.screens.cost import Budget
 
@@ -57,6 +57,9 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot, budget: Budget | None = N
                               f"first session {sessions[0].date()}; the store covers "
                               f"{sessions[0].date()} to {sessions[-1].date()}")
         as_of = sessions[sessions.searchsorted(wanted, side="right") - 1]
+    if cfg.where is not None or cfg.rank is not None:
+        industries_read(cfg.where, cfg.rank,
+                        sorted(set(snapshot.universe["industry"].dropna().astype(str))))
     if cfg.industries:
         known = sorted(set(snapshot.universe["industry"].astype(str)))
         lower = {k.lower() for k in known}

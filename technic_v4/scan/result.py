@@ -20,6 +20,7 @@ from technic_v4.indicators import INDICATORS_VERSION
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block
+from technic_v4.scan.expressions import compile_expressions
 from technic_v4.scan.plan import ScanPlan
 from technic_v4.scan.screen import concat_rejections
 
@@ -70,6 +71,14 @@ def rank_order(values: np.ndarray, ascending: bool, limit: int | None = None) ->
     return order if limit is None else order[:max(limit, 0)]
 
 
+def shown_columns(cfg: ScanConfig) -> list[str]:
+    """The result's columns (columns.py): the contract's or Symbol + the chosen `columns`,
+    then every column the where / rank read, then RankValue when ranked by an expression."""
+    base = RESULT_COLUMNS + EXTRA_COLUMNS if cfg.columns is None else ["Symbol", *cfg.columns]
+    read = compile_expressions(cfg.where, cfg.rank).columns_read()
+    return list(dict.fromkeys([*base, *read, *([RANK_COLUMN] if cfg.rank else [])]))
+
+
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
                 rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
                     pd.DataFrame, ScanStatus]:
@@ -84,8 +93,9 @@ def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFra
                                    "detail": f"ranked past the top {cfg.max_symbols} "
                                              f"by {cfg.rank or cfg.sort_by}"}))
         order = order[: cfg.max_symbols]
-    shown = RESULT_COLUMNS + EXTRA_COLUMNS + ([RANK_COLUMN] if cfg.rank else [])
+    shown = shown_columns(cfg)
     columns = [frame.columns.get_loc(c) for c in shown]
+    flagged = int((frame["quality_flags"].iloc[order].fillna("") != "").sum())
     frame = frame.iloc[order, columns].reset_index(drop=True)
     frame.attrs.update(source=block.source, data_version=block.data_version, as_of=block.as_of,
                        scoring_version=scoring.SCORING_VERSION,
@@ -97,7 +107,7 @@ def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFra
         errors=len(plan.errors), rejected_by_reason={str(k): int(v) for k, v in counts.items()},
         rejections=rejected, error_details=plan.errors, source=block.source,
         data_version=block.data_version, as_of=block.as_of, window_bars=block.window_bars,
-        alpha=alpha_state, quality_flagged=int((frame["quality_flags"].fillna("") != "").sum()),
+        alpha=alpha_state, quality_flagged=flagged,
     )
     if status.attempted != status.kept + status.rejected + status.errors:
         raise AssertionError(f"scan lost symbols: {status.summary()}")

@@ -64,7 +64,7 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
 from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan
+from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan, shown_columns
 from technic_v4.scan.screen import reject_rows, screen
 from technic_v4.screens.cost import Budget
 
@@ -186,6 +186,11 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
                                               forecast.state)
         kept = block.frame.iloc[rows]
     kept = with_alpha(kept, forecast)
+    missing = [c for c in shown_columns(cfg) if c not in kept.columns and c != RANK_COLUMN]
+    if missing:  # chosen or read columns the frame lacks: their value at the as-of session
+        env = BlockEnv(block.frame, block.series, valid)
+        for name in missing:
+            kept[name] = env.number(name, 1)[rows, -1]
     if exprs.rank is not None:  # among the rows kept
         series = {k: v[rows] for k, v in block.series.items()}
         env = BlockEnv(kept, series, np.ones(len(kept), dtype=bool))

@@ -17,7 +17,7 @@ Python's recursion limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -89,11 +89,15 @@ class CompiledScreen:
 
 
 def compile_screen(
-    text: str, schema: Mapping[str, ColumnKind], kind: ScreenKind = "bool"
+    text: str, schema: Mapping[str, ColumnKind], kind: ScreenKind = "bool",
+    resolve: Mapping[str, Callable[[str], str]] | None = None,
 ) -> CompiledScreen:
     """Compile a screen over `schema` (column name -> "number" | "text").
 
     kind="bool" for a `where` (a condition per symbol), "number" for a rank expression.
+    `resolve` {text column: function}: each string compared with that column (==, !=, in)
+    becomes function(string), the canonical value (an alias resolved); a ValueError from it
+    (a value the column never holds) is a ScreenError pointing at the string.
     Raises ScreenError, and nothing else, for any text that is not a valid screen.
     """
     if kind not in ("bool", "number"):
@@ -102,7 +106,7 @@ def compile_screen(
         if col_kind not in ("number", "text"):
             raise ValueError(f"schema: column {name!r} has kind {col_kind!r}")
     tree = parse(text)
-    builder = _Builder(schema)
+    builder = _Builder(schema, resolve)
     try:
         root = builder.build(tree)
     except RecursionError:  # pragma: no cover - the depth limit makes this unreachable
@@ -137,8 +141,10 @@ def compile_screen(
 
 
 class _Builder:
-    def __init__(self, schema: Mapping[str, ColumnKind]) -> None:
+    def __init__(self, schema: Mapping[str, ColumnKind],
+                 resolve: Mapping[str, Callable[[str], str]] | None = None) -> None:
         self.schema = dict(schema)
+        self.resolve = dict(resolve or {})
         self.daily: set[str] = set()
         self.weekly: set[str] = set()
         self.groups: set[str] = set()
@@ -297,7 +303,20 @@ class _Builder:
             self.fail(op, f"'{op}' does not apply to text", "text compares with ==, != or in")
         if isinstance(left, String) and isinstance(right, String):
             self.fail(tree, "two strings compared", "compare a text column with a string")
+        column = left if isinstance(left, Column) else right
+        left, right = (self.text_value(column, n, t)
+                       for n, t in ((left, left_t), (right, right_t)))
         return Compare(str(op), left, right)
+
+    def text_value(self, column: Node, node: Node, item: Tree | Token) -> Node:
+        """`node`, or the canonical value of a string compared with `column` (`resolve`)."""
+        fix = self.resolve.get(getattr(column, "name", ""))
+        if fix is None or not isinstance(node, String):
+            return node
+        try:
+            return String(fix(node.value))
+        except ValueError as exc:
+            self.fail(item, str(exc))
 
     def _between(self, tree: Tree) -> Node:
         x, lo, hi = (self.build_number(c, "'between'") for c in tree.children)
@@ -314,7 +333,8 @@ class _Builder:
                 f"{_KIND_WORDS[x.kind] if not isinstance(x, String) else 'a string'}",
                 'e.g. Sector in ("Energy", "Utilities")',
             )
-        return In(x, [str(s)[1:-1] for s in strings.children], negate)
+        values = [self.text_value(x, String(str(s)[1:-1]), s) for s in strings.children]
+        return In(x, [v.value for v in values if isinstance(v, String)], negate)
 
     def _notin(self, tree: Tree) -> Node:
         return self._isin(tree, negate=True)

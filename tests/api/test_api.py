@@ -88,6 +88,34 @@ def test_scan_equals_run_scan(client, reference, config):
     assert j.headers["x-technic-data-version"] == status.data_version
 
 
+def test_chosen_and_read_columns_equal_run_scan(client, reference):
+    """`columns` over HTTP: Symbol, the chosen columns, then what the where / rank read and
+    RankValue, as run_scan gives them; Sector == "Tech" is the sector filter Tech."""
+    cfg = ScanConfig(columns=["EMA50", "beta_60", "RSI"], where='ADX > 15 and Sector == "Tech"',
+                     rank="mom_63 / ATR_pct")
+    frame, _ = reference(cfg)
+    assert list(frame.columns) == ["Symbol", "EMA50", "beta_60", "RSI", "ADX", "Sector",
+                                   "mom_63", "ATR_pct", "RankValue"]
+    assert len(frame) and set(frame["Sector"]) == {"Information Technology"}
+    r = client.post("/v1/scan", json={"columns": cfg.columns, "where": cfg.where,
+                                      "rank": cfg.rank, "format": "parquet"})
+    assert r.status_code == 200, r.text
+    pd.testing.assert_frame_equal(parquet_frame(r.content), frame, check_exact=True)
+
+
+def test_rank_value_is_each_requests_own(client, reference):
+    """JSON rows are joined from pre-rendered pieces per evaluation: a ranked request after an
+    unranked one on the same evaluation, then another rank expression, each shows its own
+    RankValue (and chosen columns are rendered as they are)."""
+    client.post("/v1/scan", json={"limit": 5})
+    for rank in ("mom_63 / ATR_pct", "mom_21 / ATR_pct"):
+        frame, _ = reference(ScanConfig(rank=rank, max_symbols=5))
+        rows = client.post("/v1/scan", json={"limit": 5, "rank": rank}).json()["rows"]
+        assert [r["RankValue"] for r in rows] == frame["RankValue"].tolist()
+    rows = client.post("/v1/scan", json={"limit": 5, "columns": ["RSI"]}).json()["rows"]
+    assert [list(r) for r in rows] == [["Symbol", "RSI"]] * 5
+
+
 def _json_rows(frame):
     from technic_v4.formats import to_json
 
@@ -163,6 +191,9 @@ BAD_SCANS = [
     ({"min_price": -1}, "min_price", None),
     ({"colour": "red"}, "colour", None),
     ({"exclude_flags": ["splitt"]}, "exclude_flags", "split"),
+    ({"columns": ["RSI", "NOPE"]}, "columns", "EMA50"),
+    ({"where": 'Sector == "Techno"'}, "where", None),
+    ({"where": 'Industry == "Widgets"'}, "where", "Biotechnology"),
 ]
 
 

@@ -71,6 +71,26 @@ def test_bad_input_is_a_clear_error(demo_dir):
     assert proc.returncode == 2 and "valid: table, csv, json, parquet" in proc.stderr
 
 
+def test_columns_and_sector_text(demo_dir):
+    """--columns (commas or repeated) chooses the columns, the where's are added; Sector text
+    in --where is the -s filter; an unknown column is an error naming the valid ones."""
+    proc = technic("scan", "--columns", "RSI,ADX", "--columns", "EMA50", "--where",
+                   'CCI > 0 and Sector == "Tech"', "--format", "csv", data_dir=demo_dir)
+    csv = pd.read_csv(io.StringIO(proc.stdout))
+    assert list(csv.columns) == ["Symbol", "RSI", "ADX", "EMA50", "CCI", "Sector"]
+    assert len(csv) and (csv["CCI"] > 0).all()
+    by_filter = pd.read_csv(io.StringIO(technic("scan", "-s", "Tech", "--where", "CCI > 0",
+                                                "--format", "csv", data_dir=demo_dir).stdout))
+    assert list(csv["Symbol"]) == list(by_filter["Symbol"])
+    table = technic("scan", "--columns", "RSI,ADX", "--top", "5", data_dir=demo_dir).stdout
+    assert "ADX" in table and "TechRating" not in table
+    proc = technic("scan", "--columns", "RSI,NOPE", data_dir=demo_dir, check=False)
+    assert proc.returncode == 2 and "unknown columns ['NOPE']" in proc.stderr
+    assert "beta_60" in proc.stderr
+    proc = technic("scan", "--where", 'Sector == "Crypto"', data_dir=demo_dir, check=False)
+    assert proc.returncode == 2 and "unknown sector 'Crypto'" in proc.stderr
+
+
 def test_as_of_scan_accounts_for_unlisted_and_delisted(demo_dir):
     body = json.loads(technic("scan", "--as-of", "2022-06-01", "--format", "json",
                               data_dir=demo_dir).stdout)

@@ -17,6 +17,7 @@ from test_indicators_talib import check_entry
 from technic_v4.data.panel import FIELDS, Panel, panel_from_arrays
 from technic_v4.indicators import ALL_OUTPUTS, DEFAULT_OUTPUTS, REGISTRY, compute_indicators
 from technic_v4.indicators.market import market_field
+from technic_v4.indicators.registry import OUTPUTS as REGISTRY_OUTPUTS
 
 EXAMPLES = settings(max_examples=30, deadline=None)
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -167,3 +168,36 @@ def test_issue_13_indicators_match_talib_on_random_panels(panel):
     assume(panel.n_sessions > 0)  # Panel.last_bar_index needs a session (empty: test_empty_*)
     for entry in ISSUE_13:
         check_entry(panel, entry)
+
+
+RECURSIVE = [o for o in ALL_OUTPUTS if REGISTRY_OUTPUTS[o].decay is not None]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(RECURSIVE), st.integers(0, 2**32 - 1),
+       st.sampled_from([0.1, 1.0, 30.0]), st.sampled_from([0.1, 1.0, 30.0]))
+def test_a_recursion_forgets_its_start_after_its_convergence_bars(output, seed, level, vol):
+    """The registry's settle_bars: a recursion started `settle_bars` bars before the last one
+    equals the one started at a history far away (another price level `level` x, another
+    volatility `vol` x) to 1e-9 relative (MACD: of the close)."""
+    spec = REGISTRY_OUTPUTS[output]
+    settle = spec.settle_bars(output)
+    rng = np.random.default_rng(seed)
+    t = settle + 300
+    ret = rng.normal(0.0, 0.02, t)
+    ret[:300] *= vol
+    close = 50.0 * np.exp(np.cumsum(ret))
+    close[:300] *= level
+    spread = 1.0 + np.abs(rng.normal(0.0, 0.01 * np.where(np.arange(t) < 300, vol, 1.0)))
+    bars = {"open": close, "high": close * spread, "low": close / spread, "close": close,
+            "volume": rng.integers(1_000, 90_000, t).astype(np.float64)}
+
+    def last(start: int) -> float:
+        arrays = {f: np.where(np.arange(t) >= start, v, np.nan)[None, :]
+                  for f, v in bars.items()}
+        panel = panel_from_arrays(["S"], pd.bdate_range("2015-01-01", periods=t), **arrays)
+        return float(compute_indicators(panel, [output]).last[output][0])
+
+    full = last(0)
+    scale = max(abs(full), close[-1] if output.startswith("MACD") else 0.0)
+    assert abs(last(t - settle) - full) <= 1e-9 * scale, (output, settle)

@@ -262,3 +262,95 @@ def test_flipping_every_trend_input_flips_the_trend(pair):
         assert rule_f["points"] == -rule["points"]
         if rule["points"]:
             assert OPS[-rule["points"]] in rule_f["text"] and OPS[rule["points"]] in rule["text"]
+
+
+# ---------------------------------------------------------------- one set of facts
+# the result columns an explanation names, and how its text spells two of them
+NAMED = ("Close", "SMA20", "SMA50", "SMA200", "RSI", "MACD_hist", "high_20", "low_20",
+         "dist_high_20", "dist_low_20", "Volume_ratio", "mom_5", "ATR_pct", "TechRating")
+SPELLED = {"close": "Close"}
+NUMBER = r"([+-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)(%?)"
+# the only numbers printed without a column name before them: rule thresholds, as a percentage
+THRESHOLDS = {f"{x:.0%}" for x in (scoring.CALM_ATR, scoring.WILD_ATR, 0.02)}
+
+
+def _printed_tolerance(text: str, percent: bool) -> float:
+    """Half a unit of the last digit printed (the value's rounding), in the column's unit."""
+    mantissa, _, exponent = text.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    tol = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+    return tol / 100 if percent else tol
+
+
+def _printed_numbers(out: str) -> list[tuple[str, float, float]]:
+    """(column, printed value, rounding tolerance) for every "NAME number" in `out`."""
+    import re
+
+    names = "|".join(sorted({*NAMED, *SPELLED}, key=len, reverse=True))
+    found = []
+    for m in re.finditer(rf"(?<![\w.])({names}) {NUMBER}", out):
+        name, text, pct = SPELLED.get(m[1], m[1]), m[2].replace(",", ""), m[3] == "%"
+        found.append((name, float(text) / (100 if pct else 1), _printed_tolerance(text, pct)))
+    return found
+
+
+def _unnamed_percentages(out: str) -> list[str]:
+    """Percentages printed without a column name before them, other than rule thresholds."""
+    import re
+
+    names = "|".join({*NAMED, *SPELLED})
+    return [m[0] for m in re.finditer(rf"(?<![\w.]){NUMBER}", out) if m[2] == "%"
+            and m[0].lstrip("+-") not in THRESHOLDS
+            and not re.search(rf"(?:{names}) $", out[:m.start()])]
+
+
+# numbers a rule may print without a column name: its thresholds, bar counts and formula
+RULE_CONSTANTS = {f"{x:g}" for x in (*scoring.RSI_BANDS, *scoring.VOLUME_BANDS,
+                                     scoring.OVERSOLD, scoring.OVERBOUGHT, 0, 1, 2, 20)}
+
+
+def _unnamed_rule_numbers(rule: dict) -> list[str]:
+    """Numbers in a rule's text that are neither named by a column, nor a threshold or bar
+    count, nor the points the rule gave."""
+    import re
+
+    names = "|".join(sorted({*NAMED, *SPELLED, "trend"}, key=len, reverse=True))  # + sub-score
+    text = re.sub(rf"(?<![\w.])(?:{names}) {NUMBER}", "", rule["text"])
+    text = re.sub(r"(?:SMA|mom_|high_|low_)\d+|\d+-bar", "", text)  # names and "20-bar"
+    points = {f"{rule['points']:+.4f}", f"{rule['points']:+g}", f"{rule['points']:g}"}
+    return [m[0] for m in re.finditer(rf"(?<![\w.]){NUMBER}", text)
+            if m[0].lstrip("+-") not in RULE_CONSTANTS | THRESHOLDS and m[0] not in points]
+
+
+def test_every_number_explain_prints_equals_its_column(reader, models, dirs):
+    """The `technic explain` table names each number by its result column; each equals the
+    scan's column to the digits printed (dist_high_20 is Close / high_20 - 1 in both), no
+    percentage is printed unnamed (other than a rule's threshold), and no zero as -0.0000."""
+    import re
+    from io import StringIO
+
+    from rich.console import Console
+
+    from technic_v4.cli_explain import print_explain
+
+    frame, _ = run_scan(ScanConfig(as_of_date=AS_OF, columns=list(NAMED)), loader=reader,
+                        models_dir=dirs[1])
+    checked = 0
+    for row in frame.to_dict("records")[::15]:
+        buf = StringIO()
+        print_explain(explain(reader, models, row["Symbol"], AS_OF),
+                      Console(file=buf, width=400, color_system=None))
+        out = buf.getvalue()
+        numbers = _printed_numbers(out)
+        named = {n for n, _, _ in numbers}
+        assert named >= {"Close", "RSI", "TechRating"} and named & {"dist_high_20", "dist_low_20"}
+        for name, value, tol in numbers:
+            want = float(row[name])
+            assert abs(value - want) <= tol * (1 + 1e-9), (row["Symbol"], name, value, want)
+        assert not _unnamed_percentages(out), (row["Symbol"], _unnamed_percentages(out))
+        for sub in explain(reader, models, row["Symbol"], AS_OF)["tech_rating"]["sub_scores"]:
+            for rule in sub["rules"]:
+                assert not _unnamed_rule_numbers(rule), (rule["text"], row["Symbol"])
+        assert not re.search(r"-0\.0000(?!\d)|= -0\.00(?!\d)", out)  # a zero with a sign
+        checked += 1
+    assert checked >= 20

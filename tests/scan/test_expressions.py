@@ -227,3 +227,54 @@ def test_bad_expressions_are_config_errors_at_the_place(panel, field, text, mess
     assert {"line", "column"} <= set(info.value.details)
     if column is not None:
         assert info.value.details["column"] == column
+
+
+# --- the result's columns and text comparisons ---------------------------------------------
+def test_results_carry_the_columns_where_and_rank_read(panel):
+    frame, _ = scan(panel, where="ADX > 20 and CCI > 0", rank="mom_63 / ATR_pct")
+    assert {"ADX", "CCI", "RankValue"} <= set(frame.columns)
+    assert ((frame["ADX"] > 20) & (frame["CCI"] > 0)).all() and len(frame)
+    np.testing.assert_allclose(frame["RankValue"], frame["mom_63"] / frame["ATR_pct"],
+                               rtol=1e-12)
+    full, _ = scan(panel, columns=["ADX", "CCI"], min_bars=1)
+    both = frame.merge(full, on="Symbol", suffixes=("", "_all"))
+    np.testing.assert_array_equal(both["ADX"], both["ADX_all"])  # the same value either way
+
+
+def test_columns_choose_the_result_columns(panel, base):
+    frame, _ = scan(panel, columns=["EMA50", "RSI", "RS_rating", "perf_ytd", "Open"],
+                    where="W.RSI > 0 or RSI > 0")
+    assert list(frame.columns) == ["Symbol", "EMA50", "RSI", "RS_rating", "perf_ytd", "Open"]
+    assert list(frame["Symbol"]) == list(base.index)  # the ranking does not change
+    np.testing.assert_array_equal(frame["RSI"], base["RSI"])
+    rated = frame["RS_rating"].dropna()  # NaN: fewer than 253 bars
+    assert len(rated) > len(frame) / 2 and rated.between(1, 99).all()
+    with pytest.raises(ConfigError) as info:
+        scan(panel, columns=["RSI", "EMA5O"])
+    assert info.value.field == "columns" and "EMA5O" in str(info.value)
+    assert "EMA50" in info.value.valid and "beta_60" in info.value.valid
+
+
+@pytest.mark.parametrize("where, sectors", [
+    ('Sector == "Tech"', ["Tech"]),
+    ('Sector == "healthcare"', ["Healthcare"]),
+    ('Sector in ("Financial Services", "energy")', ["Financial Services", "Energy"]),
+])
+def test_sector_text_equals_the_sector_filter(panel, where, sectors):
+    by_where, _ = scan(panel, where=where)
+    by_filter, _ = scan(panel, sectors=sectors)
+    assert len(by_where) and list(by_where["Symbol"]) == list(by_filter["Symbol"])
+    not_it, _ = scan(panel, where='Sector != "Tech"')
+    assert set(not_it["Symbol"]).isdisjoint(by_where["Symbol"]) or "Tech" not in where
+
+
+@pytest.mark.parametrize("where, valid", [
+    ('Sector == "Techno"', "Information Technology"),
+    ('RSI > 0 and Sector in ("Energy", "Oil")', "Energy"),
+    ('Industry == "Energy ind0"', "Energy Ind0"),
+])
+def test_unknown_sector_or_industry_text_is_an_error_naming_the_valid_values(panel, where,
+                                                                             valid):
+    with pytest.raises(ConfigError) as info:
+        scan(panel, where=where)
+    assert info.value.field == "where" and valid in str(info.value), str(info.value)

@@ -217,11 +217,14 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def test_scan_by_name_equals_the_same_fields_inline(reader, data):
     store = ScreenStore.for_data_dir(data[0])  # what run_scan opens for this reader
     fields = {"where": "RSI > 55 and Close > SMA50", "rank": "mom_63 / ATR_pct",
-              "max_symbols": 7, "sectors": ["Technology", "Health Care"]}
+              "max_symbols": 7, "sectors": ["Technology", "Health Care"],
+              "columns": ["ADX", "EMA21", "Sector"]}
     version = store.save("lib-test", fields)
     by_name, status = run_scan(ScanConfig(screen="lib-test"), loader=reader)
     inline, plain = run_scan(ScanConfig(**fields), loader=reader)
     _same(by_name, inline)
+    assert list(by_name.columns) == ["Symbol", "ADX", "EMA21", "Sector", "RSI", "Close",
+                                     "SMA50", "mom_63", "ATR_pct", "RankValue"]
     assert status.screen == {"name": "lib-test", "version": version, "preset": False}
     assert plain.screen is None and status.summary()["screen"] == status.screen
     assert status.rejected_by_reason == plain.rejected_by_reason

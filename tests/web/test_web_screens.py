@@ -85,6 +85,50 @@ def test_where_and_rank_scan_shows_the_api_rows(page, server):
     assert shown == [r["Symbol"] for r in rows[:len(shown)]]
 
 
+def _column(page, key: str) -> list[str]:
+    return page.eval_on_selector_all(f"#table tbody tr td[data-key={key}]",
+                                     "cells => cells.map(td => td.textContent)")
+
+
+def test_ranked_scan_shows_rank_value_and_the_columns_it_reads(page, server):
+    """Ranked by an expression: the table shows RankValue and each column the where / rank
+    read (ADX here, not a standard column), with the API's values."""
+    page.fill("#where", "ADX > 20")
+    page.fill("#rank", "mom_63 / ATR_pct")
+    _scan(page)
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    rows = server["http"].post("/v1/scan", json={"where": "ADX > 20", "rank": "mom_63 / ATR_pct",
+                                                 "limit": 500}).json()["rows"]
+    assert {"ADX", "RankValue"} <= set(rows[0])
+    symbols = _column(page, "Symbol")
+    assert symbols == [r["Symbol"] for r in rows[:len(symbols)]]
+    for key in ("ADX", "RankValue"):
+        shown = [float(v) for v in _column(page, key)]
+        want = [r[key] for r in rows[:len(shown)]]
+        assert shown == pytest.approx(want, rel=1e-3), key
+
+
+def test_column_picker_chooses_the_columns(page, server):
+    """The Columns box: the table shows Symbol and the chosen columns in the chosen order,
+    then those the where reads; an unknown column is the API's message naming valid ones."""
+    page.fill("#columns", "EMA50, beta_60 RSI")
+    page.fill("#where", "CCI > 0")
+    _scan(page)
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    body = {"columns": ["EMA50", "beta_60", "RSI"], "where": "CCI > 0", "limit": 500}
+    rows = server["http"].post("/v1/scan", json=body).json()["rows"]
+    assert list(rows[0]) == ["Symbol", "EMA50", "beta_60", "RSI", "CCI"]
+    cells = page.eval_on_selector_all("#table tbody tr:first-child td",
+                                      "tds => tds.map(td => td.dataset.key)")
+    assert cells == list(rows[0])
+    shown = [float(v) for v in _column(page, "EMA50")]
+    assert shown == pytest.approx([r["EMA50"] for r in rows[:len(shown)]], rel=1e-3)
+    page.fill("#columns", "RSI, NOPE")
+    _scan(page)
+    assert "unknown columns ['NOPE']" in page.inner_text("#error")
+    assert "EMA50" in page.inner_text("#error")
+
+
 def _canvas_pixels(page, selector: str) -> int:
     """Painted, non-background pixels on the chart's canvases."""
     return page.evaluate("""(sel) => {
