@@ -11,10 +11,11 @@ from serve_support import demo_store, tiny_models
 
 from technic_v4.alpha.inference import ModelSet
 from technic_v4.data.reader import StoreReader
+from technic_v4.errors import ConfigError
 from technic_v4.scan import ScanConfig, run_scan
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.many import execute_many
-from technic_v4.scan.run import run_sync
+from technic_v4.scan.run import run_sync, unfillable_alpha
 
 SCREENS = [
     ScanConfig(),
@@ -58,6 +59,12 @@ def test_each_selection_is_run_scan(store, realistic, as_of, monkeypatch):
     selections, _ = _many(reader, ModelSet(models_dir), cfgs)
     assert [s.config for s in selections] == cfgs
     for cfg, sel in zip(cfgs, selections, strict=True):
+        refused = unfillable_alpha(cfg, sel.alpha_state)
+        if refused is not None:  # a forecast the screen reads is withheld: both refuse
+            with pytest.raises(ConfigError) as exc:
+                run_scan(cfg, loader=reader, models_dir=models_dir)
+            assert str(exc.value) == str(refused)
+            continue
         frame, status = run_scan(cfg, loader=reader, models_dir=models_dir)
         assert sel.symbols == frame["Symbol"].tolist(), cfg
         assert sel.alpha_state.get("available") == status.alpha.get("available"), cfg
