@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 from typing import Any
 
 import pandas as pd
@@ -82,7 +83,7 @@ def run_ray_scans_optimized(config: ScanConfig | None = None, progress_cb: Repor
 
         screens = ScreenStore.for_data_dir(reader.data_dir)
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="ERROR")
+        ray.init(include_dashboard=False, logging_level=logging.ERROR)
     actors = [_batch_worker().remote(str(reader.data_dir), str(models)) for _ in range(workers)]
     turn = itertools.count()
 
