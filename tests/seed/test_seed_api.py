@@ -98,6 +98,7 @@ def test_process_batch_equals_the_scan_on_each_symbols_history(seed):
 def test_process_batch_takes_frames_as_scripts_hold_them(seed):
     from technic_v4 import data_engine
     from technic_v4.engine.batch_processor import BatchProcessor
+    from technic_v4.scanner_core import ScanConfig
 
     sym = seed["results"]["Symbol"].iloc[0]
     frame = data_engine.get_price_history(sym, 300)
@@ -112,6 +113,10 @@ def test_process_batch_takes_frames_as_scripts_hold_them(seed):
     assert np.isnan(by["SHORT"]["SMA50"]) and "SMA50" in by["SHORT"]["Incomplete"]
     assert {k: v for k, v in by["LOWER"].items() if k != "Symbol"} == \
         {k: v for k, v in by[sym].items() if k != "Symbol"}
+    cut = frame.index[-40]
+    as_of = BatchProcessor().process_batch({sym: frame}, ScanConfig(as_of_date=str(cut.date())))
+    assert as_of == BatchProcessor().process_batch({sym: frame.loc[:cut]})
+    assert as_of[0]["LastDate"] == cut and as_of != [by[sym]]
     with pytest.raises(ValueError, match=r"lacks columns \['Volume'\]"):
         BatchProcessor().process_batch({sym: frame.drop(columns="Volume")})
     with pytest.raises(ValueError, match="twice"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import ray
 from serve_support import demo_store, ray_session, tiny_models
 
 from technic_v4.data.reader import StoreReader
@@ -19,7 +20,7 @@ ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
     {"max_symbols": 50, "where": "RSI > 50", "sort_by": "Alpha5d"},
 ])
 def test_ray_scan_equals_run_scan(tmp_path, config):
-    from technic_v4.engine.ray_runner import run_ray_scans_optimized
+    from technic_v4.engine.ray_runner import BatchWorker, run_ray_scans_optimized
 
     data, models = demo_store(tmp_path / "data"), tiny_models(tmp_path / "models")
     cfg = ScanConfig(**config)
@@ -33,4 +34,5 @@ def test_ray_scan_equals_run_scan(tmp_path, config):
     for name in ("attempted", "kept", "rejected", "errors", "rejected_by_reason", "alpha"):
         assert getattr(status, name) == getattr(want_status, name), name
     pd.testing.assert_frame_equal(status.rejections, want_status.rejections)
+    assert isinstance(BatchWorker, ray.actor.ActorClass)
     assert stages.count("indicators") >= 3  # the start and one report per chunk (several)
