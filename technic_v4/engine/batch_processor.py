@@ -36,17 +36,16 @@ class BatchProcessor:
                       config: ScanConfig | None = None) -> list[dict[str, Any]]:
         """One dict per symbol, in the order given, keyed ROW_KEYS: each frame's columns
         Open, High, Low, Close, Volume (any case) on a DatetimeIndex; a row without a finite
-        Close is no bar. A symbol with no bars (None or an empty frame) or too few for an
-        indicator gets NaN there and the indicator named in `Incomplete`, never a guess.
+        Close is no bar. A symbol with too few bars for an indicator gets NaN there and the
+        indicator named in `Incomplete`, never a guess; one with no bars (None or an empty
+        frame) also gets no TechRating (NaN) and no Signal (None).
         `config`: its scoring rates the rows; its `as_of_date` drops the bars after it."""
         cfg = config or ScanConfig()
         panel = batch_panel(symbols_data, cfg.as_of_date)
         table = compute_indicators(panel, OUTPUTS)
-        last = panel.last_bar_index()
+        last = table.last_bar
         has = last >= 0
-        at = (np.arange(panel.n_symbols), np.maximum(last, 0))
-        close = np.where(has, panel.close[at], np.nan)
-        volume = np.where(has, panel.volume[at], np.nan)
+        close, volume = (_at_last_bar(panel.close, last), _at_last_bar(panel.volume, last))
         rating, subs = scoring.tech_rating({**table.last, "Close": close}, cfg.scoring)
         signal = scoring.signal(rating, subs, cfg.scoring)
         rows = []
@@ -54,7 +53,8 @@ class BatchProcessor:
             row: dict[str, Any] = {"Symbol": sym, "Close": float(close[i]),
                                    "Volume": float(volume[i])}
             row |= {name: float(table.last[name][i]) for name in SHOWN_INDICATORS}
-            row |= {"TechRating": float(rating[i]), "Signal": str(signal[i]),
+            row |= {"TechRating": float(rating[i]) if has[i] else np.nan,
+                    "Signal": str(signal[i]) if has[i] else None,
                     "Bars": int(table.bars[i]),
                     "LastDate": panel.sessions[last[i]] if has[i] else None,
                     "Incomplete": " ".join(n for n in SHOWN_INDICATORS
@@ -85,6 +85,14 @@ def batch_panel(symbols_data: Mapping[str, pd.DataFrame | None],
                              **arrays)
 
 
+def _at_last_bar(values: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Each row's value at its session `last` (NaN where it is -1: no bar)."""
+    out = np.full(len(last), np.nan)
+    has = last >= 0
+    out[has] = values[np.flatnonzero(has), last[has]]
+    return out
+
+
 def _ohlcv(sym: str, frame: pd.DataFrame | None) -> pd.DataFrame:
     """`frame`'s bars as lower-case OHLCV columns on a DatetimeIndex (no time zone)."""
     if frame is None:
@@ -104,6 +112,10 @@ def _ohlcv(sym: str, frame: pd.DataFrame | None) -> pd.DataFrame:
     if index.has_duplicates:
         raise ValueError(f"{sym}: the price frame has the date "
                          f"{index[index.duplicated()][0].date()} twice")
-    out = pd.DataFrame({f: pd.to_numeric(frame[columns[f]], errors="raise").to_numpy(
-        dtype=np.float64) for f in FIELDS}, index=index)
+    try:
+        out = pd.DataFrame({f: pd.to_numeric(frame[columns[f]], errors="raise").to_numpy(
+            dtype=np.float64) for f in FIELDS}, index=index)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{sym}: the price frame holds a value that is not a number "
+                         f"({exc})") from None
     return out.sort_index()

@@ -108,6 +108,10 @@ def test_process_batch_takes_frames_as_scripts_hold_them(seed):
     by = {r["Symbol"]: r for r in rows}
     assert list(by) == [sym, "NEW", "SHORT", "LOWER"]
     assert by["NEW"]["Bars"] == 0 and np.isnan(by["NEW"]["Close"])
+    assert np.isnan(by["NEW"]["TechRating"]) and by["NEW"]["Signal"] is None
+    assert BatchProcessor().process_batch({}) == []
+    assert BatchProcessor().process_batch({"new": None})[0]["Incomplete"] == \
+        by["NEW"]["Incomplete"]
     assert by["NEW"]["Incomplete"].split() == SHOWN_INDICATORS
     assert by["SHORT"]["Bars"] == 20 and np.isfinite(by["SHORT"]["RSI"])
     assert np.isnan(by["SHORT"]["SMA50"]) and "SMA50" in by["SHORT"]["Incomplete"]
@@ -123,6 +127,8 @@ def test_process_batch_takes_frames_as_scripts_hold_them(seed):
         BatchProcessor().process_batch({sym: pd.concat([frame, frame.iloc[-1:]])})
     with pytest.raises(InvalidSymbolError):
         BatchProcessor().process_batch({"no way": frame})
+    with pytest.raises(ValueError, match="not a number"):
+        BatchProcessor().process_batch({sym: frame.assign(Close="n/a")})
 
 
 def test_alpha_functions_equal_the_scans_forecasts(seed):
