@@ -1,5 +1,6 @@
-"""The documented import path of the scan: `from technic_v4.scanner_core import ScanConfig,
-run_scan`. The engine lives in `technic_v4/scan/` (run.py walks through it)."""
+"""The origin design's scan module, kept because users' scripts import it: `from
+technic_v4.scanner_core import ScanConfig, run_scan`. It only re-exports the engine, which lives
+in `technic_v4/scan/` (run.py walks through `execute`, which `run_scan` runs in this process)."""
 
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan import (
