@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from technic_v4 import cancel
 from technic_v4.data.panel import Panel
 from technic_v4.data.reader import with_listing_dates
 from technic_v4.errors import ConfigError
@@ -93,7 +94,9 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     spec = WindowSpec.of(cfg)
     exprs = compile_expressions(cfg.where, cfg.rank)
     report("indicators", 0, 1)
+    cancel.check()
     history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
+    cancel.check()
     report("indicators", 1, 1)
 
     lookback = max(required_bars(), *(w for _, _, w in exprs.series(True)), 1) - 1
@@ -119,6 +122,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     else:
         passing = alive.copy()
         for k, t in enumerate(columns):
+            cancel.check()  # between sessions (technic_v4/cancel.py)
             day = {name: v[:, k] for name, v in values.items()}
             if exprs.where is not None:
                 passing[:, k] &= exprs.where.evaluate(

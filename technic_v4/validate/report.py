@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from technic_v4 import __version__
+from technic_v4 import __version__, cancel
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.screens.saved import ScreenStore, resolve_screen
@@ -85,11 +85,18 @@ def _screen(cfg: ScanConfig) -> dict[str, Any]:
 
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
-             progress: Progress | None = None, *,
-             screens: ScreenStore | None = None) -> ValidationReport:
+             progress: Progress | None = None, *, screens: ScreenStore | None = None,
+             cancel_token: cancel.CancelToken | None = None) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
-    screens of the reader's data dir, as run_scan)."""
+    screens of the reader's data dir, as run_scan). `cancel_token`: checked between
+    sessions, expression nodes and horizons (technic_v4/cancel.py); Cancelled once set."""
+    with cancel.active(cancel_token):
+        return _validate(cfg, reader, options, progress, screens)
+
+
+def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
+              progress: Progress | None, screens: ScreenStore | None) -> ValidationReport:
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -114,6 +121,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     in_universe = rep.passing & rep.valid
     computed: dict[int, Forward] = {}
     for h in opts.horizons:
+        cancel.check()
         fwd = computed[h] = forwards.horizon(h)
         mean = stats.passing_excess(rep.passing, fwd.log_excess)
         ic = stats.rank_ics(ranked, fwd.log_excess)
@@ -132,6 +140,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
+    cancel.check()
     step = computed.get(opts.every) or forwards.horizon(opts.every)
     summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
                                       opts.rebalance, opts.every, opts.cost_bps)
