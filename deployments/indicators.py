@@ -16,6 +16,7 @@ thread pool, and numba/numpy do the work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from ray import serve
 
 from deployments.storeio import store_read
+from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators
@@ -67,10 +69,18 @@ class Indicators:
         return store_read("loading the scan window",
                           lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
-    def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
-        """A screen replayed over this replica's store (`technic_v4.validate.validate`)."""
-        return store_read("replaying the screen over the store",
-                          lambda: validate(cfg, self.reader, options))
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions) -> ValidationReport:
+        """A screen replayed over this replica's store (`technic_v4.validate.validate`), in
+        a thread; when Serve cancels the call (the ingress's client left), the replay's
+        token is set and it stops between sessions (technic_v4/cancel.py)."""
+        token = CancelToken()
+        try:
+            return await asyncio.to_thread(store_read, "replaying the screen over the store",
+                                           lambda: validate(cfg, self.reader, options,
+                                                            cancel_token=token))
+        except asyncio.CancelledError:
+            token.cancel("the request was cancelled")
+            raise
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""

@@ -37,6 +37,7 @@ from deployments.api.errors import NotReadyError
 from deployments.storeio import store_read
 from technic_v4.alpha import registry
 from technic_v4.alpha.inference import Forecast, ModelSet
+from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.formats import RowFragments
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
@@ -164,7 +165,8 @@ class ScanBackend:
         raise NotImplementedError
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None) -> ValidationReport:
+                        report: Report | None = None, cancel_token: CancelToken | None = None
+                        ) -> ValidationReport:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
@@ -188,11 +190,14 @@ class ScanBackend:
         return self._models_version[1] if self._models_version else None
 
     async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None) -> ValidationReport:
+                       report: Report | None = None, cancel_token: CancelToken | None = None
+                       ) -> ValidationReport:
         """The screen replayed over history (technic_v4/validate), where the prices are; a
-        screen name is resolved here, once, and its ref named in the report."""
+        screen name is resolved here, once, and its ref named in the report. Cancelled
+        once `cancel_token` is set (technic_v4/cancel.py)."""
         resolved, ref = await self.check(cfg)
-        result = await self._validate(replace(resolved, screen=None), options, report)
+        result = await self._validate(replace(resolved, screen=None), options, report,
+                                      cancel_token)
         result.report["saved_screen"] = ref
         return result
 
@@ -206,13 +211,15 @@ class ScanBackend:
         return resolved, ref
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
-                   fresh: bool = False) -> tuple[pd.DataFrame, ScanStatus]:
+                   fresh: bool = False, cancel_token: CancelToken | None = None
+                   ) -> tuple[pd.DataFrame, ScanStatus]:
         """The engine's scan; `fresh` evaluates every chunk again instead of screening this
-        data version's kept evaluation (the stream, whose point is the progress)."""
+        data version's kept evaluation (the stream, whose point is the progress);
+        Cancelled once `cancel_token` is set."""
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
-                                      screens=self.screens)
+                                      screens=self.screens, cancel_token=cancel_token)
         version = status.alpha.get("models_version")
         if isinstance(version, str) and version != self._known_models_version():
             # a newer set learned from the holder; the same one again must not extend the TTL
@@ -370,7 +377,9 @@ class InProcessBackend(ScanBackend):
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None) -> ValidationReport:
+                        report: Report | None = None, cancel_token: CancelToken | None = None
+                        ) -> ValidationReport:
         await self._wait_ready()
         return await asyncio.to_thread(store_read, "replaying the screen over the store",
-                                       lambda: validate(cfg, self.reader, options, report))
+                                       lambda: validate(cfg, self.reader, options, report,
+                                                        cancel_token=cancel_token))
