@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -55,6 +56,7 @@ from technic_v4.watch.service import WatchService
 from technic_v4.watch.store import SqliteWatchStore
 
 READY_TIMEOUT_S = 120.0
+SWITCH_INTERVAL_S = 0.001  # the GIL hand-over time when heavy work runs in threads here
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
 FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
 FORECASTS = 8  # forecasts kept, by models version and features (ScanBackend._forecast)
@@ -286,6 +288,11 @@ class InProcessBackend(ScanBackend):
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None):
         super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
+        # Heavy work runs in threads of this process, next to the event loop. Each time the
+        # loop blocks on I/O it gives up the GIL and then waits for a worker to hand it back,
+        # by default after up to 5 ms, so a health check that takes the GIL ~20 times waited
+        # 0.5-1.5 s behind three validates; 1 ms keeps it well under that.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.reader.manifest()  # builds the demo market in an empty local data dir, once
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.model_set = ModelSet(self.models_dir)
