@@ -24,6 +24,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments.api.work import release_memory
 from deployments.storeio import store_read
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
@@ -81,6 +82,8 @@ class Indicators:
         except asyncio.CancelledError:
             token.cancel("the request was cancelled")
             raise
+        finally:
+            await asyncio.to_thread(release_memory)  # the replay's arrays, back to the system
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""

@@ -15,12 +15,17 @@ chunks, sessions, expression nodes and row blocks. It is set when the client dis
 (`http.disconnect`: a closed connection, or the edge's 504 closing it) or at
 TECHNIC_REQUEST_TIMEOUT_S, so the work stops within a second and its memory is freed; the
 slot is released only when the work has actually stopped. A cancelled request answers 504.
-Streams (`progress_stream`) set the token when the client stops reading.
+Streams (`progress_stream`) set the token when the client stops reading. When the last heavy
+request ends, the C heap's free pages go back to the system (`release_memory`): glibc keeps
+what numpy freed in its arenas otherwise, and RSS would stay at the peak of the largest run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -128,6 +133,20 @@ class Admitted:
             if self.token.cancelled:
                 self.slots.cancelled += 1
             self.slots.release(self.client)
+            if self.slots.running == 0:  # off the loop: a trim takes milliseconds
+                threading.Thread(target=release_memory, name="technic-trim",
+                                 daemon=True).start()
+
+
+def release_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere
+    nothing to do: other allocators return large blocks themselves)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = (ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+         if sys.platform.startswith("linux") else None)
 
 
 def admit(request: Request) -> Admitted:
