@@ -206,3 +206,19 @@ def test_event_sequence_must_be_ascii_digits_within_int64(served, value):
     ok = httpx.get(f"{url}/v1/events", params={"follow": "false"},
                    headers={"last-event-id": b"9223372036854775807"}, timeout=30)
     assert ok.status_code == 200, ok.text
+
+
+def test_a_request_sharing_a_cancelled_computation_computes_its_own(served):
+    app, url = served
+    body = {**LIGHT, "top_n": 77}
+    shared = app.state.cache.shared
+    leader = Hanging(url, "/v1/validate", body, 41)
+    wait_for(lambda: app.state.heavy.running == 1, "the first validate is running")
+    with ThreadPoolExecutor(1) as pool:
+        follower = pool.submit(httpx.post, f"{url}/v1/validate", json=body,
+                               headers=from_(42), timeout=300)
+        wait_for(lambda: app.state.cache.shared == shared + 1, "the second waits for the first")
+        leader.close()  # the first client leaves: its computation is cancelled
+        r = follower.result()
+    assert r.status_code == 200, r.text  # not the first one's cancellation (504)
+    assert app.state.heavy.stats()["cancelled"] >= 1
