@@ -129,6 +129,11 @@ class ScanBackend:
                  chunk_size: int, screens: ScreenStore | None = None):
         self.reader = reader
         self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
+        # Expressions (and in-process, validations) run in threads of this process, next to
+        # the event loop. Each time the loop blocks on I/O it gives up the GIL and then waits
+        # for a worker to hand it back, by default after up to 5 ms, so a health check that
+        # takes the GIL ~20 times waited 0.5-1.5 s behind three validates; 1 ms: < 0.35 s.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
                            else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
@@ -288,11 +293,6 @@ class InProcessBackend(ScanBackend):
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None):
         super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens)
-        # Heavy work runs in threads of this process, next to the event loop. Each time the
-        # loop blocks on I/O it gives up the GIL and then waits for a worker to hand it back,
-        # by default after up to 5 ms, so a health check that takes the GIL ~20 times waited
-        # 0.5-1.5 s behind three validates; 1 ms keeps it well under that.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.reader.manifest()  # builds the demo market in an empty local data dir, once
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.model_set = ModelSet(self.models_dir)
