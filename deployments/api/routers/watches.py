@@ -127,7 +127,10 @@ def sequence(text: str, name: str, location: str) -> int:
     return int(text)
 
 
-@router.get("/events", responses={**AUTH, **INVALID, 200: {
+@router.get("/events", responses={**AUTH, **INVALID, 400: {
+    "model": ERROR, "description": "Last-Event-ID or `after` not ASCII digits within int64"},
+    503: {"description": "Every event stream slot in use (TECHNIC_EVENT_STREAMS); "
+          "Retry-After"}, 200: {
     "content": {"text/event-stream": {}},
     "description": "`event: watch`, `id: <sequence>`, `data: <event JSON>` per event"}})
 async def events(request: Request, backend: Backend,
