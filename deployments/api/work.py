@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 
-from technic_v4.cancel import CancelToken
+from technic_v4.cancel import Cancelled, CancelToken
 from technic_v4.settings import Settings
 
 T = TypeVar("T")
@@ -177,11 +177,13 @@ async def wait_cancellable(call: Awaitable[T], cancel_call: Callable[[], Any],
     if token is None:
         return await call
     future = asyncio.ensure_future(call)
-    while True:
-        done, _ = await asyncio.wait({future}, timeout=poll_s)
-        if done:
-            return future.result()
-        if token.cancelled:
-            cancel_call()
-            future.cancel()
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=poll_s)
+            if done:
+                return future.result()
             token.check()
+    except (asyncio.CancelledError, Cancelled):  # this request's task, or its token
+        cancel_call()
+        future.cancel()
+        raise
