@@ -1,12 +1,13 @@
 """Heavy requests: a bounded number at once, per client and overall, each cancellable.
 
-Expression evaluation (a scan with `where` or `rank`, a watch's baseline), validation and
-explain cost CPU-seconds and up to gigabytes each. They run off the event loop (threads:
-numba and numpy release the GIL) and only inside a slot:
+Expression evaluation (a scan with `where` or `rank`), validation and explain cost
+CPU-seconds and up to gigabytes each. They run off the event loop (threads: the screen
+kernels and numpy release the GIL, and the backend shortens the GIL switch interval so the
+loop gets it back quickly) and only inside a slot:
 
   per client   TECHNIC_HEAVY_PER_CLIENT at once (default 2) for one client: its API key, or
                on an open API its address (as the edge resolved it; dependencies.py) -> 429
-  overall      TECHNIC_HEAVY_SLOTS at once (default 4) for everyone -> 503
+  overall      TECHNIC_HEAVY_SLOTS at once (default 3) for everyone -> 503
 Both answers carry `Retry-After`; no request waits in a queue (the client retries), so no
 amount of concurrent heavy requests is ever more than the slots' worth of CPU and memory.
 
