@@ -54,6 +54,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--after-s", type=float, default=60.0)
+    ap.add_argument("--parts", default="health,validates,cancel", help="which figures")
     ap.add_argument("--where", default=COST_BOMB, help="the heavy expression (default: the "
                     "nested 1,260-bar windows; where a cost budget refuses it, pass the "
                     "largest it accepts)")
@@ -70,71 +71,86 @@ def main() -> int:
         time.sleep(5)
         idle = rss(pid)
 
-        # health while 3 heavy expressions run
-        answers: list[int | None] = []
-        runners = [threading.Thread(target=lambda k=k: answers.append(request(
-            port, post("/v1/scan", {"where": args.where, "limit": 5 + k}),
-            address(k, 72), 600).status)) for k in range(3)]
-        for t in runners:
-            t.start()
-        time.sleep(2)
-        lat = []
-        while any(t.is_alive() for t in runners) and len(lat) < 300:
-            r = request(port, raw("GET", "/healthz"), address(100 + len(lat), 72), 30)
-            lat.append(r.seconds * 1000 if r.status == 200 else float("inf"))
-            time.sleep(0.2)
-        plain = request(port, post("/v1/scan", {"limit": 5, "sectors": ["Energy"]}),
-                        address(300, 72), 120)
-        for t in runners:
-            t.join()
-        print(json.dumps({"health_during_3_heavy_where": {
-            "p50_ms": round(statistics.median(lat)), "max_ms": round(max(lat)),
-            "probes": len(lat), "heavy_statuses": sorted(a or 0 for a in answers),
-            "plain_scan_status": plain.status, "plain_scan_s": round(plain.seconds, 2)}}))
-
-        # 16 validates from 4 addresses
-        peak, done = idle, False
-
-        def sample() -> None:
-            nonlocal peak
-            while not done:
-                peak = max(peak, rss(pid))
-                time.sleep(0.2)
-
-        with ThreadPoolExecutor(17) as pool:
-            sampler = pool.submit(sample)
-            replies = list(pool.map(lambda k: request(port, post(
-                "/v1/validate", {**VALIDATE, "top_n": k + 1}), address(k % 4, 73), 600),
-                range(16)))
-            done = True
-            sampler.result()
-        time.sleep(args.after_s)
-        print(json.dumps({"16_validates": {
-            "statuses": sorted(r.status or 0 for r in replies),
-            "retry_after": sorted({r.headers.get("retry-after", "") for r in replies
-                                   if r.status != 200}),
-            "rss_idle_mb": round(idle), "rss_peak_mb": round(peak),
-            f"rss_{args.after_s:g}s_after_mb": round(rss(pid))}}))
-
-        # a disconnected validate
-        import socket
-
-        t0 = cpu(pid)
-        s = socket.create_connection((HOST, port), source_address=(address(0, 74), 0))
-        s.sendall(post("/v1/validate", {"where": "sma(sma(Close, 300), 300) > 0",
-                                        "horizons": [5]}))
-        while cpu(pid) - t0 < 3.0:
-            time.sleep(0.1)
-        before = cpu(pid)
-        time.sleep(2.0)
-        rate = (cpu(pid) - before) / 2.0
-        s.close()
-        start = cpu(pid)
-        time.sleep(3.0)
-        print(json.dumps({"validate_disconnected": {
-            "cpu_s_per_s_before": round(rate, 2),
-            "cpu_s_in_3s_after": round(cpu(pid) - start, 2)}}))
+        parts = set(args.parts.split(","))
+        if "health" in parts:
+            health(port, args.where)
+        if "validates" in parts:
+            validates(port, pid, idle, args.after_s)
+        if "cancel" in parts:
+            cancelled(port, pid)
     return 0
+
+
+def health(port: int, where: str) -> None:
+    """/healthz latency while 3 heavy expressions run, and a plain scan meanwhile."""
+    answers: list[int | None] = []
+    runners = [threading.Thread(target=lambda k=k: answers.append(request(
+        port, post("/v1/scan", {"where": where, "limit": 5 + k}),
+        address(k, 72), 600).status)) for k in range(3)]
+    for t in runners:
+        t.start()
+    time.sleep(2)
+    lat = []
+    while any(t.is_alive() for t in runners) and len(lat) < 300:
+        r = request(port, raw("GET", "/healthz"), address(100 + len(lat), 72), 30)
+        lat.append(r.seconds * 1000 if r.status == 200 else float("inf"))
+        time.sleep(0.2)
+    plain = request(port, post("/v1/scan", {"limit": 5, "sectors": ["Energy"]}),
+                    address(300, 72), 120)
+    for t in runners:
+        t.join()
+    print(json.dumps({"health_during_3_heavy_where": {
+        "p50_ms": round(statistics.median(lat)), "max_ms": round(max(lat)),
+        "probes": len(lat), "heavy_statuses": sorted(a or 0 for a in answers),
+        "plain_scan_status": plain.status, "plain_scan_s": round(plain.seconds, 2)}}))
+
+
+
+def validates(port: int, pid: int, idle: float, after_s: float) -> None:
+    """16 validates from 4 addresses: statuses, RSS idle / peak / after_s later."""
+    peak, done = idle, False
+
+    def sample() -> None:
+        nonlocal peak
+        while not done:
+            peak = max(peak, rss(pid))
+            time.sleep(0.2)
+
+    with ThreadPoolExecutor(17) as pool:
+        sampler = pool.submit(sample)
+        replies = list(pool.map(lambda k: request(port, post(
+            "/v1/validate", {**VALIDATE, "top_n": k + 1}), address(k % 4, 73), 600),
+            range(16)))
+        done = True
+        sampler.result()
+    time.sleep(after_s)
+    print(json.dumps({"16_validates": {
+        "statuses": sorted(r.status or 0 for r in replies),
+        "retry_after": sorted({r.headers.get("retry-after", "") for r in replies
+                               if r.status != 200}),
+        "rss_idle_mb": round(idle), "rss_peak_mb": round(peak),
+        f"rss_{after_s:g}s_after_mb": round(rss(pid))}}))
+
+
+def cancelled(port: int, pid: int) -> None:
+    """A validate whose client disconnects: CPU-s per s before, CPU-s in the 3 s after."""
+    import socket
+
+    t0 = cpu(pid)
+    s = socket.create_connection((HOST, port), source_address=(address(0, 74), 0))
+    s.sendall(post("/v1/validate", {"where": "sma(sma(Close, 300), 300) > 0",
+                                    "horizons": [5]}))
+    while cpu(pid) - t0 < 3.0:
+        time.sleep(0.1)
+    before = cpu(pid)
+    time.sleep(2.0)
+    rate = (cpu(pid) - before) / 2.0
+    s.close()
+    start = cpu(pid)
+    time.sleep(3.0)
+    print(json.dumps({"validate_disconnected": {
+        "cpu_s_per_s_before": round(rate, 2),
+        "cpu_s_in_3s_after": round(cpu(pid) - start, 2)}}))
 
 
 if __name__ == "__main__":
