@@ -176,7 +176,11 @@ def packed_series(panel: Panel, names: Iterable[str], width: int,
                 out[name][rows] = values
             else:
                 out[name] = values
-    return {name: _left_pad(out[name], width) for name in [*bars, *outputs]}
+    padded = {}
+    for name in [*bars, *outputs]:
+        cancel.check()
+        padded[name] = _left_pad(out[name], width)
+    return padded
 
 
 def _left_pad(a: Array2D, width: int) -> Array2D:
