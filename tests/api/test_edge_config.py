@@ -25,7 +25,8 @@ def test_rendered_config_is_valid_haproxy_and_says_what_settings_say(tmp_path):
                  event_streams="40")
     text = edge.render(cfg, tmp_path)
     for line in ("use_backend technic_events if { path /v1/events }",
-                 f"server app 127.0.0.1:8001 maxconn {40 + edge.EVENTS_MARGIN}","bind 0.0.0.0:8000", "timeout http-request 2500ms", "sc0_conn_cur gt 7",
+                 f"server app 127.0.0.1:8001 maxconn {40 + edge.EVENTS_MARGIN}",
+                 "bind 0.0.0.0:8000", "timeout http-request 2500ms", "sc0_conn_cur gt 7",
                  "sc1_trackers(technic_inflight) gt 3", "server app 127.0.0.1:8001 maxconn 128",
                  "option http-buffer-request", "tune.sndbuf.client 262144",
                  "http-request set-header X-Forwarded-For %[src]"):
