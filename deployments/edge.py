@@ -34,7 +34,9 @@ of the rendered config does, in request order:
                TECHNIC_EDGE_QUEUE_TIMEOUT_S, then 503); /healthz and /readyz have
                TECHNIC_EDGE_HEALTH_MAXCONN slots of their own, so a flood never fails health
                checks; `timeout server` bounds a request (in-process) or sits above Serve's
-               request_timeout_s
+               request_timeout_s. `/v1/events` (long-lived streams) has slots of its own too,
+               TECHNIC_EVENT_STREAMS plus a margin (the app answers 429/503 past its caps),
+               so open streams never take the slots scans need
   response     a client that reads nothing for TECHNIC_EDGE_CLIENT_TIMEOUT_S is cut off, which
                frees its backend slot: what non-reading clients pin is at most backend maxconn
                responses, never one per client. Each client socket's kernel send buffer is
@@ -76,6 +78,7 @@ HEADERS_ROOM = 16 << 10  # request line + headers allowed next to a whole body i
 MAXREWRITE = 1024
 MAX_BUFSIZE = 1 << 20
 STICK_ENTRIES = 200_000  # client addresses tracked (LRU beyond it); ~100 B each when used
+EVENTS_MARGIN = 16      # edge slots for /v1/events beyond the app's cap: past it the app says why
 SERVE_CONTROL_HEADERS = (r"^(x[-_]request[-_]timeout[-_]seconds|x[-_]request[-_]disconnect"
                          r"[-_]disabled|x[-_]session[-_]id|serve[-_]multiplexed[-_]model[-_]id)$")
 SAFE_REQUEST_ID = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -148,6 +151,7 @@ class EdgeConfig:
     queue_timeout_s: float = 10.0
     backend_maxconn: int = 128
     health_maxconn: int = 8
+    events_maxconn: int = 256 + EVENTS_MARGIN
     client_sndbuf: int = 256 << 10
     max_body_bytes: int = 64 * 1024
     trusted_proxies: tuple[str, ...] = ()
@@ -173,6 +177,7 @@ class EdgeConfig:
                    queue_timeout_s=settings.edge_queue_timeout_s,
                    backend_maxconn=settings.edge_backend_maxconn,
                    health_maxconn=settings.edge_health_maxconn,
+                   events_maxconn=settings.event_streams + EVENTS_MARGIN,
                    client_sndbuf=settings.edge_client_sndbuf,
                    max_body_bytes=settings.max_body_bytes,
                    trusted_proxies=settings.trusted_networks())
@@ -279,6 +284,7 @@ def render(cfg: EdgeConfig, runtime: Path) -> str:
         "    http-request del-header x-request-id if { req.fhdr_cnt(x-request-id) gt 1 } || "
         f"!{{ req.fhdr(x-request-id) -m reg {SAFE_REQUEST_ID} }}",
         "    use_backend technic_health if { path /healthz /readyz }",
+        "    use_backend technic_events if { path /v1/events }",
         "    default_backend technic_app",
         "",
         "backend technic_inflight",
@@ -291,6 +297,10 @@ def render(cfg: EdgeConfig, runtime: Path) -> str:
         "backend technic_health",
         f"    server app {_bind(cfg.backend_host, cfg.backend_port)} "
         f"maxconn {cfg.health_maxconn}",
+        "",
+        "backend technic_events",
+        f"    server app {_bind(cfg.backend_host, cfg.backend_port)} "
+        f"maxconn {cfg.events_maxconn}",
         "",
     ]
     return "\n".join(lines)

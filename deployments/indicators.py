@@ -16,6 +16,7 @@ thread pool, and numba/numpy do the work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -23,7 +24,9 @@ from typing import Any
 
 from ray import serve
 
+from deployments.api.work import release_memory
 from deployments.storeio import store_read
+from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators
@@ -68,12 +71,22 @@ class Indicators:
         return store_read("loading the scan window",
                           lambda: evaluate_chunk(self.reader, symbols, spec, data_version))
 
-    def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                 budget: Budget | None = None) -> ValidationReport:
+    async def validate(self, cfg: ScanConfig, options: ValidateOptions,
+                       budget: Budget | None = None) -> ValidationReport:
         """A screen replayed over this replica's store (`technic_v4.validate.validate`),
-        within the ingress's cost `budget`."""
-        return store_read("replaying the screen over the store",
-                          lambda: validate(cfg, self.reader, options, budget=budget))
+        within the ingress's cost `budget`, in a thread; when Serve cancels the call (the
+        ingress's client left), the replay's token is set and it stops between sessions
+        (technic_v4/cancel.py)."""
+        token = CancelToken()
+        try:
+            return await asyncio.to_thread(store_read, "replaying the screen over the store",
+                                           lambda: validate(cfg, self.reader, options,
+                                                            budget=budget, cancel_token=token))
+        except asyncio.CancelledError:
+            token.cancel("the request was cancelled")
+            raise
+        finally:
+            await asyncio.to_thread(release_memory)  # the replay's arrays, back to the system
 
     def history(self, symbol: str, days: int) -> dict[str, Any]:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""

@@ -27,7 +27,9 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.api.backend import ScanBackend
 from deployments.api.main import create_app
+from deployments.api.work import wait_cancellable
 from technic_v4.alpha.inference import Forecast
+from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
 from technic_v4.scan import Block, ScanConfig, WindowSpec
 from technic_v4.scan.run import Features, Report
@@ -129,17 +131,20 @@ class ServeBackend(ScanBackend):
         return out
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None) -> ValidationReport:
-        """On an Indicators replica: it holds the store's history (the chart window)."""
+                        report: Report | None = None, cancel_token: CancelToken | None = None
+                        ) -> ValidationReport:
+        """On an Indicators replica: it holds the store's history (the chart window). A
+        cancelled token cancels the remote call, which sets the replica's own token."""
         if report is not None:
             report("replay", 0, 1)
-        out = await self.indicators.validate.remote(cfg, options, self.budget)
+        call = self.indicators.validate.remote(cfg, options, self.budget)
+        out = await wait_cancellable(call, call.cancel, cancel_token)
         if report is not None:
             report("replay", 1, 1)
         return out
 
 
-@serve.deployment(max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.25})
+@serve.deployment(max_ongoing_requests=372, ray_actor_options={"num_cpus": 0.25})
 @serve.ingress()
 class Ingress:
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,

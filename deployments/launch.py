@@ -21,8 +21,9 @@ What it does, in order:
      in flight drain), then Serve and Ray.
 HAProxy's `timeout server` is the config's request_timeout_s + 10 s, so Serve's own 408 comes
 first; without request_timeout_s the edge answers 504 after TECHNIC_REQUEST_TIMEOUT_S. The
-edge sends Serve at most the Ingress's max_ongoing_requests less the health slots and 4
-(`fit_to_ingress`: 88 with serve_config.yaml's 100), so health checks never queue in Serve.
+edge sends Serve at most the Ingress's max_ongoing_requests less the health slots, the event
+streams' slots and 4 (`fit_to_ingress`: 88 with serve_config.yaml's 372 and the default 256 + 16
+stream slots), so health checks never queue in Serve and open streams never take a scan's.
 """
 
 import argparse
@@ -58,18 +59,21 @@ def _config_with(config: Path | dict[str, Any], host: str, port: int) -> Path:
 
 def fit_to_ingress(cfg: "EdgeConfig", config: dict[str, Any]) -> "EdgeConfig":
     """`cfg` with at most the Ingress's max_ongoing_requests (less a margin) requests sent to
-    Serve at once, health checks included: more would wait in Serve's router, where a health
-    check queues behind them; at the edge, health checks have their own slots."""
+    Serve at once, health checks and event streams included: more would wait in Serve's
+    router, where a health check queues behind them; at the edge, health checks and event
+    streams have their own slots."""
     from dataclasses import replace
 
     for app in config.get("applications", []):
         for dep in app.get("deployments", []):
             if dep.get("name") == "Ingress" and dep.get("max_ongoing_requests"):
-                room = int(dep["max_ongoing_requests"]) - cfg.health_maxconn - 4
+                room = (int(dep["max_ongoing_requests"]) - cfg.health_maxconn
+                        - cfg.events_maxconn - 4)
                 if cfg.backend_maxconn > room >= 1:
                     log.info("technic edge: %d requests at Serve at once (the Ingress's "
-                             "max_ongoing_requests %s, less %d health slots and 4)", room,
-                             dep["max_ongoing_requests"], cfg.health_maxconn)
+                             "max_ongoing_requests %s, less %d health slots, %d event stream "
+                             "slots and 4)", room, dep["max_ongoing_requests"],
+                             cfg.health_maxconn, cfg.events_maxconn)
                     return replace(cfg, backend_maxconn=room)
     return cfg
 

@@ -30,6 +30,10 @@ later.
 | TECHNIC_WATCH_MAX_ATTEMPTS | 15 | attempts before a delivery is dead-lettered |
 | TECHNIC_WATCH_MAX_AGE_S | 259200 | age (3 days) after which it is dead-lettered |
 | TECHNIC_WATCH_POLL_S | 5 | how often a watcher looks for a new data version |
+| TECHNIC_HEAVY_SLOTS | 3 | heavy requests (where/rank, validate, explain) at once (503 over) |
+| TECHNIC_HEAVY_PER_CLIENT | 2 | of which per API key (open API: per address) (429 over) |
+| TECHNIC_EVENT_STREAMS | 256 | open `/v1/events` streams, on slots apart from the API's (503) |
+| TECHNIC_EVENT_STREAMS_PER_ADDR | 8 | of which per client address (429 over) |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
@@ -116,6 +120,11 @@ class Settings(BaseSettings):
     watch_max_events: int = Field(500, ge=1, le=1_000_000)
     watch_retention_days: float = Field(30.0, gt=0)
     watch_prune_every_s: float = Field(3600.0, gt=0)
+    # heavy requests and event streams (deployments/api/work.py, routers/watches.py)
+    heavy_slots: int = Field(3, ge=1)
+    heavy_per_client: int = Field(2, ge=1)
+    event_streams: int = Field(256, ge=1)
+    event_streams_per_addr: int = Field(8, ge=1)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +39,7 @@ from deployments.api.errors import NotReadyError
 from deployments.storeio import store_read
 from technic_v4.alpha import registry
 from technic_v4.alpha.inference import Forecast, ModelSet
+from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.formats import RowFragments
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
@@ -58,6 +60,7 @@ from technic_v4.watch.service import WatchService
 from technic_v4.watch.store import SqliteWatchStore
 
 READY_TIMEOUT_S = 120.0
+SWITCH_INTERVAL_S = 0.001  # the GIL hand-over time when heavy work runs in threads here
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
 FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
 FORECASTS = 8  # forecasts kept, by models version and features (ScanBackend._forecast)
@@ -132,6 +135,11 @@ class ScanBackend:
         self.reader = reader
         self.budget = budget or Budget()  # what a request's where / rank may cost
         self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
+        # Expressions (and in-process, validations) run in threads of this process, next to
+        # the event loop. Each time the loop blocks on I/O it gives up the GIL and then waits
+        # for a worker to hand it back, by default after up to 5 ms, so a health check that
+        # takes the GIL ~20 times waited 0.5-1.5 s behind three validates; 1 ms: < 0.35 s.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.models_dir = (Path(models_dir).expanduser().resolve() if models_dir
                            else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
@@ -170,7 +178,8 @@ class ScanBackend:
         raise NotImplementedError
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None) -> ValidationReport:
+                        report: Report | None = None, cancel_token: CancelToken | None = None
+                        ) -> ValidationReport:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
@@ -194,12 +203,14 @@ class ScanBackend:
         return self._models_version[1] if self._models_version else None
 
     async def validate(self, cfg: ScanConfig, options: ValidateOptions,
-                       report: Report | None = None, *, scope: Scope = OPEN
-                       ) -> ValidationReport:
+                       report: Report | None = None, *, scope: Scope = OPEN,
+                       cancel_token: CancelToken | None = None) -> ValidationReport:
         """The screen replayed over history (technic_v4/validate), where the prices are; a
-        screen name is resolved here, once, and its ref named in the report."""
+        screen name is resolved here (in `scope`'s namespace), once, and its ref named in the
+        report. Cancelled once `cancel_token` is set (technic_v4/cancel.py)."""
         resolved, ref = await self.check(cfg, scope)
-        result = await self._validate(replace(resolved, screen=None), options, report)
+        result = await self._validate(replace(resolved, screen=None), options, report,
+                                      cancel_token)
         result.report["saved_screen"] = ref
         return result
 
@@ -221,15 +232,16 @@ class ScanBackend:
         check_cost(cfg, self.snapshot(), self.budget)
 
     async def scan(self, cfg: ScanConfig, report: Report | None = None, *,
-                   fresh: bool = False, scope: Scope = OPEN) -> tuple[pd.DataFrame, ScanStatus]:
+                   fresh: bool = False, scope: Scope = OPEN,
+                   cancel_token: CancelToken | None = None) -> tuple[pd.DataFrame, ScanStatus]:
         """The engine's scan; `fresh` evaluates every chunk again instead of screening this
         data version's kept evaluation (the stream, whose point is the progress); a screen
-        name resolves in `scope`'s own namespace."""
+        name resolves in `scope`'s own namespace. Cancelled once `cancel_token` is set."""
         frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
                                       screens=self.screens.scoped(scope.own()),
-                                      budget=self.budget)
+                                      budget=self.budget, cancel_token=cancel_token)
         version = status.alpha.get("models_version")
         if isinstance(version, str) and version != self._known_models_version():
             # a newer set learned from the holder; the same one again must not extend the TTL
@@ -393,8 +405,10 @@ class InProcessBackend(ScanBackend):
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None) -> ValidationReport:
+                        report: Report | None = None, cancel_token: CancelToken | None = None
+                        ) -> ValidationReport:
         await self._wait_ready()
         return await asyncio.to_thread(store_read, "replaying the screen over the store",
                                        lambda: validate(cfg, self.reader, options, report,
-                                                        budget=self.budget))
+                                                        budget=self.budget,
+                                                        cancel_token=cancel_token))

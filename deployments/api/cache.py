@@ -35,6 +35,7 @@ import orjson
 
 from deployments import metrics
 from deployments.api.redis_store import RedisStore
+from technic_v4.cancel import Cancelled
 from technic_v4.settings import Settings
 
 MAGIC = b"TRC1"
@@ -138,7 +139,10 @@ class ResultCache:
             if pending is not None:
                 self.shared += 1
                 self._observe("shared")
-                return await asyncio.shield(pending), "shared"
+                try:
+                    return await asyncio.shield(pending), "shared"
+                except Cancelled:  # the computing request's client left: compute for this one
+                    pass
         future: asyncio.Future[CachedBody] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:

@@ -98,6 +98,8 @@ async def require_api_key(
                     f"too many failed X-API-Key attempts from your address (limit "
                     f"{failures.capacity} per {failures.period_s:g} s); retry after {after} s"))
         ident = digest = keyring.match(x_api_key)
+        if digest is not None:  # who heavy requests count against (work.py): the key
+            request.state.client = "key:" + digest.hex()[:16]
         if digest is None:
             if failures is not None and x_api_key:  # a guess (no key at all guesses nothing)
                 failures.take(address)

@@ -8,6 +8,7 @@
   AmbiguousNameError (an admin naming what several keys have; tenancy.py)        409
   NotReadyError                       503 + Retry-After (data or models still loading)
   StaleDataError                      503 + Retry-After (store or models changed mid-scan twice)
+  Cancelled (technic_v4/cancel.py)    504: the client left or the request's time ran out
   StoreError                          503 + Retry-After (store missing or unreadable), the reason
                                       (saved screens' database: "saved screens unavailable";
                                       watches': "watches unavailable")
@@ -27,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from technic_v4.cancel import Cancelled
 from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import (
     ConfigError,
@@ -119,6 +121,8 @@ def answer(exc: BaseException, where: str = "") -> tuple[int, Any, dict[str, str
         return 503, {"detail": f"saved screens unavailable: {exc}"}, {"Retry-After": "5"}
     if isinstance(exc, WatchDatabaseError):
         return 503, {"detail": f"watches unavailable: {exc}"}, {"Retry-After": "5"}
+    if isinstance(exc, Cancelled):
+        return 504, {"detail": f"the request was cancelled: {exc.reason}"}, {}
     if isinstance(exc, StoreError):
         return 503, {"detail": f"the price store cannot be read: {exc}"}, {"Retry-After": "5"}
     error_id = uuid.uuid4().hex[:12]
@@ -138,5 +142,6 @@ def install(app: FastAPI) -> None:
         status, body, headers = answer(exc, f"{request.method} {request.url.path}")
         return JSONResponse(body, status_code=status, headers=headers)
 
-    for kind in (ConfigError, UnknownSymbolError, NotReadyError, StaleDataError, StoreError):
+    for kind in (ConfigError, UnknownSymbolError, NotReadyError, StaleDataError, StoreError,
+                 Cancelled):
         app.add_exception_handler(kind, _any)  # ahead of Starlette's generic 500 path

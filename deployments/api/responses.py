@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.api import errors
 from deployments.api.errors import FORMATS, InputError
+from deployments.api.work import Admitted
+from technic_v4.cancel import CancelToken
 
 HEADER_SAFE = "".join(c for c in string.printable if c.isprintable() and c != "%")
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -116,15 +118,17 @@ class MetaHeaders:
 
 
 Progress = Callable[[str, int, int], None]
+_RUNNING: set[asyncio.Task[None]] = set()
 
 
-def progress_stream(run: Callable[[Progress], Awaitable[bytes]], where: str
-                    ) -> AsyncIterator[bytes]:
+def progress_stream(run: Callable[[Progress, CancelToken], Awaitable[bytes]], where: str,
+                    job: Admitted | None = None) -> AsyncIterator[bytes]:
     """The NDJSON lines of a streamed route (`/v1/scan/stream`, `/v1/validate/stream`):
     {event: progress, ...} for each report `run` makes (from the event loop or a worker
     thread), then {event: result, ...} from the JSON object `run` returns, or {event: error,
     status, detail[, retry_after]} as the same route's plain answer would say it. A client
-    that leaves cancels the work."""
+    that leaves sets the cancel token `run` gets (the `job`'s, a heavy request's slot, freed
+    when `run` has stopped; work.py)."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
     t0 = time.perf_counter()
@@ -137,9 +141,11 @@ def progress_stream(run: Callable[[Progress], Awaitable[bytes]], where: str
         else:  # in order with the loop's own puts: the thread's end is signalled after these
             loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
 
+    token = job.token if job is not None else CancelToken()
+
     async def produce() -> None:
         try:
-            body = await run(report)
+            body = await run(report, token)
             queue.put_nowait(b'{"event":"result",' + body[1:] + b"\n")
         except Exception as exc:  # the route's error answer, as a line (errors.answer)
             code, detail, headers = errors.answer(exc, where)
@@ -149,15 +155,19 @@ def progress_stream(run: Callable[[Progress], Awaitable[bytes]], where: str
             queue.put_nowait(orjson.dumps(event) + b"\n")
         finally:
             queue.put_nowait(None)
+            if job is not None:
+                job.done()
 
     task = asyncio.create_task(produce())
+    _RUNNING.add(task)  # the loop keeps only a weak reference; the work may outlive the stream
+    task.add_done_callback(_RUNNING.discard)
 
     async def lines() -> AsyncIterator[bytes]:
         try:
             while (line := await queue.get()) is not None:
                 yield line
         finally:
-            if not task.done():
-                task.cancel()
+            if not task.done():  # the client left: the engine stops at its next check
+                token.cancel("the client disconnected")
 
     return lines()

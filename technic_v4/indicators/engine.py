@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 from numba import njit, prange
 
+from technic_v4 import cancel
 from technic_v4.data.panel import FIELDS, Array1D, Array2D, BoolArray, IntArray, Panel
 from technic_v4.indicators.kernels import first_bar
 from technic_v4.indicators.registry import DEFAULT_OUTPUTS, EXTRA_INPUTS, IndicatorSpec, resolve
@@ -175,7 +176,11 @@ def packed_series(panel: Panel, names: Iterable[str], width: int,
                 out[name][rows] = values
             else:
                 out[name] = values
-    return {name: _left_pad(out[name], width) for name in [*bars, *outputs]}
+    padded = {}
+    for name in [*bars, *outputs]:
+        cancel.check()
+        padded[name] = _left_pad(out[name], width)
+    return padded
 
 
 def _left_pad(a: Array2D, width: int) -> Array2D:
@@ -217,6 +222,7 @@ def _run(
     descheduled thread when other processes compete for the cores (10x slower measured)."""
     outs: dict[str, Array2D] = {}
     for spec in specs:
+        cancel.check()  # between indicators: a cancelled request stops here (cancel.py)
         res = spec.run(arrays, width if isinstance(width, int) else width[spec.name])
         for k, name in enumerate(spec.outputs):
             if name in wanted:

@@ -21,12 +21,14 @@ The ordering, the checks and the expression evaluation are the scan's own functi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from technic_v4 import cancel
 from technic_v4.alpha.inference import (
     MODEL_FEATURES,
     Forecast,
@@ -94,14 +96,25 @@ class Selection:
 
 async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Evaluate,
                        predict: Predict, *, chunk_size: int | None = None,
-                       evaluations: Evaluations | None = None, budget: Budget | None = None
+                       evaluations: Evaluations | None = None, budget: Budget | None = None,
+                       cancel_token: cancel.CancelToken | None = None
                        ) -> tuple[list[Selection], dict[str, pd.DataFrame]]:
     """Each config's Selection at the newest session (or each config's as_of_date, which must
     then be the same for all), and {symbol: row} frames per group for rows no config kept
     (what a watch shows for a symbol that left). Module docstring. What configs share is
     computed once: plans by their selection fields, check masks by the check fields, the
     forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns).
-    `budget`: what each config's expressions may cost (plan.check_against)."""
+    `budget`: what each config's expressions may cost (plan.check_against); `cancel_token`:
+    checked between groups, configs and expression nodes (cancel.py)."""
+    with cancel.active(cancel_token):
+        return await _execute_many(cfgs, snap, evaluate, predict, chunk_size, evaluations,
+                                   budget)
+
+
+async def _execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Evaluate,
+                        predict: Predict, chunk_size: int | None,
+                        evaluations: Evaluations | None, budget: Budget | None
+                        ) -> tuple[list[Selection], dict[str, pd.DataFrame]]:
     for cfg in cfgs:
         cfg.validate()
     planned: dict[tuple, ScanPlan] = {}
@@ -162,12 +175,15 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
                         str(as_of.date()), block.data_version)
         judged: dict[bytes, tuple[Forecast, dict[str, np.ndarray]]] = {}  # by the rows judged
         for k in members:
+            cancel.check()
             valid, alive = mine[k]
             rows_key = np.packbits(alive).tobytes()
             if rows_key not in judged:
                 judged[rows_key] = _judge(alive, alpha, forecast)
             verdict, own = judged[rows_key]
-            out[k] = _select(cfgs[k], shared, valid, alive, own, verdict)
+            # off the event loop (a where can cost seconds); the thread sees the token
+            out[k] = await asyncio.to_thread(_select, cfgs[k], shared, valid, alive, own,
+                                             verdict)
     return [s for s in out if s is not None], frames
 
 

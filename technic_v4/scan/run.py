@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from technic_v4 import cancel
 from technic_v4.alpha.inference import (
     HORIZONS,
     MODEL_FEATURES,
@@ -119,11 +120,24 @@ class Evaluations:
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
                   predict: Predict, *, chunk_size: int | None = None,
                   report: Report | None = None, evaluations: Evaluations | None = None,
-                  screens: ScreenStore | None = None, budget: Budget | None = None
+                  screens: ScreenStore | None = None, budget: Budget | None = None,
+                  cancel_token: cancel.CancelToken | None = None
                   ) -> tuple[pd.DataFrame, ScanStatus]:
     """The scan of the module docstring; StaleDataError when the data changed twice.
     `screens`: where `cfg.screen` is looked up (None: the presets only); `budget`: what the
-    expressions may cost (default Budget(); checked in step 1, before any price is read)."""
+    expressions may cost (default Budget(); checked in step 1, before any price is read).
+    `cancel_token`: checked between stages, chunks and expression nodes
+    (technic_v4/cancel.py); Cancelled once it is set."""
+    with cancel.active(cancel_token):
+        return await _execute_checked(cfg, snapshot, evaluate, predict, chunk_size, report,
+                                      evaluations, screens, budget)
+
+
+async def _execute_checked(cfg: ScanConfig, snapshot: Callable[[], Snapshot],
+                           evaluate: Evaluate, predict: Predict, chunk_size: int | None,
+                           report: Report | None, evaluations: Evaluations | None,
+                           screens: ScreenStore | None, budget: Budget | None
+                           ) -> tuple[pd.DataFrame, ScanStatus]:
     ref = None
     if cfg.screen is not None:
         from technic_v4.screens.saved import resolve_screen
@@ -155,6 +169,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     report("load", 1, 1)
 
     block = await _evaluate(plan, spec, snap, evaluate, chunk_size, report, evaluations)
+    cancel.check()
     timer.lap("indicators")
     valid, alive, rejections = screen(cfg, block.frame, plan.as_of)
     timer.lap("score")
@@ -166,6 +181,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     forecast = distinguishing(matching(await predict(
         {name: kept[name].to_numpy(dtype=float) for name in MODEL_FEATURES}),
         snap.source, snapshot_calendar(snap)))
+    cancel.check()
     timer.lap("alpha")
     report("alpha", len(rows), len(rows))
 
@@ -177,7 +193,8 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
         alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
                  for h in forecast.values}
         env = BlockEnv(block.frame, block.series, valid, alpha)
-        hit = exprs.where.evaluate(env, 1)[:, -1]
+        # off the event loop (a where can cost seconds); the thread sees the cancel token
+        hit = (await asyncio.to_thread(exprs.where.evaluate, env, 1))[:, -1]
         keep = hit[rows]
         detail = "not " + exprs.where.text[:120]
         reject_rows(block.frame["Symbol"].to_numpy(dtype=object), alive, ~hit, "where",
@@ -194,7 +211,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     if exprs.rank is not None:  # among the rows kept
         series = {k: v[rows] for k, v in block.series.items()}
         env = BlockEnv(kept, series, np.ones(len(kept), dtype=bool))
-        kept[RANK_COLUMN] = exprs.rank.evaluate(env, 1)[:, -1]
+        kept[RANK_COLUMN] = (await asyncio.to_thread(exprs.rank.evaluate, env, 1))[:, -1]
     frame, status = finish_scan(cfg, plan, block, kept, rejections, forecast.state)
     timer.lap("rank")
     status.timings_ms = timer.done()
@@ -223,6 +240,7 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
 
     async def one(chunk: list[str]) -> Block:
         nonlocal done
+        cancel.check()
         block = await evaluate(chunk, spec, snap.data_version)
         done += len(chunk)
         report("indicators", done, total)

@@ -15,11 +15,13 @@ from typing import Literal
 
 import numpy as np
 
+from technic_v4 import cancel
 from technic_v4.screens import kernels
 from technic_v4.screens.nodes import ATOM, Combine, Context, Kind, Node, finite, merge
 
 MAX_WINDOW = 1_260  # five years of daily bars; also the largest lag
 EMA_ALLOWANCE = 3  # ema(x, n) runs over n seed bars + 3n steps: the seed weighs (1-k)^3n ~ e^-6
+BLOCK_STEPS = 20_000_000  # inner steps of a rolling kernel between cancellation checks (~20 ms)
 
 Family = Literal["elementwise", "rolling", "cross"]
 ParamKind = Literal["number", "window"]
@@ -59,22 +61,41 @@ def _change(arrays: Sequence[np.ndarray], ints: Sequence[int], width: int) -> np
         return finite(x[:, n:] / x[:, :width] - 1.0)
 
 
+def by_rows(kernel: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], window: int,
+            *args: object) -> np.ndarray:
+    """`kernel(*arrays, *args)` over blocks of rows of about BLOCK_STEPS inner steps
+    (columns x window), checking for cancellation between blocks: a rolling window over
+    thousands of bars can take seconds, and a cancelled request must stop within one. The
+    kernels release the GIL, so the event loop keeps running meanwhile. Rows are
+    independent in every rolling kernel: the blocks give the same values as one call."""
+    arrays = _contig(arrays)
+    rows = arrays[0].shape[0]
+    step = max(1, BLOCK_STEPS // max(1, arrays[0].shape[1] * window))
+    if step >= rows:
+        return kernel(*arrays, *args)
+    parts = []
+    for lo in range(0, rows, step):
+        cancel.check()
+        parts.append(kernel(*(a[lo:lo + step] for a in arrays), *args))
+    return np.concatenate(parts)
+
+
 def _rolling(kernel: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     def run(arrays: Sequence[np.ndarray], ints: Sequence[int], width: int) -> np.ndarray:
-        return finite(kernel(*_contig(arrays), ints[0]))
+        return finite(by_rows(kernel, arrays, ints[0], ints[0]))
 
     return run
 
 
 def _ema(arrays: Sequence[np.ndarray], ints: Sequence[int], width: int) -> np.ndarray:
     n = ints[0]
-    return finite(kernels.window_ema(*_contig(arrays), n, (EMA_ALLOWANCE + 1) * n))
+    steps = (EMA_ALLOWANCE + 1) * n
+    return finite(by_rows(kernels.window_ema, arrays, steps, n, steps))
 
 
 def _crosses(above: bool) -> Callable[..., np.ndarray]:
     def run(arrays: Sequence[np.ndarray], ints: Sequence[int], width: int) -> np.ndarray:
-        a, b = _contig(arrays)
-        return kernels.crosses(a, b, ints[0], above)
+        return by_rows(kernels.crosses, arrays, ints[0], ints[0], above)
 
     return run
 

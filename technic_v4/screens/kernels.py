@@ -21,7 +21,7 @@ from numba import njit
 
 from technic_v4 import cross_section
 
-_JIT = {"cache": True, "error_model": "numpy"}
+_JIT = {"cache": True, "error_model": "numpy", "nogil": True}  # other threads run meanwhile
 
 
 @njit(**_JIT)

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from technic_v4 import cancel
+
 Kind = Literal["number", "bool", "text"]
 Axis = Literal["D", "W"] | None
 # Precedence for rendering (higher binds tighter): or, and, not, comparisons, + -, * /, unary -,
@@ -58,6 +60,7 @@ class Node:
         memo_key = (self.key, width)
         out = ctx.memo.get(memo_key)
         if out is None:
+            cancel.check()  # between nodes: a cancelled request stops here (cancel.py)
             out = ctx.memo[memo_key] = self._eval(ctx, width)
         return out
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from technic_v4 import cross_section, scoring
+from technic_v4 import cancel, cross_section, scoring
 from technic_v4.data.panel import Panel
 from technic_v4.data.weekly import week_starts, weekly_panel
 from technic_v4.indicators.engine import packed_series
@@ -112,12 +112,15 @@ class History:
             got = packed_series(source, sorted(wanted), source.n_sessions, extra)
             packed = {n: got[BARS.get(n, n)] for n in names if n not in ("TechRating",)}
             if "TechRating" in names:
+                cancel.check()  # each step below is seconds over a long history
                 inputs = {k: got[BARS.get(k, k)] for k in scoring.SCORING_INPUTS}
                 rating, subs = scoring.tech_rating(inputs, scoring_cfg)
                 has = np.isfinite(got["close"])
                 packed["TechRating"] = np.where(has, rating, np.nan)
+                cancel.check()
                 signal = scoring.signal(rating, subs, scoring_cfg)
                 packed["Signal"] = np.where(has, signal, np.array(None, dtype=object))
+            cancel.check()
             has = np.isfinite(source.close)
             pos = np.cumsum(has, axis=1) - 1
             if sessions_pos is not None:  # weekly bars in effect at each daily session

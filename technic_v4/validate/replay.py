@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from technic_v4 import cancel
 from technic_v4.data.panel import Panel
 from technic_v4.data.reader import with_listing_dates
 from technic_v4.errors import ConfigError
@@ -103,7 +104,9 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full
     spec = WindowSpec.of(cfg)
     report("indicators", 0, 1)
+    cancel.check()
     history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
+    cancel.check()
     report("indicators", 1, 1)
 
     gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
@@ -127,6 +130,7 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     else:
         passing = alive.copy()
         for k, t in enumerate(columns):
+            cancel.check()  # between sessions (technic_v4/cancel.py)
             day = {name: v[:, k] for name, v in values.items()}
             if exprs.where is not None:
                 passing[:, k] &= exprs.where.evaluate(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from technic_v4 import __version__
+from technic_v4 import __version__, cancel
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig
 from technic_v4.screens.cost import Budget
@@ -142,13 +142,21 @@ def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
 
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
-             progress: Progress | None = None, *,
-             screens: ScreenStore | None = None, budget: Budget | None = None
+             progress: Progress | None = None, *, screens: ScreenStore | None = None,
+             budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None
              ) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
     screens of the reader's data dir, as run_scan); `budget`: what the expressions may cost
-    over every replayed session (replay)."""
+    over every replayed session (replay). `cancel_token`: checked between sessions,
+    expression nodes and horizons (technic_v4/cancel.py); Cancelled once set."""
+    with cancel.active(cancel_token):
+        return _validate(cfg, reader, options, progress, screens, budget)
+
+
+def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
+              progress: Progress | None, screens: ScreenStore | None,
+              budget: Budget | None) -> ValidationReport:
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -173,6 +181,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
     in_universe = rep.passing & rep.valid
     computed: dict[int, Forward] = {}
     for h in opts.horizons:
+        cancel.check()
         fwd = computed[h] = forwards.horizon(h)
         mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
         ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
@@ -191,6 +200,7 @@ def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = Non
             "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
+    cancel.check()
     step = computed.get(opts.every) or forwards.horizon(opts.every)
     taken = rep.columns + opts.every <= panel.n_sessions - 1  # the step ends inside the data
     days = float((rep.sessions[-1] - rep.sessions[0]).days)

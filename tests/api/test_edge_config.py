@@ -21,9 +21,12 @@ def config(**env: str) -> edge.EdgeConfig:
 
 def test_rendered_config_is_valid_haproxy_and_says_what_settings_say(tmp_path):
     cfg = config(edge_conns_per_addr="7", edge_inflight_per_addr="3",
-                 edge_request_timeout_s="2.5", trusted_proxies="10.0.0.0/8, 192.0.2.7")
+                 edge_request_timeout_s="2.5", trusted_proxies="10.0.0.0/8, 192.0.2.7",
+                 event_streams="40")
     text = edge.render(cfg, tmp_path)
-    for line in ("bind 0.0.0.0:8000", "timeout http-request 2500ms", "sc0_conn_cur gt 7",
+    for line in ("use_backend technic_events if { path /v1/events }",
+                 f"server app 127.0.0.1:8001 maxconn {40 + edge.EVENTS_MARGIN}",
+                 "bind 0.0.0.0:8000", "timeout http-request 2500ms", "sc0_conn_cur gt 7",
                  "sc1_trackers(technic_inflight) gt 3", "server app 127.0.0.1:8001 maxconn 128",
                  "option http-buffer-request", "tune.sndbuf.client 262144",
                  "http-request set-header X-Forwarded-For %[src]"):
@@ -67,6 +70,8 @@ def test_no_binary_is_an_error_saying_how_to_get_one(monkeypatch, tmp_path):
 def test_serve_gets_no_more_requests_than_the_ingress_takes():
     cfg = config()
     serve_config = {"applications": [{"deployments": [
-        {"name": "Ingress", "max_ongoing_requests": 100}]}]}
-    assert fit_to_ingress(cfg, serve_config).backend_maxconn == 100 - cfg.health_maxconn - 4
+        {"name": "Ingress", "max_ongoing_requests": 372}]}]}
+    # health checks and event streams have slots of their own at the edge and at Serve
+    assert fit_to_ingress(cfg, serve_config).backend_maxconn == \
+        372 - cfg.health_maxconn - cfg.events_maxconn - 4
     assert fit_to_ingress(cfg, {"applications": []}).backend_maxconn == cfg.backend_maxconn

@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from deployments.api.dependencies import APIKey, Backend
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody, header_value, meta_headers
 from deployments.api.schemas import SYMBOL_REGEX, ExplainResponse, ValidationErrorResponse
+from deployments.api.work import heavy
 from technic_v4.data.universe import InvalidSymbolError, validate_symbol
 from technic_v4.errors import ConfigError
 
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/v1", tags=["symbols"], dependencies=[APIKey])
           "description": "Malformed symbol, or as_of_date not a date or before the store"}})
 async def explain_symbol(
     backend: Backend,
+    request: Request,
     symbol: str = Path(description="Ticker, e.g. AAPL or BRK.B (case-insensitive).",
                        pattern=SYMBOL_REGEX),
     as_of_date: Annotated[date | None, Query(description=(
@@ -43,7 +45,9 @@ async def explain_symbol(
     except InvalidSymbolError as exc:
         raise InputError("symbol", str(exc), location="path") from exc
     try:
-        data = await backend.explain(symbol, None if as_of_date is None else str(as_of_date))
+        async with heavy(request):  # a heavy request's slot (work.py)
+            data = await backend.explain(symbol,
+                                         None if as_of_date is None else str(as_of_date))
     except InputError:
         raise
     except ConfigError as exc:

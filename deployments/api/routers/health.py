@@ -13,7 +13,9 @@
           (keys.py, redis_limiter.py); also never a reason to be unready.
 /v1/stats: result-cache counters (backend, hits, misses, errors, hit_rate), the rate limiter
           (mode, limit, rejected, fallbacks), the failed-key limiter (`auth_failures`: limit,
-          rejected, addresses tracked) and the alpha model's batch counters (needs the key).
+          rejected, addresses tracked), the heavy-request and event-stream slots (`heavy`,
+          `event_streams`: running, rejected, cancelled; deployments/api/work.py) and the alpha
+          model's batch counters (needs the key).
 /metrics: this process's technic metrics in Prometheus text format (deployments/metrics.py;
           needs the key when keys are configured; not in the OpenAPI schema, like most
           scrape endpoints). Under Ray Serve, scrape Ray's metrics
@@ -69,6 +71,8 @@ async def stats(request: Request, backend: Backend, cache: Cache, limiter: RateL
     failures = getattr(request.app.state, "auth_failures", None)
     return JSONBody({"cache": cache.stats(), "rate_limit": rate_limit_stats(limiter),
                      "auth_failures": rate_limit_stats(failures),
+                     "heavy": request.app.state.heavy.stats(),
+                     "event_streams": request.app.state.streams.stats(),
                      **await backend.stats()})
 
 

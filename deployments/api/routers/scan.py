@@ -31,7 +31,9 @@ from deployments.api.responses import (
     progress_stream,
 )
 from deployments.api.schemas import ScanRequest, ScanResult, ValidationErrorResponse
+from deployments.api.work import admit, heavy
 from technic_v4 import formats
+from technic_v4.cancel import CancelToken
 from technic_v4.scan import ScanConfig
 from technic_v4.tenancy import Scope
 
@@ -97,7 +99,11 @@ async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cach
     refresh = "no-cache" in request.headers.get("cache-control", "").lower()
 
     async def compute() -> CachedBody:
-        frame, status = await backend.scan(cfg, scope=caller)
+        if not (resolved.where or resolved.rank):
+            frame, status = await backend.scan(cfg, scope=caller)
+        else:  # an expression: a heavy request's slot and cancel token (work.py)
+            async with heavy(request) as token:
+                frame, status = await backend.scan(cfg, scope=caller, cancel_token=token)
         return await render(frame, status, req, fmt, backend, resolved)
 
     def computed_key(item: CachedBody) -> tuple:  # the versions the answer was made from
@@ -116,19 +122,22 @@ async def scan(req: ScanRequest, request: Request, backend: Backend, cache: Cach
         "stage order load, indicators, score, alpha, rank; then {event: result, meta, rows} "
         "(the /v1/scan JSON body), or {event: error, status, detail}.")},
     **ERRORS})
-async def scan_stream(req: ScanRequest, backend: Backend, caller: Caller) -> StreamingResponse:
+async def scan_stream(req: ScanRequest, request: Request, backend: Backend, caller: Caller
+                      ) -> StreamingResponse:
     """The same scan, streamed: NDJSON progress events, then the result."""
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines; use /v1/scan for "
                          f"{req.format}", ["json"])
     cfg: ScanConfig = req.to_config()
     resolved, _ = await backend.check(cfg, caller)
+    job = admit(request) if resolved.where or resolved.rank else None  # 429/503 up front
 
-    async def run(report: Progress) -> bytes:
-        frame, status = await backend.scan(cfg, report, fresh=True, scope=caller)
+    async def run(report: Progress, token: CancelToken) -> bytes:
+        frame, status = await backend.scan(cfg, report, fresh=True, scope=caller,
+                                           cancel_token=token)
         return (await render(frame, status, req, "json", backend, resolved)).body
 
-    stream = progress_stream(run, "POST /v1/scan/stream")
+    stream = progress_stream(run, "POST /v1/scan/stream", job)
     snap = await asyncio.to_thread(backend.snapshot)
     return StreamingResponse(stream, media_type="application/x-ndjson",
                              headers=meta_headers({"data_version": snap.data_version,

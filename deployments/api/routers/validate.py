@@ -30,6 +30,8 @@ from deployments.api.responses import (
 )
 from deployments.api.routers.scan import owned, screen_tag
 from deployments.api.schemas import ValidateRequest, ValidationErrorResponse, ValidationResult
+from deployments.api.work import admit, heavy
+from technic_v4.cancel import CancelToken
 
 router = APIRouter(prefix="/v1", tags=["validate"], dependencies=[APIKey])
 ERRORS = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"},
@@ -77,9 +79,10 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
     key = ("validate", snap.data_version, owned(screen_tag(ref), ref, caller),
            req.model_dump_json(exclude={"format"}), fmt)
 
-    async def compute() -> CachedBody:
-        return await asyncio.to_thread(body, await backend.validate(cfg, opts, scope=caller),
-                                       fmt)
+    async def compute() -> CachedBody:  # a heavy request's slot and cancel token (work.py)
+        async with heavy(request) as token:
+            result = await backend.validate(cfg, opts, scope=caller, cancel_token=token)
+        return await asyncio.to_thread(body, result, fmt)
 
     item, how = await cache.get_or_compute(key, compute)
     return Response(item.body, media_type=item.media_type,
@@ -92,17 +95,19 @@ async def validate(req: ValidateRequest, request: Request, backend: Backend,
         "{event: result, meta, report, daily} or {event: error, status, detail}.")},
     **ERRORS})
 async def validate_stream(req: ValidateRequest,  # type: ignore[valid-type]
-                          backend: Backend, caller: Caller) -> StreamingResponse:
+                          request: Request, backend: Backend, caller: Caller
+                          ) -> StreamingResponse:
     """The same validation, streamed: NDJSON progress events, then the report."""
     if req.format not in (None, "json"):
         raise InputError("format", "the stream sends JSON lines", ["json"])
     cfg, opts = req.to_config(), req.options()
     opts.check()  # before anything is sent: a 422, not an error line
     await backend.check(cfg, caller)
+    job = admit(request)  # 429/503 before the stream starts
 
-    async def run(report: Progress) -> bytes:
-        result = await backend.validate(cfg, opts, report, scope=caller)
+    async def run(report: Progress, token: CancelToken) -> bytes:
+        result = await backend.validate(cfg, opts, report, scope=caller, cancel_token=token)
         return (await asyncio.to_thread(body, result, "json")).body
 
-    return StreamingResponse(progress_stream(run, "POST /v1/validate/stream"),
+    return StreamingResponse(progress_stream(run, "POST /v1/validate/stream", job),
                              media_type="application/x-ndjson")
