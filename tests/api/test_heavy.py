@@ -20,6 +20,7 @@ import pytest
 from serve_support import free_port
 
 from deployments.api.main import create_app
+from technic_v4.screens.cost import Budget
 from technic_v4.settings import Settings
 
 # A where whose validation runs for a minute or more on the 500-symbol store (a 300-bar
@@ -52,11 +53,17 @@ def settings(**fields: object) -> Settings:
 
 @pytest.fixture(scope="module")
 def served(warm):  # type: ignore[no-untyped-def]
+    """The warm backend served with small slot caps, and an expression budget that lets
+    HEAVY's validation run (the budget's own refusals are tests/api/test_cost_api.py's)."""
     app = create_app(warm, api_keys=(), settings=settings(heavy_slots=3, heavy_per_client=2,
                                                           event_streams=12,
                                                           event_streams_per_addr=4))
-    with serving(app) as url:
-        yield app, url
+    budget, warm.budget = warm.budget, Budget(max_reads=1e15, max_memory_mb=1e6)
+    try:
+        with serving(app) as url:
+            yield app, url
+    finally:
+        warm.budget = budget
 
 
 def from_(n: int) -> dict[str, str]:

@@ -42,7 +42,10 @@ def app(request, tmp_path_factory):  # type: ignore[no-untyped-def]
     port, backend = free_port(), free_port()
     env = {**EDGE_ENV, "TECHNIC_BACKEND_PORT": str(backend), "TECHNIC_EVENT_STREAMS": "256",
            "TECHNIC_EVENT_STREAMS_PER_ADDR": str(PER_ADDRESS), "TECHNIC_HEAVY_SLOTS": "3",
-           "TECHNIC_HEAVY_PER_CLIENT": "3"}  # one key: one client
+           "TECHNIC_HEAVY_PER_CLIENT": "3",  # one key: one client
+           # HEAVY's validation must run to be cancelled (the budget's own refusals are
+           # tests/serve/test_cost_edge.py's)
+           "TECHNIC_SCREEN_MAX_READS": "1e15", "TECHNIC_SCREEN_MAX_MEMORY_MB": "1e6"}
     if request.param == "local":
         env |= {"TECHNIC_DATA_DIR": str(data), "TECHNIC_MODELS_DIR": str(models)}
         args = ["deployments.local", "--port", str(port)]
