@@ -160,7 +160,7 @@ def http_page(spec: dict[str, Any] | None = None) -> str:
         for method, op in ops.items():
             by_tag.setdefault((op.get("tags") or ["other"])[0], []).append((method, path, op))
     out += ["", "| route | what |", "|---|---|"]
-    for tag, ops in by_tag.items():
+    for ops in by_tag.values():
         for method, path, op in ops:
             what = (op.get("description") or op.get("summary", "")).split("\n\n")[0]
             out.append(f"| [`{method.upper()} {path}`](#{_anchor(method, path)}) | "
@@ -187,9 +187,9 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
     if params:
         out += ["", "| parameter | in | type | required | meaning |", "|---|---|---|---|---|"]
         for p in params:
+            meaning = p.get("description") or p.get("schema", {}).get("description", "")
             out.append(f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | "
-                       f"{'yes' if p.get('required') else 'no'} | "
-                       f"{_cell(p.get('description', '') or p.get('schema', {}).get('description', ''))} |")
+                       f"{'yes' if p.get('required') else 'no'} | {_cell(meaning)} |")
     body = op.get("requestBody", {}).get("content", {})
     if body:
         kinds = ", ".join(f"{ctype} ({_type(c.get('schema', {}))})" for ctype, c in body.items())

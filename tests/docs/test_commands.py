@@ -94,7 +94,8 @@ def demo_market(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def test_the_preset_table_counts_what_the_presets_find(demo_market) -> None:
-    """The screens guide's preset table: each preset's "found" is what it keeps on the demo market."""
+    """The screens guide's preset table: each preset's "found" is what it keeps on the demo
+    market."""
     from technic_v4.data.reader import StoreReader
     from technic_v4.scan import ScanConfig, run_scan
 
