@@ -12,7 +12,7 @@ later.
 | TECHNIC_STATE_DIR | the data dir if local, else per-user | technic.sqlite: screens, watches |
 | TECHNIC_API_KEYS | (none: open API) | comma-separated plain keys |
 | TECHNIC_API_KEY_HASHES | (none) | comma-separated `sha256:<hex>` keys |
-| TECHNIC_ADMIN_KEYS | (none) | admin keys (plain or `sha256:<hex>`): see every key's watches |
+| TECHNIC_ADMIN_KEYS | (none) | admin keys (plain or `sha256:<hex>`): every key's screens, watches |
 | TECHNIC_RATE_LIMIT | (off) | per key / client, e.g. `20/s`, `100/min` |
 | TECHNIC_AUTH_FAILURE_LIMIT | 30/min | failed X-API-Key attempts per client address (429) |
 | TECHNIC_TRUSTED_PROXIES | (none) | IPs/CIDRs whose X-Forwarded-For the edge believes |
@@ -34,6 +34,9 @@ later.
 | TECHNIC_HEAVY_PER_CLIENT | 2 | of which per API key (open API: per address) (429 over) |
 | TECHNIC_EVENT_STREAMS | 256 | open `/v1/events` streams, on slots apart from the API's (503) |
 | TECHNIC_EVENT_STREAMS_PER_ADDR | 8 | of which per client address (429 over) |
+| TECHNIC_WATCH_MAX_EVENTS | 500 | events per watch and session; the rest in one `truncated` event |
+| TECHNIC_WATCH_RETENTION_DAYS | 30 | age at which events with no delivery pending are pruned |
+| TECHNIC_WATCH_PRUNE_EVERY_S | 3600 | how often the watcher prunes the outbox (space given back) |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |

@@ -43,6 +43,8 @@ NAMED_SYMBOLS = ("VSE", "QDA", "JSA", "LTE", "ATSY")
 NOT_RUN: dict[str, str] = {
     r"^pip install": "installs packages (CI's own set-up runs it)",
     r"^python -m pytest|^ruff check": "the test suite itself",
+    r"^mkdocs ": "the docs build (.ci/run builds the site; tests/docs/test_reference.py checks "
+                 "its generated pages)",
     r"^python -m venv|/tmp/venvX/|^export TECHNIC_DATA_DIR=/tmp/fresh-data":
         "a fresh virtualenv: the first-run figures in bench/",
     r"^python -m deployments\.(launch|local)":

@@ -1,5 +1,6 @@
-"""Every command block of the README runs, in a sandbox holding the demo market, and every
-output the README shows is either produced by that run or labelled as an example."""
+"""Every command block of the README and the docs site's pages runs, in a sandbox holding the
+demo market, and every output they show is either produced by that run or labelled as an
+example."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from doc_blocks import ROOT, Block, Sandbox, Server, blocks, build_template, not
 
 pytestmark = pytest.mark.slow
 
-DOCS = [ROOT / "README.md"]
+# the README first: its first block is the set-up block; then the site's pages, in order
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SCANNING = ROOT / "docs" / "guides" / "scanning.md"  # the example summary of `technic scan`
+SCREENS = ROOT / "docs" / "guides" / "screens.md"  # the preset table
 COMMAND_BLOCKS = [b for path in DOCS for b in blocks(path) if b.lang in ("bash", "python")]
-# The set-up block installs and runs the suite itself; every line of it is in NOT_RUN but
+# The README's set-up block installs and runs the suite itself; every line of it is in NOT_RUN but
 # `technic scan`, which the scan block runs too.
 SETUP = COMMAND_BLOCKS[0]
 
@@ -63,12 +67,12 @@ def test_every_shown_output_is_labelled_an_example() -> None:
 
 
 def test_the_example_scan_summary_has_the_real_summary_lines(template, tmp_path) -> None:
-    """The README's example summary of `technic scan` has the lines a real scan prints, in
+    """The scanning guide's example summary of `technic scan` has the lines a real scan prints, in
     order, with only the numbers differing."""
     sandbox = Sandbox(template, tmp_path)
     proc = sandbox.run("technic scan --max-symbols 5")
     assert proc.returncode == 0, proc.stderr
-    shown = next(b for b in blocks(ROOT / "README.md") if not b.lang)
+    shown = next(b for b in blocks(SCANNING) if not b.lang)
 
     def shape(line: str) -> str:
         line = re.sub(r"\b[0-9a-f]{12,}\b", "H", line)
@@ -90,11 +94,12 @@ def demo_market(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def test_the_preset_table_counts_what_the_presets_find(demo_market) -> None:
-    """The README's preset table: each preset's "found" is what it keeps on the demo market."""
+    """The screens guide's preset table: each preset's "found" is what it keeps on the demo
+    market."""
     from technic_v4.data.reader import StoreReader
     from technic_v4.scan import ScanConfig, run_scan
 
-    section = (ROOT / "README.md").read_text().split("**Presets**", 1)[1].split("\n\n**", 1)[0]
+    section = SCREENS.read_text().split("**Presets**", 1)[1].split("\n\n**", 1)[0]
     rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (\d+)(?: of (\d+))? \|$", section, re.M)
     assert len(rows) >= 7, section
     reader = StoreReader(demo_market)

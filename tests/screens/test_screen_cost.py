@@ -2,8 +2,9 @@
 
 The budget refuses the cost bomb and nested 1,260-bar windows over a 5,000-symbol universe,
 naming the costliest part and the budget, before a price is read; it lets every preset and
-every expression in README.md through a scan with at least 10x room, and their validations
-over 5,000 symbols x 1,265 sessions too. Wrapping an expression never makes it cheaper.
+every expression in the README and the docs pages through a scan with at least 10x room,
+and their validations over 5,000 symbols x 1,265 sessions too. Wrapping an expression never
+makes it cheaper.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ NESTED = ["sma(sma(Close, 1260), 1260) > 0",
           "sma(sma(Close, 1260), 1260) > sma(sma(High, 1260), 1260)",
           "sma(highest(Close, 1260), 1260) > sma(Close, 20)"]
 UNIVERSE, SESSIONS = 5_000, 1_265  # the demo market: 5,000 symbols, five years
-README = Path(__file__).parents[2] / "README.md"
+ROOT = Path(__file__).parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BUDGET = Budget()  # the documented defaults (test_settings_default_to_the_budget)
 
 
 def readme_expressions() -> list[tuple[str, str]]:
-    """(field, text) of every where / rank written in README.md: CLI options, JSON bodies,
-    the preset table."""
-    text = README.read_text()
+    """(field, text) of every where / rank written in the README and the docs pages: CLI
+    options, JSON bodies, the preset table."""
+    text = "\n".join(path.read_text() for path in DOCS)
     found = re.findall(r"--(where|rank) (?:\"([^\"]+)\"|'([^']+)')", text)
     out = [(f, a or b) for f, a, b in found]
     out += re.findall(r"\"(where|rank)\": \"((?:[^\"\\]|\\.)+)\"", text)
