@@ -21,7 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from technic_v4.cli_models import err, fail
+from technic_v4.cli.options import DATA_DIR_OPTION, data_root, err, fail, screen_budget
+from technic_v4.cli.scan import config_options
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
@@ -32,8 +33,7 @@ FORMATS = ("table", "json", "csv", "parquet")
 
 
 def _options() -> list[inspect.Parameter]:
-    from technic_v4.cli import DATA_DIR_OPTION, config_options
-
+    """The scan's screen options (but what a replay cannot take), then the replay's."""
     d = ValidateOptions()
     extra: dict[str, tuple[Any, Any, Any]] = {
         "start": (str | None, d.start, typer.Option(help="First session (YYYY-MM-DD).")),
@@ -83,9 +83,7 @@ def validate_command(**kw: Any) -> None:
     fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
                               for k, v in kw.items()}
     try:
-        from technic_v4.cli import _root, screen_budget
-
-        reader = StoreReader(_root(data_dir))
+        reader = StoreReader(data_root(data_dir))
         with err.status("validating...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")

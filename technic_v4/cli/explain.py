@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli_models import fail as _fail
+from technic_v4.cli.options import data_root, fail
 
 FORMATS = ("table", "json")
 BAR_WIDTH = 24
@@ -43,18 +43,18 @@ def explain_command(
     """Why this rating: sub-scores and their rules, risk factor, Signal, alpha contributions."""
     from technic_v4.alpha.inference import ModelSet
     from technic_v4.data import store
-    from technic_v4.data.reader import StoreReader, default_data_dir
-    from technic_v4.data.store_fs import data_root
+    from technic_v4.data.reader import StoreReader
     from technic_v4.errors import ConfigError, StaleDataError, UnknownSymbolError
     from technic_v4.scan.explain import explain
 
     if fmt not in FORMATS:
-        _fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+        fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    root = data_root(data_dir)
     try:
-        reader = StoreReader(data_root(data_dir) if data_dir else default_data_dir())
+        reader = StoreReader(root)
         data = explain(reader, ModelSet(models_dir), symbol, as_of)
     except (ConfigError, UnknownSymbolError, StaleDataError, store.StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2
                                              | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
