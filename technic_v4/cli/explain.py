@@ -11,7 +11,6 @@ stdout; an error is one `error:` line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli.options import data_root, fail
+from technic_v4.cli.options import check_format, data_root, fail, write_result
 
 FORMATS = ("table", "json")
 BAR_WIDTH = 24
@@ -47,8 +46,7 @@ def explain_command(
     from technic_v4.errors import ConfigError, StaleDataError, UnknownSymbolError
     from technic_v4.scan.explain import explain
 
-    if fmt not in FORMATS:
-        fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    check_format(fmt, FORMATS, None)
     root = data_root(data_dir)
     try:
         reader = StoreReader(root)
@@ -56,9 +54,8 @@ def explain_command(
     except (ConfigError, UnknownSymbolError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2
-                                             | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-        sys.stdout.flush()
+        write_result(orjson.dumps(data, option=orjson.OPT_INDENT_2
+                                  | orjson.OPT_SERIALIZE_NUMPY) + b"\n", None)
         return
     print_explain(data)
 

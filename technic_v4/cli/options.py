@@ -1,5 +1,6 @@
 """What every `technic` command shares: the two consoles, the one `error:` line and the exit
-statuses, the --data-dir option and its checked root, the screen budget, and the run's state.
+statuses, the --data-dir option and its checked root, the --format / --out checks and the
+writing of a result, the screen budget, and the run's state.
 
 This module imports typer and rich only (the engine's modules inside functions), so the
 commands that do not scan stay free of numba and XGBoost (technic_v4/cli/__init__.py).
@@ -8,7 +9,10 @@ commands that do not scan stay free of numba and XGBoost (technic_v4/cli/__init_
 from __future__ import annotations
 
 import contextlib
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -67,6 +71,28 @@ def fail(message: str, exit_code: int = EXIT_ERROR) -> NoReturn:
 def spinner(text: str) -> Any:
     """A spinner on a terminal; nothing when stderr is a file or a pipe."""
     return err.status(text) if err.is_terminal else contextlib.nullcontext()
+
+
+def check_format(fmt: str, valid: Iterable[str], out: Path | None,
+                 needs_out: Iterable[str] = ()) -> None:
+    """--format is one of `valid`, and a binary one (`needs_out`) comes with --out FILE."""
+    valid = list(valid)
+    if fmt not in valid:
+        fail(f"unknown --format {fmt!r}; valid: {', '.join(valid)}")
+    if fmt in needs_out and out is None:
+        fail(f"--format {fmt} needs --out FILE")
+
+
+def write_result(payload: bytes, out: Path | None) -> None:
+    """A command's result: to --out when given, else to stdout (never mixed with messages)."""
+    try:
+        if out is None:
+            sys.stdout.buffer.write(payload)
+            sys.stdout.flush()
+        else:
+            out.write_bytes(payload)
+    except OSError as exc:
+        fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
 
 
 def data_root(data_dir: str | None) -> DataRoot:

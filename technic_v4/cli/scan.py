@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import math
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,12 +28,14 @@ from technic_v4.cli.options import (
     DATA_DIR_OPTION,
     DEFAULT_CALENDAR,
     EXIT_UNKNOWN_SYMBOLS,
+    check_format,
     console,
     data_root,
     err,
     fail,
     screen_budget,
     state,
+    write_result,
 )
 
 if TYPE_CHECKING:
@@ -130,10 +131,7 @@ def scan_command(**kw: Any) -> None:
     state.exit_fast = True
     fmt, out, top = kw.pop("fmt"), kw.pop("out"), kw.pop("top")
     show_rejections, data_dir = kw.pop("show_rejections"), kw.pop("data_dir")
-    if fmt not in formats.FORMATS:
-        fail(f"unknown --format {fmt!r}; valid: {', '.join(formats.FORMATS)}")
-    if fmt in ("parquet", "arrow") and out is None:
-        fail(f"--format {fmt} needs --out FILE")
+    check_format(fmt, formats.FORMATS, out, needs_out=("parquet", "arrow"))
     if top < 0:
         fail(f"--top must be >= 0, got {top}")
     config = ScanConfig(**config_fields(kw))
@@ -149,15 +147,7 @@ def scan_command(**kw: Any) -> None:
     if fmt == "table":
         _print_table(frame, status, top)
     else:
-        payload = formats.serialise(frame, formats.scan_meta(status), fmt)
-        try:
-            if out is None:
-                sys.stdout.buffer.write(payload)
-                sys.stdout.flush()
-            else:
-                out.write_bytes(payload)
-        except OSError as exc:
-            fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
+        write_result(formats.serialise(frame, formats.scan_meta(status), fmt), out)
     _print_summary(status, out, frame)
     _note_as_of(config, status, reader)
     if show_rejections and len(status.rejections):
