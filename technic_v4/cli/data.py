@@ -127,15 +127,20 @@ def data_ingest(
             f"{k} {v['count']} ({v['share']:.1%})" for k, v in s["quality"].items())
             + " (details: technic data check)", highlight=False)
     if report is not None:
-        try:
-            result.rejections.to_csv(report, index=False)
-        except OSError as exc:
-            fail(f"cannot write {report}: {exc.strerror or exc}")
-        err.print(f"wrote rejected rows to {report}", highlight=False)
+        _write_csv(result.rejections, report, "rejected rows")
     elif result.rows_rejected:
         err.print(escape(result.rejections.head(20).to_string(index=False)), highlight=False)
     if watches:
         _after_store_change(root)
+
+
+def _write_csv(frame: Any, path: Path, what: str = "") -> None:
+    """`frame` (a DataFrame) as CSV at `path`; a write that fails is the `error:` line."""
+    try:
+        frame.to_csv(path, index=False)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    err.print(f"wrote {what + ' to ' if what else ''}{path}", highlight=False)
 
 
 def _ingest_notes(s: dict[str, Any]) -> list[str]:
@@ -295,11 +300,7 @@ def data_check(
     if events and len(report.events):
         print(report.events.to_string(index=False))
     if out is not None:
-        try:
-            report.table.to_csv(out, index=False)
-        except OSError as exc:
-            fail(f"cannot write {out}: {exc.strerror or exc}")
-        err.print(f"wrote {out}", highlight=False)
+        _write_csv(report.table, out)
     if counts["any"]:
         raise typer.Exit(1)
 
