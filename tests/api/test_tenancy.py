@@ -17,7 +17,7 @@ from serve_support import state_backend
 
 from deployments.api.keys import hash_key
 from deployments.api.main import create_app
-from technic_v4.cli_watch import sse_events
+from technic_v4.cli.watch import sse_events
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -184,7 +184,8 @@ def test_first_run_starts_compiling_early_and_detects_a_cold_cache(w, monkeypatc
     """A first scan (a local data dir without a store) starts the kernel compile in a second
     process before its own imports; any other scan does not. The cold-cache check reads
     numba's cache index of exactly the kernels a scan calls."""
-    from technic_v4 import cli
+    from technic_v4.cli import firstrun
+    from technic_v4.indicators import warmup
 
     started: list[list[str]] = []
 
@@ -195,23 +196,23 @@ def test_first_run_starts_compiling_early_and_detects_a_cold_cache(w, monkeypatc
         def poll(self):  # type: ignore[no-untyped-def]
             return 0
 
-    monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(firstrun.subprocess, "Popen", FakePopen)
     for args, warm, expected in [(["scan", "--data-dir", str(w["empty"])], False, 2),
                                  (["scan", "--data-dir", str(w["empty"])], True, 0),
                                  (["scan", f"--data-dir={w['demo']}"], False, 0),
                                  (["scan", "--help", "--data-dir", str(w["empty"])], False, 0),
                                  (["scan", "--data-dir", "s3://bucket/x"], False, 0)]:
-        monkeypatch.setattr(cli, "_WARMING", None)
-        monkeypatch.setattr(cli, "_probably_warm", lambda warm=warm: warm)
+        monkeypatch.setattr(firstrun, "_WARMING", None)
+        monkeypatch.setattr(firstrun, "_probably_warm", lambda warm=warm: warm)
         started.clear()
-        cli._start_warming(args)
+        firstrun.start_warming(args)
         assert len(started) == expected, args
         assert all("warm_kernels(" in argv[-1] for argv in started)
-    monkeypatch.setattr(cli, "_WARMING", None)
+    monkeypatch.setattr(firstrun, "_WARMING", None)
 
-    cli.warm_kernels()  # compiles or loads every kernel a scan calls: then the cache is warm
-    assert cli.cold_kernel_cache() == (0, "")
-    kernel = cli.scan_kernels()[0]
+    warmup.warm_kernels()  # compiles or loads every kernel a scan calls: then the cache is warm
+    assert warmup.cold_kernel_cache() == (0, "")
+    kernel = warmup.scan_kernels()[0]
     monkeypatch.setattr(kernel._cache._cache_file, "_load_index", lambda: {})
-    cold, where = cli.cold_kernel_cache()
+    cold, where = warmup.cold_kernel_cache()
     assert cold == 1 and (where.endswith("__pycache__") or "numba" in where), where

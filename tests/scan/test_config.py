@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deployments.api.schemas import ScanRequest, ValidateRequest
-from technic_v4.cli import scan as cli_scan
+from technic_v4.cli.scan import scan_command as cli_scan
 from technic_v4.data.universe import SECTOR_ALIASES, SYMBOL_PATTERN
 from technic_v4.errors import ConfigError
 from technic_v4.scan import ScanConfig

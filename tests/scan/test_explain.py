@@ -331,7 +331,7 @@ def test_every_number_explain_prints_equals_its_column(reader, models, dirs):
 
     from rich.console import Console
 
-    from technic_v4.cli_explain import print_explain
+    from technic_v4.cli.explain import print_explain
 
     frame, _ = run_scan(ScanConfig(as_of_date=AS_OF, columns=list(NAMED)), loader=reader,
                         models_dir=dirs[1])

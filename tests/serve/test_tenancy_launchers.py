@@ -15,7 +15,7 @@ from edge_support import launched
 from serve_support import demo_store, free_port, tiny_models
 
 from deployments.api.keys import hash_key
-from technic_v4.cli_watch import sse_events
+from technic_v4.cli.watch import sse_events
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

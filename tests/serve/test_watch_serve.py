@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "watch"))
 from serve_support import running_app  # noqa: E402
 from support import Receiver, split_market  # noqa: E402
 
-from technic_v4.cli_watch import sse_events  # noqa: E402
+from technic_v4.cli.watch import sse_events  # noqa: E402
 
 ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE",
        "TECHNIC_WEBHOOK_ALLOW_PRIVATE": "1", "TECHNIC_WATCH_POLL_S": "0.5"}

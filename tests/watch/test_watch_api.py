@@ -19,7 +19,7 @@ from support import Receiver, run, split_market  # noqa: E402
 
 from deployments.api.backend import InProcessBackend  # noqa: E402
 from deployments.api.main import create_app  # noqa: E402
-from technic_v4.cli_watch import sse_events  # noqa: E402
+from technic_v4.cli.watch import sse_events  # noqa: E402
 
 
 @pytest.fixture(scope="module")

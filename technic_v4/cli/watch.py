@@ -30,9 +30,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli_models import err
-from technic_v4.cli_models import fail as _fail
-from technic_v4.data.store_fs import StoreError, data_root
+from technic_v4.cli.options import data_root, err, fail
+from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 
@@ -43,13 +42,14 @@ DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data directory 
 
 
 def _service(data_dir: str | None) -> Any:
-    from technic_v4.data.reader import default_data_dir
+    """The local watch service of the data dir (--data-dir checked, else the default)."""
     from technic_v4.watch.service import local_service
 
+    root = data_root(data_dir)
     try:
-        return local_service(data_root(data_dir) if data_dir else default_data_dir())
+        return local_service(root)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _call(data_dir: str | None, op: Callable[[Any], Any]) -> Any:
@@ -65,7 +65,7 @@ def _call(data_dir: str | None, op: Callable[[Any], Any]) -> Any:
     try:
         return asyncio.run(go())
     except (ConfigError, StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def after_store_change(root: Any) -> None:
@@ -124,12 +124,12 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         try:
             definition = definition_of(cfg)
         except ConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         if screen and definition:
-            _fail("give --screen or scan options (e.g. --where), not both: save the options "
+            fail("give --screen or scan options (e.g. --where), not both: save the options "
                   "as a screen first (`technic screen save`)")
         if not screen and not definition:
-            _fail("a watch needs --screen NAME or scan options (e.g. --where \"RSI < 30\")")
+            fail("a watch needs --screen NAME or scan options (e.g. --where \"RSI < 30\")")
         spec = WatchSpec(name, screen=screen, screen_version=screen_version,
                          definition=definition or None, webhooks=webhook or [],
                          apprise=apprise or [], rank_moved=rank_moved, initial=initial)
@@ -265,7 +265,7 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         except KeyboardInterrupt:
             err.print("stopped", highlight=False)
         except (ConfigError, StoreError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
     @app.command("tail")
     def tail(watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
@@ -336,7 +336,7 @@ def _tail_http(url: str, api_key: str | None, watch: str | None, after: int | No
             with httpx.stream("GET", url.rstrip("/") + "/v1/events", params=params,
                               headers=headers, timeout=httpx.Timeout(10, read=60)) as resp:
                 if resp.status_code != 200:
-                    _fail(f"{resp.status_code} from {url}: {resp.read().decode()[:300]}")
+                    fail(f"{resp.status_code} from {url}: {resp.read().decode()[:300]}")
                 for seq, event in sse_events(resp.iter_lines()):
                     last = seq
                     show(seq, event)

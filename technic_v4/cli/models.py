@@ -15,9 +15,6 @@ demo` does that on purpose) and a store too small to train on, saying whether it
 or history and the size it needs (symbols x years). `show` loads every
 model in the models directory scans use with the registry's checks and prints its metadata
 and out-of-sample metrics; a broken model is reported with the registry's message and exit 2.
-
-Also here, shared by both command modules (cli.py imports them): `console` and `fail`, the
-stdout / stderr manners of every command (cli.py's docstring).
 """
 
 from __future__ import annotations
@@ -26,46 +23,16 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from technic_v4.cli.options import console, data_root, err, fail, spinner
+
 if TYPE_CHECKING:
     from technic_v4.alpha import registry
-
-WIDE = 200  # columns for text and tables when the stream is not a terminal
-MAX_ERROR = 2000  # characters of an `error:` line
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich Console for stdout or stderr: as rich sees fit on a terminal; on a file or a pipe
-    plain (no colour), wide, and never wrapping a line."""
-    out = Console(stderr=stderr)
-    if out.is_terminal:
-        return out
-    return Console(stderr=stderr, width=WIDE, soft_wrap=True, no_color=True,
-                   highlight=False)
-
-
-err = console(stderr=True)
-
-
-def fail(message: str, exit_code: int = 2) -> NoReturn:
-    """One `error: ...` line on stderr, then exit (2: the command could not do its job)."""
-    line = " ".join(str(message).split())
-    if len(line) > MAX_ERROR:
-        line = f"{line[:MAX_ERROR]}... ({len(line) - MAX_ERROR} more characters)"
-    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code)
-
-
-_fail = fail  # the name this module used before
-
-Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
-    "--watches/--no-watches", help="Evaluate the watches on the sessions added, and deliver.")]
 
 models_app = typer.Typer(help="Train and inspect the alpha models.", no_args_is_help=True)
 
@@ -95,15 +62,14 @@ def train(
     from technic_v4.alpha.inference import data_kind
     from technic_v4.alpha.train import TrainDataError, train_models
     from technic_v4.data import store
-    from technic_v4.data.reader import default_data_dir
-    from technic_v4.data.store_fs import data_root, shown
+    from technic_v4.data.store_fs import shown
 
     horizons = tuple(horizon or sorted(FEATURES_BY_HORIZON))
     bad = [h for h in horizons if h not in FEATURES_BY_HORIZON]
     if bad:
         fail(f"no feature set for horizon(s) {bad}; valid: {sorted(FEATURES_BY_HORIZON)}")
+    root = data_root(data_dir)
     try:
-        root = data_root(data_dir) if data_dir else default_data_dir()
         has_store = store.store_exists(root)
     except (store.StoreError, ValueError) as exc:
         fail(str(exc))
@@ -242,9 +208,3 @@ def _f(x: float | None, digits: int = 4, sign: bool = True) -> str:
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:+.2%}"
 
-
-def spinner(text: str) -> Any:
-    """A spinner on a terminal; nothing when stderr is a file or a pipe."""
-    import contextlib
-
-    return err.status(text) if err.is_terminal else contextlib.nullcontext()

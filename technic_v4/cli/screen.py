@@ -8,10 +8,10 @@
     technic screen columns                       what `where` / `rank` may read and call
 
 The commands are built from the `technic scan` command itself (`screen_app(scan)`, called by
-cli.py): `save` takes its filter options (one per ScanConfig field), `run` all of them, so the
-three never disagree. Screens live in `<data dir>/technic.sqlite` for a local data dir
-(technic_v4/screens/saved.py; TECHNIC_STATE_DIR elsewhere). Errors: one `error:` line on
-stderr, exit status 2.
+technic_v4/cli/main.py): `save` takes its filter options (one per ScanConfig field), `run`
+all of them, so the three never disagree. Screens live in `<data dir>/technic.sqlite` for a
+local data dir (technic_v4/screens/saved.py; TECHNIC_STATE_DIR elsewhere). Errors: one
+`error:` line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli_models import err
-from technic_v4.cli_models import fail as _fail
-from technic_v4.data.store_fs import StoreError, data_root
+from technic_v4.cli.options import data_root, err, fail, screen_budget
+from technic_v4.cli.scan import config_fields
+from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
 from technic_v4.scan.expressions import column_catalogue
@@ -63,13 +63,14 @@ def columns_text(width: int = 96) -> str:
 
 
 def _store(data_dir: str | None) -> Any:
-    from technic_v4.data.reader import default_data_dir
+    """The saved screens of the data dir (--data-dir checked, else the default)."""
     from technic_v4.screens.saved import ScreenStore
 
+    root = data_root(data_dir)
     try:
-        return ScreenStore.for_data_dir(data_root(data_dir) if data_dir else default_data_dir())
+        return ScreenStore.for_data_dir(root)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def screen_app(scan: Callable[..., None]) -> typer.Typer:
@@ -91,7 +92,7 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
         try:
             screens = _store(data_dir).list()
         except (ConfigError, StoreError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         if as_json:
             print(json.dumps([s.to_dict() for s in screens], indent=2))
             return
@@ -117,15 +118,14 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
             screen = store.get(name, version)
             versions = store.versions(name)
         except (ConfigError, StoreError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         print(json.dumps({**screen.to_dict(), "versions": [
             {"version": v.version, "created": v.created} for v in versions]}, indent=2))
 
     def save(name: str, data_dir: str | None = None, **kw: Any) -> None:
         """Save the options given as the screen's next version (identical: unchanged); the
         screen is scanned once first, so one that cannot be evaluated is not saved."""
-        from technic_v4.cli import config_fields, screen_budget
-        from technic_v4.data.reader import StoreReader, default_data_dir
+        from technic_v4.data.reader import StoreReader
         from technic_v4.scan import ScanConfig, run_scan
         from technic_v4.screens.trial import evaluated_once
 
@@ -133,12 +133,12 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
         try:
             config.validate()
             store = _store(data_dir)
-            reader = StoreReader(data_root(data_dir) if data_dir else default_data_dir())
+            reader = StoreReader(data_root(data_dir))
             with evaluated_once("definition"):  # the cost is checked before any price is read
                 run_scan(config, loader=reader, screens=store, budget=screen_budget())
             version, new = store.put(name, config)
         except (ConfigError, StoreError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         err.print(f"saved {name} version {version}" if new else
                   f"{name} unchanged: version {version} is identical", highlight=False)
 
@@ -154,7 +154,7 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
         try:
             _store(data_dir).delete(name)
         except (ConfigError, StoreError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         err.print(f"deleted {name}", highlight=False)
 
     def run(name: str, **kw: Any) -> None:

@@ -12,7 +12,6 @@ line go to stderr. Errors are one `error:` line, exit 2.
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from technic_v4.cli_models import err, fail
+from technic_v4.cli.options import (
+    DATA_DIR_OPTION,
+    check_format,
+    data_root,
+    err,
+    fail,
+    screen_budget,
+    write_result,
+)
+from technic_v4.cli.scan import config_options
 from technic_v4.data import store
 from technic_v4.data.reader import StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
@@ -32,8 +40,7 @@ FORMATS = ("table", "json", "csv", "parquet")
 
 
 def _options() -> list[inspect.Parameter]:
-    from technic_v4.cli import DATA_DIR_OPTION, config_options
-
+    """The scan's screen options (but what a replay cannot take), then the replay's."""
     d = ValidateOptions()
     extra: dict[str, tuple[Any, Any, Any]] = {
         "start": (str | None, d.start, typer.Option(help="First session (YYYY-MM-DD).")),
@@ -73,19 +80,14 @@ SYNTHETIC when the bars are the generated demo market."""
 def validate_command(**kw: Any) -> None:
     """Replay a screen over history and measure what its picks did next."""
     fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
-    if fmt not in FORMATS:
-        fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
-    if fmt == "parquet" and out is None:
-        fail("--format parquet needs --out FILE")
+    check_format(fmt, FORMATS, out, needs_out=("parquet",))
     horizons = tuple(kw.pop("horizon") or DEFAULT_HORIZONS)
     opts = ValidateOptions(kw.pop("start"), kw.pop("end"), kw.pop("every"), horizons,
                            kw.pop("top_n"), kw.pop("rebalance"), kw.pop("cost_bps"))
     fields: dict[str, Any] = {k: (v or None) if isinstance(v, list) else v
                               for k, v in kw.items()}
     try:
-        from technic_v4.cli import _root, screen_budget
-
-        reader = StoreReader(_root(data_dir))
+        reader = StoreReader(data_root(data_dir))
         with err.status("validating...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")
@@ -118,11 +120,7 @@ def _write(result: ValidationReport, fmt: str, out: Path | None) -> None:
         buf = io.BytesIO()
         result.daily.to_parquet(buf, index=False)
         payload = buf.getvalue()
-    if out is None:
-        sys.stdout.buffer.write(payload)
-        sys.stdout.flush()
-    else:
-        out.write_bytes(payload)
+    write_result(payload, out)
 
 
 def _cell(value: object, pct: bool = False) -> str:

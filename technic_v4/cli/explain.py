@@ -11,7 +11,6 @@ stdout; an error is one `error:` line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli_models import fail as _fail
+from technic_v4.cli.options import check_format, data_root, fail, write_result
 
 FORMATS = ("table", "json")
 BAR_WIDTH = 24
@@ -43,22 +42,20 @@ def explain_command(
     """Why this rating: sub-scores and their rules, risk factor, Signal, alpha contributions."""
     from technic_v4.alpha.inference import ModelSet
     from technic_v4.data import store
-    from technic_v4.data.reader import StoreReader, default_data_dir
-    from technic_v4.data.store_fs import data_root
+    from technic_v4.data.reader import StoreReader
     from technic_v4.errors import ConfigError, StaleDataError, UnknownSymbolError
     from technic_v4.scan.explain import explain
 
-    if fmt not in FORMATS:
-        _fail(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    check_format(fmt, FORMATS, None)
+    root = data_root(data_dir)
     try:
-        reader = StoreReader(data_root(data_dir) if data_dir else default_data_dir())
+        reader = StoreReader(root)
         data = explain(reader, ModelSet(models_dir), symbol, as_of)
     except (ConfigError, UnknownSymbolError, StaleDataError, store.StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2
-                                             | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-        sys.stdout.flush()
+        write_result(orjson.dumps(data, option=orjson.OPT_INDENT_2
+                                  | orjson.OPT_SERIALIZE_NUMPY) + b"\n", None)
         return
     print_explain(data)
 

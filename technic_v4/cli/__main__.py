@@ -1,0 +1,5 @@
+"""`python -m technic_v4.cli`: the `technic` command."""
+
+from technic_v4.cli import app
+
+app()
