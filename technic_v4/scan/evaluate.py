@@ -220,20 +220,22 @@ def last_week_closed(session: pd.Timestamp, meta: Mapping[str, Any] | None = Non
     return bool(ahead[0].to_period("W-SUN") != session.to_period("W-SUN"))
 
 
-def _sessions_for(name: str, timeframe: str, width: int) -> int:
-    """Sessions of history a series of `width` bars of `name` needs (daily: until its last
-    `width` values equal the full history's, `_settle`; weekly: its first values)."""
-    if timeframe == "D":
-        return _settle(name, width) or required_bars([name]) + width - 1
+def _sessions_for(name: str, timeframe: str, width: int, settled: bool = True) -> int:
+    """Sessions of history a series of `width` bars of `name` needs: daily, until its last
+    `width` values equal the full history's (`_settle`), or with `settled=False` until its
+    first value (for a caller that computes over the whole history anyway); weekly, its
+    first values."""
     if name in BARS:
-        bars = width
+        first = width
     elif name == "TechRating":
-        bars = required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
+        first = required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
     elif name == "perf_ytd":
-        bars = 262  # back to the previous year's last session from any day of the year
+        first = 262  # back to the previous year's last session from any day of the year
     else:
-        bars = required_bars([name]) + width - 1
-    return 5 * bars + 5
+        first = required_bars([name]) + width - 1
+    if timeframe != "D":
+        return 5 * first + 5
+    return (_settle(name, width) or first) if settled else first
 
 
 def _settle(name: str, width: int) -> int | None:
