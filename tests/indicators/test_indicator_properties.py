@@ -175,11 +175,13 @@ RECURSIVE = [o for o in ALL_OUTPUTS if REGISTRY_OUTPUTS[o].decay is not None]
 
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(RECURSIVE), st.integers(0, 2**32 - 1),
-       st.sampled_from([0.1, 1.0, 30.0]), st.sampled_from([0.1, 1.0, 30.0]))
+       st.sampled_from([0.1, 1.0, 30.0]), st.sampled_from([0.1, 1.0, 5.0]))
 def test_a_recursion_forgets_its_start_after_its_convergence_bars(output, seed, level, vol):
     """The registry's settle_bars: a recursion started `settle_bars` bars before the last one
     equals the one started at a history far away (another price level `level` x, another
-    volatility `vol` x) to 1e-9 relative (MACD: of the close)."""
+    volatility `vol` x: up to 10% a day for 300 days) to 1e-9 relative (MACD: of the close).
+    No finite window covers every history: 60% a day for 300 days moves a price by e^10 and
+    the seed with it; the registry's margin (SETTLE_WEIGHT) is for histories that trade."""
     spec = REGISTRY_OUTPUTS[output]
     settle = spec.settle_bars(output)
     rng = np.random.default_rng(seed)
