@@ -254,7 +254,8 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
     series = (blocks[0].series if len(blocks) == 1 else  # the expressions' series, all rows
               {k: np.concatenate([b.series[k] for b in blocks]) for k in blocks[0].series})
     block = replace(blocks[0], frame=frame, series=series, timings_ms={
-        k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms})
+        k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms},
+        computed=tuple(dict.fromkeys(n for b in blocks for n in b.computed)))
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
     return block
