@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -131,15 +132,26 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         passing, rank = alive.copy(), np.full(alive.shape, np.nan)
         for k, t in enumerate(columns):
             day = {name: v[:, k] for name, v in values.items()}
-            one = select(exprs, valid[:, k], alive[:, k],
-                         lambda universe, _, t=t, day=day: SessionEnv(history, t, day, universe),
-                         lambda passing, k=k: sort(passing)[:, k])
+            one = select(exprs, valid[:, k], alive[:, k], partial(_session_env, history, t, day),
+                         partial(_session_column, sort, k))
             passing[:, k], rank[:, k] = one.passing, one.rank
             if k % 50 == 0:
                 report("replay", k, len(columns))
     report("replay", len(columns), len(columns))
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
+
+
+def _session_env(history: History, t: int, day: dict[str, np.ndarray], universe: np.ndarray,
+                 stage: str) -> SessionEnv:
+    """The Env of one session `t` (select.py's `env` for a where or rank with lags)."""
+    return SessionEnv(history, t, day, universe)
+
+
+def _session_column(sort: Callable[[np.ndarray], np.ndarray], k: int,
+                    passing: np.ndarray) -> np.ndarray:
+    """Column `k` (one evaluated session) of the sort_by values at every session."""
+    return np.asarray(sort(passing))[:, k]
 
 
 def _series_needed(cfg: ScanConfig, exprs: Expressions) -> dict[str, set[str]]:
