@@ -62,7 +62,8 @@ from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan.config import ScanConfig
-from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+from technic_v4.scan.evaluate import Block, WindowSpec
+from technic_v4.scan.executor import LocalExecutor
 from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan, shown_columns
@@ -326,14 +327,9 @@ def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None
 
         screens = ScreenStore.for_data_dir(reader.data_dir)
 
-    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        return evaluate_chunk(reader, symbols, spec, version)
-
-    async def predict(features: Features) -> Forecast:
-        return models.predict(features)
-
-    return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb,
-                            screens=screens, budget=budget))
+    local = LocalExecutor(reader, models)
+    return run_sync(execute(cfg, reader.snapshot, local.evaluate, local.predict,
+                            report=progress_cb, screens=screens, budget=budget))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
