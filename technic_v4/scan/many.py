@@ -42,6 +42,7 @@ from technic_v4.scan.run import (
     _evaluate,
     _no_report,
     snapshot_calendar,
+    unfillable_alpha,
 )
 from technic_v4.scan.screen import Facts, screen_masks
 from technic_v4.scan.select import select, with_alpha_score
@@ -97,6 +98,8 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
     (what a watch shows for a symbol that left). Module docstring. What configs share is
     computed once: plans by their selection fields, check masks by the check fields, the
     forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns).
+    A config whose where / rank / sort_by reads a forecast its rows cannot have is the
+    scan's ConfigError (`unfillable_alpha`); a watch run then evaluates each config alone.
     `budget`: what each config's expressions may cost (plan.check_against)."""
     for cfg in cfgs:
         cfg.validate()
@@ -163,6 +166,9 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
             if rows_key not in judged:
                 judged[rows_key] = _judge(alive, alpha, forecast)
             verdict, own = judged[rows_key]
+            refused = unfillable_alpha(cfgs[k], verdict.state)  # as the scan refuses it
+            if refused is not None:
+                raise refused
             out[k] = _select(cfgs[k], shared, valid, alive, own, verdict)
     return [s for s in out if s is not None], frames
 
