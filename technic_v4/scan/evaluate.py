@@ -231,20 +231,26 @@ def last_week_closed(session: pd.Timestamp, meta: Mapping[str, Any] | None = Non
     return bool(ahead[0].to_period("W-SUN") != session.to_period("W-SUN"))
 
 
-def _sessions_for(name: str, timeframe: str, width: int) -> int:
-    """Sessions of history a series of `width` bars of `name` needs (daily: until its last
-    `width` values equal the full history's, `_settle`; weekly: its first values)."""
+def _sessions_for(name: str, timeframe: str, width: int, settled: bool = True) -> int:
+    """Sessions of history a series of `width` bars of `name` needs: daily, until its last
+    `width` values equal the full history's (`_settle`; with `settled=False`, a replay's, whose
+    series run over the whole history: its first values); weekly, its first values."""
     if timeframe == "D":
-        return _settle(name, width) or required_bars([name]) + width - 1
+        if settled:
+            return _settle(name, width) or _first_values(name, width)
+        return _first_values(name, width)
+    return 5 * _first_values(name, width) + 5
+
+
+def _first_values(name: str, width: int) -> int:
+    """Bars until a series of `name` has `width` values."""
     if name in BARS:
-        bars = width
-    elif name == "TechRating":
-        bars = required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
-    elif name == "perf_ytd":
-        bars = 262  # back to the previous year's last session from any day of the year
-    else:
-        bars = required_bars([name]) + width - 1
-    return 5 * bars + 5
+        return width
+    if name == "TechRating":
+        return required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
+    if name == "perf_ytd":
+        return 262  # back to the previous year's last session from any day of the year
+    return required_bars([name]) + width - 1
 
 
 def _settle(name: str, width: int) -> int | None:

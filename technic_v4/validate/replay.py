@@ -180,7 +180,8 @@ def history_needed(cfg: ScanConfig, exprs: Expressions) -> int:
     last bar), and `min_bars`."""
     last_bar = [("rs_raw" if name == "RS_rating" else name, "D", 1)
                 for name in _series_needed(cfg, exprs)["D"]]
-    return max(cfg.min_bars, 1, *(_sessions_for(name, tf, width) for name, tf, width in
+    return max(cfg.min_bars, 1, *(_sessions_for(name, tf, width, settled=False)
+                                  for name, tf, width in
                                   (*last_bar, *exprs.series(all_columns=True))))
 
 
