@@ -1,7 +1,10 @@
-"""The scan engine: config -> plan -> evaluate -> screen -> alpha -> result, one orchestrator.
+"""The scan engine: config -> plan -> evaluate -> screen -> alpha -> select -> result.
 
-`run.py` walks through it; every front end (CLI, HTTP, stream, validation, watches) calls
-`execute` (or `run_scan`, which runs it in this process).
+`run.py` walks through it. A scan (`execute`, or `run_scan` in this process), many screens at
+one session (`many.execute_many`: watches) and a replay over past sessions (validate) pick
+and order rows with the one `select.select`; an evaluation computes only the indicator
+outputs something reads (`terms.Terms`); `executor.Executor` says where evaluate and predict
+run.
 """
 
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS, SHOWN_INDICATORS, SORTABLE

@@ -38,6 +38,7 @@ from technic_v4.indicators.registry import OUTPUTS
 from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.expressions import BARS, column_series, compile_expressions, merge_series
+from technic_v4.scan.terms import SCAN_OUTPUTS, Terms
 
 # the settling window is rounded up to this many sessions, so that screens whose series need
 # a few more bars than the default (MACD a few bars back) share one evaluation (many.py)
@@ -58,12 +59,16 @@ class WindowSpec:
     def of(cls, cfg: ScanConfig) -> WindowSpec:
         series = merge_series(compile_expressions(cfg.where, cfg.rank).series(),
                               column_series(list(cfg.columns or ())))
-        settle = settle_needed(series) or convergence_bars() or 0
-        bars = max(cfg.lookback_days, required_bars(), cfg.min_bars,
+        settle = settle_needed(series) or convergence_bars(SCAN_OUTPUTS) or 0
+        bars = max(cfg.lookback_days, required_bars(SCAN_OUTPUTS), cfg.min_bars,
                    -(-settle // WINDOW_STEP) * WINDOW_STEP,
                    *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
         return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
+
+    def terms(self) -> Terms:
+        """The indicator outputs an evaluation of this spec computes (terms.py)."""
+        return Terms.of(self.series)
 
     def key(self) -> bytes:
         """A canonical key of the spec (ScoringConfig holds a dict, so it is not hashable)."""
@@ -83,13 +88,14 @@ class Block:
     window_bars: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     series: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    computed: tuple[str, ...] = ()  # the indicator outputs the kernels ran for (terms.py)
 
 
 def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) -> Block:
     """Every symbol of `panel` measured at its last session (module docstring)."""
     t0 = time.perf_counter()
     tails = daily_tails(spec)
-    table = compute_indicators(panel, tails=tails)
+    table = compute_indicators(panel, SCAN_OUTPUTS, tails=tails)
     t1 = time.perf_counter()
     last = table.last
     last_idx = panel.last_bar_index()
@@ -129,20 +135,23 @@ def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) ->
     }
     frame = pd.DataFrame(cols)
     t2 = time.perf_counter()
-    series = expression_series(panel, spec, market, table.tails) if spec.series else {}
+    ran: list[str] = list(table.outputs)
+    series = expression_series(panel, spec, market, table.tails, ran) if spec.series else {}
     return Block(frame, panel.source, panel.data_version, str(panel.sessions[-1].date())
                  if panel.n_sessions else "", panel.n_sessions,
-                 {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)}, series)
+                 {"indicators": _ms(t1 - t0), "score": _ms(t2 - t1)}, series,
+                 tuple(dict.fromkeys(ran)))
 
 
 def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None,
-                      tails: dict[str, np.ndarray] | None = None
+                      tails: dict[str, np.ndarray] | None = None, ran: list[str] | None = None
                       ) -> dict[tuple[str, str], np.ndarray]:
     """The (column, timeframe) series of `spec.series`, each (N, bars) on own bars. Daily
     ones from `tails` (the measurement's own kernel runs: `daily_tails`) where given, else
     `packed_series`; weekly ones from `weekly_panel` (closed weeks only; the weekly fields
     they read); TechRating from the score over the scoring inputs' series; `market` is the
-    universe's index level (beta_60), else this panel's."""
+    universe's index level (beta_60), else this panel's. The outputs whose kernels run here
+    are appended to `ran`."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for tf in ("D", "W"):
         wanted = [(name, width) for name, t, width in spec.series if t == tf]
@@ -165,6 +174,8 @@ def expression_series(panel: Panel, spec: WindowSpec, market: np.ndarray | None,
                 index = index[panel.sessions.get_indexer(source.sessions)]
             extra = {"market": market_field(source, index)}
         got = packed_series(source, sorted(names), width, extra) if names else {}
+        if ran is not None:
+            ran.extend(n for n in sorted(names) if n in OUTPUTS)
         got |= given
         for name, w in wanted:
             if name == "TechRating":  # the score per bar, over w bars of its inputs
@@ -222,20 +233,24 @@ def last_week_closed(session: pd.Timestamp, meta: Mapping[str, Any] | None = Non
 
 def _sessions_for(name: str, timeframe: str, width: int, settled: bool = True) -> int:
     """Sessions of history a series of `width` bars of `name` needs: daily, until its last
-    `width` values equal the full history's (`_settle`), or with `settled=False` until its
-    first value (for a caller that computes over the whole history anyway); weekly, its
-    first values."""
+    `width` values equal the full history's (`_settle`; with `settled=False`, a replay's, whose
+    series run over the whole history: its first values); weekly, its first values."""
+    if timeframe == "D":
+        if settled:
+            return _settle(name, width) or _first_values(name, width)
+        return _first_values(name, width)
+    return 5 * _first_values(name, width) + 5
+
+
+def _first_values(name: str, width: int) -> int:
+    """Bars until a series of `name` has `width` values."""
     if name in BARS:
-        first = width
-    elif name == "TechRating":
-        first = required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
-    elif name == "perf_ytd":
-        first = 262  # back to the previous year's last session from any day of the year
-    else:
-        first = required_bars([name]) + width - 1
-    if timeframe != "D":
-        return 5 * first + 5
-    return (_settle(name, width) or first) if settled else first
+        return width
+    if name == "TechRating":
+        return required_bars(scoring.SCORING_INPUTS[1:]) + width - 1
+    if name == "perf_ytd":
+        return 262  # back to the previous year's last session from any day of the year
+    return required_bars([name]) + width - 1
 
 
 def _settle(name: str, width: int) -> int | None:
@@ -253,7 +268,7 @@ def _settle(name: str, width: int) -> int | None:
 def settle_needed(series: tuple[tuple[str, str, int], ...]) -> int | None:
     """Own bars after which the scan's values (the default outputs and the daily `series`
     expressions and columns read) equal the full history's; None when one is anchored."""
-    need = [convergence_bars(), *(_settle(n, w) for n, tf, w in series if tf == "D")]
+    need = [convergence_bars(SCAN_OUTPUTS), *(_settle(n, w) for n, tf, w in series if tf == "D")]
     return None if any(n is None for n in need) else max(n for n in need if n is not None)
 
 
@@ -286,17 +301,22 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
     if weekly.any():  # the window's weekly series for rows that have no history before it
         shorter = np.flatnonzero(~weekly)
         w_spec = replace(spec, series=weekly_series)
-        window = expression_series(sub.select(shorter), w_spec, market) if len(shorter) \
-            else {(n, tf): np.empty((0, w)) for n, tf, w in weekly_series}
+        ran: list[str] = list(block.computed)
+        window = expression_series(sub.select(shorter), w_spec, market, None, ran) \
+            if len(shorter) else {(n, tf): np.empty((0, w)) for n, tf, w in weekly_series}
         block = replace(block, series={**block.series,
-                                       **_rows_series(sub.n_symbols, shorter, window)})
+                                       **_rows_series(sub.n_symbols, shorter, window)},
+                        computed=tuple(dict.fromkeys(ran)))
     wanted = np.flatnonzero(longer)
     full = reader.load_rows(spec.as_of, list(sub.symbols[wanted]))
     if market is not None:  # the whole universe's market levels over the whole history
         market = whole_market(reader, spec, full.sessions)
     if weekly.any():  # over all of `full` (weekly bars are small; the daily ones are not)
         only = np.flatnonzero(weekly[wanted])
-        values = expression_series(full, replace(spec, series=weekly_series), market)
+        ran = list(block.computed)
+        values = expression_series(full, replace(spec, series=weekly_series), market, None,
+                                   ran)
+        block = replace(block, computed=tuple(dict.fromkeys(ran)))
         for key, v in values.items():
             block.series[key][wanted[only]] = v[only]
     if daily.any():

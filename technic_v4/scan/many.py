@@ -8,9 +8,10 @@ session, without a scan per config:
      their WindowSpec but the expression series); each group's universe evaluated ONCE with
      the union of its expressions' series (the Evaluations memo, like a scan);
   3. one forecast for every row that any config keeps;
-  4. per config: the scan's checks as masks (`screen_masks`), its `where` over the group's Env
-     (ranks within that config's universe), AlphaScore over its kept rows, its rank (the rank
-     expression or sort_by) in the scan's order (`rank_order`), cut to max_symbols.
+  4. per config: the scan's checks as masks (`screen_masks`), then the scan's own `select`
+     (select.py): its `where` over the group's Env (ranks within that config's universe),
+     AlphaScore over its kept rows, its rank (the rank expression or sort_by), the order cut
+     to max_symbols.
      Configs share what they ask alike, computed once per group: check masks (same check
      fields), the forecast's judgement (same rows), a `where` result (same text, and the same
      forecasts / universe when it reads them), the frame's columns as arrays (FrameColumns);
@@ -22,26 +23,20 @@ The ordering, the checks and the expression evaluation are the scan's own functi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from technic_v4 import cancel
-from technic_v4.alpha.inference import (
-    MODEL_FEATURES,
-    Forecast,
-    alpha_score,
-    distinguishing,
-    matching,
-)
+from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, distinguishing, matching
 from technic_v4.data.reader import Snapshot
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
-from technic_v4.scan.result import RANK_COLUMN, rank_order, shown_columns
+from technic_v4.scan.result import RANK_COLUMN, shown_columns
 from technic_v4.scan.run import (
     Evaluate,
     Evaluations,
@@ -49,8 +44,10 @@ from technic_v4.scan.run import (
     _evaluate,
     _no_report,
     snapshot_calendar,
+    unfillable_alpha,
 )
 from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.scan.select import select, with_alpha_score
 from technic_v4.screens import CompiledScreen
 from technic_v4.screens.cost import Budget
 
@@ -104,6 +101,8 @@ async def execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Eva
     (what a watch shows for a symbol that left). Module docstring. What configs share is
     computed once: plans by their selection fields, check masks by the check fields, the
     forecast's judgement by the rows it judges, frame columns as arrays (FrameColumns).
+    A config whose where / rank / sort_by reads a forecast its rows cannot have is the
+    scan's ConfigError (`unfillable_alpha`); a watch run then evaluates each config alone.
     `budget`: what each config's expressions may cost (plan.check_against); `cancel_token`:
     checked between groups, configs and expression nodes (cancel.py)."""
     with cancel.active(cancel_token):
@@ -181,6 +180,9 @@ async def _execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Ev
             if rows_key not in judged:
                 judged[rows_key] = _judge(alive, alpha, forecast)
             verdict, own = judged[rows_key]
+            refused = unfillable_alpha(cfgs[k], verdict.state)  # as the scan refuses it
+            if refused is not None:
+                raise refused
             # off the event loop (a where can cost seconds); the thread sees the token
             out[k] = await asyncio.to_thread(_select, cfgs[k], shared, valid, alive, own,
                                              verdict)
@@ -251,30 +253,30 @@ def _judge(mine: np.ndarray, alpha: dict[str, np.ndarray], forecast: Forecast
 
 def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarray,
             alpha: dict[str, np.ndarray], forecast: Forecast) -> Selection:
-    """`execute`'s steps after the checks, on positions (no per-config frame copies)."""
+    """`execute`'s steps after the checks (select.py), on positions (no per-config frames)."""
     exprs = compile_expressions(cfg.where, cfg.rank)
     columns, series = shared.columns, shared.series
-    if exprs.where is not None:
-        alive = alive & _where(exprs.where, shared, valid, alpha)
-    rows = np.flatnonzero(alive)
-    score = (alpha_score(alpha["Alpha5d"][rows], alpha["Alpha10d"][rows])
-             if forecast.available else np.full(len(rows), np.nan))
-    rank = np.full(len(rows), np.nan)
-    if exprs.rank is not None:
-        values = {k: v[rows] for k, v in alpha.items()}
-        values["AlphaScore"] = score
-        env = BlockEnv(columns.take(rows), RowsOf(series, rows),
-                       np.ones(len(rows), dtype=bool), values)
-        rank = exprs.rank.evaluate(env, 1)[:, -1]
-        key = rank
-    elif cfg.sort_by == "AlphaScore":
-        key = score
-    elif cfg.sort_by in alpha:
-        key = alpha[cfg.sort_by][rows]
-    else:
-        key = columns.number(cfg.sort_by)[rows]
-    order = rank_order(key, cfg.ascending, cfg.max_symbols)
-    kept = rows[order]
+    scored: list[dict[str, np.ndarray]] = []  # alpha and AlphaScore over the passing rows
+
+    def values(passing: np.ndarray) -> dict[str, np.ndarray]:
+        if not scored:
+            scored.append(with_alpha_score(alpha, passing, forecast.available))
+        return scored[0]
+
+    def env(universe: np.ndarray, stage: str) -> BlockEnv:
+        return BlockEnv(columns, series, universe,
+                        alpha if stage == "where" else values(universe))
+
+    def sort(passing: np.ndarray) -> np.ndarray:
+        found = values(passing).get(cfg.sort_by)
+        return columns.number(cfg.sort_by) if found is None else found
+
+    chosen = select(exprs, valid, alive, env, sort,
+                    where=lambda screen, universe: _where(screen, shared, universe, alpha))
+    order = chosen.order(cfg.ascending, cfg.max_symbols)
+    kept = chosen.rows[order]
+    score = values(chosen.passing)["AlphaScore"][kept]
+    rank = chosen.rank[kept] if exprs.rank is not None else np.full(len(kept), np.nan)
     missing = [c for c in shown_columns(cfg) if c not in shared.frame.columns
                and c != RANK_COLUMN]
     extra: dict[str, np.ndarray] = {}
@@ -282,29 +284,9 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
         read = BlockEnv(columns, series, valid, alpha)
         extra = {c: read.number(c, 1)[kept, -1] for c in missing}
     return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
-                     rank[order], score[order], int(valid.sum()),
+                     rank, score, int(valid.sum()),
                      {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
                      shared.symbols, extra)
-
-
-class RowsOf(Mapping[tuple[str, str], np.ndarray]):
-    """Series cut to some rows, each on its first read (a rank reads one or two of them)."""
-
-    def __init__(self, series: Mapping[tuple[str, str], np.ndarray], rows: np.ndarray):
-        self.series, self.rows = series, rows
-        self._cut: dict[tuple[str, str], np.ndarray] = {}
-
-    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
-        found = self._cut.get(key)
-        if found is None:
-            found = self._cut[key] = self.series[key][self.rows]
-        return found
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.series)
-
-    def __len__(self) -> int:
-        return len(self.series)
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

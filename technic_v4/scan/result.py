@@ -1,8 +1,8 @@
 """The scan's answer: the ranked result table and a status in which every symbol is counted.
 
-`finish_scan` ranks the rows that passed, cuts to `max_symbols` (the rest become "beyond
-max_symbols" rejections) and builds `ScanStatus`, asserting attempted = kept + rejected +
-errors: a symbol can never silently disappear.
+`finish_scan` orders the rows that passed (as select.py ranked them), cuts to `max_symbols`
+(the rest become "beyond max_symbols" rejections) and builds `ScanStatus`, asserting
+attempted = kept + rejected + errors: a symbol can never silently disappear.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from technic_v4.scan.evaluate import Block
 from technic_v4.scan.expressions import compile_expressions
 from technic_v4.scan.plan import ScanPlan
 from technic_v4.scan.screen import concat_rejections
+from technic_v4.scan.select import rank_order
+
+__all__ = ["RANK_COLUMN", "STAGES", "ScanStatus", "finish_scan", "rank_order", "shown_columns"]
 
 STAGES = ("load", "indicators", "score", "alpha", "rank")  # progress and timings, in order
 RANK_COLUMN = "RankValue"  # the rank expression's value, a result column when `rank` is set
@@ -58,19 +61,6 @@ class ScanStatus:
                 if f.name != "rejections"}
 
 
-def rank_order(values: np.ndarray, ascending: bool, limit: int | None = None) -> np.ndarray:
-    """Row order by `values` (stable: ties keep their order), NaN last either way; with
-    `limit`, only the first `limit` of that order (the rows up to the limit-th value,
-    ties included, sorted: the same rows in the same order, without sorting them all)."""
-    keyed = np.where(np.isnan(values), np.inf, values if ascending else -values)
-    if limit is not None and 0 < limit < len(keyed) // 4:
-        cut = np.partition(keyed, limit - 1)[limit - 1]
-        head = np.flatnonzero(keyed <= cut)  # ascending positions: stable among ties
-        return head[np.argsort(keyed[head], kind="stable")][:limit]
-    order = np.argsort(keyed, kind="stable")
-    return order if limit is None else order[:max(limit, 0)]
-
-
 def shown_columns(cfg: ScanConfig) -> list[str]:
     """The result's columns (columns.py): the contract's or Symbol + the chosen `columns`,
     then every column the where / rank read, then RankValue when ranked by an expression."""
@@ -80,12 +70,10 @@ def shown_columns(cfg: ScanConfig) -> list[str]:
 
 
 def finish_scan(cfg: ScanConfig, plan: ScanPlan, block: Block, frame: pd.DataFrame,
-                rejections: Sequence[pd.DataFrame], alpha_state: dict) -> tuple[
-                    pd.DataFrame, ScanStatus]:
-    """Rank the passing rows `frame` (by the rank expression's RANK_COLUMN when the config has
-    one, else sort_by), cut to max_symbols; count every symbol exactly once."""
-    key = RANK_COLUMN if cfg.rank else cfg.sort_by
-    order = rank_order(frame[key].to_numpy(dtype=float), cfg.ascending)
+                order: np.ndarray, rejections: Sequence[pd.DataFrame], alpha_state: dict
+                ) -> tuple[pd.DataFrame, ScanStatus]:
+    """The passing rows `frame` in `order` (select.py: by the rank expression, else sort_by),
+    cut to max_symbols; count every symbol exactly once."""
     parts = [*plan.rejections, *rejections]
     if cfg.max_symbols is not None and len(order) > cfg.max_symbols:
         beyond = frame["Symbol"].to_numpy()[order[cfg.max_symbols:]]

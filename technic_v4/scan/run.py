@@ -17,7 +17,7 @@ stream, validation, watches) comes through here, and only says where two steps r
                 is planned again on a fresh snapshot, once. A service passes `evaluations` to
                 keep a data version's full-universe evaluation and answer later scans with the
                 same WindowSpec from it (evaluate.py says why that is exact).
-  3. score      `screen`: the request's conditions over the measured rows, rejections with
+  3. score      `screen`: the request's checks over the measured rows (masks), rejections with
                 their reasons.
   4. alpha      `predict(features)` once, for the rows kept, with the model features only:
                 in-process a ModelSet, under Serve the AlphaModel replica (which batches
@@ -27,7 +27,8 @@ stream, validation, watches) comes through here, and only says where two steps r
                 (`inference.distinguishing`) is then withheld (judged per scan, here, since a
                 Serve batch mixes scans); a where / rank / sort_by reading a withheld column
                 is a ConfigError (`unfillable_alpha`). AlphaScore over the rows kept.
-  5. rank       `finish_scan`: sort, cut to max_symbols, count every symbol.
+  5. rank       `select` (select.py, the one shared with execute_many and validation):
+                where -> rank -> order; `finish_scan`: cut to max_symbols, count every symbol.
 `report(stage, done, total)` follows the same stages (STAGES), and `status.timings_ms` holds
 one lap per stage plus `total`, from one StageTimer.
 """
@@ -62,11 +63,13 @@ from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan.config import ScanConfig
-from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
+from technic_v4.scan.evaluate import Block, WindowSpec
+from technic_v4.scan.executor import LocalExecutor
 from technic_v4.scan.expressions import BlockEnv, compile_expressions
 from technic_v4.scan.plan import ScanPlan, plan_scan
 from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan, shown_columns
 from technic_v4.scan.screen import reject_rows, screen
+from technic_v4.scan.select import select, with_alpha_score
 from technic_v4.screens.cost import Budget
 
 if TYPE_CHECKING:
@@ -189,30 +192,44 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     if refused is not None:
         raise refused
     exprs = compile_expressions(cfg.where, cfg.rank)
+    n = len(block.frame)
+    alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, n) for h in forecast.values}
+    scored: dict[bytes, dict[str, np.ndarray]] = {}
+
+    def values(passing: np.ndarray) -> dict[str, np.ndarray]:  # AlphaScore over `passing`
+        key = np.packbits(passing).tobytes()
+        if key not in scored:
+            scored[key] = with_alpha_score(alpha, passing, forecast.available)
+        return scored[key]
+
+    def env(universe: np.ndarray, stage: str) -> BlockEnv:
+        return BlockEnv(block.frame, block.series, universe,
+                        alpha if stage == "where" else values(universe))
+
+    def sort(passing: np.ndarray) -> np.ndarray:
+        found = values(passing).get(cfg.sort_by)
+        return block.frame[cfg.sort_by].to_numpy(dtype=float) if found is None else found
+
+    # off the event loop (a where can cost seconds); the thread sees the cancel token
+    chosen = await asyncio.to_thread(select, exprs, valid, alive, env, sort)
     if exprs.where is not None:  # over every row: ranks inside it see the whole universe
-        alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, len(block.frame))
-                 for h in forecast.values}
-        env = BlockEnv(block.frame, block.series, valid, alpha)
-        # off the event loop (a where can cost seconds); the thread sees the cancel token
-        hit = (await asyncio.to_thread(exprs.where.evaluate, env, 1))[:, -1]
-        keep = hit[rows]
         detail = "not " + exprs.where.text[:120]
-        reject_rows(block.frame["Symbol"].to_numpy(dtype=object), alive, ~hit, "where",
-                    lambda i: [detail] * len(i), rejections)
+        reject_rows(block.frame["Symbol"].to_numpy(dtype=object), alive, ~chosen.passing,
+                    "where", lambda i: [detail] * len(i), rejections)
+        keep = chosen.passing[rows]
         rows, forecast = rows[keep], Forecast({h: v[keep] for h, v in forecast.values.items()},
                                               forecast.state)
         kept = block.frame.iloc[rows]
     kept = with_alpha(kept, forecast)
     missing = [c for c in shown_columns(cfg) if c not in kept.columns and c != RANK_COLUMN]
     if missing:  # chosen or read columns the frame lacks: their value at the as-of session
-        env = BlockEnv(block.frame, block.series, valid)
+        read = BlockEnv(block.frame, block.series, valid)
         for name in missing:
-            kept[name] = env.number(name, 1)[rows, -1]
-    if exprs.rank is not None:  # among the rows kept
-        series = {k: v[rows] for k, v in block.series.items()}
-        env = BlockEnv(kept, series, np.ones(len(kept), dtype=bool))
-        kept[RANK_COLUMN] = (await asyncio.to_thread(exprs.rank.evaluate, env, 1))[:, -1]
-    frame, status = finish_scan(cfg, plan, block, kept, rejections, forecast.state)
+            kept[name] = read.number(name, 1)[rows, -1]
+    if exprs.rank is not None:
+        kept[RANK_COLUMN] = chosen.rank[rows]
+    frame, status = finish_scan(cfg, plan, block, kept, chosen.order(cfg.ascending), rejections,
+                                forecast.state)
     timer.lap("rank")
     status.timings_ms = timer.done()
     report("rank", len(frame), len(frame))
@@ -256,7 +273,8 @@ async def _evaluate(plan: ScanPlan, spec: WindowSpec, snap: Snapshot, evaluate: 
     series = (blocks[0].series if len(blocks) == 1 else  # the expressions' series, all rows
               {k: np.concatenate([b.series[k] for b in blocks]) for k in blocks[0].series})
     block = replace(blocks[0], frame=frame, series=series, timings_ms={
-        k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms})
+        k: max(b.timings_ms.get(k, 0.0) for b in blocks) for k in blocks[0].timings_ms},
+        computed=tuple(dict.fromkeys(n for b in blocks for n in b.computed)))
     if evaluations is not None and total == len(plan.symbols):
         evaluations.put(key, block)
     return block
@@ -327,19 +345,22 @@ def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None
 
         screens = ScreenStore.for_data_dir(reader.data_dir)
 
-    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        return evaluate_chunk(reader, symbols, spec, version)
-
-    async def predict(features: Features) -> Forecast:
-        return models.predict(features)
-
-    return run_sync(execute(cfg, reader.snapshot, evaluate, predict, report=progress_cb,
-                            screens=screens, budget=budget))
+    local = LocalExecutor(reader, models)
+    return run_sync(execute(cfg, reader.snapshot, local.evaluate, local.predict,
+                            report=progress_cb, screens=screens, budget=budget))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` to completion from sync code, also when this thread already runs a loop
-    (a notebook): then in a worker thread."""
+    (a notebook): then in a worker thread. The result is handed over outside the main task:
+    on Python 3.11 `asyncio.run` formats the finished task's repr (its result: the result
+    and rejection DataFrames) while restoring the SIGINT handler, twice per run: ~10-20 ms
+    of a 5,000-symbol scan spent printing tables nobody reads."""
+    out: list[T] = []
+
+    async def main() -> None:
+        out.append(await coro)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -347,9 +368,11 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     else:
         in_loop = True
     if not in_loop:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        asyncio.run(main())
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, main()).result()
+    return out[0]
 
 
 def _no_report(stage: str, done: int, total: int) -> None:

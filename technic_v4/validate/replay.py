@@ -14,9 +14,11 @@ Walk-through of `replay(cfg, reader)`:
   3b. The first evaluated session is the first at which every series the screen reads has
      its own lookback (`history_needed`: each indicator's and function's, RS_rating's 253
      bars, weekly bars as sessions), so no early session is empty for want of history.
-  4. Per session (a loop over compiled expressions and array gathers, never over scans):
-     the `where` expression over that day's Env (history.SessionEnv: the scan's Env as of that
-     session), and the rank values (the rank expression, or the sort_by column).
+  4. The scan's own `select` (technic_v4/scan/select.py): the `where` expression over the
+     day's Env, then the rank values (the rank expression, or the sort_by column) among the
+     rows passing, at every session in one evaluation (history.SessionsEnv) when the
+     expressions read one bar of daily values, else session by session (history.SessionEnv:
+     the scan's Env as of that session; a loop over array gathers, never over scans).
 Only bars up to each session are read: every series is causal on own bars and gathered at
 the last bar on or before the session. `technic_v4.scan.run_scan(as_of_date=d)` gives the same
 passing set and ranks at any session d (tests/validate).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -40,6 +43,7 @@ from technic_v4.scan.evaluate import WindowSpec, _sessions_for
 from technic_v4.scan.expressions import Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
+from technic_v4.scan.select import select
 from technic_v4.screens.cost import Budget
 from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsEnv
 
@@ -118,35 +122,40 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
                "Signal": facts.signal, "Close": facts.close, "TechRating": facts.tech_rating,
                "DollarVolume": facts.dollar_volume, "Bars": facts.bars,
                "quality_flags": np.broadcast_to(np.array("", dtype=object), alive.shape)}
-    passing, rank = alive, np.full(alive.shape, np.nan)
+
+    def sort(passing: np.ndarray) -> np.ndarray:  # the sort_by column at every session
+        return values[cfg.sort_by] if cfg.sort_by in values else gathered(cfg.sort_by)
+
     if _at_once(exprs):  # no lags, windows or weekly bars: every session in one evaluation
-        if exprs.where is not None:
-            passing = alive & exprs.where.evaluate(
-                SessionsEnv(history, columns, values, valid, gathered), len(columns))
-        if exprs.rank is not None:
-            rank = exprs.rank.evaluate(SessionsEnv(history, columns, values, passing,
-                                                   gathered), len(columns))
-        report("replay", len(columns), len(columns))
+        chosen = select(exprs, valid, alive,
+                        lambda universe, _: SessionsEnv(history, columns, values, universe,
+                                                        gathered), sort)
+        passing, rank = chosen.passing, chosen.rank
     else:
-        passing = alive.copy()
+        passing, rank = alive.copy(), np.full(alive.shape, np.nan)
         for k, t in enumerate(columns):
             cancel.check()  # between sessions (technic_v4/cancel.py)
             day = {name: v[:, k] for name, v in values.items()}
-            if exprs.where is not None:
-                passing[:, k] &= exprs.where.evaluate(
-                    SessionEnv(history, t, day, valid[:, k]), 1)[:, -1]
-            if exprs.rank is not None:
-                rank[:, k] = exprs.rank.evaluate(
-                    SessionEnv(history, t, day, passing[:, k]), 1)[:, -1]
+            one = select(exprs, valid[:, k], alive[:, k], partial(_session_env, history, t, day),
+                         partial(_session_column, sort, k))
+            passing[:, k], rank[:, k] = one.passing, one.rank
             if k % 50 == 0:
                 report("replay", k, len(columns))
-        report("replay", len(columns), len(columns))
-    if exprs.rank is None:
-        rank = values[cfg.sort_by] if cfg.sort_by in values else \
-            gathered(cfg.sort_by)
-    rank = np.where(passing, np.asarray(rank, dtype=float), np.nan)
+    report("replay", len(columns), len(columns))
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
+
+
+def _session_env(history: History, t: int, day: dict[str, np.ndarray], universe: np.ndarray,
+                 stage: str) -> SessionEnv:
+    """The Env of one session `t` (select.py's `env` for a where or rank with lags)."""
+    return SessionEnv(history, t, day, universe)
+
+
+def _session_column(sort: Callable[[np.ndarray], np.ndarray], k: int,
+                    passing: np.ndarray) -> np.ndarray:
+    """Column `k` (one evaluated session) of the sort_by values at every session."""
+    return np.asarray(sort(passing))[:, k]
 
 
 def _series_needed(cfg: ScanConfig, exprs: Expressions) -> dict[str, set[str]]:

@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from technic_v4 import cross_section
 from technic_v4.alpha.evaluate import newey_west_t
-from technic_v4.scan.result import rank_order
+from technic_v4.scan.select import rank_order
 from technic_v4.validate.returns import Forward
 
 MIN_INDEPENDENT = 30

@@ -15,7 +15,7 @@ from technic_v4.errors import ConfigError
 from technic_v4.scan import ScanConfig, run_scan
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.many import execute_many
-from technic_v4.scan.run import run_sync, unfillable_alpha
+from technic_v4.scan.run import run_sync
 
 SCREENS = [
     ScanConfig(),
@@ -56,16 +56,20 @@ def test_each_selection_is_run_scan(store, realistic, as_of, monkeypatch):
     reader = StoreReader(data)
     cfgs = [ScanConfig(**{**c.to_dict(), "as_of_date": as_of, "scoring": c.scoring})
             for c in SCREENS]
-    selections, _ = _many(reader, ModelSet(models_dir), cfgs)
-    assert [s.config for s in selections] == cfgs
-    for cfg, sel in zip(cfgs, selections, strict=True):
-        refused = unfillable_alpha(cfg, sel.alpha_state)
-        if refused is not None:  # a forecast the screen reads is withheld: both refuse
-            with pytest.raises(ConfigError) as exc:
-                run_scan(cfg, loader=reader, models_dir=models_dir)
-            assert str(exc.value) == str(refused)
-            continue
-        frame, status = run_scan(cfg, loader=reader, models_dir=models_dir)
+    scans, accepted = [], []
+    for cfg in cfgs:
+        try:
+            scans.append(run_scan(cfg, loader=reader, models_dir=models_dir))
+        except ConfigError as exc:  # a forecast it reads is withheld: refused alike
+            with pytest.raises(ConfigError) as refused:
+                _many(reader, ModelSet(models_dir), [cfg])
+            assert str(refused.value) == str(exc)
+        else:
+            accepted.append(cfg)
+    assert realistic == (len(accepted) == len(cfgs))
+    selections, _ = _many(reader, ModelSet(models_dir), accepted)
+    assert [s.config for s in selections] == accepted
+    for cfg, sel, (frame, status) in zip(accepted, selections, scans, strict=True):
         assert sel.symbols == frame["Symbol"].tolist(), cfg
         assert sel.alpha_state.get("available") == status.alpha.get("available"), cfg
         rows = sel.rows()
