@@ -172,32 +172,43 @@ def test_http_scan_and_explain_carry_the_reason(real_store) -> None:
         assert alpha["models"][0]["data_source"] == "synthetic"
 
 
-def test_a_watch_reading_withheld_alpha_is_skipped_with_the_reason(tmp_path) -> None:
-    """Models trained on real bars, a watch on the synthetic market: the watch whose screen
-    reads Alpha5d gets no evaluation and no events (an empty set is no verdict), and says
-    why; a watch that reads no forecast runs as before."""
+def test_a_watch_reading_withheld_alpha_is_refused_then_skipped_with_the_reason(tmp_path
+                                                                              ) -> None:
+    """Models trained on real bars, a watch on the synthetic market: a watch whose screen
+    reads Alpha5d is refused at creation, naming why (known then, it would never give a
+    verdict); one created while its models matched is skipped once they no longer do (no
+    evaluation, no events: an empty set is no verdict) and says why; a watch that reads no
+    forecast runs as before."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "watch"))
     from serve_support import tiny_models
     from support import run, split_market
 
+    from technic_v4.errors import ConfigError
     from technic_v4.watch.deliver import Policy
     from technic_v4.watch.model import WatchSpec
     from technic_v4.watch.service import local_service
 
     split = split_market(tmp_path / "data", n_symbols=60, tail=1)
-    models = tiny_models(tmp_path / "models", source="ingest:us.csv")
-    svc = local_service(tmp_path / "data", models, policy=Policy(allow_private=True))
-    alpha = run(svc.create(WatchSpec("alpha", definition={"where": "Alpha5d > 0"},
-                                     initial=True)))
+    real = tiny_models(tmp_path / "models-real", source="ingest:us.csv")
+    synthetic = tiny_models(tmp_path / "models-synthetic")
+    policy = Policy(allow_private=True)
+    svc = local_service(tmp_path / "data", real, policy=policy)
+    with pytest.raises(ConfigError) as refused:
+        run(svc.create(WatchSpec("alpha", definition={"where": "Alpha5d > 0"})))
+    assert str(refused.value).startswith("where reads Alpha5d")
+    assert "models trained on real data (ingest:us.csv), the store is synthetic" in str(
+        refused.value)
+    assert run(svc.list()) == []
+
+    matched = local_service(tmp_path / "data", synthetic, policy=policy)
+    run(matched.create(WatchSpec("alpha", definition={"where": "Alpha5d > 0"})))
     plain = run(svc.create(WatchSpec("plain", definition={"max_symbols": 10}, initial=True)))
-    assert alpha["baseline"]["errors"]["alpha"].startswith("where reads Alpha5d")
-    assert "models trained on real data (ingest:us.csv), the store is synthetic" in (
-        alpha["baseline"]["errors"]["alpha"])
     assert plain["baseline"]["errors"] == {}
     split.append()
     session = run(svc.tick()).runs[0]
-    assert "alpha" in session.errors and session.evaluated == ["plain"]
+    assert session.errors["alpha"].startswith("where reads Alpha5d")
+    assert session.evaluated == ["plain"]
     events = [e for _, e in svc.store.events_after(0, 100_000)]
     assert events and {e["watch"] for e in events} == {"plain"}
