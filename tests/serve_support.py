@@ -151,12 +151,16 @@ def running_app(root: Path, env: dict[str, str], name: str, *,
     text (`ray.init(_metrics_export_port=...)`); by default Ray picks its own port.
     `store(dir)` writes the store into `dir` and returns it (default: the demo store)."""
     from ray import serve
+    from ray.serve._private import api as serve_api
 
     from deployments.app import AppArgs, build_app
 
     data, models = store(root / "data"), tiny_models(root / "models")
     port = free_port()
     ray_session(env, metrics_export_port)
+    # Serve waits 60 s for its proxy actor, which a loaded box can take to schedule: a hang
+    # guard of minutes instead (how fast Serve starts is not what these tests test)
+    serve_api.HTTP_PROXY_TIMEOUT = max(serve_api.HTTP_PROXY_TIMEOUT, 600)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), **app_args)),
