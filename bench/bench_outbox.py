@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "watch
 from serve_support import tiny_models  # noqa: E402
 from support import split_market  # noqa: E402
 
+from technic_v4.watch.clock import ManualClock  # noqa: E402
 from technic_v4.watch.deliver import Policy  # noqa: E402
 from technic_v4.watch.model import WatchSpec  # noqa: E402
 from technic_v4.watch.service import local_service  # noqa: E402
@@ -37,10 +38,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             split = split_market(root / "data", n_symbols=args.symbols, tail=args.sessions)
-            now = [time.time()]
+            clock = ManualClock(time.time())
             svc = local_service(split.data, tiny_models(root / "models"),
-                                policy=Policy(max_events=cap))
-            svc.clock = lambda now=now: now[0]
+                                policy=Policy(max_events=cap), clock=clock)
             for i in range(args.watches):
                 asyncio.run(svc.create(WatchSpec(f"all{i}", definition={"where": "Close > 0"},
                                                  initial=True)))
@@ -53,7 +53,7 @@ def main() -> None:
                 continue
             with svc.store._db.write() as db:  # as if every delivery had been acknowledged
                 db.execute("UPDATE watch_deliveries SET state = 'delivered'")
-            now[0] += svc.policy.retention_s + 86400
+            clock.advance(svc.policy.retention_s + 86400)
             gone = asyncio.run(svc.prune_if_due())
             size = svc.store.outbox_size()
             print(f"  after the retention: pruned {gone}; {size['events']:,} events, "

@@ -24,15 +24,17 @@ from technic_v4.data.panel import Panel, panel_from_arrays
 def _isolate_from_the_users_environment() -> None:
     """The suite never reads the user's settings or folders: every `TECHNIC_*` variable is
     dropped and the XDG folders (platformdirs' data, state, config, cache) point into one
-    temporary home per run, shared by the xdist workers (they inherit it)."""
+    temporary home per run (inherited by the xdist workers), a folder of their own per
+    worker. Processes the tests start (the CLI, launchers, Ray's workers) inherit both."""
     for name in [n for n in os.environ if n.startswith("TECHNIC_")]:
         del os.environ[name]
     home = os.environ.get("PYTEST_TECHNIC_HOME")
     if not home:
         home = tempfile.mkdtemp(prefix="technic-suite-home-")
         os.environ["PYTEST_TECHNIC_HOME"] = home
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     for kind in ("DATA", "STATE", "CONFIG", "CACHE"):
-        os.environ[f"XDG_{kind}_HOME"] = os.path.join(home, kind.lower())
+        os.environ[f"XDG_{kind}_HOME"] = os.path.join(home, worker, kind.lower())
 
 
 _isolate_from_the_users_environment()
@@ -44,15 +46,6 @@ FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true",
                      help="also run the tests marked slow (the README's test command does)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Per-user folders (platformdirs: models `technic models train` wrote, the default data
-    dir) point into a fresh temporary folder: the suite never reads the user's."""
-    import os
-    import tempfile
-
-    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="technic-xdg-")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids

@@ -119,6 +119,11 @@ def free_port() -> int:
 _RAY_KEY: list[object] = [None]  # the settings the running Ray session was started with
 
 
+# Serve's controller kills a proxy not ready within 5 s, which a loaded box's proxy start can
+# exceed: hang guards of minutes (how fast Serve starts is not what these tests test)
+SERVE_START_GUARDS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "600"}
+
+
 def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> None:
     """Ray started small for the Serve tests: dashboard off, 2 CPUs, 200 MB object store,
     `env` set before ray.init (so the raylet and every worker inherit it). A session started
@@ -127,6 +132,7 @@ def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> 
     stopped first. conftest.py stops the last one when the test session ends."""
     import ray
 
+    env = {**SERVE_START_GUARDS, **env}
     around = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "TECHNIC_"))}
     key = (tuple(sorted({**around, **env}.items())), metrics_export_port)
     if ray.is_initialized() and _RAY_KEY[0] == key:
@@ -151,12 +157,16 @@ def running_app(root: Path, env: dict[str, str], name: str, *,
     text (`ray.init(_metrics_export_port=...)`); by default Ray picks its own port.
     `store(dir)` writes the store into `dir` and returns it (default: the demo store)."""
     from ray import serve
+    from ray.serve._private import api as serve_api
 
     from deployments.app import AppArgs, build_app
 
     data, models = store(root / "data"), tiny_models(root / "models")
     port = free_port()
     ray_session(env, metrics_export_port)
+    # Serve waits 60 s for its proxy actor, which a loaded box can take to schedule: a hang
+    # guard of minutes instead (how fast Serve starts is not what these tests test)
+    serve_api.HTTP_PROXY_TIMEOUT = max(serve_api.HTTP_PROXY_TIMEOUT, 600)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(AppArgs(data_dir=str(data), models_dir=str(models), **app_args)),

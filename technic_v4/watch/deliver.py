@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,7 +160,7 @@ class Deliverer:
         if outcome.ok:
             return Settlement(item, True, outcome.status)
         wait = max(p.backoff(item.attempt, self.rng), outcome.retry_after or 0.0)
-        next_at = time.time() + min(wait, p.cap_s)
+        next_at = self.store.clock.now() + min(wait, p.cap_s)  # the store's time
         dead = item.attempt >= p.max_attempts or next_at - item.created > p.max_age_s
         return Settlement(item, False, outcome.status, outcome.error, next_at, dead)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from technic_v4.scan.many import execute_many
 from technic_v4.scan.plan import check_cost
 from technic_v4.screens.trial import evaluated_once
 from technic_v4.tenancy import OPEN, Scope
+from technic_v4.watch.clock import SYSTEM, Clock
 from technic_v4.watch.deliver import Deliverer, Policy
 from technic_v4.watch.evaluate import Engine, SessionRun, catch_up
 from technic_v4.watch.model import Watch, WatchSpec, check_watch_name
@@ -60,11 +60,11 @@ class WatchService:
     """Watches over one store and one engine (module docstring)."""
 
     def __init__(self, store: WatchStore, snapshot: Callable[[], Snapshot], engine: Engine,
-                 policy: Policy | None = None, clock: Callable[[], float] = time.time):
+                 policy: Policy | None = None):
         self.store, self.snapshot, self.engine = store, snapshot, engine
         self.policy = policy or Policy()
         self.deliverer = Deliverer(store, self.policy)
-        self.clock = clock  # when pruning is due, and its cut-off (tests move it)
+        self.clock = store.clock  # when pruning and the next tick are due (tests move it)
         self._seen: tuple[str, frozenset[str]] | None = None
         self._pruned_at: float | None = None
         self.counters = {"ticks": 0, "tick_errors": 0, "evaluations": 0, "events": 0,
@@ -158,12 +158,12 @@ class WatchService:
         await self.prune_if_due()
         self.counters["ticks"] += 1
         result = TickResult(runs, delivered)
-        self.last_tick = {"at": time.time(), **result.as_dict()}
+        self.last_tick = {"at": self.clock.now(), **result.as_dict()}
         return result
 
     async def prune_if_due(self) -> dict[str, int] | None:
         """`store.prune` to the retention when `prune_every_s` passed since the last one."""
-        now = self.clock()
+        now = self.clock.now()
         if self._pruned_at is not None and now - self._pruned_at < self.policy.prune_every_s:
             return None
         gone = await asyncio.to_thread(self.store.prune, now, self.policy.retention_s)
@@ -183,11 +183,12 @@ class WatchService:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.exception("technic watch: tick failed")
             due = await asyncio.to_thread(self.store.next_due)
-            wait = poll_s if due is None else min(poll_s, max(0.05, due - time.time()))
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-            except TimeoutError:
-                pass
+            wait = poll_s if due is None else min(poll_s, max(0.05, due - self.clock.now()))
+            stopped = asyncio.ensure_future(stop.wait())
+            slept = asyncio.ensure_future(self.clock.sleep(wait))
+            await asyncio.wait({stopped, slept}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopped, slept):
+                task.cancel()
 
     async def test(self, name: str, scope: Scope = OPEN) -> Rows:
         """A signed `watch.test` message to every target of `name`, now (not via the outbox:
@@ -223,8 +224,10 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
 
 
 def local_service(data_dir: Any, models_dir: Any = None, *, policy: Policy | None = None,
-                  state_dir: Any = None, reader: StoreReader | None = None) -> WatchService:
-    """A WatchService that evaluates in this process (the CLI, `technic watch run`)."""
+                  state_dir: Any = None, reader: StoreReader | None = None,
+                  clock: Clock = SYSTEM) -> WatchService:
+    """A WatchService that evaluates in this process (the CLI, `technic watch run`), on
+    `clock`'s time."""
     from technic_v4.alpha.inference import ModelSet
     from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
     from technic_v4.scan.run import Evaluations, Features
@@ -243,5 +246,5 @@ def local_service(data_dir: Any, models_dir: Any = None, *, policy: Policy | Non
 
     screens = ScreenStore.for_data_dir(reader.data_dir, state_dir)
     engine = Engine(evaluate, predict, screens, None, Evaluations(2))
-    return WatchService(SqliteWatchStore.for_data_dir(reader.data_dir, state_dir),
+    return WatchService(SqliteWatchStore.for_data_dir(reader.data_dir, state_dir, clock=clock),
                         reader.snapshot, engine, policy or Policy.from_settings(settings))

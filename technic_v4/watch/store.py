@@ -51,7 +51,6 @@ import json
 import os
 import socket
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -64,6 +63,7 @@ from technic_v4.data.store_fs import DataRoot, StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.statedb import StateDB, state_path
 from technic_v4.tenancy import OPEN, Scope, pick
+from technic_v4.watch.clock import SYSTEM, Clock
 from technic_v4.watch.model import Target, Watch, WatchSpec, new_secret, new_watch_id
 
 COMPONENT = "watches"
@@ -239,6 +239,8 @@ Rows = list[dict[str, Any]]
 class WatchStore(Protocol):
     """What evaluation, delivery and the service ask of a watch store (module docstring)."""
 
+    clock: Clock  # the time every lease, retry, breaker and retention is measured by
+
     def scoped(self, scope: Scope) -> WatchStore: ...
     def create(self, spec: WatchSpec) -> tuple[Watch, str]: ...
     def list(self) -> Watches: ...
@@ -282,10 +284,6 @@ def _alive(owner: str) -> bool:
     return True
 
 
-def _now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -302,9 +300,10 @@ class SqliteWatchStore:
     """WatchStore in technic.sqlite (module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
-                 scope: Scope = OPEN):
+                 scope: Scope = OPEN, clock: Clock = SYSTEM):
         self.path = Path(path).expanduser()
         self.scope = scope
+        self.clock = clock  # every timestamp written or compared (leases, breakers, ages)
         self._db = StateDB(self.path, COMPONENT, MIGRATIONS, WatchDatabaseError, "watches",
                            busy_timeout_s)
 
@@ -315,10 +314,10 @@ class SqliteWatchStore:
         return view
 
     @classmethod
-    def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None
-                     ) -> SqliteWatchStore:
+    def for_data_dir(cls, data_dir: DataRoot, state_dir: str | os.PathLike[str] | None = None,
+                     *, clock: Clock = SYSTEM) -> SqliteWatchStore:
         """The store beside `data_dir`'s saved screens (ScreenStore.for_data_dir's file)."""
-        return cls(state_path(data_dir, state_dir))
+        return cls(state_path(data_dir, state_dir), clock=clock)
 
     def __repr__(self) -> str:
         return f"SqliteWatchStore({str(self.path)!r})"
@@ -330,7 +329,7 @@ class SqliteWatchStore:
     def create(self, spec: WatchSpec) -> tuple[Watch, str]:
         """Store a checked spec; (the watch, its secret: shown to the user once)."""
         spec.check()
-        secret, wid, created = new_secret(), new_watch_id(), _now_text()
+        secret, wid, created = new_secret(), new_watch_id(), _iso(self.clock.now())
         owner = self.scope.owner  # created in the caller's own namespace, admins' too
         with self._db.write() as db:
             if db.execute("SELECT 1 FROM watches WHERE owner = ? AND name = ?",
@@ -402,7 +401,8 @@ class SqliteWatchStore:
         one per (watch, session, apprise target)), all in one transaction. A (watch, session)
         evaluated already, or a watch removed meanwhile, writes nothing. Returns the number
         of events written."""
-        now, created = time.time(), _now_text()
+        now = self.clock.now()
+        created = _iso(now)
         written = 0
         with self._db.write() as db:
             for watch, evaluation, events in batch:
@@ -423,7 +423,7 @@ class SqliteWatchStore:
     def record_failures(self, failures: Mapping[str, tuple[str, str]]) -> None:
         """{watch id: (session, reason)}: these watches' evaluations failed (a watch removed
         meanwhile is left out); shown by `status` until an evaluation of it is recorded."""
-        at = _now_text()
+        at = _iso(self.clock.now())
         with self._db.write() as db:
             for wid, (session, reason) in failures.items():
                 if db.execute("SELECT 1 FROM watches WHERE id = ?", (wid,)).fetchone():
@@ -497,7 +497,7 @@ class SqliteWatchStore:
         """Lease up to `limit` due deliveries to `owner` (module docstring). Rows older than
         `max_age_s` are dead-lettered here; a target whose breaker is open is skipped, and
         one whose breaker is half-open (open_until passed, failures not reset) gets one."""
-        now = time.time() if now is None else now
+        now = self.clock.now() if now is None else now
         with self._db.write() as db:
             expired = db.execute(
                 "SELECT id, attempts FROM watch_deliveries WHERE state = 'pending' AND "
@@ -554,7 +554,7 @@ class SqliteWatchStore:
         transaction: closed by a success; opened after that many failures in a row, for a
         cool-down that doubles each time a trial after it fails (at most 1 hour); failures
         of requests already under way when it opened do not extend it."""
-        now = time.time()
+        now = self.clock.now()
         with self._db.write() as db:
             return [self._settle(db, owner, r, breaker, now) for r in results]
 
@@ -607,7 +607,7 @@ class SqliteWatchStore:
     def release_orphans(self) -> int:
         """Free the leases of processes on this host that are gone (after a crash), so their
         deliveries are sent again now rather than when the lease runs out."""
-        now = time.time()
+        now = self.clock.now()
         with self._db.write() as db:
             owners = [o for (o,) in db.execute(
                 "SELECT DISTINCT lease_owner FROM watch_deliveries WHERE state = 'pending' AND "
@@ -624,7 +624,7 @@ class SqliteWatchStore:
         """Dead deliveries of watch `name` (or just `ids` of them) pending again, now, with
         fresh attempts and age, and the targets' breakers closed. Returns how many."""
         watch = self.get(name)
-        now = time.time()
+        now = self.clock.now()
         with self._db.write() as db:
             rows = [did for (did,) in db.execute(
                 "SELECT id FROM watch_deliveries WHERE watch_id = ? AND state = 'dead'",
@@ -674,7 +674,7 @@ class SqliteWatchStore:
             per.update({s: int(n) for s, n in db.execute(
                 "SELECT state, COUNT(*) FROM watch_deliveries WHERE target_id = ? GROUP BY "
                 "state", (target.id,))})
-            breaker = ("open" if open_until > time.time() else
+            breaker = ("open" if open_until > self.clock.now() else
                        "half-open" if open_until > 0 else "closed")
             targets.append({**target.public(), "deliveries": per, "breaker": breaker,
                             "consecutive_failures": int(failures),

@@ -8,6 +8,7 @@ must be a status code, content type and body the schema documents. Bounded to
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -29,7 +30,8 @@ with warnings.catch_warnings():
 
 FUZZ_EXAMPLES = 25
 VALIDATE_EXAMPLES = 6
-RUN = {"cases": 0, "by_status": {}}
+HANG_GUARD_S = 600  # a case that takes this long hangs; speed is bench/'s business
+NOT_FUZZED = "/v1/validate|/v1/events|/v1/watches"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ validation_schema = schemathesis.pytest.from_fixture("small_schema")
 # Not fuzzed here: /v1/events (a stream that waits for events until the client leaves) and
 # /v1/watches (creating one resolves its targets' hosts in DNS and /test sends to them: no
 # requests to the outside from tests); tests/watch/test_watch_api.py covers both.
-@schema.exclude(path_regex="/v1/validate|/v1/events|/v1/watches").parametrize()
+@schema.exclude(path_regex=NOT_FUZZED).parametrize()
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_fuzz_every_operation(case):
@@ -89,18 +91,19 @@ def test_fuzz_validation(case):
 
 
 def _check(case) -> None:  # type: ignore[no-untyped-def]
-    response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
-    RUN["cases"] += 1
-    RUN["by_status"][response.status_code] = RUN["by_status"].get(response.status_code, 0) + 1
+    case.call_and_validate(excluded_checks=[positive_data_acceptance], timeout=HANG_GUARD_S)
 
 
-def test_fuzz_ran_every_operation():
-    if not RUN["cases"]:
-        pytest.skip("the fuzz test did not run in this session")
-    print(f"\nfuzz: {RUN['cases']} cases, by status {sorted(RUN['by_status'].items())}")
-    # 14 operations: scan, stream, universe, sectors, symbols, models, stats, healthz, readyz
-    # and the five screen routes (list, get, put, delete, columns)
-    assert RUN["cases"] >= 14 * 10 and not any(s >= 500 for s in RUN["by_status"])
+def test_fuzz_reaches_every_operation(app):
+    """The exclusions above leave the 14 operations the fuzz run is meant for: scan,
+    stream, universe, sectors, symbols, models, stats, healthz, readyz and the five screen
+    routes (list, get, put, delete, columns)."""
+    methods = {"get", "put", "post", "delete", "patch"}
+    fuzzed = sorted((method, path) for path, item in app.openapi()["paths"].items()
+                    for method in item if method in methods
+                    and not re.match(NOT_FUZZED, path))
+    assert len(fuzzed) >= 14, fuzzed
+    assert {path for _, path in fuzzed} >= {"/v1/scan", "/v1/scan/stream", "/healthz"}
 
 
 @pytest.fixture(scope="module")

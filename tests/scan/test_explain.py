@@ -95,8 +95,7 @@ def test_contributions_of_deep_models_sum_to_the_forecast(reader):
     """The shipped models (hundreds of deeper trees) over every symbol of the store at once:
     contributions + bias = the scan's forecast to 1e-6 for each row."""
     shipped = ModelSet(shipped_models_dir())
-    if not shipped.state()["available"]:
-        pytest.skip(f"shipped models unavailable: {shipped.state()['reason']}")
+    assert shipped.state()["available"], shipped.state()["reason"]  # models/ ships them
     frame, _ = run_scan(ScanConfig(), loader=reader, models_dir=shipped_models_dir())
     features = {k: frame[k].to_numpy(dtype=float) for k in MODEL_FEATURES}
     split, state = shipped.contributions(features)

@@ -113,7 +113,7 @@ def test_without_haproxy_a_clear_error_and_no_edge_says_unguarded(tmp_path):
     nobody."""
     env = {"TECHNIC_HAPROXY": str(tmp_path / "missing-haproxy"), "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "deployments.local", "--port", "1"],
-                         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
                          cwd=ROOT)
     assert out.returncode == 2 and "is not an executable" in out.stderr, out.stderr[-1000:]
     from deployments.edge import INSTALL_HINT

@@ -126,6 +126,6 @@ def test_launcher_without_haproxy_is_a_clear_error_before_ray_starts(tmp_path):
     env = {**os.environ, "TECHNIC_HAPROXY": str(tmp_path / "no-such-haproxy"),
            "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "deployments.launch", "--port", "1"], env=env,
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1].startswith("technic: TECHNIC_HAPROXY="), out.stderr

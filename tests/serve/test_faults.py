@@ -47,7 +47,8 @@ serve = pytest.importorskip("ray.serve")
 ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
 WORKERS = 4
 LIMITS = (5, 25, 0)  # 0: no limit, every kept row
-MAX_RUN_S = 150  # the Locust run's bound (--run-time); it is stopped once the faults are over
+HANG_GUARD_S = 600  # a wait this long is a hang; recovery times are reported, not bounded
+MAX_RUN_S = 4 * HANG_GUARD_S  # Locust's --run-time: stopped once the faults are over
 STOP_TIMEOUT_S = 30  # scans in flight at the end finish (and are counted) within this
 SETTLE = 3 * WORKERS  # scans answered before the first fault and after each replacement
 
@@ -175,7 +176,7 @@ def test_replica_deaths_under_locust(app, reference, tmp_path):
 
     def readyz() -> int:
         try:
-            return httpx.get(f"{url}/readyz", timeout=10).status_code
+            return httpx.get(f"{url}/readyz", timeout=HANG_GUARD_S).status_code
         except httpx.HTTPError:
             return -1
 
@@ -183,7 +184,7 @@ def test_replica_deaths_under_locust(app, reference, tmp_path):
     killed, not_ready_seen, recovery = [], {}, {}
 
     def faults(served: Callable[[], int]) -> None:
-        wait_until(lambda: served() >= SETTLE, timeout=60)  # the load is on
+        wait_until(lambda: served() >= SETTLE, timeout=HANG_GUARD_S)  # the load is on
         for deployment in ("Indicators", "AlphaModel"):
             actor, name = replica_actor(deployment)
             ray.kill(actor, no_restart=True)
@@ -196,11 +197,12 @@ def test_replica_deaths_under_locust(app, reference, tmp_path):
                 names = replica_names(deployment)
                 return codes[-1] == 200 and name not in names and len(names) >= 1
 
-            wait_until(replaced, timeout=90)
+            wait_until(replaced, timeout=HANG_GUARD_S)
             recovery[deployment] = round(time.monotonic() - t_kill, 1)
             not_ready_seen[deployment] = any(c != 200 for c in codes)
             before = served()  # scans answered on the replacement, before the next fault
-            wait_until(lambda before=before: served() >= before + SETTLE, timeout=60)
+            wait_until(lambda before=before: served() >= before + SETTLE,
+                       timeout=HANG_GUARD_S)
 
     t0 = time.monotonic()
     result = locust_run(url, tmp_path / "locust",
@@ -233,7 +235,8 @@ def test_locust_flags_a_wrong_answer(app, reference, tmp_path):
         answer["symbols"] = answer["symbols"][::-1]
     expect.write_text(json.dumps(want))
     result = locust_run(app["url"], tmp_path / "locust", expect,
-                        lambda served: wait_until(lambda: served() >= WORKERS, timeout=60))
+                        lambda served: wait_until(lambda: served() >= WORKERS,
+                                                       timeout=HANG_GUARD_S))
     assert result.requests >= 1 and result.failed == result.requests, result.rows
     assert result.exit_code == 1
     assert result.failures and all("symbols differ from the expected answer" in f["Error"]

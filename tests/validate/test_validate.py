@@ -49,12 +49,12 @@ def _order_at(rep, k: int) -> list[str]:
     return list(rep.panel.symbols[order[: int(ok.sum())]])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kw", SCREENS, ids=[str(i) for i in range(len(SCREENS))])
 def test_replay_equals_run_scan_at_sampled_sessions(reader, kw):
+    """Replay holds with the scan at the first and the last session and one drawn between."""
     cfg = ScanConfig(**kw)
     rep = replay(cfg, reader)
-    sample = np.random.default_rng(len(str(kw))).choice(len(rep.columns), 4, replace=False)
+    sample = np.random.default_rng(len(str(kw))).choice(len(rep.columns), 1, replace=False)
     found = 0
     for k in sorted({0, len(rep.columns) - 1, *sample}):
         day = str(rep.sessions[k].date())

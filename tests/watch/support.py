@@ -60,12 +60,15 @@ def split_market(data: Path, n_symbols: int = 300, tail: int = 3,
 @dataclass
 class Receiver:
     """A real HTTP server on 127.0.0.1. `plan(n)` says what the n-th request (0-based) gets:
-    an int status, or ("sleep", seconds, status). Every request is recorded."""
+    an int status, ("sleep", seconds, status), or ("hang", seconds): no answer at all, the
+    connection closed after `seconds` (or when the receiver closes). Every request is
+    recorded."""
 
     plan: Callable[[int], object] = lambda n: 200
     requests: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> Receiver:
         receiver = self
@@ -81,6 +84,11 @@ class Receiver:
                              "path": self.path, "at": time.time(), "status": None}
                     receiver.requests.append(entry)
                 answer = receiver.plan(n)
+                if isinstance(answer, tuple) and answer[0] == "hang":
+                    receiver.closing.wait(answer[1])  # until the client gives up (or exit)
+                    entry["status"] = "hung"
+                    self.close_connection = True
+                    return
                 if isinstance(answer, tuple):
                     time.sleep(answer[1])
                     answer = answer[2]
@@ -110,6 +118,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -21,6 +21,8 @@ from deployments.api.backend import InProcessBackend  # noqa: E402
 from deployments.api.main import create_app  # noqa: E402
 from technic_v4.cli.watch import sse_events  # noqa: E402
 
+HANG_GUARD_S = 600  # an answer this late is a hang, not a slow box
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -128,7 +130,7 @@ def test_events_resume_with_last_event_id_over_http(env):
         url = f"http://127.0.0.1:{port}/v1/events"
         head = {"x-api-key": "k1"}
         first = []
-        with httpx.stream("GET", url, params={"after": 0}, headers=head, timeout=10) as r:
+        with httpx.stream("GET", url, params={"after": 0}, headers=head, timeout=HANG_GUARD_S) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
             for seq, event in sse_events(r.iter_lines()):
@@ -136,7 +138,7 @@ def test_events_resume_with_last_event_id_over_http(env):
                 if len(first) == 3:
                     break  # the client goes away mid-stream
         resumed = []
-        with httpx.stream("GET", url, params={"follow": "false"}, timeout=10,
+        with httpx.stream("GET", url, params={"follow": "false"}, timeout=HANG_GUARD_S,
                           headers={**head, "last-event-id": str(first[-1][0])}) as r:
             resumed = list(sse_events(r.iter_lines()))
         seqs = [s for s, _ in first + resumed]
@@ -145,7 +147,7 @@ def test_events_resume_with_last_event_id_over_http(env):
         assert all(event == stored[seq] for seq, event in first + resumed)
         # a follower sees an event written after it connected
         with httpx.stream("GET", url, params={"watch": "sse"}, headers=head,
-                          timeout=10) as r:
+                          timeout=HANG_GUARD_S) as r:
             store = backend.watches.store
             w = store.get("sse")
             from technic_v4.watch.store import Evaluation
@@ -156,7 +158,7 @@ def test_events_resume_with_last_event_id_over_http(env):
                              "session": "2099-01-02", "watch": "sse"}])])
             got = next(sse_events(r.iter_lines()))
             assert got[1]["id"] == "evt_late" and got[0] == total + 1
-        bad = httpx.get(url, headers={**head, "last-event-id": "x"}, timeout=10)
+        bad = httpx.get(url, headers={**head, "last-event-id": "x"}, timeout=HANG_GUARD_S)
         assert bad.status_code == 400, bad.text
     finally:
         server.should_exit = True

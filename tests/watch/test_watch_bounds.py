@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from support import Receiver, run, split_market  # noqa: E402
 
 from technic_v4.cli import app  # noqa: E402
 from technic_v4.errors import ConfigError  # noqa: E402
+from technic_v4.watch.clock import ManualClock  # noqa: E402
 from technic_v4.watch.deliver import Policy  # noqa: E402
 from technic_v4.watch.model import WatchSpec  # noqa: E402
 from technic_v4.watch.service import local_service  # noqa: E402
@@ -145,11 +145,10 @@ def test_the_outbox_is_bounded_with_a_keep_everything_screen_and_initial(market)
 
 def test_finished_events_are_pruned_after_the_retention(market):
     split, models = market
-    now = [time.time()]  # the injected clock: events are dated by the real one
+    clock = ManualClock()  # events are dated, and pruned, by it
     policy = Policy(allow_private=True, retention_s=30 * DAY, prune_every_s=DAY, base_s=60,
                     max_events=1000)
-    svc = local_service(split.data, models, policy=policy)
-    svc.clock = lambda: now[0]
+    svc = local_service(split.data, models, policy=policy, clock=clock)
     with Receiver() as ok, Receiver(plan=lambda n: 500) as down:
         run(svc.create(WatchSpec("acked", definition={"where": "Close > 0"}, initial=True,
                                  webhooks=[ok.url])))
@@ -161,10 +160,10 @@ def test_finished_events_are_pruned_after_the_retention(market):
     assert state["acked"]["deliveries"]["delivered"] == acked > 100
     assert state["stuck"]["deliveries"]["pending"] == stuck > 0
     before = svc.store.outbox_size()
-    now[0] += 29 * DAY  # within the retention
+    clock.advance(29 * DAY)  # within the retention
     assert run(svc.prune_if_due()) == {"events": 0, "deliveries": 0, "evaluations": 0}
     assert svc.store.outbox_size()["events"] == acked + stuck
-    now[0] += 10 * DAY + 30 * DAY
+    clock.advance(10 * DAY + 30 * DAY)
     assert run(svc.prune_if_due())["events"] == acked
     assert run(svc.prune_if_due()) is None  # not due again before prune_every_s
     after = svc.store.outbox_size()

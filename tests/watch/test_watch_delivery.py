@@ -5,7 +5,6 @@ dead letters and redelivery."""
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +15,15 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from serve_support import tiny_models  # noqa: E402
 from support import Receiver, run, split_market  # noqa: E402
 
+from technic_v4.watch.clock import ManualClock  # noqa: E402
 from technic_v4.watch.deliver import Policy  # noqa: E402
 from technic_v4.watch.model import WatchSpec  # noqa: E402
 from technic_v4.watch.service import local_service  # noqa: E402
 
-FAST = dict(allow_private=True, base_s=0.02, cap_s=0.1, timeout_s=0.4, lease_s=30)
+# the waits are the store's clock's (ManualClock: moved by the test, never slept on); only
+# the HTTP timeout is real, and far longer than a local answer takes on a loaded machine
+POLICY = dict(allow_private=True, base_s=5.0, cap_s=60.0, timeout_s=4.0, lease_s=30)
+ROUNDS = 500  # delivery rounds before a test calls delivery stuck
 
 
 @pytest.fixture(scope="module")
@@ -31,31 +34,35 @@ def market(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 def _service(root: Path, models: Path, name: str, **policy):  # type: ignore[no-untyped-def]
     split = split_market(root / name / "data", n_symbols=200, tail=2)
-    return split, local_service(split.data, models, policy=Policy(**{**FAST, **policy}))
+    clock = ManualClock()
+    svc = local_service(split.data, models, policy=Policy(**{**POLICY, **policy}), clock=clock)
+    return split, svc, clock
 
 
-def _deliver_all(svc, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + seconds
-    while time.time() < deadline:
+def _deliver_all(svc, clock: ManualClock) -> int:  # type: ignore[no-untyped-def]
+    """Deliver, moving the clock to the next due retry each round, until nothing is
+    pending; returns the rounds it took."""
+    for rounds in range(1, ROUNDS + 1):
         run(svc.deliverer.run_until_idle())
         counts = svc.store.status()["watches"]
         if all(w["deliveries"]["pending"] == 0 for w in counts):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"still pending after {seconds} s: {svc.store.status()}")
+            return rounds
+        clock.advance_to(svc.store.next_due())
+    raise AssertionError(f"still pending after {ROUNDS} rounds: {svc.store.status()}")
 
 
 def test_failures_and_a_timeout_then_every_event_arrives_once_signed(market):
     root, models = market
-    # requests 0-2 fail (500, 502, 429 with Retry-After 0), 3 times out, then all accepted
-    answers = {0: 500, 1: 502, 2: 429, 3: ("sleep", 1.0, 200)}
+    # requests 0-2 fail (500, 502, 429 with Retry-After 0), 3 gets no answer (the client
+    # times out), then all accepted
+    answers = {0: 500, 1: 502, 2: 429, 3: ("hang", 60.0)}
     with Receiver(plan=lambda n: answers.get(n, 200)) as rx:
-        split, svc = _service(root, models, "ok", breaker_failures=100)
+        split, svc, clock = _service(root, models, "ok", breaker_failures=100)
         made = {name: run(svc.create(WatchSpec(name, screen=screen, webhooks=[rx.url])))
                 for name, screen in (("squeeze", "squeeze"), ("macd", "macd-bull-cross"))}
         split.append(2)
         run(svc.tick())
-        _deliver_all(svc)
+        _deliver_all(svc, clock)
         events = {e["id"]: e for _, e in svc.store.events_after(0, 10_000)}
         assert len(events) > 5
         accepted: dict[str, int] = {}
@@ -76,27 +83,22 @@ def test_failures_and_a_timeout_then_every_event_arrives_once_signed(market):
         failed = [x for x in log if x["outcome"] == "failed"]
         assert len(failed) >= 4 and any("timeout" in (x["error"] or "") or "no complete"
                                         in (x["error"] or "") for x in failed)
-        # nothing arrives for an event after its acknowledgement was recorded
-        delivered_at = {}
         for w in svc.store.status()["watches"]:
             assert w["deliveries"] == {"pending": 0, "delivered": w["deliveries"]["delivered"],
                                        "dead": 0}
-        for x in log:
-            if x["outcome"] == "delivered":
-                delivered_at[x["delivery"]] = x["at"]
-        last_ack = max(delivered_at.values())
-        time.sleep(0.3)
+        # nothing is sent for an acknowledged event, however long after (leases long gone)
+        sent = len(rx.requests)
+        clock.advance(7 * 86400)
         run(svc.deliverer.run_until_idle())
-        assert all(r["at"] <= last_ack for r in rx.requests)
+        assert len(rx.requests) == sent
 
 
-@pytest.mark.slow
 def test_breaker_opens_dead_letters_and_redeliver(market):
     root, models = market
     failing = {"on": True}
     with Receiver(plan=lambda n: 500 if failing["on"] else 200) as rx:
-        split, svc = _service(root, models, "dead", max_attempts=3, breaker_failures=2,
-                              breaker_cooldown_s=0.2)
+        split, svc, clock = _service(root, models, "dead", max_attempts=3, breaker_failures=2,
+                                     breaker_cooldown_s=60.0)
         run(svc.create(WatchSpec("w", screen="macd-bull-cross", webhooks=[rx.url])))
         split.append(2)
         run(svc.tick())
@@ -107,27 +109,28 @@ def test_breaker_opens_dead_letters_and_redeliver(market):
         assert state["targets"][0]["breaker"] == "open"
         assert state["targets"][0]["consecutive_failures"] >= 2
         sent_while_open = len(rx.requests)
+        clock.advance(59.0)  # every retry's backoff is over, the cool-down is not
         run(svc.deliverer.run_until_idle())
         assert len(rx.requests) == sent_while_open  # open: nothing is tried
-        time.sleep(0.25)  # the cool-down passes: half-open, one trial, which fails
+        clock.advance(2.0)  # the cool-down passes: half-open, one trial, which fails
+        run(svc.deliverer.run_until_idle())
+        assert len(rx.requests) == sent_while_open + 1
+        state = svc.store.status("w")["watches"][0]
+        assert state["targets"][0]["breaker"] == "open"  # for twice the cool-down now
+        clock.advance(119.0)
         run(svc.deliverer.run_until_idle())
         assert len(rx.requests) == sent_while_open + 1
         # from here on, no breaker: every delivery runs out of attempts
         svc.deliverer.policy = replace(svc.deliverer.policy, breaker_failures=10**6)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            run(svc.deliverer.run_until_idle())
-            state = svc.store.status("w")["watches"][0]
-            if state["deliveries"]["pending"] == 0:
-                break
-            time.sleep(0.05)
+        _deliver_all(svc, clock)
+        state = svc.store.status("w")["watches"][0]
         assert state["deliveries"]["dead"] == pending
         assert len(state["dead_letters"]) == min(pending, 50)
         assert state["dead_letters"][0]["last_status"] == 500
         assert len(rx.requests) <= 3 * pending  # max_attempts each
         failing["on"] = False
         assert run(svc.redeliver("w")) == pending
-        _deliver_all(svc)
+        _deliver_all(svc, clock)
         state = svc.store.status("w")["watches"][0]
         assert state["deliveries"] == {"pending": 0, "delivered": pending, "dead": 0}
         assert state["targets"][0]["breaker"] == "closed"
@@ -137,7 +140,7 @@ def test_redirects_are_not_followed(market):
     root, models = market
     with Receiver(plan=lambda n: 302) as rx, Receiver() as inner:
         rx.redirect = inner.url
-        split, svc = _service(root, models, "redirect", max_attempts=1)
+        split, svc, _ = _service(root, models, "redirect", max_attempts=1)
         run(svc.create(WatchSpec("w", screen="macd-bull-cross", webhooks=[rx.url])))
         split.append(1)
         run(svc.tick())

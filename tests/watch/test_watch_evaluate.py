@@ -173,7 +173,6 @@ def _random_configs(n: int, seed: int = 15) -> list[ScanConfig]:
     return out
 
 
-@pytest.mark.slow
 def test_execute_many_keeps_exactly_what_run_scan_keeps(world):
     """The property watches rest on: for any mix of screens at a session, each Selection
     lists the symbols run_scan keeps, in its order."""
@@ -184,7 +183,7 @@ def test_execute_many_keeps_exactly_what_run_scan_keeps(world):
     snap = reader.snapshot()
     for session in (world["sessions"][0], world["sessions"][-1]):
         cfgs = [ScanConfig(**{**c.__dict__, "as_of_date": session})
-                for c in _random_configs(24)]
+                for c in _random_configs(8)]
         selections, _ = run(execute_many(cfgs, snap, svc.engine.evaluate, svc.engine.predict))
         for cfg, sel in zip(cfgs, selections, strict=True):
             frame, _ = run_scan(cfg, loader=reader, models_dir=world["models"])
