@@ -112,14 +112,8 @@ def _write(result: ValidationReport, fmt: str, out: Path | None) -> None:
         return
     if fmt == "json":
         payload = orjson.dumps(result.report, option=orjson.OPT_INDENT_2)
-    elif fmt == "csv":
-        payload = result.daily.to_csv(index=False).encode()
     else:
-        import io
-
-        buf = io.BytesIO()
-        result.daily.to_parquet(buf, index=False)
-        payload = buf.getvalue()
+        payload = result.daily_bytes(fmt)
     write_result(payload, out)
 
 

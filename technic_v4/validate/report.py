@@ -19,6 +19,7 @@ Walk-through:
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -80,6 +81,16 @@ class ValidateOptions:
 class ValidationReport:
     report: dict[str, Any]
     daily: pd.DataFrame = field(repr=False)
+
+    def daily_bytes(self, fmt: str) -> bytes:
+        """The daily series as a file: "csv" or "parquet" (the CLI's and the API's)."""
+        if fmt == "csv":
+            return self.daily.to_csv(index=False).encode()
+        if fmt == "parquet":
+            buf = io.BytesIO()
+            self.daily.to_parquet(buf, index=False)
+            return buf.getvalue()
+        raise ValueError(f"daily series as {fmt!r}: expected 'csv' or 'parquet'")
 
 
 def _screen(cfg: ScanConfig) -> dict[str, Any]:

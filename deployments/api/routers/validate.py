@@ -9,7 +9,6 @@ replay), then the result line, or an error line mapped like every other error (e
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import orjson
@@ -50,12 +49,8 @@ def body(result: Any, fmt: str) -> CachedBody:
         daily = {c: result.daily[c].tolist() for c in result.daily.columns}
         payload = orjson.dumps({"meta": meta, "report": report, "daily": daily},
                                option=JSON_OPTIONS)
-    elif fmt == "csv":
-        payload = result.daily.to_csv(index=False).encode()
     else:
-        buf = io.BytesIO()
-        result.daily.to_parquet(buf, index=False)
-        payload = buf.getvalue()
+        payload = result.daily_bytes(fmt)
     if fmt != "json":
         headers["Content-Disposition"] = f'attachment; filename="technic-validate.{fmt}"'
     return CachedBody(payload, MEDIA_TYPES[fmt], headers)
