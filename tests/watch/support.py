@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -129,3 +130,21 @@ class Receiver:
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+def cli_invoker(split: Any) -> Callable[..., Any]:
+    """`technic ARGS --data-dir <split's data>` through typer's runner, the exit status
+    checked (`code`), with the split market as `.split`: the watch CLI tests' fixture."""
+    from typer.testing import CliRunner
+
+    from technic_v4.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
+        result = runner.invoke(app, [*args, "--data-dir", str(split.data)])
+        assert result.exit_code == code, (args, result.stdout, result.stderr)
+        return result
+
+    invoke.split = split  # type: ignore[attr-defined]
+    return invoke

@@ -16,20 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from serve_support import tiny_models  # noqa: E402
-from support import Receiver, run, split_market  # noqa: E402
+from support import Receiver, cli_invoker, run, split_market  # noqa: E402
 
-from technic_v4.cli import app  # noqa: E402
 from technic_v4.errors import ConfigError  # noqa: E402
 from technic_v4.watch.clock import ManualClock  # noqa: E402
 from technic_v4.watch.deliver import Policy  # noqa: E402
 from technic_v4.watch.model import WatchSpec  # noqa: E402
 from technic_v4.watch.service import local_service  # noqa: E402
 
-RUNNER = CliRunner()
 DAY = 86400.0
 
 
@@ -38,14 +35,7 @@ def cli(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     split = split_market(tmp_path / "data", n_symbols=120, tail=2)
     monkeypatch.setenv("TECHNIC_MODELS_DIR", str(tiny_models(tmp_path / "models")))
     monkeypatch.delenv("TECHNIC_STATE_DIR", raising=False)
-
-    def invoke(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
-        result = RUNNER.invoke(app, [*args, "--data-dir", str(split.data)])
-        assert result.exit_code == code, (args, result.stdout, result.stderr)
-        return result
-
-    invoke.split = split  # type: ignore[attr-defined]
-    return invoke
+    return cli_invoker(split)
 
 
 def test_a_watch_on_a_deleted_screen_fails_visibly_and_the_others_advance(cli):

@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from serve_support import tiny_models  # noqa: E402
-from support import Receiver, split_market  # noqa: E402
-
-from technic_v4.cli import app  # noqa: E402
-
-RUNNER = CliRunner()
+from support import Receiver, cli_invoker, split_market  # noqa: E402
 
 
 @pytest.fixture
@@ -27,14 +22,7 @@ def cli(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("TECHNIC_WEBHOOK_ALLOW_PRIVATE", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.delenv("TECHNIC_STATE_DIR", raising=False)
-
-    def invoke(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
-        result = RUNNER.invoke(app, [*args, "--data-dir", str(split.data)])
-        assert result.exit_code == code, (args, result.stdout, result.stderr)
-        return result
-
-    invoke.split = split  # type: ignore[attr-defined]
-    return invoke
+    return cli_invoker(split)
 
 
 def test_add_list_show_append_tail_remove(cli, tmp_path):
