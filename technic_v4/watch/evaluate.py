@@ -33,9 +33,9 @@ changes, `watch add` for the baseline):
      deliveries (store.record): the outbox never holds an event whose evaluation is not
      recorded, nor the reverse.
 A watch whose screen cannot be resolved (a saved screen deleted), or is over the expression
-budget, is failed the same way. A watch that reads a forecast column the session's alpha state
-cannot fill (`run.unfillable_alpha`: models missing, or trained on other data than the
-store's) is skipped and reported in `SessionRun.errors`: no evaluation, no `left` events for a
+budget, is failed the same way; so is one that reads a forecast column the session's alpha
+state cannot fill (`run.unfillable_alpha`: models missing, or trained on other data than the
+store's), which `execute_many` refuses as the scan does: no evaluation, no `left` events for a
 verdict it never gave; it is evaluated again at the next trigger.
 """
 
@@ -59,7 +59,7 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.many import Selection, execute_many
 from technic_v4.scan.plan import check_cost
 from technic_v4.scan.result import RANK_COLUMN
-from technic_v4.scan.run import Evaluate, Evaluations, Predict, unfillable_alpha
+from technic_v4.scan.run import Evaluate, Evaluations, Predict
 from technic_v4.screens.cost import Budget
 from technic_v4.screens.trial import screen_fault
 from technic_v4.watch.model import Watch, event_id
@@ -186,10 +186,6 @@ async def evaluate_session(store: WatchStore, watches: Sequence[Watch], snap: Sn
     for (watch, ref), selection in zip(chosen, selections, strict=True):
         if isinstance(selection, ConfigError):
             run.errors[watch.name] = run.failed[watch.id] = str(selection)
-            continue
-        refused = unfillable_alpha(selection.config, selection.alpha_state)
-        if refused is not None:  # no verdict on this session: nothing recorded, no events
-            run.errors[watch.name] = str(refused)
             continue
         kept.append(((watch, ref), selection))
     lasts = await asyncio.to_thread(lambda: [store.last_evaluation(w.id)
