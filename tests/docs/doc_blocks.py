@@ -52,6 +52,8 @@ NOT_RUN: dict[str, str] = {
     r"^python loadtests/|^python bench/": "a benchmark: minutes of load, run by hand",
     r"POLYGON_API_KEY=": "a paid provider's key: tests/data/test_polygon.py runs it on a stub",
     r"s3://": "a cloud bucket: tests/data/test_store_uri.py runs it on a local S3 server",
+    r"--index |Indexes in": "a store of index members (the sandbox holds the demo market): "
+                            "tests/data/test_index_filter.py runs it",
 }
 
 
