@@ -47,7 +47,8 @@ ScreenName = Annotated[str, Field(json_schema_extra={"pattern": SCREEN_NAME.patt
 HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
     "industries": list[Name] | None, "indexes": list[Name] | None,
-    "symbols": list[Symbol] | None, "min_tech_rating": float | None, "as_of_date": DateText | None, "min_price": float | None,
+    "symbols": list[Symbol] | None, "min_tech_rating": float | None,
+    "as_of_date": DateText | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,

@@ -246,6 +246,13 @@ def _all_members() -> pd.DataFrame:
             words[sym].extend(str(w) for w in company.get("industries") or [])
             if info.id not in member[sym]:
                 member[sym].append(info.id)
+    # the lists not shipped still describe companies that are in shipped ones (ENR.DE)
+    shipped = {i.package_key for i in INDEXES.values()}
+    for key, data in INDICES.items():
+        for company in data["companies"] if key not in shipped else ():
+            sym = str(company.get("symbol") or "").strip().upper()
+            if sym in names:
+                words[sym].extend(str(w) for w in company.get("industries") or [])
     rows = []
     for sym in sorted(names):
         sector = SYMBOL_SECTORS.get(sym) or gics_sector(words[sym])

@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from technic_v4.cli import app
+from technic_v4.data.append import append_bars
 from technic_v4.data.calendar import sessions_between
-from technic_v4.data.indexes import index_universe, membership_source
+from technic_v4.data.indexes import index_universe, membership_source, merge_universe
 from technic_v4.data.ingest import ingest_bars
 from technic_v4.data.reader import StoreReader
-from technic_v4.data.store import read_manifest, read_universe
+from technic_v4.data.store import read_manifest, read_universe, write_store
 from technic_v4.errors import ConfigError
 from technic_v4.scan import ScanConfig, run_scan
 
@@ -96,3 +99,38 @@ def test_the_headline_sector_filter_finds_the_index_members_of_those_sectors(sto
     frame, _ = run_scan(ScanConfig(sectors=["Technology", "Healthcare"], min_bars=50),
                         loader=StoreReader(store))
     assert set(frame["Symbol"]) == wanted
+
+
+def test_data_universe_prints_json_and_refuses_an_unknown_list():
+    res = CliRunner().invoke(app, ["data", "universe", "dow", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout[res.stdout.index("["):])
+    assert [r["Symbol"] for r in rows] == index_universe(["dow"])["Symbol"].tolist()
+    bad = CliRunner().invoke(app, ["data", "universe", "dow", "sp501"])
+    assert bad.exit_code == 2 and "sp501" in bad.output and "nasdaq100" in bad.output
+
+
+def test_an_own_file_with_a_bad_sector_or_index_id_is_refused_naming_the_row():
+    table = index_universe(["dow"])
+    for row, word in ({"symbol": "ZZ", "sector": "Crypto"}, "Crypto"), (
+            {"symbol": "ZZ", "sector": "Energy", "indexes": "my list!"}, "list!"):
+        with pytest.raises(ConfigError) as err:
+            merge_universe(table, pd.DataFrame([row]).fillna(""), "own.csv")
+        assert "own.csv" in err.value.message and word in err.value.message
+
+
+def test_an_append_keeps_the_memberships(tmp_path):
+    sessions = sessions_between("2024-01-02", "2024-03-28")
+    close = np.full((2, len(sessions)), 10.0)
+    universe = pd.DataFrame({"symbol": ["AAPL", "ZZ"], "name": ["Apple", "ZZ"],
+                             "sector": ["Information Technology", "Energy"],
+                             "industry": ["Hardware", "Oil"], "indexes": ["sp500,dow", ""]})
+    write_store(tmp_path, sessions=sessions[:-1], universe=universe, open=close[:, :-1],
+                high=close[:, :-1], low=close[:, :-1], close=close[:, :-1],
+                volume=close[:, :-1] * 1e5, source="test")
+    day = str(sessions[-1].date())
+    append_bars(pd.DataFrame({"symbol": ["AAPL", "ZZ", "NEW"], "date": day, "open": 10.0,
+                              "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6}),
+                tmp_path)
+    uni = read_universe(tmp_path)
+    assert uni["indexes"].tolist() == ["sp500,dow", "", ""]
