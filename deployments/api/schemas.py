@@ -254,6 +254,8 @@ class UniverseRow(BaseModel):
     industry: str
     first_session: str | None
     last_session: str | None
+    indexes: list[str] = Field(default_factory=list, description="The index lists the "
+                               "symbol is in (sp500, dow, ...: `technic data universe`).")
 
 
 class UniverseResponse(BaseModel):

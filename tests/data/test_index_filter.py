@@ -134,3 +134,24 @@ def test_an_append_keeps_the_memberships(tmp_path):
                 tmp_path)
     uni = read_universe(tmp_path)
     assert uni["indexes"].tolist() == ["sp500,dow", "", ""]
+
+
+def test_http_takes_indexes_and_lists_memberships(store):
+    from fastapi.testclient import TestClient
+
+    from deployments.api.backend import InProcessBackend
+    from deployments.api.main import create_app
+
+    dow = index_universe(["dow"])
+    backend = InProcessBackend(store, None, warm=False)
+    backend.warm()
+    with TestClient(create_app(backend, api_keys=())) as c:
+        scan = c.post("/v1/scan", json={"indexes": ["dow"], "min_bars": 50})
+        assert scan.status_code == 200, scan.text
+        assert {r["Symbol"] for r in scan.json()["rows"]} == set(dow["Symbol"])
+        bad = c.post("/v1/scan", json={"indexes": ["ftse100"]})
+        assert bad.status_code == 422 and "ftse100" in bad.text
+        rows = {r["symbol"]: r["indexes"] for r in c.get("/v1/universe").json()["rows"]}
+    assert rows[OWN] == []
+    for sym, ids in zip(dow["Symbol"], dow["Indexes"], strict=True):
+        assert rows[sym] == ids.split(",")
