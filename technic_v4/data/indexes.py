@@ -15,7 +15,10 @@ from the `pytickersymbols` package (its data is in the wheel: no network), with 
 
 Not shipped, though the package has them: EURO STOXX 50 (members on seven venues; a store is
 on one calendar), CAC Mid 60 and SDAX (a third of their entries carry no venue symbol).
-`membership_source()` says which package version the memberships come from.
+`membership_source()` says which package version the memberships come from. From the table:
+`universe_file` (+ IndexesSource: what `technic data universe --out` writes, ingest reads),
+`merge_universe` (a user's own universe file merged in), `store_universe` (the store's
+universe columns and manifest meta, for a store written straight from a list).
 """
 
 from __future__ import annotations
@@ -127,6 +130,17 @@ def universe_file(table: pd.DataFrame) -> pd.DataFrame:
         out[SOURCE_COLUMN] = describe_source(membership_source())
     out.loc[out["Indexes"] == "", SOURCE_COLUMN] = ""
     return out
+
+
+def store_universe(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`table` (index_universe's or merge_universe's) as a store's universe (symbol, name,
+    sector, industry, indexes) and the manifest meta naming where the memberships came from
+    ({META_KEY: [...]}), for a store written straight from a list (`data init`)."""
+    uni = pd.DataFrame({"symbol": table["Symbol"], "name": table["Name"],
+                        "sector": table["Sector"], "industry": table["Industry"],
+                        "indexes": table["Indexes"].fillna("")}).reset_index(drop=True)
+    sources = universe_file(table)[SOURCE_COLUMN]
+    return uni, {META_KEY: sorted(set(sources[sources != ""]))}
 
 
 def merge_universe(table: pd.DataFrame, own: pd.DataFrame, name: str) -> pd.DataFrame:
