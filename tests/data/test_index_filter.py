@@ -155,3 +155,23 @@ def test_http_takes_indexes_and_lists_memberships(store):
     assert rows[OWN] == []
     for sym, ids in zip(dow["Symbol"], dow["Indexes"], strict=True):
         assert rows[sym] == ids.split(",")
+
+
+def test_a_replay_reads_indexes_at_every_session_like_a_scan(store):
+    from technic_v4.validate import replay
+
+    reader = StoreReader(store)
+    cfg = ScanConfig(where='Indexes in ("dow") and RSI > 0', min_bars=50)
+    rep = replay(cfg, reader, start="2024-02-01")
+    dow = np.isin(rep.panel.symbols, index_universe(["dow"])["Symbol"])
+    assert rep.passing.any(axis=1)[dow].all() and not rep.passing[~dow].any()
+
+
+def test_technic_scan_index_on_the_command_line(store):
+    res = CliRunner().invoke(app, ["scan", "--index", "dow", "--index", "sp100", "--format",
+                                   "json", "--data-dir", str(store), "--min-bars", "50"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout[res.stdout.index("{"):])
+    wanted = index_universe(["dow", "sp100"])
+    inside = set(wanted["Symbol"]) & set(index_universe(["dow", "nasdaq100"])["Symbol"])
+    assert {r["Symbol"] for r in body["rows"]} == inside
