@@ -19,7 +19,9 @@ served normally); `always[SYM]` applies to every request. Modes:
   "malformed"  HTTP 200 whose JSON is cut short
   "slow"       the answer is held back `slow_s` seconds (past the client's timeout)
   "partial"    only the first half of the asked range (a short answer, not an error)
-`requests` logs every chart request as (symbol, first day, last day) asked for.
+`requests` logs every chart request as (symbol, first day, last day) asked for; with
+`hold_after = N`, chart requests after the Nth wait until `release` is set (a client can be
+killed while they hang).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class YahooStub:
         self.script: dict[str, list[str]] = defaultdict(list)
         self.always: dict[str, str] = {}
         self.requests: list[tuple[str, str, str]] = []
+        self.hold_after: int | None = None
+        self.release = threading.Event()
         self._lock = threading.Lock()
         stub = self
 
@@ -125,6 +129,9 @@ class YahooStub:
         with self._lock:
             self.requests.append((sym, str(first.date()), str(last.date())))
             mode = self.script[sym].pop(0) if self.script[sym] else self.always.get(sym)
+            held = self.hold_after is not None and len(self.requests) > self.hold_after
+        if held:
+            self.release.wait(60)
         if mode == "429":
             return self._send(h, 429, b"Too Many Requests\r\n", "text/plain")
         if mode == "500":
