@@ -40,7 +40,7 @@ later.
 | TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`data update --provider polygon`) |
 | TECHNIC_POLYGON_URL | https://api.polygon.io | Polygon's base URL (a mirror, or a test server) |
 | TECHNIC_YAHOO_URL | (Yahoo's own hosts) | send yfinance's requests here (a test server) |
-| TECHNIC_UPDATE_AT | (off) | run `data update` after each close: `after_close+30m` or `HH:MM` (exchange time) |
+| TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
 | TECHNIC_UPDATE_RETRY_S | 900 | wait before retrying a failed scheduled update |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
@@ -150,6 +150,15 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"TECHNIC_TRUSTED_PROXIES: {item!r} is not an IP address "
                                      "or CIDR network") from None
+        return value
+
+    @field_validator("update_at")
+    @classmethod
+    def _update_at(cls, value: str) -> str:
+        if value:
+            from technic_v4.data.providers.schedule import Schedule
+
+            Schedule.parse(value)  # a ValueError naming TECHNIC_UPDATE_AT
         return value
 
     def screen_budget(self) -> Budget:

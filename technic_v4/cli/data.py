@@ -281,6 +281,16 @@ def data_info(data_dir: DataDir = None) -> None:
                f"{m.meta.get('adjusted', 'as given')}\nsegments: {len(m.segment_list())} "
                f"(base + appends)\ncreated: {m.created}\nsectors:")
     typer.echo(uni["sector"].value_counts().to_string())
+    if isinstance(root, Path):
+        from technic_v4.data.providers.update import read_source, read_status
+
+        source, status = read_source(root), read_status(root)
+        if source:
+            typer.echo(f"provider: {source['provider']} (data init, from {source['start']})")
+        if status:
+            state = "ok" if status.get("ok") else f"FAILED: {status.get('error')}"
+            typer.echo(f"last update: {status.get('at')} {state}; appended "
+                       f"{status.get('appended') or []}")
 
 
 @data_app.command("calendars")

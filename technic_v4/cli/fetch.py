@@ -174,11 +174,10 @@ def data_init(
         days=round(365.25 * years))
     root = _local(data_root(data_dir))
     try:
+        tickers = {} if "yahoosymbol" not in uni else {
+            s: y for s, y in zip(uni["symbol"], uni["yahoosymbol"], strict=True) if y}
         prov = build_provider(provider, root, _settings(), calendar=cal,
-                              per_minute=per_minute, workers=workers)
-        if provider == "yahoo" and "yahoosymbol" in uni:
-            prov.yahoo_symbols.update({s: y for s, y in zip(uni["symbol"], uni["yahoosymbol"],
-                                                            strict=True) if y})  # type: ignore[attr-defined]
+                              per_minute=per_minute, workers=workers, yahoo_symbols=tickers)
         err.print(f"fetching {len(uni)} symbols from {provider} ({cal}, from {first.date()}) "
                   f"into {root}", highlight=False)
         with _Bar("symbols") as bar:
@@ -188,7 +187,7 @@ def data_init(
     _report(result.fetch, "symbols")
     if result.store is None:
         fail(f"no bars for any of the {len(uni)} symbols; nothing was stored")
-    m = result.store.manifest
+    m = store.read_manifest(root)
     err.print(f"stored {m.n_symbols} symbols x {m.n_sessions} {m.calendar} sessions "
               f"({m.first_session}..{m.last_session}); data_version {m.data_version}",
               highlight=False)

@@ -253,11 +253,11 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         settings = Settings()
         poll_s = poll or settings.watch_poll_s
         if settings.update_at:  # the data update after each close (data/providers/schedule.py)
-            from technic_v4.data.providers.schedule import ScheduledUpdater
+            from technic_v4.data.providers.schedule import attach_updater
             from technic_v4.watch.clock import SYSTEM
 
             try:
-                svc.updater = ScheduledUpdater(data_root(data_dir), settings, SYSTEM)
+                attach_updater(svc, data_root(data_dir), settings, SYSTEM)
             except ValueError as exc:
                 fail(str(exc))
 

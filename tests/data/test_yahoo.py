@@ -116,3 +116,14 @@ def test_the_last_closed_session_follows_the_calendar_and_early_closes():
     # a Saturday: Friday's session
     assert last_closed_session("XNYS", pd.Timestamp("2024-11-30 12:00", tz="UTC")) == \
         pd.Timestamp("2024-11-29")
+
+
+@pytest.mark.network
+def test_live_yahoo_answers_a_known_symbol_and_names_an_unknown_one(tmp_path):
+    """Against Yahoo itself (only with --network; never run here: no internet)."""
+    provider = YahooProvider(tmp_path, per_minute=30, workers=2)
+    sessions = sessions_between("2024-03-01", "2024-03-28")
+    got = provider.fetch(sessions, ["AAPL", "BRK.B", "NOSUCHTICKERX"])
+    assert got.empty == ["NOSUCHTICKERX"] and got.failed == {}
+    assert set(got.bars["symbol"]) == {"AAPL", "BRK.B"}
+    assert sorted(got.bars["date"].unique()) == [str(d.date()) for d in sessions]

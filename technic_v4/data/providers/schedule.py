@@ -45,9 +45,10 @@ _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 def build_provider(name: str, data_dir: str | os.PathLike[str], settings: Settings, *,
                    calendar: str = "XNYS", per_minute: float | None = None,
-                   workers: int | None = None) -> Provider:
-    """Provider `name` with its key and base URL from `settings`; Yahoo tickers from the
-    universe `data init` saved (its YahooSymbol column), when there is one."""
+                   workers: int | None = None,
+                   yahoo_symbols: dict[str, str] | None = None) -> Provider:
+    """Provider `name` with its key and base URL from `settings`; Yahoo tickers from
+    `yahoo_symbols`, else the universe `data init` saved (its YahooSymbol column)."""
     root = Path(data_dir)
     if name == "yahoo":
         from technic_v4.data.providers.yahoo import YahooProvider
@@ -55,6 +56,7 @@ def build_provider(name: str, data_dir: str | os.PathLike[str], settings: Settin
         uni = saved_universe(root)
         tickers = {} if uni is None or "yahoosymbol" not in uni else dict(
             zip(uni["symbol"], uni["yahoosymbol"], strict=True))
+        tickers |= yahoo_symbols or {}
         return YahooProvider(root / "providers" / "yahoo" / "daily", calendar=calendar,
                              yahoo_symbols=tickers, base_url=settings.yahoo_url or None,
                              per_minute=per_minute or 60.0, workers=workers or 4)
@@ -199,3 +201,10 @@ class ScheduledUpdater:
         return {"ok": self.last_error is None, "last_ok": self.last_ok,
                 "last_error": self.last_error, "next_due": str(self.next_due),
                 **self.counters}
+
+
+def attach_updater(service: Any, data_dir: Any, settings: Settings, clock: Clock) -> None:
+    """Give a WatchService (its `updater`) the scheduled update when TECHNIC_UPDATE_AT is set
+    and the data dir is local (downloads are cached in it); a bad value is a ValueError."""
+    if settings.update_at and isinstance(data_dir, Path):
+        service.updater = ScheduledUpdater(data_dir, settings, clock)

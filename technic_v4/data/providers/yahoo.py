@@ -85,8 +85,8 @@ def redirected_session(base_url: str) -> Any:
 
     base = base_url.rstrip("/")
 
-    class Redirected(curl.Session):  # type: ignore[misc]
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    class Redirected(curl.Session):
+        def request(self, method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
             parts = urlsplit(url)
             if parts.hostname and parts.hostname.endswith("yahoo.com"):
                 url = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
