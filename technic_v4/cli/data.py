@@ -282,7 +282,7 @@ def data_info(data_dir: DataDir = None) -> None:
                f"(base + appends)\ncreated: {m.created}\nsectors:")
     typer.echo(uni["sector"].value_counts().to_string())
     if isinstance(root, Path):
-        from technic_v4.data.providers.update import read_source, read_status
+        from technic_v4.data.providers.base import read_source, read_status
 
         source, status = read_source(root), read_status(root)
         if source:

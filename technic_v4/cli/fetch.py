@@ -217,9 +217,8 @@ def data_update(
     import pandas as pd
 
     from technic_v4.data import store
-    from technic_v4.data.providers.base import ProviderError
+    from technic_v4.data.providers.base import ProviderError, read_source
     from technic_v4.data.providers.schedule import build_provider, run_update
-    from technic_v4.data.providers.update import read_source
 
     for flag, value in (("--start", start), ("--end", end)):
         if value is not None and pd.isna(pd.to_datetime(value, format="ISO8601",

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from yahoo_stub import YahooStub, generated_bars
 
+from technic_v4.data.providers.base import read_status
 from technic_v4.data.providers.schedule import Schedule, ScheduledUpdater, run_update
-from technic_v4.data.providers.update import init_store, read_status
+from technic_v4.data.providers.update import init_store
 from technic_v4.data.providers.yahoo import YahooProvider
 from technic_v4.data.store import read_manifest
 from technic_v4.settings import Settings

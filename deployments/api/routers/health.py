@@ -91,7 +91,7 @@ def _last_update(backend: Any) -> dict[str, Any] | None:
     """The last `data update`'s outcome (providers/update.json) when the data dir is local."""
     from pathlib import Path
 
-    from technic_v4.data.providers.update import read_status
+    from technic_v4.data.providers.base import read_status
 
     root = getattr(getattr(backend, "reader", None), "data_dir", None)
     if not isinstance(root, Path):

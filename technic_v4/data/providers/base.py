@@ -19,17 +19,22 @@ none reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
 BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
+# beside the store: what `data init` used, its universe, the last update's outcome
+SOURCE = Path("providers") / "source.json"
+UNIVERSE = Path("providers") / "universe.parquet"
+STATUS = Path("providers") / "update.json"
 Progress = Callable[[int, int], None]  # (units done, units in all)
 
 
@@ -87,3 +92,29 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+
+
+def read_source(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What `init` recorded: provider name and calendar (None: the store was not built by
+    `data init`)."""
+    path = Path(data_dir) / SOURCE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The last update's outcome (`write_status`), or None before the first."""
+    path = Path(data_dir) / STATUS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_status(data_dir: str | os.PathLike[str], status: dict[str, Any]) -> None:
+    path = Path(data_dir) / STATUS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def saved_universe(data_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    path = Path(data_dir) / UNIVERSE
+    return pd.read_parquet(path) if path.is_file() else None

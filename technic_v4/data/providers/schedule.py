@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from technic_v4.data.calendar import calendar_tz, get_calendar, sessions_between
-from technic_v4.data.providers.base import Progress, Provider, ProviderError
-from technic_v4.data.providers.update import (
-    UpdateReport,
+from technic_v4.data.providers.base import (
+    Progress,
+    Provider,
+    ProviderError,
     read_source,
     saved_universe,
-    update_store,
     write_status,
 )
+from technic_v4.data.providers.update import UpdateReport, update_store
 
 if TYPE_CHECKING:
     from technic_v4.settings import Settings

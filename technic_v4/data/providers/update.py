@@ -29,19 +29,22 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from technic_v4.data.append import AppendReport, append_bars
 from technic_v4.data.calendar import canonical_calendar, get_calendar, sessions_between
 from technic_v4.data.ingest import IngestReport, ingest_frame
-from technic_v4.data.providers.base import Fetched, Progress, Provider, ProviderError
+from technic_v4.data.providers.base import (
+    SOURCE,
+    UNIVERSE,
+    Fetched,
+    Progress,
+    Provider,
+    ProviderError,
+)
 from technic_v4.data.store import read_manifest, read_universe, store_exists
 
-SOURCE = Path("providers") / "source.json"
-UNIVERSE = Path("providers") / "universe.parquet"
-STATUS = Path("providers") / "update.json"
 CLOSE_DELAY = pd.Timedelta(minutes=30)
 
 
@@ -88,32 +91,6 @@ def next_close(calendar: str = "XNYS", now: pd.Timestamp | None = None) -> pd.Ti
         if close > now:
             return close
     raise ProviderError(f"no {calendar} session closes in the 15 days after {now}")
-
-
-def read_source(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """What `init` recorded: provider name and calendar (None: the store was not built by
-    `data init`)."""
-    path = Path(data_dir) / SOURCE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The last update's outcome (`write_status`), or None before the first."""
-    path = Path(data_dir) / STATUS
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def write_status(data_dir: str | os.PathLike[str], status: dict[str, Any]) -> None:
-    path = Path(data_dir) / STATUS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def saved_universe(data_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
-    path = Path(data_dir) / UNIVERSE
-    return pd.read_parquet(path) if path.is_file() else None
 
 
 def store_universe(universe: pd.DataFrame) -> pd.DataFrame:
