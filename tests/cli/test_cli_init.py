@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from yahoo_stub import YahooStub, generated_bars
 
 from technic_v4.data.store import read_manifest
@@ -24,6 +25,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # four CLI processes, ~50 s on 2 busy cores
 def test_init_killed_midway_resumes_fetching_only_the_missing_symbols(tmp_path: Path) -> None:
     syms = [f"T{i:02d}" for i in range(N)]
     uni = tmp_path / "universe.csv"
@@ -55,5 +57,14 @@ def test_init_killed_midway_resumes_fetching_only_the_missing_symbols(tmp_path: 
         assert sorted(again) == sorted(set(syms) - done)  # each missing symbol once, no more
         assert f"{len(done)} already cached" in err
         assert "try: technic scan --sector Technology --sector Healthcare" in out
-    m = read_manifest(data)
-    assert m.n_symbols == N and m.last_session == "2024-03-27"
+        assert read_manifest(data).n_symbols == N
+
+        stub.add_session("2024-03-28")  # `data update` knows the provider from `data init`
+        proc = _cli(["data", "update", "--end", "2024-03-28", "--per-minute", "100000"], env)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "appended 1 of 1 sessions" in err
+    assert read_manifest(data).last_session == "2024-03-28"
+    info = subprocess.run([sys.executable, "-m", "technic_v4.cli", "data", "info"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+    assert "provider: yahoo" in info and "ok; appended ['2024-03-28']" in info
