@@ -69,9 +69,10 @@ def main() -> None:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         took = time.perf_counter() - t0
         asked = [s for s, _, _ in stub.requests[first:]]
+        before = {s for s, _, _ in stub.requests[:first]}
         print(f"rerun: exit {done.returncode} in {took:.1f} s, {len(asked)} requests "
-              f"({len(set(asked))} symbols; {len(set(asked) & {s for s, _, _ in stub.requests[:first]})}"
-              " asked in both runs)")
+              f"({len(set(asked))} symbols; {len(set(asked) & before)} asked in both runs: "
+              "in flight at the kill)")
         print("\n".join(done.stderr.splitlines()[-4:]))
         print(done.stdout.strip())
         t0 = time.perf_counter()
