@@ -46,8 +46,9 @@ DateText = Annotated[date, BeforeValidator(_date_text)]
 ScreenName = Annotated[str, Field(json_schema_extra={"pattern": SCREEN_NAME.pattern})]
 HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_symbols": int | None, "lookback_days": int, "sectors": list[Name] | None,
-    "industries": list[Name] | None, "symbols": list[Symbol] | None,
-    "min_tech_rating": float | None, "as_of_date": DateText | None, "min_price": float | None,
+    "industries": list[Name] | None, "indexes": list[Name] | None,
+    "symbols": list[Symbol] | None, "min_tech_rating": float | None,
+    "as_of_date": DateText | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[Name] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
@@ -253,6 +254,8 @@ class UniverseRow(BaseModel):
     industry: str
     first_session: str | None
     last_session: str | None
+    indexes: list[str] = Field(default_factory=list, description="The index lists the "
+                               "symbol is in (sp500, dow, ...: `technic data universe`).")
 
 
 class UniverseResponse(BaseModel):

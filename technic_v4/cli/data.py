@@ -1,7 +1,7 @@
 """`technic data`: build, load, update, check and describe the price store.
 
     technic data demo | ingest FILE|FOLDER [--universe FILE] [--calendar MIC] | append FILE
-                 | init | update | check | info | calendars
+                 | init | update | check | info | calendars | universe [LIST ...] [--out FILE]
 (`init` and `update`, which fetch from a provider, are in technic_v4/cli/fetch.py.)
 
 `data info`, `data check`'s table and `data calendars` print to stdout, everything else to
@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from technic_v4.cli.options import DEFAULT_CALENDAR, DataDir, data_root, err, fail, spinner
+from technic_v4.cli.universe import data_universe
 
 if TYPE_CHECKING:
     from technic_v4.data.store_fs import DataRoot
@@ -36,6 +37,7 @@ Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
     "--watches/--no-watches", help="Evaluate the watches on the sessions added, and deliver.")]
 
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
+data_app.command("universe")(data_universe)
 
 
 @data_app.command("demo")
@@ -281,6 +283,7 @@ def data_info(data_dir: DataDir = None) -> None:
                f"{m.meta.get('adjusted', 'as given')}\nsegments: {len(m.segment_list())} "
                f"(base + appends)\ncreated: {m.created}\nsectors:")
     typer.echo(uni["sector"].value_counts().to_string())
+    _echo_memberships(m.meta, uni)
     if isinstance(root, Path):
         from technic_v4.data.providers.base import read_source, read_status
 
@@ -291,6 +294,21 @@ def data_info(data_dir: DataDir = None) -> None:
             state = "ok" if status.get("ok") else f"FAILED: {status.get('error')}"
             typer.echo(f"last update: {status.get('at')} {state}; appended "
                        f"{status.get('appended') or []}")
+
+
+def _echo_memberships(meta: dict[str, Any], uni: Any) -> None:
+    """The store's index memberships (members per list) and where they came from."""
+    from technic_v4.data.indexes import META_KEY
+    from technic_v4.data.panel import memberships
+
+    counts: dict[str, int] = {}
+    for m in memberships(uni):
+        for i in m.split(",") if m else ():
+            counts[i] = counts.get(i, 0) + 1
+    if not counts:
+        return
+    typer.echo("indexes: " + ", ".join(f"{i} {n}" for i, n in counts.items())
+               + f"\nmemberships from: {'; '.join(meta.get(META_KEY) or ['not recorded'])}")
 
 
 @data_app.command("calendars")

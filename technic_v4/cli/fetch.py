@@ -57,14 +57,11 @@ def _universe(names: list[str], files: list[Path], symbols: list[str]) -> pd.Dat
 
     parts = []
     if names:
-        try:
-            from technic_v4.data.indexes import index_universe
-        except ImportError:
-            fail("index lists need technic_v4.data.indexes (pytickersymbols); use "
-                 "--universe-file or --symbols")
-        try:
-            parts.append(index_universe(names))
-        except (KeyError, ValueError) as exc:
+        from technic_v4.data.indexes import index_universe, universe_file
+
+        try:  # with IndexesSource: the store records where its memberships came from
+            parts.append(universe_file(index_universe(names)))
+        except ValueError as exc:
             fail(str(exc))
     for path in files:
         if not path.is_file():

@@ -51,7 +51,7 @@ TABLE_COLUMNS = ["Symbol", "Sector", "Close", "TechRating", "Signal", "RSI", "MA
 
 CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command line
     "max_symbols": int | None, "lookback_days": int, "sectors": list[str] | None,
-    "industries": list[str] | None, "symbols": list[str] | None,
+    "industries": list[str] | None, "indexes": list[str] | None, "symbols": list[str] | None,
     "min_tech_rating": float | None, "as_of_date": str | None, "min_price": float | None,
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,

@@ -47,7 +47,7 @@ from technic_v4.data.ingest_checks import (
     place_rows,
     session_days,
 )
-from technic_v4.data.panel import UNIVERSE_COLUMNS
+from technic_v4.data.panel import MEMBERSHIPS, universe_columns
 from technic_v4.data.quality import check_store
 from technic_v4.data.store import (
     MAX_SEGMENTS,
@@ -86,8 +86,9 @@ def _describe(symbols: list[str], universe: pd.DataFrame | None) -> pd.DataFrame
     if universe is None or not symbols:
         return out
     known = universe.drop_duplicates("symbol").set_index("symbol")
-    for col in ("name", "sector", "industry"):
+    for col in ("name", "sector", "industry", MEMBERSHIPS):
         if col in known:
+            out[col] = out.get(col, "")
             got = known[col].reindex(symbols)
             ok = got.notna() & (got.astype(str) != "")
             out.loc[ok.to_numpy(), col] = got[ok].astype(str).to_numpy()
@@ -141,8 +142,10 @@ def append_bars(bars: pd.DataFrame, data_dir: str | os.PathLike[str], *,
     n_sym = len(symbols)
     arrays, kept, _ = place_rows(values, rej, ok, col_of[sym_id[ok]], day, new_ses, n_sym)
     arrays, new_ses, closures = drop_closures(arrays, new_ses, extra)
-    universe = pd.concat([old_uni.loc[:, list(UNIVERSE_COLUMNS)],
+    universe = pd.concat([old_uni.loc[:, universe_columns(old_uni)],
                           _describe(added, universe)], ignore_index=True)
+    if MEMBERSHIPS in universe:  # symbols without a membership: "" (never NaN)
+        universe[MEMBERSHIPS] = universe[MEMBERSHIPS].fillna("")
     filled = np.isfinite(arrays["close"]).any(0)
     rejected = np.flatnonzero(~rej.open)
     summary = {"sessions": [str(s.date()) for s in new_ses], "rows_kept": int(len(kept)),

@@ -15,12 +15,16 @@ from the `pytickersymbols` package (its data is in the wheel: no network), with 
 
 Not shipped, though the package has them: EURO STOXX 50 (members on seven venues; a store is
 on one calendar), CAC Mid 60 and SDAX (a third of their entries carry no venue symbol).
-`membership_source()` says which package version the memberships come from.
+`membership_source()` says which package version the memberships come from. From the table:
+`universe_file` (+ IndexesSource: what `technic data universe --out` writes, ingest reads),
+`merge_universe` (a user's own universe file merged in), `store_universe` (the store's
+universe columns and manifest meta, for a store written straight from a list).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +39,10 @@ from technic_v4.errors import ConfigError
 
 PACKAGE = "pytickersymbols"
 COLUMNS = ("Symbol", "Name", "Sector", "Industry", "Indexes", "YahooSymbol", "Calendar")
+SOURCE_COLUMN = "IndexesSource"  # in a universe file: where its row's Indexes come from
+META_KEY = "memberships"  # store manifest meta: where the universe's memberships came from
+# A membership id in a store (the shipped ids, or your own list names in a universe file)
+MEMBERSHIP_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,82 @@ def membership_source() -> dict[str, Any]:
             "lists_date": None, "url": "https://pypi.org/project/pytickersymbols/"}
 
 
+def universe_file(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (COLUMNS) as a universe file ingest reads: COLUMNS then SOURCE_COLUMN, which
+    says where each row's Indexes come from (the package for the shipped lists)."""
+    out = table.loc[:, list(COLUMNS)].copy()
+    if SOURCE_COLUMN in table:
+        out[SOURCE_COLUMN] = table[SOURCE_COLUMN].fillna("")
+    else:
+        out[SOURCE_COLUMN] = describe_source(membership_source())
+    out.loc[out["Indexes"] == "", SOURCE_COLUMN] = ""
+    return out
+
+
+def store_universe(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`table` (index_universe's or merge_universe's) as a store's universe (symbol, name,
+    sector, industry, indexes) and the manifest meta naming where the memberships came from
+    ({META_KEY: [...]}), for a store written straight from a list (`data init`)."""
+    uni = pd.DataFrame({"symbol": table["Symbol"], "name": table["Name"],
+                        "sector": table["Sector"], "industry": table["Industry"],
+                        "indexes": table["Indexes"].fillna("")}).reset_index(drop=True)
+    sources = universe_file(table)[SOURCE_COLUMN]
+    return uni, {META_KEY: sorted(set(sources[sources != ""]))}
+
+
+def merge_universe(table: pd.DataFrame, own: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`table` (index_universe's) with a user's universe file `own` (symbol, sector[, name,
+    industry, indexes]: ingest's reading of it) merged in: their symbols added, their name,
+    sector and industry taking precedence where given, their index ids joined to the
+    memberships. ConfigError naming the row for an invalid symbol, sector or index id."""
+    from technic_v4.data.universe import UnknownSectorError, normalize_sector, validate_symbol
+
+    rows = {r["Symbol"]: r for r in universe_file(table).to_dict("records")}
+    for d in own.to_dict("records"):
+        try:
+            sym = validate_symbol(d["symbol"])
+            sector = normalize_sector(d["sector"]) if d["sector"] not in ("", UNKNOWN) else ""
+        except (ConfigError, UnknownSectorError) as exc:
+            raise ConfigError("add", f"{name}: {exc}") from None
+        ids, bad = parse_memberships(d.get("indexes", ""))
+        if bad:
+            raise ConfigError("add", f"{name}: {sym}: {bad} are not index ids (lower-case "
+                              "letters, digits and '_', like sp500 or my_list)")
+        if sym not in rows:
+            suffix = "." + sym.rpartition(".")[2] if "." in sym else ""
+            cal = SUFFIX_CALENDAR.get(suffix, "XNYS")
+            rows[sym] = {"Symbol": sym, "Name": sym, "Sector": UNKNOWN, "Industry": UNKNOWN,
+                         "Indexes": "", "YahooSymbol": sym.replace(".", "-") if cal == "XNYS"
+                         else sym, "Calendar": cal, SOURCE_COLUMN: ""}
+        row = rows[sym]
+        for col, value in (("Name", d.get("name", "")), ("Sector", sector),
+                           ("Industry", d.get("industry", ""))):
+            if value:
+                row[col] = value
+        if ids:
+            old = [i for i in row["Indexes"].split(",") if i]
+            row["Indexes"] = ",".join(dict.fromkeys([*old, *ids.split(",")]))
+            row[SOURCE_COLUMN] = "; ".join(s for s in dict.fromkeys(
+                [row[SOURCE_COLUMN], f"universe file {name}"]) if s)
+    out = pd.DataFrame([rows[s] for s in sorted(rows)], columns=[*COLUMNS, SOURCE_COLUMN])
+    return out.reset_index(drop=True)
+
+
 def describe_source(source: dict[str, Any]) -> str:
     """One line for `data info`: "pytickersymbols 1.17.10 (lists undated)"."""
     when = source.get("lists_date")
     return (f"{source.get('package')} {source.get('version')} "
             f"({'lists of ' + str(when) if when else 'lists undated'})")
+
+
+def parse_memberships(text: object) -> tuple[str, list[str]]:
+    """A universe file's Indexes cell as the store keeps it (ids lower-cased, split on ',',
+    ';' or spaces, each once, joined by ","), and the tokens that are not ids (dropped)."""
+    if text is None or (isinstance(text, float) and text != text):
+        return "", []
+    tokens = [t for t in re.split(r"[,;\s]+", str(text).strip().lower()) if t]
+    good = [t for t in dict.fromkeys(tokens) if MEMBERSHIP_ID.fullmatch(t)]
+    return ",".join(good), [t for t in tokens if not MEMBERSHIP_ID.fullmatch(t)]
 
 
 # ---------------------------------------------------------------------------- the package
@@ -181,6 +260,13 @@ def _all_members() -> pd.DataFrame:
             words[sym].extend(str(w) for w in company.get("industries") or [])
             if info.id not in member[sym]:
                 member[sym].append(info.id)
+    # the lists not shipped still describe companies that are in shipped ones (ENR.DE)
+    shipped = {i.package_key for i in INDEXES.values()}
+    for key, data in INDICES.items():
+        for company in data["companies"] if key not in shipped else ():
+            sym = str(company.get("symbol") or "").strip().upper()
+            if sym in names:
+                words[sym].extend(str(w) for w in company.get("industries") or [])
     rows = []
     for sym in sorted(names):
         sector = SYMBOL_SECTORS.get(sym) or gics_sector(words[sym])

@@ -29,8 +29,10 @@ How `ingest_bars` works (all vectorized: no Python loop runs over rows):
     before anything is sorted.
  5. Kept rows are scattered into dense (N, T) arrays at their cells — no pivot, no join; a
     symbol without a row on a session gets NaN there.
- 6. The optional universe file (symbol, sector; name and industry optional) supplies names and
-    GICS sectors through `normalize_sector`; problems go to `universe_issues`, never a crash.
+ 6. The optional universe file (symbol, sector; name, industry, indexes optional) supplies
+    names, GICS sectors through `normalize_sector`, and index memberships (ids like "sp500,dow";
+    `technic data universe --out` writes such a file, with an IndexesSource column the
+    manifest's meta "memberships" records); problems go to `universe_issues`, never a crash.
     Without one, every sector and industry is "Unknown" and no issue is recorded.
  7. `write_store` replaces the store atomically (meta: {"ingest": summary, "adjusted": "as
     given"}). Then the rejections are written to `<data_dir>/store/ingest_rejections.csv`
@@ -57,6 +59,7 @@ import pyarrow.parquet as pq
 
 from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, effective_sessions
 from technic_v4.data.dates import DateFormatError, check_format
+from technic_v4.data.indexes import META_KEY, parse_memberships
 from technic_v4.data.ingest_checks import (
     BAR_COLUMNS,
     EXTRA_SESSION_SHARE,
@@ -205,6 +208,7 @@ def ingest_frame(
     universe, issues = _join_universe(symbols, universe_file)
     first, last = str(sessions[0].date()), str(sessions[-1].date())
     uni_name = universe_name
+    sources = _membership_sources(universe, universe_file, uni_name)
     summary = {
         "rows_read": n, "rows_kept": len(kept), "rows_rejected": len(rejected),
         "rejected_by_reason": rej.counts(), "symbols": n_sym, "sessions": n_ses,
@@ -217,7 +221,8 @@ def ingest_frame(
     }
     manifest = write_store(
         data_dir, sessions=sessions, universe=universe, source=f"ingest:{name}",
-        meta={"ingest": summary, "adjusted": prices}, calendar=calendar, closures=closures,
+        meta={"ingest": summary, "adjusted": prices, **({META_KEY: sources} if sources else {})},
+        calendar=calendar, closures=closures,
         **arrays,
     )
     write_beside(data_dir, REJECTIONS_FILENAME, rejections.to_csv(index=False))
@@ -369,11 +374,13 @@ def _read_universe_file(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
     else:
         df = pq.read_table(p).to_pandas()
-    chosen = _pick_columns(list(df.columns), ("symbol", "sector"), ("name", "industry"),
+    chosen = _pick_columns(list(df.columns), ("symbol", "sector"),
+                           ("name", "industry", "indexes", "indexessource"),
                            f"universe file {p.name}")
     blank = pd.Series("", index=df.index)
     out = pd.DataFrame({c: df[chosen[c]] if c in chosen else blank
-                        for c in ("symbol", "name", "sector", "industry")})
+                        for c in ("symbol", "name", "sector", "industry",
+                                  *(c for c in ("indexes", "indexessource") if c in chosen))})
     return out.fillna("").astype(str).apply(lambda s: s.str.strip())
 
 
@@ -422,8 +429,27 @@ def _join_universe(symbols: np.ndarray, uni: pd.DataFrame | None
     base["sector"] = got["sector"].fillna(UNKNOWN).to_numpy()
     base["industry"] = got["industry"].where(got["industry"].fillna("") != "",
                                              UNKNOWN).to_numpy()
+    if "indexes" in uni:
+        parsed = [parse_memberships(v) for v in got["indexes"]]
+        base["indexes"] = [ids for ids, _ in parsed]
+        bad = [(s, b) for s, (_, b) in zip(stored, parsed, strict=True) if b]
+        note([s for s, _ in bad], [f"invalid index ids {b} (dropped)" for _, b in bad])
     out = pd.concat(issues, ignore_index=True).astype(str)
     return base, out.sort_values("symbol", kind="stable").reset_index(drop=True)
+
+
+def _membership_sources(universe: pd.DataFrame, uni: pd.DataFrame | None,
+                        name: str | None) -> list[str]:
+    """Where the stored memberships came from: the universe file's IndexesSource values of the
+    symbols that have memberships (`technic data universe --out` writes them), else the file."""
+    if uni is None or "indexes" not in universe or not (universe["indexes"] != "").any():
+        return []
+    if "indexessource" not in uni:
+        return [f"universe file {name or 'given'}"]
+    member = set(universe.loc[universe["indexes"] != "", "symbol"])
+    keyed = uni.assign(symbol=uni["symbol"].str.upper())
+    found = keyed.loc[keyed["symbol"].isin(member), "indexessource"].astype(str).str.strip()
+    return sorted(set(found[found != ""])) or [f"universe file {name or 'given'}"]
 
 
 def _adjust(bars: pd.DataFrame, rej: Any, values: dict[str, np.ndarray]) -> None:

@@ -27,6 +27,22 @@ BoolArray = npt.NDArray[np.bool_]
 
 FIELDS = ("open", "high", "low", "close", "volume")
 UNIVERSE_COLUMNS = ("symbol", "name", "sector", "industry")
+# Optional: the index lists a symbol is in, ids joined by "," ("sp500,dow"; "" for none),
+# written by `technic data universe` / ingest of a universe file with an Indexes column
+MEMBERSHIPS = "indexes"
+
+
+def universe_columns(universe: pd.DataFrame) -> list[str]:
+    """The universe columns a store keeps of `universe`: UNIVERSE_COLUMNS, then MEMBERSHIPS
+    when it has them."""
+    return [*UNIVERSE_COLUMNS, *([MEMBERSHIPS] if MEMBERSHIPS in universe.columns else [])]
+
+
+def memberships(universe: pd.DataFrame) -> npt.NDArray[np.object_]:
+    """Each row's index memberships ("sp500,dow"), "" for none or a store without them."""
+    if MEMBERSHIPS not in universe.columns:
+        return np.full(len(universe), "", dtype=object)
+    return universe[MEMBERSHIPS].fillna("").astype(str).to_numpy(dtype=object)
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class Panel:
     low: Array2D
     close: Array2D
     volume: Array2D
-    universe: pd.DataFrame  # columns UNIVERSE_COLUMNS, row i describes symbols[i]
+    universe: pd.DataFrame  # columns UNIVERSE_COLUMNS [+ MEMBERSHIPS], row i: symbols[i]
     data_version: str = "unversioned"
     source: str = "unknown"
     meta: dict = field(default_factory=dict)

@@ -61,7 +61,16 @@ KEYWORDS: tuple[tuple[str, str], ...] = (
     (r"aerospace|defen[cs]e|machinery|industrial|airline|air freight|freight|logistic"
      r"|transport|rail|trucking|shipping|construction|engineering|electrical|building products"
      r"|commercial services|professional services|staffing|employment|waste|environmental"
-     r"|conglomerate|heavy equipment|courier|security services|aviation", IND),
+     r"|conglomerate|heavy equipment|courier|security services|aviation|trading compan"
+     r"|general trading|sogo shosha|printing|inspection|certification|energy technology"
+     r"|energy development", IND),
+    (r"rubber", CD),
+    (r"precision instruments", HC),
+    # German words of the TecDAX / MDAX entries
+    (r"halbleiter|rechnertechnologie", IT),
+    (r"telekommunikation", CS),
+    (r"medizintechnik", HC),
+    (r"windenergie", UT),
 )
 
 # Exact words (lower-cased, spaces collapsed) the patterns get wrong or do not cover; None:

@@ -10,7 +10,9 @@ Layout of `<data_dir>/store/`:
                       axis the calendar calls closed (the data traded on them), and
                       `closures`, calendar sessions left off the axis because no symbol
                       traded (neither is a symbol's gap)
-    universe.parquet  symbol, name, sector, industry, first_session, last_session
+    universe.parquet  symbol, name, sector, industry, [indexes,] first_session, last_session
+                      (indexes: the index lists a symbol is in, "sp500,dow"; absent in a
+                      store built without memberships)
                       (row i of this table is column i of every session's block; an append
                       writes universe-NNNNNN.parquet, named by the manifest)
     bars.parquet      the base segment, dense and time-major: row r is session r // N_k, symbol
@@ -62,7 +64,7 @@ from technic_v4.data.calendar import (
     extra_sessions,
     missing_sessions,
 )
-from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel
+from technic_v4.data.panel import FIELDS, UNIVERSE_COLUMNS, Array2D, Panel, universe_columns
 from technic_v4.data.store_fs import (  # noqa: F401  (the location helpers are store API)
     DataDir,
     LocalStore,
@@ -158,7 +160,7 @@ def write_store(
     loc = locate(data_dir)
     with loc.guard("writing the store"), loc.writer_lock(), loc.staging_dir() as tmp:
         first, last = _spans(sessions, close)
-        uni = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
+        uni = universe.loc[:, universe_columns(universe)].reset_index(drop=True).copy()
         uni["first_session"], uni["last_session"] = first, last
         pq.write_table(pa.Table.from_pandas(uni, preserve_index=False), tmp / "universe.parquet")
         _write_bars(tmp / "bars.parquet", sessions, arrays)
@@ -230,7 +232,7 @@ def _append(loc, data_dir, sessions, universe, arrays, source, meta, closures
     if k == 0 or (old.last_session and sessions[0] <= pd.Timestamp(old.last_session)):
         raise ValueError(f"appended sessions must follow the store's last ({old.last_session})")
     first, last = _spans(sessions, arrays["close"])
-    new = universe.loc[:, list(UNIVERSE_COLUMNS)].reset_index(drop=True).copy()
+    new = universe.loc[:, universe_columns(universe)].reset_index(drop=True).copy()
     new["first_session"], new["last_session"] = first, last
     m = len(uni)  # old symbols keep their first session, and their last unless they traded
     old_first, old_last = (pd.DatetimeIndex(uni[c]) for c in ("first_session", "last_session"))

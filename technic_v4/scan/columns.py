@@ -19,10 +19,10 @@ RESULT_COLUMNS = [
 ]
 EXTRA_COLUMNS = [
     "Name", "AlphaScore", "mom_5", "SMA20", "SMA50", "SMA200", "dist_high_20", "DollarVolume",
-    "Bars", "LastDate", "Incomplete", "Source", "quality_flags",
+    "Bars", "LastDate", "Incomplete", "Source", "quality_flags", "Indexes",
 ]
 TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "LastDate", "Incomplete",
-                "Source", "quality_flags")
+                "Source", "quality_flags", "Indexes")
 SORTABLE = tuple(c for c in RESULT_COLUMNS + EXTRA_COLUMNS if c not in TEXT_COLUMNS)
 SHOWN_INDICATORS = ["RSI", "MACD", "MACD_signal", "MACD_hist", "BB_width", "ATR_pct",
                     "Volume_ratio", "mom_5", "mom_21", "mom_63", "mom_126",

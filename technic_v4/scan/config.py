@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from technic_v4 import scoring
+from technic_v4.data.indexes import MEMBERSHIP_ID
 from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.universe import SECTOR_NAMES, normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
@@ -30,6 +31,7 @@ from technic_v4.scan.expressions import compile_expressions
 MAX_WINDOW = 1260        # sessions: lookback_days, min_bars, max_stale_sessions
 MAX_SYMBOLS = 5_000      # symbols in one request
 MAX_INDUSTRIES = 200
+MAX_INDEXES = 50
 MAX_NAME = 100           # characters of a sector / industry / flag name
 SCREEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # saved screens and presets
 
@@ -68,6 +70,10 @@ class ScanConfig:
         valid=tuple(SECTOR_NAMES), max_items=len(SECTOR_NAMES), cli="--sector", short="-s")
     industries: Sequence[str] | None = opt(
         None, "Industry names, case-insensitive.", max_items=MAX_INDUSTRIES, cli="--industry")
+    indexes: Sequence[str] | None = opt(
+        None, "Only members of these index lists (sp500, nasdaq100, dow, ...: the store's "
+        "memberships, from `technic data universe`), any of them.", max_items=MAX_INDEXES,
+        cli="--index")
     symbols: Sequence[str] | None = opt(
         None, "Only these symbols (unknown ones are reported as errors).",
         max_items=MAX_SYMBOLS, cli="--symbol")
@@ -120,6 +126,8 @@ class ScanConfig:
             normalize_sectors(self.sectors)
         for s in self.symbols or []:
             validate_symbol(s)
+        for i in self.indexes or []:
+            index_id_shape(i)
         if self.as_of_date is not None:
             as_of_timestamp(self.as_of_date)
         compile_expressions(self.where, self.rank)
@@ -139,6 +147,8 @@ class ScanConfig:
             symbols=None if self.symbols is None else list(dict.fromkeys(
                 validate_symbol(s) for s in self.symbols)),
             industries=names(self.industries), signals=names(self.signals),
+            indexes=None if self.indexes is None else sorted({index_id_shape(i)
+                                                              for i in self.indexes}),
             columns=None if self.columns is None else list(dict.fromkeys(self.columns)),
             exclude_flags=names(self.exclude_flags),
             as_of_date=None if self.as_of_date is None else str(
@@ -173,6 +183,16 @@ def check_screen_name(name: object) -> str:
                           "case letters, digits, '-' and '_', starting with a letter or digit "
                           "(e.g. oversold-uptrend)")
     return name
+
+
+def index_id_shape(name: str) -> str:
+    """An index id as stores keep memberships (lower case), or ConfigError("indexes", ...)
+    saying the shape."""
+    key = str(name).strip().lower()
+    if not MEMBERSHIP_ID.fullmatch(key):
+        raise ConfigError("indexes", f"index {str(name)[:40]!r} is not an index id: lower-case "
+                          "letters, digits and '_' (sp500, nasdaq100, dow, ...)")
+    return key
 
 
 def as_of_timestamp(value: str | date) -> pd.Timestamp:

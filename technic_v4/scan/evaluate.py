@@ -26,7 +26,7 @@ import pandas as pd
 
 from technic_v4 import scoring
 from technic_v4.data.calendar import DEFAULT_CALENDAR, effective_sessions
-from technic_v4.data.panel import Panel
+from technic_v4.data.panel import Panel, memberships
 from technic_v4.data.quality import FLAGS as QUALITY_FLAGS
 from technic_v4.data.quality import QualityConfig, check_panel
 from technic_v4.data.weekly import weekly_panel
@@ -128,6 +128,7 @@ def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) ->
         "Incomplete": np.char.strip(incomplete.astype(str)).astype(object),
         "Source": panel.source,
         "quality_flags": quality.flags,
+        "Indexes": memberships(panel.universe),
         "_age": np.where(last_idx >= 0, panel.n_sessions - 1 - last_idx, panel.n_sessions),
         "_first_seen": first_seen,
         "_last_seen": last_seen,

@@ -9,7 +9,9 @@ Walk-through:
      at the place (line:column) and suggests names. A string compared with Sector is resolved
      as `-s` resolves it (aliases, any case: `Sector == "Tech"` is the sector filter Tech); an
      unknown sector is an error naming the valid ones. Strings compared with Industry are
-     checked against the store's industries by `industries_read` (plan.py).
+     checked against the store's industries, and with Indexes (the index lists a symbol is
+     in: `Indexes in ("sp500", "dow")` keeps members of either) against the store's
+     memberships, by `industries_read` (plan.py).
   3. `series_needed(...)` runs the compiled tree once on a recording Env to learn how many bars
      of each column it reads, per timeframe: the scan's WindowSpec asks the evaluation for just
      those (packed on each symbol's own bars, right-aligned), and refuses history of a column
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from technic_v4.data.indexes import MEMBERSHIP_ID
 from technic_v4.data.universe import normalize_sector
 from technic_v4.errors import ConfigError
 from technic_v4.indicators.market import rs_percentile
@@ -45,7 +48,8 @@ FRAME_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars")  # the result ro
 # numbers every measured frame holds at the last bar: one bar of them needs no series
 IN_FRAME = {*RESULT_COLUMNS, *EXTRA_COLUMNS} - {*RESULT_TEXT, "AlphaScore"}
 LAST_BAR_COLUMNS = (*FRAME_COLUMNS, "perf_ytd", "RS_rating")  # no history: no lags, windows
-TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags")
+TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags", "Indexes")
+SETS = ("Indexes",)  # text columns holding a set of ids: `Indexes in ("sp500")` is membership
 SCHEMA: dict[str, str] = {
     **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
     **dict.fromkeys(TEXT_COLUMNS, "text")}
@@ -104,9 +108,20 @@ class Expressions:
         return list(read)
 
 
-def industries_read(where: str | None, rank: str | None, known: list[str]) -> None:
+def industries_read(where: str | None, rank: str | None, known: list[str],
+                    indexes: list[str] | None = None) -> None:
     """ConfigError (naming the valid values) when a string compared with Industry is not one
-    of the store's `known` industries: such a comparison would keep no symbol."""
+    of the store's `known` industries, or one tested against Indexes is not one of its
+    `indexes` (memberships): such a comparison would keep no symbol."""
+    def member(value: str) -> str:
+        value = _index_id(value)
+        if indexes is not None and value not in indexes:
+            raise ValueError(f"no symbol of the store is in index {value!r}: " + (
+                f"its memberships are {', '.join(indexes)}" if indexes else
+                "it has no index memberships (build it from `technic data universe LIST "
+                "--out FILE`)"))
+        return value
+
     def check(value: str) -> str:
         if value not in known:
             near = [k for k in known if k.lower() == " ".join(value.split()).lower()]
@@ -120,10 +135,20 @@ def industries_read(where: str | None, rank: str | None, known: list[str]) -> No
         if text is not None:
             try:
                 compile_screen(text, schema, kind,  # type: ignore[arg-type]
-                               resolve={"Sector": normalize_sector, "Industry": check})
+                               resolve={"Sector": normalize_sector, "Industry": check,
+                                        "Indexes": member}, sets=SETS)
             except ScreenError as exc:
                 raise ConfigError(field, f"{field}: {exc}", known,
                                   details=exc.to_dict()) from None
+
+
+def _index_id(value: str) -> str:
+    """An index id as memberships store it (lower case), or ValueError saying the shape."""
+    key = value.strip().lower()
+    if not MEMBERSHIP_ID.fullmatch(key):
+        raise ValueError(f"{value[:40]!r} is not an index id (lower-case letters, digits, '_': "
+                         "sp500, nasdaq100, dow, ...)")
+    return key
 
 
 def column_series(columns: list[str]) -> tuple[tuple[str, str, int], ...]:
@@ -169,7 +194,8 @@ def _compiled(field: str, text: str | None, schema: dict[str, str], kind: str
                           f"{type(text).__name__}")
     try:
         screen = compile_screen(text, schema, kind,  # type: ignore[arg-type]
-                                resolve={"Sector": normalize_sector})
+                                resolve={"Sector": normalize_sector, "Indexes": _index_id},
+                                sets=SETS)
         series_needed(screen)
     except ScreenError as exc:
         raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None

@@ -221,7 +221,8 @@ def _plan_key(cfg: ScanConfig) -> tuple:
     """What plan_scan reads of a config."""
     return (None if cfg.symbols is None else tuple(cfg.symbols),
             None if cfg.sectors is None else tuple(cfg.sectors),
-            None if cfg.industries is None else tuple(cfg.industries), str(cfg.as_of_date))
+            None if cfg.industries is None else tuple(cfg.industries), str(cfg.as_of_date),
+            None if cfg.indexes is None else tuple(cfg.indexes))
 
 
 def _checks_key(cfg: ScanConfig) -> tuple:

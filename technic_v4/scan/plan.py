@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from technic_v4.data.panel import memberships
 from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import normalize_sectors, validate_symbol
 from technic_v4.errors import ConfigError
-from technic_v4.scan.config import MAX_SYMBOLS, ScanConfig, as_of_timestamp
+from technic_v4.scan.config import MAX_SYMBOLS, ScanConfig, as_of_timestamp, index_id_shape
 from technic_v4.scan.expressions import compile_expressions, industries_read
 from technic_v4.scan.screen import reject_rows
 from technic_v4.screens.cost import Budget
@@ -57,9 +58,18 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot, budget: Budget | None = N
                               f"first session {sessions[0].date()}; the store covers "
                               f"{sessions[0].date()} to {sessions[-1].date()}")
         as_of = sessions[sessions.searchsorted(wanted, side="right") - 1]
+    known_indexes = store_memberships(snapshot.universe)
     if cfg.where is not None or cfg.rank is not None:
         industries_read(cfg.where, cfg.rank,
-                        sorted(set(snapshot.universe["industry"].dropna().astype(str))))
+                        sorted(set(snapshot.universe["industry"].dropna().astype(str))),
+                        known_indexes)
+    if cfg.indexes:
+        bad = [i for i in cfg.indexes if index_id_shape(i) not in known_indexes]
+        if bad:
+            raise ConfigError("indexes", f"no symbol of the store is in index {bad}: " + (
+                f"its memberships are {', '.join(known_indexes)}" if known_indexes else
+                "it has no index memberships; build it with a universe from `technic data "
+                "universe LIST --out FILE`"), known_indexes)
     if cfg.industries:
         known = sorted(set(snapshot.universe["industry"].astype(str)))
         lower = {k.lower() for k in known}
@@ -92,9 +102,14 @@ def check_cost(cfg: ScanConfig, snapshot: Snapshot | None, budget: Budget | None
     exprs.check_cost(budget or Budget(), max(rows, 1), sessions, at_once)
 
 
+def store_memberships(universe: pd.DataFrame) -> list[str]:
+    """Every index id some symbol of `universe` is a member of, sorted."""
+    return sorted({i for m in set(memberships(universe)) for i in m.split(",") if i})
+
+
 def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True,
               budget: Budget | None = None) -> ScanPlan:
-    """Rows of the universe to scan, after the symbol, sector and industry filters.
+    """Rows of the universe to scan, after the symbol, sector, index and industry filters.
     `records=False`: the same rows without the rejection tables (execute_many's plans);
     `budget`: what the expressions may cost (check_against)."""
     as_of = check_against(cfg, snapshot, budget)
@@ -119,6 +134,13 @@ def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True,
         bad = ~np.isin(sector, normalize_sectors(cfg.sectors))
         mask = drop(symbols, mask, bad, "filtered: sector",
                            lambda i: "sector " + sector[i].astype(str).astype(object), parts)
+    if cfg.indexes is not None:
+        member = memberships(universe)
+        wanted_idx = {index_id_shape(i) for i in cfg.indexes}
+        bad = np.fromiter((wanted_idx.isdisjoint(m.split(",")) for m in member), bool, n)
+        mask = drop(symbols, mask, bad, "filtered: index",
+                    lambda i: "indexes " + np.where(member[i] == "", "none",
+                                                    member[i]).astype(object), parts)
     if cfg.industries is not None:
         industry = universe["industry"].to_numpy(dtype=object)
         wanted_ind = {" ".join(i.split()).lower() for i in cfg.industries}

@@ -17,7 +17,7 @@ Python's recursion limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -91,6 +91,7 @@ class CompiledScreen:
 def compile_screen(
     text: str, schema: Mapping[str, ColumnKind], kind: ScreenKind = "bool",
     resolve: Mapping[str, Callable[[str], str]] | None = None,
+    sets: Collection[str] = (),
 ) -> CompiledScreen:
     """Compile a screen over `schema` (column name -> "number" | "text").
 
@@ -98,6 +99,8 @@ def compile_screen(
     `resolve` {text column: function}: each string compared with that column (==, !=, in)
     becomes function(string), the canonical value (an alias resolved); a ValueError from it
     (a value the column never holds) is a ScreenError pointing at the string.
+    `sets`: text columns whose value is a set of ids joined by "," (Indexes: "sp500,dow");
+    `x in ("a", "b")` is true when the set holds any of them, and == / != do not apply.
     Raises ScreenError, and nothing else, for any text that is not a valid screen.
     """
     if kind not in ("bool", "number"):
@@ -106,7 +109,7 @@ def compile_screen(
         if col_kind not in ("number", "text"):
             raise ValueError(f"schema: column {name!r} has kind {col_kind!r}")
     tree = parse(text)
-    builder = _Builder(schema, resolve)
+    builder = _Builder(schema, resolve, sets)
     try:
         root = builder.build(tree)
     except RecursionError:  # pragma: no cover - the depth limit makes this unreachable
@@ -142,9 +145,11 @@ def compile_screen(
 
 class _Builder:
     def __init__(self, schema: Mapping[str, ColumnKind],
-                 resolve: Mapping[str, Callable[[str], str]] | None = None) -> None:
+                 resolve: Mapping[str, Callable[[str], str]] | None = None,
+                 sets: Collection[str] = ()) -> None:
         self.schema = dict(schema)
         self.resolve = dict(resolve or {})
+        self.sets = frozenset(sets)
         self.daily: set[str] = set()
         self.weekly: set[str] = set()
         self.groups: set[str] = set()
@@ -304,6 +309,10 @@ class _Builder:
         if isinstance(left, String) and isinstance(right, String):
             self.fail(tree, "two strings compared", "compare a text column with a string")
         column = left if isinstance(left, Column) else right
+        name = getattr(column, "name", "")
+        if name in self.sets:
+            self.fail(op, f"'{op}' does not apply to {name}, a set of ids",
+                      f'test membership with in: {name} in ("sp500", "dow")')
         left, right = (self.text_value(column, n, t)
                        for n, t in ((left, left_t), (right, right_t)))
         return Compare(str(op), left, right)
@@ -334,7 +343,8 @@ class _Builder:
                 'e.g. Sector in ("Energy", "Utilities")',
             )
         values = [self.text_value(x, String(str(s)[1:-1]), s) for s in strings.children]
-        return In(x, [v.value for v in values if isinstance(v, String)], negate)
+        return In(x, [v.value for v in values if isinstance(v, String)], negate,
+                  split=getattr(x, "name", "") in self.sets)
 
     def _notin(self, tree: Tree) -> Node:
         return self._isin(tree, negate=True)

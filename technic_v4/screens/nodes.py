@@ -291,23 +291,29 @@ class Between(Combine):
 
 class In(Combine):
     """A text column's current value in (or, with `negate`, not in) a list of strings;
-    false for a missing value either way."""
+    false for a missing value either way. `split`: the value is a set of ids joined by ","
+    (Indexes), in the list when any of its ids is ("" is the empty set)."""
 
     kind: Kind = "bool"
     prec = CMP
 
-    def __init__(self, x: Node, options: Sequence[str], negate: bool) -> None:
+    def __init__(self, x: Node, options: Sequence[str], negate: bool,
+                 split: bool = False) -> None:
         super().__init__([x])
-        self.options, self.negate = frozenset(options), negate
+        self.options, self.negate, self.split = frozenset(options), negate, split
         shown = ", ".join(String(s).text for s in options)
         self._finish(f"{wrap(x, SUM)} {'not in' if negate else 'in'} ({shown})")
 
     def _eval(self, ctx: Context, width: int) -> np.ndarray:
         x = self.children[0].evaluate(ctx, width)
         opts, neg = self.options, self.negate
-        hit = np.fromiter(
-            (isinstance(v, str) and ((v in opts) != neg) for v in x), bool, x.shape[0]
-        )
+        if self.split:
+            hit = np.fromiter((isinstance(v, str) and (not opts.isdisjoint(v.split(","))) != neg
+                               for v in x), bool, x.shape[0])
+        else:
+            hit = np.fromiter(
+                (isinstance(v, str) and ((v in opts) != neg) for v in x), bool, x.shape[0]
+            )
         return np.broadcast_to(hit[:, None], (x.shape[0], width))
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from numba import njit, prange
 
 from technic_v4 import cancel
-from technic_v4.data.panel import Panel
+from technic_v4.data.panel import Panel, memberships
 from technic_v4.data.reader import with_listing_dates
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import ScanConfig
@@ -121,7 +121,8 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     values |= {"Symbol": np.broadcast_to(panel.symbols[:, None], alive.shape),
                "Signal": facts.signal, "Close": facts.close, "TechRating": facts.tech_rating,
                "DollarVolume": facts.dollar_volume, "Bars": facts.bars,
-               "quality_flags": np.broadcast_to(np.array("", dtype=object), alive.shape)}
+               "quality_flags": np.broadcast_to(np.array("", dtype=object), alive.shape),
+               "Indexes": np.broadcast_to(memberships(panel.universe)[:, None], alive.shape)}
 
     def sort(passing: np.ndarray) -> np.ndarray:  # the sort_by column at every session
         return values[cfg.sort_by] if cfg.sort_by in values else gathered(cfg.sort_by)

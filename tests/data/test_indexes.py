@@ -112,3 +112,14 @@ def test_membership_source_names_the_installed_package():
 ])
 def test_the_sector_rule(words, sector):
     assert gics_sector(words) == sector
+
+
+def test_store_universe_has_the_store_columns_and_the_source():
+    from technic_v4.data.indexes import META_KEY, describe_source, store_universe
+    from technic_v4.data.panel import UNIVERSE_COLUMNS, universe_columns
+
+    table = index_universe(["dow"])
+    uni, meta = store_universe(table)
+    assert universe_columns(uni) == [*UNIVERSE_COLUMNS, "indexes"]
+    assert uni["symbol"].tolist() == table["Symbol"].tolist()
+    assert meta == {META_KEY: [describe_source(membership_source())]}

@@ -69,7 +69,8 @@ def _universe(n: int) -> pd.DataFrame:
     syms = [f"S{i:02d}" for i in range(n)]
     return pd.DataFrame({"Symbol": syms, "Name": [f"{s} Inc" for s in syms],
                          "Sector": [sectors[i % 5] for i in range(n)], "Industry": "Stuff",
-                         "Indexes": "test", "YahooSymbol": syms, "Calendar": "XNYS"})
+                         "Indexes": ["dow,sp500" if i < 3 else "sp500" for i in range(n)],
+                         "IndexesSource": "test list", "YahooSymbol": syms, "Calendar": "XNYS"})
 
 
 def test_init_builds_a_store_with_sectors_then_update_appends_the_new_session(tmp_path):
@@ -90,6 +91,8 @@ def test_init_builds_a_store_with_sectors_then_update_appends_the_new_session(tm
                                  loader=StoreReader(data))
         assert set(frame["Sector"]) == {"Information Technology", "Health Care"}
         assert len(frame) == status.kept == 12  # 30 symbols, 5 sectors in turn
+        dow, _ = run_scan(ScanConfig(indexes=["dow"]), loader=StoreReader(data))
+        assert sorted(dow["Symbol"]) == ["S00", "S01", "S02"]  # the memberships were stored
 
         stub.add_session("2024-03-28")
         n = len(stub.requests)

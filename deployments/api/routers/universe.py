@@ -16,6 +16,7 @@ from deployments.api.dependencies import APIKey, Backend, Cache
 from deployments.api.errors import InputError
 from deployments.api.responses import JSONBody, meta_headers
 from deployments.api.schemas import SectorsResponse, UniverseResponse, ValidationErrorResponse
+from technic_v4.data.panel import memberships
 from technic_v4.data.reader import Snapshot
 from technic_v4.data.universe import (
     GICS_SECTORS,
@@ -71,6 +72,7 @@ async def universe(
         cols = {c: uni[c].astype(str).tolist() for c in ("symbol", "name", "sector", "industry")}
         cols["first_session"] = _dates(uni["first_session"])
         cols["last_session"] = _dates(uni["last_session"])
+        cols["indexes"] = [m.split(",") if m else [] for m in memberships(uni)]
         rows = [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
         return {"meta": _meta(snap), "count": len(rows), "rows": rows}
 

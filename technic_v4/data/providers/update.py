@@ -94,8 +94,8 @@ def next_close(calendar: str = "XNYS", now: pd.Timestamp | None = None) -> pd.Ti
 
 
 def store_universe(universe: pd.DataFrame) -> pd.DataFrame:
-    """An index universe (Symbol, Name, Sector, Industry[, Indexes, YahooSymbol]) in the
-    ingest's lowercase columns, extra columns kept."""
+    """An index universe (Symbol, Name, Sector, Industry[, Indexes, IndexesSource,
+    YahooSymbol]) in the ingest's lowercase columns, extra columns kept."""
     out = universe.rename(columns={c: c.lower() for c in universe.columns})
     for col in ("name", "sector", "industry"):
         if col not in out:
@@ -119,9 +119,10 @@ def init_store(data_dir: str | os.PathLike[str], provider: Provider, universe: p
     days = [str(s.date()) for s in wanted]
     if fetched.bars.empty:
         return UpdateReport(fetch=fetched, wanted=days, appended=[], waiting=[])
+    described = ["symbol", "name", "sector", "industry",
+                 *(c for c in ("indexes", "indexessource") if c in uni)]
     result = ingest_frame(fetched.bars, data_dir, name=provider.name, prices=provider.prices,
-                          universe_file=uni[["symbol", "name", "sector", "industry"]],
-                          calendar=calendar)
+                          universe_file=uni[described], calendar=calendar)
     root = Path(data_dir)
     (root / UNIVERSE).parent.mkdir(parents=True, exist_ok=True)
     uni.astype(str).to_parquet(root / UNIVERSE, index=False)
