@@ -81,8 +81,12 @@ async def stats(request: Request, backend: Backend, cache: Cache, limiter: RateL
 
 
 @router.get("/metrics", dependencies=[APIKey], include_in_schema=False)
-async def prometheus_metrics() -> Response:
-    """Scan latency by stage, rejects by reason, cache hit rate, alpha batch sizes."""
+async def prometheus_metrics(backend: Backend) -> Response:
+    """Scan latency by stage, rejects by reason, cache hit rate, alpha batch sizes, the last
+    data update's outcome."""
+    update = _last_update(backend)
+    if update is not None:
+        metrics.observe_update(bool(update["ok"]))
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 
