@@ -23,7 +23,7 @@ Every metric is recorded twice, by one call:
 | technic_cache_hit_rate            | gauge     | -      | (hits+shared) / lookups     |
 | technic_alpha_batch_requests      | histogram | -      | requests per model call     |
 | technic_alpha_batch_rows          | histogram | -      | feature rows per model call |
-| technic_data_update_ok            | gauge     | -      | last `data update`: 1 ok, 0 failed (read at each scrape) |
+| technic_data_update_ok            | gauge     | -      | last data update: 1 ok, 0 not |
 Stages are the keys of `timings_ms`: plan (universe selection, the "load" stage), indicators
 (indicators + checks + scores, on the replicas), alpha, rank, total.
 """
