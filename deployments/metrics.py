@@ -23,6 +23,7 @@ Every metric is recorded twice, by one call:
 | technic_cache_hit_rate            | gauge     | -      | (hits+shared) / lookups     |
 | technic_alpha_batch_requests      | histogram | -      | requests per model call     |
 | technic_alpha_batch_rows          | histogram | -      | feature rows per model call |
+| technic_data_update_ok            | gauge     | -      | last data update: 1 ok, 0 not |
 Stages are the keys of `timings_ms`: plan (universe selection, the "load" stage), indicators
 (indicators + checks + scores, on the replicas), alpha, rank, total.
 """
@@ -62,6 +63,8 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
                                      BATCH_BUCKETS),
     "technic_alpha_batch_rows": ("Feature rows per alpha model call", "histogram", (),
                                  ROW_BUCKETS),
+    "technic_data_update_ok": ("The last data update succeeded (1) or failed (0)", "gauge",
+                               (), ()),
 }
 
 
@@ -151,6 +154,11 @@ def observe_batch(requests: int, rows: int) -> None:
     """One alpha model call carrying `requests` requests and `rows` feature rows."""
     _record("technic_alpha_batch_requests", requests)
     _record("technic_alpha_batch_rows", rows)
+
+
+def observe_update(ok: bool) -> None:
+    """The last `data update`'s outcome (providers/update.json), as read at a scrape."""
+    _record("technic_data_update_ok", 1.0 if ok else 0.0)
 
 
 def render() -> tuple[bytes, str]:

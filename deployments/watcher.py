@@ -62,6 +62,10 @@ class Watcher:
                         chunk_size, Evaluations(2), settings.screen_budget())
         self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir),
                                     reader.snapshot, engine, Policy.from_settings(settings))
+        from technic_v4.data.providers.schedule import attach_updater
+        from technic_v4.watch.clock import SYSTEM
+
+        attach_updater(self.service, reader.data_dir, settings, SYSTEM)  # TECHNIC_UPDATE_AT
         self.poll_s = poll_s or settings.watch_poll_s
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop().create_task(

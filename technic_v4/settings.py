@@ -37,6 +37,11 @@ later.
 | TECHNIC_WATCH_MAX_EVENTS | 500 | events per watch and session; the rest in one `truncated` event |
 | TECHNIC_WATCH_RETENTION_DAYS | 30 | age at which events with no delivery pending are pruned |
 | TECHNIC_WATCH_PRUNE_EVERY_S | 3600 | how often the watcher prunes the outbox (space given back) |
+| TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`data update --provider polygon`) |
+| TECHNIC_POLYGON_URL | https://api.polygon.io | Polygon's base URL (a mirror, or a test server) |
+| TECHNIC_YAHOO_URL | (Yahoo's own hosts) | send yfinance's requests here (a test server) |
+| TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
+| TECHNIC_UPDATE_RETRY_S | 900 | wait before retrying a failed scheduled update |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
 | PORT | (none) | public port of the launchers (Render sets it; `--port` wins) |
 | TECHNIC_BACKEND_PORT | 0: a free one | loopback port of Serve / uvicorn behind the edge |
@@ -128,6 +133,12 @@ class Settings(BaseSettings):
     heavy_per_client: int = Field(2, ge=1)
     event_streams: int = Field(256, ge=1)
     event_streams_per_addr: int = Field(8, ge=1)
+    # market-data providers and the scheduled update (technic_v4/data/providers)
+    polygon_api_key: str = ""
+    polygon_url: str = ""
+    yahoo_url: str = ""
+    update_at: str = ""
+    update_retry_s: float = Field(900.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -139,6 +150,15 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"TECHNIC_TRUSTED_PROXIES: {item!r} is not an IP address "
                                      "or CIDR network") from None
+        return value
+
+    @field_validator("update_at")
+    @classmethod
+    def _update_at(cls, value: str) -> str:
+        if value:
+            from technic_v4.data.providers.schedule import Schedule
+
+            Schedule.parse(value)  # a ValueError naming TECHNIC_UPDATE_AT
         return value
 
     def screen_budget(self) -> Budget:

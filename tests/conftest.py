@@ -46,6 +46,8 @@ FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true",
                      help="also run the tests marked slow (the README's test command does)")
+    parser.addoption("--network", action="store_true",
+                     help="also run the tests marked network, against the live services")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
@@ -66,6 +68,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xdist_group("serve" if markers else str(path)))
         if not run_slow and item.get_closest_marker("slow"):
             item.add_marker(skip_slow)
+        if not config.getoption("--network") and item.get_closest_marker("network"):
+            item.add_marker(pytest.mark.skip(reason="network: reaches a live service; "
+                                             "`--network` runs it"))
 
 
 @pytest.fixture(scope="session")

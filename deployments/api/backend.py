@@ -329,8 +329,14 @@ class InProcessBackend(ScanBackend):
         """Watches evaluated by this backend's own engine, in its technic.sqlite."""
         engine = Engine(self._evaluate, self._predict, self.screens, self.chunk_size,
                         self.evaluations, self.budget)
-        return WatchService(SqliteWatchStore(self.screens.path), self.snapshot, engine,
-                            Policy.from_settings(Settings()))
+        from technic_v4.data.providers.schedule import attach_updater
+        from technic_v4.watch.clock import SYSTEM
+
+        settings = Settings()
+        service = WatchService(SqliteWatchStore(self.screens.path), self.snapshot, engine,
+                               Policy.from_settings(settings))
+        attach_updater(service, self.reader.data_dir, settings, SYSTEM)  # TECHNIC_UPDATE_AT
+        return service
 
     def start_watcher(self, poll_s: float) -> threading.Event:
         """The watcher loop (evaluate new sessions, deliver, retry) in a thread of its own,

@@ -1,7 +1,8 @@
 """`technic data`: build, load, update, check and describe the price store.
 
     technic data demo | ingest FILE|FOLDER [--universe FILE] [--calendar MIC] | append FILE
-                 | update | check | info | calendars | universe [LIST ...] [--out FILE]
+                 | init | update | check | info | calendars | universe [LIST ...] [--out FILE]
+(`init` and `update`, which fetch from a provider, are in technic_v4/cli/fetch.py.)
 
 `data info`, `data check`'s table and `data calendars` print to stdout, everything else to
 stderr. Exit status 1 when `data check` flagged symbols or `data update` left sessions missing
@@ -221,59 +222,6 @@ def _print_append(result: Any) -> None:  # AppendReport
         err.print(escape(result.rejections.head(20).to_string(index=False)), highlight=False)
 
 
-@data_app.command("update")
-def data_update(
-    provider: Annotated[str, typer.Option(help="Data provider (polygon; US stocks, XNYS "
-                                          "stores only).")] = "polygon",
-    start: Annotated[str | None, typer.Option(help="First session when there is no store.")] = None,
-    end: Annotated[str | None, typer.Option(help="Last session (default: last closed).")] = None,
-    workers: Annotated[int, typer.Option(help="Concurrent requests.")] = 4,
-    per_minute: Annotated[float | None, typer.Option(
-        help="Request cap per minute (free Polygon tier: 5).")] = None,
-    tickers: Annotated[bool, typer.Option(help="Refresh the ticker reference first.")] = False,
-    data_dir: DataDir = None,
-    watches: Watches = True,
-) -> None:
-    """Fetch new sessions from a provider (key from $POLYGON_API_KEY) and append them."""
-    import pandas as pd
-
-    from technic_v4.data import store
-    from technic_v4.data.providers.polygon import PolygonClient, PolygonError
-    from technic_v4.data.providers.update import update_store
-    from technic_v4.data.store_fs import shown
-
-    if provider != "polygon":
-        fail(f"unknown provider {provider!r}; available: polygon")
-    for flag, value in (("--start", start), ("--end", end)):
-        if value is not None and pd.isna(pd.to_datetime(value, format="ISO8601",
-                                                        errors="coerce")):
-            fail(f"{flag} {value!r} is not a date: use YYYY-MM-DD, e.g. 2024-03-28")
-    if workers < 1 or (per_minute is not None and not per_minute > 0):
-        fail("--workers must be >= 1 and --per-minute > 0")
-    root = data_root(data_dir)
-    if not isinstance(root, Path):
-        fail(f"`technic data update` keeps its download cache in the data dir, which must be "
-             f"local, not {shown(root)}: update a local store, or fetch bars elsewhere and "
-             f"`technic data append FILE --data-dir URI`")
-    try:
-        with PolygonClient(per_minute=per_minute) as client:
-            result = update_store(root, client, start=start, end=end, workers=workers,
-                                  tickers=tickers)
-    except (ValueError, OSError, store.StoreError, PolygonError) as exc:
-        fail(str(exc))
-    f = result.fetch
-    err.print(f"fetched {len(f.fetched)}, already cached {len(f.cached)}, missing "
-              f"{f.missing or 0}, failed {list(f.failed) or 0}; appended {len(result.appended)}"
-              + (f"; waiting behind a gap: {result.waiting}" if result.waiting else ""),
-              highlight=False)
-    for day, why in f.failed.items():
-        err.print(escape(f"  {day}: {why}"), highlight=False)
-    if watches and result.appended:
-        _after_store_change(root)
-    if f.failed or f.missing:
-        raise typer.Exit(1)
-
-
 @data_app.command("check")
 def data_check(
     out: Annotated[Path | None, typer.Option(help="Write the per-symbol table here (CSV).")] = None,
@@ -336,6 +284,16 @@ def data_info(data_dir: DataDir = None) -> None:
                f"(base + appends)\ncreated: {m.created}\nsectors:")
     typer.echo(uni["sector"].value_counts().to_string())
     _echo_memberships(m.meta, uni)
+    if isinstance(root, Path):
+        from technic_v4.data.providers.base import read_source, read_status
+
+        source, status = read_source(root), read_status(root)
+        if source:
+            typer.echo(f"provider: {source['provider']} (data init, from {source['start']})")
+        if status:
+            state = "ok" if status.get("ok") else f"FAILED: {status.get('error')}"
+            typer.echo(f"last update: {status.get('at')} {state}; appended "
+                       f"{status.get('appended') or []}")
 
 
 def _echo_memberships(meta: dict[str, Any], uni: Any) -> None:

@@ -18,7 +18,10 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from technic_v4.cli import firstrun
+from technic_v4.cli import (
+    fetch,  # noqa: F401 - registers `data init` and `data update`
+    firstrun,
+)
 from technic_v4.cli.data import data_app
 from technic_v4.cli.models import models_app
 from technic_v4.cli.options import EXIT_ERROR, err, fail, state

@@ -250,7 +250,16 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         from technic_v4.settings import Settings
 
         svc = _service(data_dir)
-        poll_s = poll or Settings().watch_poll_s
+        settings = Settings()
+        poll_s = poll or settings.watch_poll_s
+        if settings.update_at:  # the data update after each close (data/providers/schedule.py)
+            from technic_v4.data.providers.schedule import attach_updater
+            from technic_v4.watch.clock import SYSTEM
+
+            try:
+                attach_updater(svc, data_root(data_dir), settings, SYSTEM)
+            except ValueError as exc:
+                fail(str(exc))
 
         async def loop() -> None:
             if once:

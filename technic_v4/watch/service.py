@@ -11,7 +11,9 @@ kernels and models, or the Serve replicas' handles) and the deliverer (deliver.p
            advance); then deliver until nothing more is due now; every `prune_every_s`
            (Policy), the outbox pruned to its retention and its space reclaimed;
   run      tick every `poll_s` until stopped (the Watcher deployment, `technic watch run`,
-           the in-process API's loop); a tick that fails is logged and counted
+           the in-process API's loop), each tick preceded by the scheduled data update's
+           `step()` when one is set (`updater`: data/providers/schedule.py, which runs it
+           after each close and keeps its own failures); a tick that fails is logged and counted
            (`stats()["tick_errors"]`, the last error kept), and the loop goes on;
   test     one signed `watch.test` message to each target, now, outside the outbox;
   redeliver, events, status, remove: the store's, with names checked.
@@ -71,6 +73,7 @@ class WatchService:
                          "failed": 0, "pruned_events": 0}
         self.last_error: str | None = None
         self.last_tick: dict[str, Any] | None = None
+        self.updater: Any = None  # a ScheduledUpdater (TECHNIC_UPDATE_AT), or None
 
     # -- changes -------------------------------------------------------------------------
     async def create(self, spec: WatchSpec, scope: Scope = OPEN) -> dict[str, Any]:
@@ -137,8 +140,11 @@ class WatchService:
         return await asyncio.to_thread(self.store.scoped(scope).status, name)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counters, "delivery": dict(self.deliverer.stats),
-                "last_error": self.last_error, "last_tick": self.last_tick}
+        out = {**self.counters, "delivery": dict(self.deliverer.stats),
+               "last_error": self.last_error, "last_tick": self.last_tick}
+        if self.updater is not None:
+            out["update"] = self.updater.status()
+        return out
 
     # -- the watcher ---------------------------------------------------------------------
     async def tick(self) -> TickResult:
@@ -176,6 +182,8 @@ class WatchService:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
+                if self.updater is not None:
+                    await asyncio.to_thread(self.updater.step)
                 await self.tick()
                 self.last_error = None
             except Exception as exc:  # the loop must outlive one bad tick: counted, kept

@@ -304,3 +304,21 @@ def test_any_source_text_travels_in_headers(tmp_path):
             got = c.get(path)
             assert got.status_code in (200, 404)
             assert unquote(got.headers["x-technic-source"]) == source
+
+
+def test_readyz_shows_the_last_data_update_and_a_failure(dirs):
+    """A failed `data update` (providers/update.json) is visible in /readyz, never silent;
+    the store still scans, so readiness itself does not change."""
+    from technic_v4.data.providers.base import STATUS, write_status
+
+    cold = InProcessBackend(dirs[0], dirs[1], chunk_size=128, warm=False)
+    try:
+        with TestClient(create_app(cold, api_keys=())) as client:
+            assert "update" not in client.get("/readyz").json()["checks"]
+            write_status(dirs[0], {"at": "2026-12-07 21:31:00+00:00", "ok": False,
+                                   "provider": "yahoo", "error": "1 failed (AAA)"})
+            update = client.get("/readyz").json()["checks"]["update"]
+            assert update["ok"] is False and update["error"] == "1 failed (AAA)"
+            assert "technic_data_update_ok 0.0" in client.get("/metrics").text
+    finally:
+        (dirs[0] / STATUS).unlink(missing_ok=True)

@@ -95,7 +95,7 @@ CASES = [
     (["data", "append", "{root}/missing.csv"], "demo", "no such file"),
     (["data", "append", "{bars}"], "empty", "no price store"),
     (["data", "append", "{bars}"], "nine", "rows were rejected (duplicate: "),
-    (["data", "update", "--provider", "yahoo"], "empty", "unknown provider 'yahoo'"),
+    (["data", "update", "--provider", "bloomberg"], "empty", "unknown provider 'bloomberg'"),
     (["data", "update", "--start", "yesterday"], "empty", "not a date"),
     (["data", "check"], "empty", "no price store"),
     (["data", "info"], "empty", "no price store"),

@@ -170,8 +170,12 @@ def test_stores_without_a_calendar_are_new_york_and_unknown_names_are_errors(tmp
 
 def test_polygon_update_refuses_a_store_off_new_york(london) -> None:
     data, _, _ = london
-    with pytest.raises(ValueError, match="US equities on XNYS sessions.*XLON"):
-        update_store(data, client=None)  # type: ignore[arg-type]  (refused before any fetch)
+    from technic_v4.data.providers.base import ProviderError
+    from technic_v4.data.providers.polygon import PolygonClient, PolygonProvider
+
+    with PolygonClient("key", base_url="http://127.0.0.1:9") as client:  # never asked
+        with pytest.raises(ProviderError, match="polygon fetches XNYS sessions.*XLON"):
+            update_store(data, PolygonProvider(client, data))
 
 
 def test_a_weekly_bar_closes_on_the_store_s_own_sessions() -> None:

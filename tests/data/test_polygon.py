@@ -12,8 +12,14 @@ from polygon_stub import KEY, PolygonStub  # tests/ is on sys.path (rootdir conf
 
 from technic_v4.data.calendar import sessions_between
 from technic_v4.data.ingest import ingest_frame
-from technic_v4.data.providers.polygon import PolygonClient, PolygonError
-from technic_v4.data.providers.update import cache_dir, fetch_sessions, update_store
+from technic_v4.data.providers.polygon import (
+    PolygonClient,
+    PolygonError,
+    PolygonProvider,
+    cache_dir,
+    fetch_sessions,
+)
+from technic_v4.data.providers.update import update_store
 from technic_v4.data.store import load_panel, read_manifest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -46,13 +52,13 @@ def test_each_failure_mode_is_retried_and_every_session_cached_once(bars, tmp_pa
             stub.script[day] = list(modes)
         stub.script["2013-02-11"] = ["empty"]  # Polygon has nothing for it, this time
         report = fetch_sessions(client, sessions, cache_dir(tmp_path), workers=3)
-        assert report.failed == {} and report.missing == ["2013-02-11"]
+        assert report.failed == {} and report.empty == ["2013-02-11"]
         for day, modes in MODES.items():
             assert stub.hits[day] == len(modes) + 1, day
         assert not list(cache_dir(tmp_path).glob(".*"))  # no temporary file left behind
 
         again = fetch_sessions(client, sessions, cache_dir(tmp_path), workers=3)
-        assert again.fetched == ["2013-02-11"] and again.missing == []
+        assert again.fetched == ["2013-02-11"] and again.empty == []
         assert len(again.cached) == len(sessions) - 1
         assert stub.hits["2013-02-01"] == 1  # cached sessions are not fetched again
 
@@ -70,7 +76,8 @@ def test_update_resumes_without_losing_or_duplicating_sessions(bars, tmp_path) -
     with PolygonStub(bars) as stub, _client(stub, per_minute=6000) as client:
         stub.always["2013-02-06"] = "500"          # down for the whole first run
         stub.script["2013-02-12"] = ["truncated", "429"]
-        first = update_store(tmp_path, client, end="2013-02-15", workers=4)
+        provider = PolygonProvider(client, tmp_path, workers=4)
+        first = update_store(tmp_path, provider, end="2013-02-15")
         assert list(first.fetch.failed) == ["2013-02-06"]
         assert first.appended == ["2013-02-01", "2013-02-04", "2013-02-05"]
         assert first.waiting == ["2013-02-07", "2013-02-08", "2013-02-11", "2013-02-12",
@@ -79,13 +86,13 @@ def test_update_resumes_without_losing_or_duplicating_sessions(bars, tmp_path) -
         hits = dict(stub.hits)
 
         del stub.always["2013-02-06"]              # the server recovers; rerun
-        second = update_store(tmp_path, client, end="2013-02-15", workers=4)
+        second = update_store(tmp_path, provider, end="2013-02-15")
         assert second.fetch.fetched == ["2013-02-06"] and second.fetch.failed == {}
         assert second.appended[0] == "2013-02-06" and second.appended[-1] == "2013-02-15"
         delta = {d: n - hits.get(d, 0) for d, n in stub.hits.items() if n != hits.get(d)}
         assert delta == {"2013-02-06": 1}  # only the failed day is asked for again
 
-        third = update_store(tmp_path, client, end="2013-02-15")  # nothing left to do
+        third = update_store(tmp_path, provider, end="2013-02-15")  # nothing left to do
         assert third.appended == [] and third.fetch.fetched == []
 
     panel = load_panel(tmp_path)
@@ -111,7 +118,7 @@ def test_bad_key_fails_at_once_and_tickers_follow_next_url(bars, tmp_path) -> No
             stub.always["2013-02-01"] = "500"
             with pytest.raises(PolygonError, match="gave up after 4 attempts"):
                 client.grouped_daily("2013-02-01")
-    with pytest.raises(PolygonError, match="POLYGON_API_KEY"):
+    with pytest.raises(PolygonError, match="TECHNIC_POLYGON_API_KEY"):
         PolygonClient(None, base_url="http://127.0.0.1:9")
 
 
@@ -120,7 +127,9 @@ def test_a_new_ticker_joins_with_its_reference_name(bars, tmp_path) -> None:
     ingest_frame(old, tmp_path, name="history")
     tickers = [{"ticker": "AAPL", "name": "Apple Inc.", "type": "CS"}]
     with PolygonStub(bars, tickers) as stub, _client(stub) as client:
-        result = update_store(tmp_path, client, end="2013-02-05", tickers=True)
+        provider = PolygonProvider(client, tmp_path)
+        result = update_store(tmp_path, provider, end="2013-02-05",
+                              universe=provider.reference(refresh=True))
     assert result.store.new_symbols == ["AAPL"] and result.store.empty_sessions == []
     panel = load_panel(tmp_path)
     row = list(panel.symbols).index("AAPL")

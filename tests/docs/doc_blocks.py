@@ -51,6 +51,9 @@ NOT_RUN: dict[str, str] = {
         "a long-running server: tests/serve/test_edge_local.py and test_edge_serve.py",
     r"^python loadtests/|^python bench/": "a benchmark: minutes of load, run by hand",
     r"POLYGON_API_KEY=": "a paid provider's key: tests/data/test_polygon.py runs it on a stub",
+    r"^technic data (init|update)|TECHNIC_UPDATE_AT=":
+        "reaches Yahoo or Polygon: tests/cli/test_cli_init.py, tests/data/test_yahoo.py and "
+        "test_update_schedule.py run it against a local server in Yahoo's wire format",
     r"s3://": "a cloud bucket: tests/data/test_store_uri.py runs it on a local S3 server",
     r"--index |Indexes in": "a store of index members (the sandbox holds the demo market): "
                             "tests/data/test_index_filter.py runs it",

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -58,6 +59,9 @@ async def readyz(backend: Backend, cache: Cache, limiter: RateLimit) -> JSONBody
     cache_check = await cache.health()
     checks = {**state["checks"], "store": store, "cache": cache_check,
               "rate_limit": rate_limit_stats(limiter)}
+    update = _last_update(backend)
+    if update is not None:  # a failed data update is shown, not hidden (the store still scans)
+        checks["update"] = update
     ready = bool(state["ready"]) and bool(store["readable"])
     state = {**state, "ready": ready, "checks": checks}
     return JSONBody(state, status_code=200 if ready else 503,
@@ -77,7 +81,26 @@ async def stats(request: Request, backend: Backend, cache: Cache, limiter: RateL
 
 
 @router.get("/metrics", dependencies=[APIKey], include_in_schema=False)
-async def prometheus_metrics() -> Response:
-    """Scan latency by stage, rejects by reason, cache hit rate, alpha batch sizes."""
+async def prometheus_metrics(backend: Backend) -> Response:
+    """Scan latency by stage, rejects by reason, cache hit rate, alpha batch sizes, the last
+    data update's outcome."""
+    update = _last_update(backend)
+    if update is not None:
+        metrics.observe_update(bool(update["ok"]))
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
+
+
+def _last_update(backend: Any) -> dict[str, Any] | None:
+    """The last `data update`'s outcome (providers/update.json) when the data dir is local."""
+    from pathlib import Path
+
+    from technic_v4.data.providers.base import read_status
+
+    root = getattr(getattr(backend, "reader", None), "data_dir", None)
+    if not isinstance(root, Path):
+        return None
+    status = read_status(root)
+    if status is None:
+        return None
+    return {k: status.get(k) for k in ("ok", "at", "provider", "error", "appended")}

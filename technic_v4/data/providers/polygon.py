@@ -14,9 +14,16 @@ Retried, with exponential backoff and jitter (capped at `max_backoff`): 429 (hon
 Retry-After), 5xx, transport errors, and bodies that are truncated or do not parse, or whose
 `resultsCount` disagrees with the bars received. A `RateLimiter` spaces request starts across
 threads (Polygon's free tier allows 5 requests/minute; paid tiers are unlimited).
-The key comes from `POLYGON_API_KEY` and is sent as the `apiKey` query parameter; `base_url` is
-configurable (argument, or env `POLYGON_BASE_URL`) so tests talk to a stub server on
+The key (Settings `TECHNIC_POLYGON_API_KEY`, passed in) is sent as the `apiKey` query
+parameter; `base_url` (Settings `TECHNIC_POLYGON_URL`) lets tests talk to a stub server on
 127.0.0.1 and never to the internet.
+
+`PolygonProvider` puts the client behind the provider interface (base.py): each session is
+fetched once into `<data_dir>/providers/polygon/grouped/YYYY-MM-DD.parquet` (temporary file,
+one rename), so a rerun after a failure resumes; a session Polygon has no bars for is
+`empty`, one that failed every retry `failed`; neither is cached, so the next run asks again.
+The bars returned are the cached sessions' (every listed symbol: new listings join the
+store), complete through the session before the first missing or failed one.
 """
 
 from __future__ import annotations
@@ -24,23 +31,32 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pandas as pd
 
+from technic_v4.data.providers.base import (
+    BAR_COLUMNS,
+    Fetched,
+    Progress,
+    ProviderError,
+    RateLimiter,
+    write_atomic,
+)
+
 log = logging.getLogger("technic.polygon")
 
-API_KEY_ENV = "POLYGON_API_KEY"
 DEFAULT_BASE_URL = "https://api.polygon.io"
 GROUPED_PATH = "/v2/aggs/grouped/locale/us/market/stocks/{day}"
 TICKERS_PATH = "/v3/reference/tickers"
-BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
 
 
-class PolygonError(RuntimeError):
+class PolygonError(ProviderError):
     """A request that cannot succeed (bad key) or that failed after every retry."""
 
 
@@ -50,39 +66,20 @@ class _Retry(Exception):
         self.wait = wait
 
 
-class RateLimiter:
-    """At most `per_minute` request starts per minute, shared by every thread (None: no cap)."""
-
-    def __init__(self, per_minute: float | None):
-        self.interval = 0.0 if not per_minute else 60.0 / per_minute
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        time.sleep(max(0.0, start - now))
-
-
 class PolygonClient:
     """Grouped-daily bars and the ticker reference, with retries (see module docstring)."""
 
-    def __init__(self, api_key: str | None = None, *, base_url: str | None = None,
+    def __init__(self, api_key: str | None, *, base_url: str | None = None,
                  max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 60.0,
                  per_minute: float | None = None, timeout: float = 30.0,
                  adjusted: bool = True) -> None:
-        key = api_key or os.environ.get(API_KEY_ENV)
-        if not key:
-            raise PolygonError(f"no Polygon API key: set {API_KEY_ENV} (https://polygon.io)")
-        self.api_key, self.adjusted = key, adjusted
+        if not api_key:
+            raise PolygonError("no Polygon API key: set TECHNIC_POLYGON_API_KEY "
+                               "(https://polygon.io)")
+        self.api_key, self.adjusted = api_key, adjusted
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         self.limiter = RateLimiter(per_minute)
-        self.http = httpx.Client(base_url=base_url or os.environ.get(
-            "POLYGON_BASE_URL", DEFAULT_BASE_URL), timeout=timeout)
+        self.http = httpx.Client(base_url=base_url or DEFAULT_BASE_URL, timeout=timeout)
         self.requests = 0
 
     def close(self) -> None:
@@ -200,3 +197,94 @@ def _parse_grouped(body: dict, day: date) -> pd.DataFrame | None:
                         "open": frame["o"], "high": frame["h"], "low": frame["l"],
                         "close": frame["c"], "volume": frame["v"]})
     return out[BAR_COLUMNS].astype({c: float for c in BAR_COLUMNS[2:]})
+
+
+CACHE_DIR = Path("providers") / "polygon" / "grouped"
+
+
+def cache_dir(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / CACHE_DIR
+
+
+def fetch_sessions(client: PolygonClient, sessions: pd.DatetimeIndex,
+                   cache: str | os.PathLike[str], *, workers: int = 4,
+                   progress: Progress | None = None) -> Fetched:
+    """Make sure each session is cached (module docstring); `bars` is left empty."""
+    root = Path(cache)
+    out = Fetched(bars=pd.DataFrame(columns=BAR_COLUMNS), complete_through=None)
+    todo = []
+    for s in sessions:
+        key = str(s.date())
+        if (root / f"{key}.parquet").is_file():
+            out.cached.append(key)
+        else:
+            todo.append(key)
+    before = client.requests
+
+    def one(key: str) -> tuple[str, str, str]:
+        try:
+            bars = client.grouped_daily(key)
+        except PolygonError as exc:
+            return key, "failed", str(exc)
+        if bars is None:
+            return key, "empty", ""
+        write_atomic(bars, root / f"{key}.parquet")
+        return key, "fetched", ""
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, (key, outcome, why) in enumerate(pool.map(one, todo)):
+            if outcome == "failed":
+                out.failed[key] = why
+            elif outcome == "empty":
+                out.empty.append(key)
+            else:
+                out.fetched.append(key)
+            if progress:
+                progress(len(out.cached) + i + 1, len(sessions))
+    out.empty.sort()
+    out.fetched.sort()
+    out.requests = client.requests - before
+    return out
+
+
+class PolygonProvider:
+    """Polygon's grouped daily bars behind the provider interface (module docstring)."""
+
+    name = "polygon"
+    prices = "as given"
+    calendar = "XNYS"  # the grouped daily endpoint: US stocks only
+
+    def __init__(self, client: PolygonClient, data_dir: str | os.PathLike[str], *,
+                 workers: int = 4) -> None:
+        self.client, self.cache, self.workers = client, cache_dir(data_dir), workers
+
+    def fetch(self, sessions: pd.DatetimeIndex, symbols: Sequence[str] | None, *,
+              progress: Progress | None = None) -> Fetched:
+        """Every symbol's bars on the cached `sessions`, complete through the end of their
+        first consecutive run (`symbols` is not a filter: the endpoint answers for the whole
+        market)."""
+        out = fetch_sessions(self.client, sessions, self.cache, workers=self.workers,
+                             progress=progress)
+        cached = [(s, self.cache / f"{s.date()}.parquet") for s in sessions]
+        have = [path.is_file() for _, path in cached]
+        run = have.index(False) if False in have else len(have)  # consecutive cached run
+        if run:
+            out.complete_through = sessions[run - 1]
+        frames = [pd.read_parquet(path) for (_, path), ok in zip(cached, have, strict=True) if ok]
+        if frames:
+            out.bars = pd.concat(frames, ignore_index=True)
+        return out
+
+    def reference(self, *, refresh: bool = False) -> pd.DataFrame | None:
+        """Names for symbols an update adds (symbol, name, sector, industry): Polygon's ticker
+        reference, fetched when `refresh` and kept at `providers/polygon/tickers.parquet`
+        (it has no GICS sector: those stay Unknown until a universe file names them)."""
+        path = self.cache.parent / "tickers.parquet"
+        if refresh:
+            write_atomic(self.client.tickers(), path)
+        if not path.is_file():
+            return None
+        ref = pd.read_parquet(path)
+        return pd.DataFrame({"symbol": ref["symbol"].astype(str),
+                             "name": ref["name"].fillna("").astype(str),
+                             "sector": "", "industry": ""})
