@@ -37,7 +37,7 @@ later.
 | TECHNIC_WATCH_MAX_EVENTS | 500 | events per watch and session; the rest in one `truncated` event |
 | TECHNIC_WATCH_RETENTION_DAYS | 30 | age at which events with no delivery pending are pruned |
 | TECHNIC_WATCH_PRUNE_EVERY_S | 3600 | how often the watcher prunes the outbox (space given back) |
-| TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`data update --provider polygon`) |
+| TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`data update --provider polygon`); `POLYGON_API_KEY` too |
 | TECHNIC_POLYGON_URL | https://api.polygon.io | Polygon's base URL (a mirror, or a test server) |
 | TECHNIC_YAHOO_URL | (Yahoo's own hosts) | send yfinance's requests here (a test server) |
 | TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
@@ -134,7 +134,8 @@ class Settings(BaseSettings):
     event_streams: int = Field(256, ge=1)
     event_streams_per_addr: int = Field(8, ge=1)
     # market-data providers and the scheduled update (technic_v4/data/providers)
-    polygon_api_key: str = ""
+    polygon_api_key: str = Field("", validation_alias=AliasChoices(
+        "TECHNIC_POLYGON_API_KEY", "POLYGON_API_KEY", "polygon_api_key"))
     polygon_url: str = ""
     yahoo_url: str = ""
     update_at: str = ""
