@@ -96,11 +96,11 @@ class RegimeSeries:
                              "regime": self.regime, "trend": self.trend,
                              "volatility": self.volatility, **self.numbers})
 
-    def shares(self) -> dict[str, dict[str, float | int]]:
+    def shares(self) -> dict[str, dict[str, float | int | None]]:
         """Sessions and share of the known sessions in each regime (unknown counted apart)."""
         known = self.regime != UNKNOWN
         total = max(int(known.sum()), 1)
-        out: dict[str, dict[str, float | int]] = {}
+        out: dict[str, dict[str, float | int | None]] = {}
         for name in (*REGIMES, UNKNOWN):
             n = int((self.regime == name).sum())
             out[name] = {"sessions": n,
@@ -139,6 +139,17 @@ class RegimeSeries:
 
 def _num(x: float) -> float | None:
     return round(float(x), 6) if math.isfinite(x) else None
+
+
+def market_columns(tags: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    """The screen columns of one session's regime `tags` (`tags_at`) for n rows: `regime`
+    (text) and NUMBERS, the same value in every row (NaN / None when unknown)."""
+    numbers = tags.get("numbers") or {}
+    out: dict[str, np.ndarray] = {
+        name: np.full(n, np.nan if numbers.get(name) is None else float(numbers[name]))
+        for name in NUMBERS}
+    out["regime"] = np.full(n, tags.get("regime") or UNKNOWN, dtype=object)
+    return out
 
 
 def part_names(value: str) -> list[str]:

@@ -52,6 +52,7 @@ HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
     "screen": ScreenName | None, "columns": list[Name] | None,
+    "regime_benchmark": Symbol | None,
 }
 
 
@@ -229,6 +230,9 @@ class ScanMeta(Meta):
     rejections: list[dict[str, str]] | None = None
     screen: dict[str, Any] | None = Field(None, description=(
         "The saved screen or preset the scan ran (name, version, preset), when it named one."))
+    regime_tags: dict[str, Any] = Field(default_factory=dict, description=(
+        "The market regime at the scan's session: regime (e.g. `trend_up/calm`), trend, "
+        "volatility, benchmark, version and the numbers behind them (docs/guides/regimes.md)."))
 
 
 class ScanResult(BaseModel):
