@@ -285,3 +285,30 @@ class RegimeCache:
 
 
 REGIME_CACHE = RegimeCache()
+
+
+def regime_timeline(reader: Any, benchmark: str | None = None, start: str | None = None,
+                    end: str | None = None) -> dict[str, Any]:
+    """The regime timeline of the store `reader` holds, between `start` and `end` (dates,
+    inclusive): what `technic regimes` and GET /v1/regimes answer. Columns (one value per
+    session: session, regime, trend, volatility, NUMBERS), each regime's sessions and share,
+    the runs of one regime (`spans`), and the rule's version and thresholds."""
+    series = REGIME_CACHE.get(reader, benchmark)
+    keep = np.ones(len(series.sessions), dtype=bool)
+    if start is not None:
+        keep &= series.sessions >= pd.Timestamp(start)
+    if end is not None:
+        keep &= series.sessions <= pd.Timestamp(end)
+    part = RegimeSeries(series.sessions[keep], series.benchmark,
+                        {k: v[keep] for k, v in series.numbers.items()}, series.trend[keep],
+                        series.volatility[keep], series.regime[keep], series.data_version,
+                        series.config)
+    frame = part.frame()
+    columns = {c: [_num(v) if isinstance(v, float) else v for v in frame[c].tolist()]
+               for c in frame.columns}
+    return {"benchmark": part.benchmark, "version": REGIME_VERSION,
+            "config": series.config.as_dict(), "regimes": list(REGIMES),
+            "data_version": series.data_version,
+            "first_session": columns["session"][0] if len(frame) else None,
+            "last_session": columns["session"][-1] if len(frame) else None,
+            "shares": part.shares(), "spans": part.spans(), "columns": columns}

@@ -265,6 +265,22 @@ class UniverseResponse(BaseModel):
     rows: list[UniverseRow]
 
 
+class RegimesResponse(BaseModel):
+    """The market regime of every session (docs/guides/regimes.md)."""
+
+    meta: Meta
+    benchmark: str
+    version: str
+    config: dict[str, Any] = Field(description="The rule's windows and thresholds.")
+    regimes: list[str]
+    first_session: str | None
+    last_session: str | None
+    shares: dict[str, dict[str, Any]] = Field(description="Sessions and share per regime.")
+    spans: list[dict[str, Any]] = Field(description="Runs of one regime: start, end, sessions.")
+    columns: dict[str, list[Any]] = Field(description=(
+        "One value per session: session, regime, trend, volatility and the numbers."))
+
+
 class SectorInfo(BaseModel):
     name: str
     symbols: int
