@@ -26,9 +26,10 @@ The rule (first match; any input missing: "unknown"):
     regime      "<trend>/<volatility>", one of REGIMES, e.g. "trend_down/high_vol"
 
 `regime_series(panel)` computes all of it for every session of a panel in one vectorised
-pass (the SMAs are the indicator kernels' `talib.SMA`); `tags_at(series, t)` is the record a
-scan's status carries. `part_names(value)` is what a screen's `regime == "trend_up"` matches
-(every regime whose trend or volatility part it names). Change any rule or threshold here and
+pass (the SMAs are the indicator kernels' `talib.SMA`); `tags_at(t)` is the record a scan's
+status carries (with the previous session's regime: a watch's `regime_changed` compares
+them). `part_names(value)` is what a screen's `regime == "trend_up"` matches (every regime
+whose trend or volatility part it names). Change any rule or threshold here and
 bump REGIME_VERSION.
 """
 
@@ -129,12 +130,15 @@ class RegimeSeries:
         if not 0 <= t < len(self.sessions):
             return {"regime": UNKNOWN, "trend": UNKNOWN, "volatility": UNKNOWN,
                     "session": None, "benchmark": self.benchmark, "version": REGIME_VERSION,
-                    "numbers": {}}
+                    "numbers": {}, "previous": None}
         return {"regime": str(self.regime[t]), "trend": str(self.trend[t]),
                 "volatility": str(self.volatility[t]),
                 "session": str(self.sessions[t].date()), "benchmark": self.benchmark,
                 "version": REGIME_VERSION,
-                "numbers": {k: _num(v[t]) for k, v in self.numbers.items()}}
+                "numbers": {k: _num(v[t]) for k, v in self.numbers.items()},
+                "previous": None if t == 0 else {
+                    "session": str(self.sessions[t - 1].date()),
+                    "regime": str(self.regime[t - 1])}}
 
 
 def _num(x: float) -> float | None:

@@ -505,6 +505,9 @@ class WatchCreate(BaseModel):
         "Also send rank_moved events when a kept symbol moves this many places."))
     initial: bool = Field(False, strict=True, description="Announce the first evaluation's "
                           "symbols as entered (default: a silent baseline).")
+    regime_changed: bool = Field(False, strict=True, description=(
+        "Also send a regime_changed event when the market regime differs from the previous "
+        "session's (docs/guides/regimes.md)."))
 
 
 class WatchTarget(BaseModel):
@@ -522,6 +525,7 @@ class WatchInfo(BaseModel):
     definition: dict[str, Any] | None
     rank_moved: int | None
     initial: bool
+    regime_changed: bool = False
     targets: list[WatchTarget]
     state: dict[str, Any] | None = Field(None, description=(
         "Deliveries by state (pending, delivered, dead), each target's breaker, the last "
