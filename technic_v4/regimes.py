@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from technic_v4.data.panel import Array1D, Panel
 from technic_v4.indicators import kernels
@@ -55,6 +57,7 @@ VOLATILITIES = ("calm", "high_vol")
 REGIMES = tuple(f"{t}/{v}" for t in TRENDS for v in VOLATILITIES)
 UNKNOWN = "unknown"
 EQUAL_WEIGHTED = "equal-weighted universe"
+UNVERSIONED = "unversioned"  # Panel.data_version of a panel built in memory
 # the numbers behind a regime, as screen columns (per session, the same for every symbol)
 NUMBERS = ("market_level", "market_sma_200", "market_slope_50", "market_vol_20",
            "market_vol_pct", "breadth_50")
@@ -217,20 +220,54 @@ def rolling_pct_rank(x: Array1D, n: int, min_periods: int) -> Array1D:
 def breadth(panel: Panel, n: int) -> Array1D:
     """(T,) share of the symbols with a bar and an SMA(close, n) at each session whose close
     is above it (SMA on each symbol's own bars, the indicator engine's SMA{n})."""
+    above, count, _, _ = _session_pass(panel, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, above / np.maximum(count, 1), np.nan)
+
+
+def _session_pass(panel: Panel, n: int) -> tuple[Array1D, Array1D, Array1D, Array1D]:
+    """Per session, in one compiled pass over the (N, T) closes (no (N, T) temporaries): the
+    symbols above their SMA{n}, those with one, and the sum and count of the daily returns
+    `market_index` averages (both bars present, previous close not 0; added in row order)."""
     name = f"SMA{n}"
     sma = compute_indicators(panel, [name], history=True).history[name]  # type: ignore[index]
-    has = np.isfinite(panel.close) & np.isfinite(sma)
-    above = has & (panel.close > np.where(has, sma, np.inf))
-    count = has.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, above.sum(axis=0) / np.maximum(count, 1), np.nan)
+    return _counts(np.ascontiguousarray(panel.close, dtype=np.float64), sma)
+
+
+@njit(cache=True, error_model="numpy")
+def _counts(close, sma):  # pragma: no cover - compiled
+    n, t_len = close.shape
+    above, count = np.zeros(t_len), np.zeros(t_len)
+    ret_sum, ret_count = np.zeros(t_len), np.zeros(t_len)
+    for i in range(n):
+        for t in range(t_len):
+            c, m = close[i, t], sma[i, t]
+            if np.isfinite(c) and np.isfinite(m):
+                count[t] += 1.0
+                above[t] += c > m
+            if t > 0:
+                prev = close[i, t - 1]
+                if np.isfinite(prev) and np.isfinite(c) and prev != 0.0:
+                    ret_sum[t] += c / prev - 1.0
+                    ret_count[t] += 1.0
+    return above, count, ret_sum, ret_count
+
+
+def _equal_weighted(ret_sum: Array1D, ret_count: Array1D) -> Array1D:
+    """`market_index` from the pass's return sums: 1.0 at the first session, compounded."""
+    if not len(ret_sum):
+        return np.empty(0)
+    mean = np.where(ret_count > 0, ret_sum / np.maximum(ret_count, 1), 0.0)[1:]
+    return np.concatenate(([1.0], np.cumprod(1.0 + mean)))
 
 
 def regime_series(panel: Panel, benchmark: str | None = None,
                   config: RegimeConfig | None = None) -> RegimeSeries:
     """The regime and its inputs at every session of `panel` (module docstring)."""
     cfg = config or RegimeConfig()
-    level = benchmark_level(panel, benchmark)
+    above, count, ret_sum, ret_count = _session_pass(panel, cfg.breadth_sma)
+    level = _equal_weighted(ret_sum, ret_count) if benchmark is None \
+        else benchmark_level(panel, benchmark)
     sma_long = _sma(level, cfg.sma_long)
     sma_slope = _sma(level, cfg.sma_slope)
     prev = np.r_[np.full(cfg.slope_bars, np.nan), sma_slope[:-cfg.slope_bars]] \
@@ -240,7 +277,8 @@ def regime_series(panel: Panel, benchmark: str | None = None,
         logret = np.r_[np.nan, np.diff(np.log(level))]
     vol = rolling_std(logret, cfg.vol_window) * math.sqrt(252)
     pct = rolling_pct_rank(vol, cfg.vol_year, cfg.vol_min_history)
-    wide = breadth(panel, cfg.breadth_sma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wide = np.where(count > 0, above / np.maximum(count, 1), np.nan)
     numbers = {"market_level": level, "market_sma_200": sma_long, "market_slope_50": slope,
                "market_vol_20": vol, "market_vol_pct": pct, "breadth_50": wide}
     trend_known = np.isfinite(level) & np.isfinite(sma_long) & np.isfinite(slope) \
@@ -262,12 +300,16 @@ def regime_series(panel: Panel, benchmark: str | None = None,
 
 class RegimeCache:
     """Regime series by (data version, benchmark), least recently used out: computed once per
-    data version, then every scan at any as-of session reads its session's row."""
+    data version, then every scan at any as-of session reads its session's row. A reader of
+    an in-memory panel without a data version ("unversioned") keeps its own, with the reader
+    (two such panels share no version to tell them apart)."""
 
     def __init__(self, size: int = 4):
         self.size = size
         self._lock = threading.Lock()
         self._series: OrderedDict[tuple[str, str | None], RegimeSeries] = OrderedDict()
+        self._unversioned: weakref.WeakKeyDictionary[Any, dict[str | None, RegimeSeries]] = \
+            weakref.WeakKeyDictionary()
 
     def get(self, reader: Any, benchmark: str | None = None) -> RegimeSeries:
         """The regime series over the whole store `reader` holds (a StoreReader or
@@ -275,13 +317,20 @@ class RegimeCache:
         snap = reader.snapshot()
         key = (snap.data_version, benchmark)
         with self._lock:
-            found = self._series.get(key)
+            if snap.data_version == UNVERSIONED:
+                found = self._unversioned.get(reader, {}).get(benchmark)
+            else:
+                found = self._series.get(key)
+                if found is not None:
+                    self._series.move_to_end(key)
             if found is not None:
-                self._series.move_to_end(key)
                 return found
         panel = reader.load(None, len(snap.sessions))
         series = regime_series(panel, benchmark)
         with self._lock:
+            if snap.data_version == UNVERSIONED:
+                self._unversioned.setdefault(reader, {})[benchmark] = series
+                return series
             self._series[key] = series
             while len(self._series) > self.size:
                 self._series.popitem(last=False)

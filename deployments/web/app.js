@@ -6,6 +6,7 @@
 
 import { api, apiKey, KEY_STORE, showError, streamJSON } from "./api.js";
 import { openChart } from "./chart.js";
+import { initRegimes } from "./regimes.js";
 import { initSaved, loadScreens, savedFields } from "./saved.js";
 import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
@@ -179,6 +180,7 @@ function init() {
 
   initSaved($("scan-form"), () => scanRequest($("scan-form")), fail);
   initValidate(download);
+  initRegimes();
   $("validate").addEventListener("click", async () => {
     const form = $("scan-form");
     // the screen is the scan's form (as_of_date and limit do not apply: `end`, `top_n`)

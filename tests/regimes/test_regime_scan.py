@@ -75,3 +75,13 @@ def test_the_seeds_run_symbol_scans_signature_is_accepted(source) -> None:
     with pytest.raises(ConfigError, match="ingest"):
         _run_symbol_scans(ScanConfig(), universe, None, 150, None, None,
                           {"X": frame}, loader=source)
+
+
+def test_two_unversioned_panels_never_share_a_regime_series() -> None:
+    one, two = PanelSource(small_panel(seed=1)), PanelSource(small_panel(seed=7))
+    for src in (one, two, one):
+        _, status = run_scan(ScanConfig(), loader=src)
+        series = regime_series(src.panel)
+        assert status.regime_tags == series.tags_at(series.index_of(status.as_of))
+    assert regime_series(one.panel).numbers["breadth_50"][-1] != \
+        regime_series(two.panel).numbers["breadth_50"][-1]
