@@ -24,7 +24,7 @@ Walk-through:
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,7 +52,8 @@ TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags
 SCHEMA: dict[str, str] = {
     **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
     **dict.fromkeys(TEXT_COLUMNS, "text")}
-RESOLVE = {"Sector": normalize_sector, "regime": regimes.part_names}
+RESOLVE: dict[str, Callable[[str], str | Sequence[str]]] = {
+    "Sector": normalize_sector, "regime": regimes.part_names}
 RANK_ONLY = ("AlphaScore",)  # relative to the rows kept: given by the orchestrator, last bar
 RANK_SCHEMA = {**SCHEMA, **dict.fromkeys(RANK_ONLY, "number")}
 

@@ -17,7 +17,7 @@ Python's recursion limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -90,7 +90,7 @@ class CompiledScreen:
 
 def compile_screen(
     text: str, schema: Mapping[str, ColumnKind], kind: ScreenKind = "bool",
-    resolve: Mapping[str, Callable[[str], str | list[str]]] | None = None,
+    resolve: Mapping[str, Callable[[str], str | Sequence[str]]] | None = None,
 ) -> CompiledScreen:
     """Compile a screen over `schema` (column name -> "number" | "text").
 
@@ -143,7 +143,7 @@ def compile_screen(
 
 class _Builder:
     def __init__(self, schema: Mapping[str, ColumnKind],
-                 resolve: Mapping[str, Callable[[str], str | list[str]]] | None = None
+                 resolve: Mapping[str, Callable[[str], str | Sequence[str]]] | None = None
                  ) -> None:
         self.schema = dict(schema)
         self.resolve = dict(resolve or {})
@@ -306,12 +306,12 @@ class _Builder:
         if isinstance(left, String) and isinstance(right, String):
             self.fail(tree, "two strings compared", "compare a text column with a string")
         column = left if isinstance(left, Column) else right
-        left, right = (self.text_value(column, n, t)
-                       for n, t in ((left, left_t), (right, right_t)))
-        for side in (left, right):
+        sides = [self.text_value(column, n, t) for n, t in ((left, left_t), (right, right_t))]
+        nodes = [side for side in sides if isinstance(side, Node)]
+        for side in sides:
             if isinstance(side, tuple):  # a string standing for several values: in (...)
                 return In(column, list(side), negate=str(op) == "!=")
-        return Compare(str(op), left, right)  # type: ignore[arg-type]
+        return Compare(str(op), nodes[0], nodes[1])
 
     def text_value(self, column: Node, node: Node, item: Tree | Token
                    ) -> Node | tuple[str, ...]:
@@ -326,7 +326,7 @@ class _Builder:
             self.fail(item, str(exc))
         if isinstance(value, str):
             return String(value)
-        return tuple(value) if len(value) != 1 else String(value[0])
+        return tuple(value) if len(value) != 1 else String(str(value[0]))
 
     def _between(self, tree: Tree) -> Node:
         x, lo, hi = (self.build_number(c, "'between'") for c in tree.children)
