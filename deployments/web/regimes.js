@@ -46,7 +46,9 @@ async function loadRegimes() {
     last = body;
     const cols = body.columns;
     chart?.remove();
-    chart = window.LightweightCharts.createChart($("regime-chart"), BASE);
+    chart = window.LightweightCharts.createChart($("regime-chart"), { ...BASE, // every session
+      timeScale: { ...BASE.timeScale, minBarSpacing: 0.001, rightOffset: 0, fixLeftEdge: true,
+                   fixRightEdge: true } });
     shadeRegimes(chart, cols.session, cols.regime);
     chart.addLineSeries({ color: "#2962ff", lineWidth: 2, priceLineVisible: false,
                           title: body.benchmark })
