@@ -83,3 +83,18 @@ def test_the_cli_prints_the_timeline_and_the_scans_regime(dirs, series) -> None:
                          env={"TECHNIC_MODELS_DIR": str(dirs[1])})
     assert scan.exit_code == 0, scan.output
     assert f"regime: {series.regime[-1]}" in scan.stderr
+
+
+def test_technic_validate_prints_a_table_by_regime(dirs) -> None:
+    out = CliRunner().invoke(cli, ["validate", "--data-dir", str(dirs[0]), "--screen",
+                                   "momentum-leaders", "--start", "2025-06-01", "--horizon",
+                                   "5"])
+    assert out.exit_code == 0, out.output
+    assert "by market regime (benchmark equal-weighted universe" in out.stdout
+    report = CliRunner().invoke(cli, ["validate", "--data-dir", str(dirs[0]), "--screen",
+                                      "momentum-leaders", "--start", "2025-06-01",
+                                      "--horizon", "5", "--format", "json"])
+    cells = orjson.loads(report.stdout)["horizons"]["5"]["by_regime"]
+    for name in cells:
+        assert any(line.split("│")[1].strip() == name for line in out.stdout.splitlines()
+                   if line.count("│") > 3), name
