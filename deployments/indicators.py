@@ -28,6 +28,7 @@ from deployments.api.work import release_memory
 from deployments.storeio import store_read
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
+from technic_v4.regimes import regime_timeline
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators
 from technic_v4.scan.symbol import HISTORY_BARS, symbol_history
@@ -92,6 +93,12 @@ class Indicators:
         """Bars + indicator history for one symbol (`technic_v4.scan.symbol_history`)."""
         return store_read("loading the chart history",
                           lambda: symbol_history(self.reader, symbol, days))
+
+    def regimes(self, benchmark: str | None, start: str | None, end: str | None
+                ) -> dict[str, Any]:
+        """The market regime timeline (`technic_v4.regimes.regime_timeline`)."""
+        return store_read("computing the market regimes",
+                          lambda: regime_timeline(self.reader, benchmark, start, end))
 
     def explain(self, symbol: str, as_of: str | None) -> dict[str, Any]:
         """The indicator part of why `symbol` rates as it does (`technic_v4.scan.explain`)."""

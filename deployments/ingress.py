@@ -110,6 +110,11 @@ class ServeBackend(ScanBackend):
     async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
         return await retrying(lambda: self.alpha.explain.remote(features), "AlphaModel.explain")
 
+    async def _regimes(self, benchmark: str | None, start: str | None, end: str | None
+                       ) -> dict[str, Any]:
+        return await retrying(lambda: self.indicators.regimes.remote(benchmark, start, end),
+                              "Indicators.regimes")
+
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         for name, handle in (("panel", self.indicators), ("models", self.alpha)):

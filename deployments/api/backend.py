@@ -42,6 +42,7 @@ from technic_v4.alpha.inference import Forecast, ModelSet
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.formats import RowFragments
+from technic_v4.regimes import regime_timeline
 from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
 from technic_v4.scan.evaluate import evaluate_chunk
 from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
@@ -182,7 +183,17 @@ class ScanBackend:
                         ) -> ValidationReport:
         raise NotImplementedError
 
+    async def _regimes(self, benchmark: str | None, start: str | None, end: str | None
+                       ) -> dict[str, Any]:
+        raise NotImplementedError
+
     # -- shared --------------------------------------------------------------------------
+    async def regimes(self, benchmark: str | None, start: str | None, end: str | None
+                      ) -> dict[str, Any]:
+        """The regime timeline (technic_v4/regimes.py `regime_timeline`), where the prices
+        are."""
+        return await self._regimes(benchmark, start, end)
+
     def snapshot(self) -> Snapshot:
         return store_read("reading the store's manifest and universe", self.reader.snapshot)
 
@@ -409,6 +420,13 @@ class InProcessBackend(ScanBackend):
 
     async def stats(self) -> dict[str, Any]:
         return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
+
+    async def _regimes(self, benchmark: str | None, start: str | None, end: str | None
+                       ) -> dict[str, Any]:
+        await self._wait_ready()
+        return await asyncio.to_thread(store_read, "computing the market regimes",
+                                       lambda: regime_timeline(self.reader, benchmark, start,
+                                                               end))
 
     async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
                         report: Report | None = None, cancel_token: CancelToken | None = None

@@ -20,6 +20,7 @@ from deployments.api.routers import (
     health,
     models,
     page,
+    regimes,
     scan,
     screens,
     symbols,
@@ -61,7 +62,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     app.state.heavy = Slots.heavy(settings)  # where/rank, validate, explain (work.py)
     app.state.streams = Slots.streams(settings)  # /v1/events, apart from the API's
     for router in (scan.router, validate.router, universe.router, symbols.router,
-                   explain.router, models.router, health.router):
+                   explain.router, models.router, health.router, regimes.router):
         app.include_router(router)
     app.include_router(screens.router)  # /v1/screens, /v1/screen/columns: saved screens
     app.include_router(watches.router)  # /v1/watches, /v1/events: watches and their stream

@@ -53,6 +53,7 @@ HTTP_TYPES: dict[str, Any] = {  # how a ScanConfig field arrives in JSON
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[Name] | None, "where": str | None, "rank": str | None,
     "screen": ScreenName | None, "columns": list[Name] | None,
+    "regime_benchmark": Symbol | None,
 }
 
 
@@ -230,6 +231,9 @@ class ScanMeta(Meta):
     rejections: list[dict[str, str]] | None = None
     screen: dict[str, Any] | None = Field(None, description=(
         "The saved screen or preset the scan ran (name, version, preset), when it named one."))
+    regime_tags: dict[str, Any] = Field(default_factory=dict, description=(
+        "The market regime at the scan's session: regime (e.g. `trend_up/calm`), trend, "
+        "volatility, benchmark, version and the numbers behind them (docs/guides/regimes.md)."))
 
 
 class ScanResult(BaseModel):
@@ -262,6 +266,22 @@ class UniverseResponse(BaseModel):
     meta: Meta
     count: int
     rows: list[UniverseRow]
+
+
+class RegimesResponse(BaseModel):
+    """The market regime of every session (docs/guides/regimes.md)."""
+
+    meta: Meta
+    benchmark: str
+    version: str
+    config: dict[str, Any] = Field(description="The rule's windows and thresholds.")
+    regimes: list[str]
+    first_session: str | None
+    last_session: str | None
+    shares: dict[str, dict[str, Any]] = Field(description="Sessions and share per regime.")
+    spans: list[dict[str, Any]] = Field(description="Runs of one regime: start, end, sessions.")
+    columns: dict[str, list[Any]] = Field(description=(
+        "One value per session: session, regime, trend, volatility and the numbers."))
 
 
 class SectorInfo(BaseModel):
@@ -488,6 +508,9 @@ class WatchCreate(BaseModel):
         "Also send rank_moved events when a kept symbol moves this many places."))
     initial: bool = Field(False, strict=True, description="Announce the first evaluation's "
                           "symbols as entered (default: a silent baseline).")
+    regime_changed: bool = Field(False, strict=True, description=(
+        "Also send a regime_changed event when the market regime differs from the previous "
+        "session's (docs/guides/regimes.md)."))
 
 
 class WatchTarget(BaseModel):
@@ -505,6 +528,7 @@ class WatchInfo(BaseModel):
     definition: dict[str, Any] | None
     rank_moved: int | None
     initial: bool
+    regime_changed: bool = False
     targets: list[WatchTarget]
     state: dict[str, Any] | None = Field(None, description=(
         "Deliveries by state (pending, delivered, dead), each target's breaker, the last "

@@ -6,6 +6,7 @@
 
 import { api, apiKey, KEY_STORE, showError, streamJSON } from "./api.js";
 import { openChart } from "./chart.js";
+import { initRegimes } from "./regimes.js";
 import { initSaved, loadScreens, savedFields } from "./saved.js";
 import { clearExpressionErrors, screenFields, showExpressionErrors } from "./screen.js";
 import { ResultsTable } from "./table.js";
@@ -32,6 +33,19 @@ function showSource(meta) {
   $("synthetic-banner").hidden = meta.source !== "synthetic";
   $("data-info").textContent = `data ${meta.data_version} · ${meta.source} · as of ${meta.as_of}`;
   if (meta.as_of) document.querySelector("[name=as_of_date]").max = meta.as_of;
+}
+
+/** The header's market regime: the scan's session's regime and the numbers behind it. */
+function showRegime(tags) {
+  const el = $("regime-info");
+  if (!tags || !tags.regime) { el.hidden = true; return; }
+  const n = tags.numbers || {};
+  const fmt = (v) => (v === null || v === undefined ? "n/a" : Number(v).toFixed(2));
+  el.hidden = false;
+  el.textContent = `regime ${tags.regime}`;
+  el.dataset.regime = tags.regime;
+  el.title = `${tags.session} · benchmark ${tags.benchmark} · breadth_50 ${fmt(n.breadth_50)}` +
+    ` · vol pct ${fmt(n.market_vol_pct)} · slope_50 ${fmt(n.market_slope_50)}`;
 }
 
 async function loadSectors() {
@@ -116,6 +130,7 @@ function summarise(meta, shown) {
     .map(([why, n]) => `${why}: ${n}`).join(", ");
   const alpha = meta.alpha && meta.alpha.available === false
     ? ` · ${meta.alpha.reason || "alpha unavailable: no models"}` : "";
+  showRegime(meta.regime_tags);
   return `${shown} rows · ${meta.attempted} scanned, ${meta.kept} kept, ${meta.rejected} ` +
     `rejected${reasons ? " (" + reasons + ")" : ""} · as of ${meta.as_of} · ` +
     `${Math.round(meta.elapsed_ms ?? meta.timings_ms?.total ?? 0)} ms${alpha}`;
@@ -165,6 +180,7 @@ function init() {
 
   initSaved($("scan-form"), () => scanRequest($("scan-form")), fail);
   initValidate(download);
+  initRegimes();
   $("validate").addEventListener("click", async () => {
     const form = $("scan-form");
     // the screen is the scan's form (as_of_date and limit do not apply: `end`, `top_n`)

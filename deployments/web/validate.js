@@ -1,6 +1,7 @@
 // The Validate view: the screen in the form replayed over history (POST /v1/validate/stream),
 // its report as tables and four charts drawn from the JSON with the page's chart library
-// (TradingView Lightweight Charts): the portfolio's cumulative excess, the rolling rank IC,
+// (TradingView Lightweight Charts): the portfolio's cumulative excess shaded by the market
+// regime of each session (regimes.js), with a table per regime, the rolling rank IC,
 // mean excess by decile and the passing count per session. The report's data source leads
 // the view (a banner when it is the synthetic demo market). The time charts always show the
 // whole replay, first session to last, at any width: bars may be thinner than a pixel, and
@@ -8,6 +9,7 @@
 
 import { streamJSON } from "./api.js";
 import { BASE } from "./chart.js";
+import { regimeLegend, shadeRegimes } from "./regimes.js";
 
 const $ = (id) => document.getElementById(id);
 const ok = (v) => typeof v === "number" && Number.isFinite(v);
@@ -109,6 +111,11 @@ function drawTables(report, horizon) {
     num(s.rank_ic.t_stat), num(s.rank_ic.ic_ir, 3), String(s.truncated_by_delisting)]));
   const group = (which) => Object.entries(report.horizons[horizon][which]).map(([k, s]) => [
     k, pct(s.mean, 3) + marked(s), num(s.t_stat), String(s.n_sessions)]);
+  fillTable($("val-regimes"), ["Market regime", "Sessions", "Mean excess", "NW t", "Hit rate",
+    "Rank IC", "IC t"], Object.entries(report.horizons[horizon].by_regime || {}).map(
+    ([name, s]) => [name, String(s.sessions), pct(s.passing_excess.mean, 3) +
+      marked(s.passing_excess), num(s.passing_excess.t_stat), pct(s.hit_rate, 1),
+      num(s.rank_ic.mean, 4) + marked(s.rank_ic), num(s.rank_ic.t_stat)]));
   fillTable($("val-years"), ["Year", "Mean excess", "NW t", "Sessions"], group("by_year"));
   fillTable($("val-sectors"), ["Sector", "Mean excess", "NW t", "Sessions"], group("by_sector"));
   const p = report.portfolio;
@@ -128,6 +135,8 @@ function drawCharts(report, daily, horizon) {
   charts = [];
   const times = daily.session;
   const cum = wholeChart($("val-cum"));
+  if (daily.regime) shadeRegimes(cum, times, daily.regime);
+  regimeLegend($("val-regime-legend"), report.regimes?.sessions);
   const gross = []; // the wealth at each session's close, before its step: 0 at the first
   let wealth = 1;
   for (const r of daily.portfolio_gross) { gross.push(wealth - 1); if (ok(r)) wealth *= 1 + r; }

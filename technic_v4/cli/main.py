@@ -26,7 +26,7 @@ from technic_v4.cli.data import data_app
 from technic_v4.cli.models import models_app
 from technic_v4.cli.options import EXIT_ERROR, err, fail, state
 
-ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch")
+ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch", "regimes")
 
 
 class _Commands(TyperGroup):
@@ -154,6 +154,10 @@ def engine_command(name: str) -> Any:
         from technic_v4.cli.explain import explain_command
 
         single.command(name="explain")(explain_command)
+    elif name == "regimes":
+        from technic_v4.cli.regimes import regimes_command
+
+        single.command(name="regimes")(regimes_command)
     else:
         from technic_v4.cli.validate import validate_command
 

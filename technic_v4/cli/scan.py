@@ -56,7 +56,7 @@ CLI_TYPES: dict[str, Any] = {  # how a ScanConfig field is typed on the command 
     "min_dollar_volume": float | None, "signals": list[str] | None, "min_bars": int,
     "max_stale_sessions": int, "sort_by": str, "ascending": bool, "exclude_flagged": bool,
     "exclude_flags": list[str] | None, "where": str | None, "rank": str | None,
-    "screen": str | None, "columns": list[str] | None,
+    "screen": str | None, "columns": list[str] | None, "regime_benchmark": str | None,
 }
 
 
@@ -257,6 +257,21 @@ def _alpha_line(state: dict) -> str:
         for m in models.values())
 
 
+def regime_line(tags: dict[str, Any]) -> str:
+    """`regime: trend_up/calm (breadth_50 0.62, vol pct 0.41, ...)`: the market's state at
+    the scan's session (technic_v4/regimes.py), as the summary and `technic regimes` say it."""
+    numbers = tags.get("numbers") or {}
+
+    def shown(name: str, label: str) -> str:
+        value = numbers.get(name)
+        return f"{label} {'n/a' if value is None else format(value, '.3g')}"
+
+    return (f"regime: {tags.get('regime')} ("
+            + ", ".join([shown("market_slope_50", "slope_50"),
+                         shown("market_vol_pct", "vol pct"), shown("breadth_50", "breadth_50")])
+            + f"; benchmark {tags.get('benchmark')}, regimes v{tags.get('version')})")
+
+
 def _print_summary(status: ScanStatus, out: Path | None, frame: pd.DataFrame) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in status.rejected_by_reason.items()) or "none"
     total_ms = status.timings_ms.get("total", 0.0)
@@ -278,6 +293,8 @@ def _print_summary(status: ScanStatus, out: Path | None, frame: pd.DataFrame) ->
         f"scan time {total_ms:.1f} ms ("
         + ", ".join(f"{k} {v:.1f}" for k, v in status.timings_ms.items() if k != "total") + ")",
     ]
+    if status.regime_tags:
+        lines.append(regime_line(status.regime_tags))
     if status.screen:
         lines.append(f"screen: {status.screen['name']} version {status.screen['version']}"
                      + (" (preset)" if status.screen.get("preset") else ""))

@@ -150,6 +150,7 @@ def _print(report: dict[str, Any]) -> None:
                       _cell(ic["ic_ir"]), str(ex["independent"]),
                       "yes" if ex["meaningful"] else "no")
     out.print(table)
+    _print_regimes(out, report)
     p = report["portfolio"]
     held = p["per_held_step"]
     out.print(f"top {p['top']} rebalanced every {p['rebalance_every']}, net of "
@@ -162,6 +163,29 @@ def _print(report: dict[str, Any]) -> None:
               f"{_cell(p['max_drawdown'], True)}, turnover {_cell(p['turnover'])}; per held "
               f"step ({p['held_steps']} of {p['steps']}) {_cell(held['mean_excess'], True)}, "
               f"t {_cell(held['t_stat'])}", highlight=False)
+
+
+def _print_regimes(out: Console, report: dict[str, Any]) -> None:
+    """Each horizon's statistics within each market regime (the regime as of the session)."""
+    info = report.get("regimes")
+    if not info:
+        return
+    table = Table(header_style="bold", title=f"by market regime (benchmark "
+                  f"{info['benchmark']}, regimes v{info['version']})")
+    for col in ("regime", "sessions", "share", "horizon", "passing excess", "t", "hit rate",
+                "rank IC", "IC t"):
+        table.add_column(col, justify="right" if col != "regime" else "left")
+    for name, counts in info["sessions"].items():
+        for i, (h, s) in enumerate(report["horizons"].items()):
+            cell = s["by_regime"].get(name)
+            if cell is None:
+                continue
+            ex, ic = cell["passing_excess"], cell["rank_ic"]
+            table.add_row(name if i == 0 else "", str(counts["sessions"]) if i == 0 else "",
+                          _cell(counts["share"], True) if i == 0 else "", f"{h}d",
+                          _cell(ex["mean"], True), _cell(ex["t_stat"]), _cell(cell["hit_rate"]),
+                          _cell(ic["mean"]), _cell(ic["t_stat"]))
+    out.print(table)
 
 
 validate_command.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]

@@ -110,7 +110,8 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
 
     def add(name: str, webhook: list[str] | None = None, apprise: list[str] | None = None,
             screen_version: int | None = None, rank_moved: int | None = None,
-            initial: bool = False, data_dir: str | None = None, **kw: Any) -> None:
+            initial: bool = False, regime_changed: bool = False,
+            data_dir: str | None = None, **kw: Any) -> None:
         """Watch a saved screen or preset (--screen) or a definition given by the scan
         options; the baseline is evaluated now. The webhook secret is printed once."""
         from technic_v4.scan import ScanConfig
@@ -132,7 +133,8 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
             fail("a watch needs --screen NAME or scan options (e.g. --where \"RSI < 30\")")
         spec = WatchSpec(name, screen=screen, screen_version=screen_version,
                          definition=definition or None, webhooks=webhook or [],
-                         apprise=apprise or [], rank_moved=rank_moved, initial=initial)
+                         apprise=apprise or [], rank_moved=rank_moved, initial=initial,
+                         regime_changed=regime_changed)
         with err.status("evaluating the baseline..."):
             made = _call(data_dir, lambda svc: svc.create(spec))
         print(json.dumps(made, indent=2))
@@ -155,6 +157,8 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
         "initial": (bool, False, typer.Option(
             help="Announce the first evaluation's symbols as `entered` (default: a silent "
             "baseline).")),
+        "regime_changed": (bool, False, typer.Option(
+            help="Also tell when the market regime changes (docs/guides/regimes.md).")),
     }
     add.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Name),
@@ -308,7 +312,9 @@ def _printer(as_json: bool) -> Callable[[int, dict], None]:
         row = e.get("row") or {}
         rank = {"entered": f"#{e.get('rank')}", "left": f"was #{e.get('previous_rank')}",
                 "rank_moved": f"#{e.get('previous_rank')} -> #{e.get('rank')}",
-                "truncated": f"{e.get('count')} more"}.get(e.get("kind", ""), "")
+                "truncated": f"{e.get('count')} more",
+                "regime_changed": f"{e.get('previous_regime')} -> {e.get('regime')}",
+                }.get(e.get("kind", ""), "")
         close = row.get("Close")
         print(f"{seq:>7} {e.get('session')} {e.get('watch')} {e.get('kind'):<10} "
               f"{e.get('symbol'):<8} {rank:<10} "

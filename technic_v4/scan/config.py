@@ -115,6 +115,9 @@ class ScanConfig:
         None, "A saved screen or preset by name (`technic screen list`, GET /v1/screens): its "
         "definition gives the defaults; fields set here (other than their defaults) override "
         "them.")
+    regime_benchmark: str | None = opt(
+        None, "The market regimes' benchmark: a store symbol (e.g. SPY); omit for the "
+        "equal-weighted universe (docs/guides/regimes.md).")
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the valid values for anything malformed."""
@@ -133,6 +136,12 @@ class ScanConfig:
         compile_expressions(self.where, self.rank)
         if self.screen is not None:
             check_screen_name(self.screen)
+        if self.regime_benchmark is not None:
+            try:
+                validate_symbol(self.regime_benchmark)
+            except ConfigError as exc:
+                raise ConfigError("regime_benchmark", f"regime_benchmark: {exc.message}"
+                                  ) from None
 
     def normalized(self) -> ScanConfig:
         """The same request in canonical form: sector aliases resolved, symbols upper-cased
@@ -154,7 +163,9 @@ class ScanConfig:
             as_of_date=None if self.as_of_date is None else str(
                 as_of_timestamp(self.as_of_date).date()),
             where=None if compiled.where is None else compiled.where.text,
-            rank=None if compiled.rank is None else compiled.rank.text)
+            rank=None if compiled.rank is None else compiled.rank.text,
+            regime_benchmark=None if self.regime_benchmark is None else validate_symbol(
+                self.regime_benchmark))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what travels to replicas and into cache keys)."""

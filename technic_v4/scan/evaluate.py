@@ -35,6 +35,7 @@ from technic_v4.indicators import compute_indicators, convergence_bars, required
 from technic_v4.indicators.engine import packed_series
 from technic_v4.indicators.market import market_field, market_index, perf_ytd
 from technic_v4.indicators.registry import OUTPUTS
+from technic_v4.regimes import REGIME_CACHE
 from technic_v4.scan.columns import RESULT_COLUMNS, SHOWN_INDICATORS
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.expressions import BARS, column_series, compile_expressions, merge_series
@@ -54,6 +55,7 @@ class WindowSpec:
     max_stale_sessions: int
     scoring: scoring.ScoringConfig = field(default_factory=scoring.ScoringConfig)
     series: tuple[tuple[str, str, int], ...] = ()  # (column, "D"|"W", bars) expressions read
+    regime_benchmark: str | None = None  # the market regime's benchmark (regimes.py)
 
     @classmethod
     def of(cls, cfg: ScanConfig) -> WindowSpec:
@@ -64,7 +66,8 @@ class WindowSpec:
                    -(-settle // WINDOW_STEP) * WINDOW_STEP,
                    *(_sessions_for(name, tf, width) for name, tf, width in series))
         as_of = None if cfg.as_of_date is None else str(cfg.as_of_date)
-        return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series)
+        return cls(as_of, bars, cfg.max_stale_sessions, cfg.scoring, series,
+                   cfg.regime_benchmark)
 
     def terms(self) -> Terms:
         """The indicator outputs an evaluation of this spec computes (terms.py)."""
@@ -89,6 +92,7 @@ class Block:
     timings_ms: dict[str, float] = field(default_factory=dict)
     series: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     computed: tuple[str, ...] = ()  # the indicator outputs the kernels ran for (terms.py)
+    regime: dict[str, Any] = field(default_factory=dict)  # regimes.RegimeSeries.tags_at as-of
 
 
 def measure(panel: Panel, spec: WindowSpec, market: np.ndarray | None = None) -> Block:
@@ -285,6 +289,21 @@ def evaluate_chunk(reader: Any, symbols: list[str], spec: WindowSpec,
     if data_version is not None and panel.data_version != data_version:
         raise StaleDataError(f"scan planned on data_version {data_version}, the store now "
                              f"holds {panel.data_version}")
+    return replace(_evaluate_rows(reader, panel, symbols, spec),
+                   regime=regime_tags(reader, spec, panel))
+
+
+def regime_tags(reader: Any, spec: WindowSpec, panel: Panel) -> dict[str, Any]:
+    """The market regime at the window's last session (regimes.py), from the regime series
+    of the reader's data version (computed once per version and benchmark)."""
+    series = REGIME_CACHE.get(reader, spec.regime_benchmark)
+    if series.data_version != panel.data_version:
+        raise StaleDataError(f"regimes computed on data_version {series.data_version}, the "
+                             f"scan reads {panel.data_version}")
+    return series.tags_at(series.index_of(panel.sessions[-1]) if panel.n_sessions else -1)
+
+
+def _evaluate_rows(reader: Any, panel: Panel, symbols: list[str], spec: WindowSpec) -> Block:
     rows = reader.rows(panel, symbols)
     if (rows < 0).any():
         missing = [s for s, r in zip(symbols, rows, strict=True) if r < 0][:5]

@@ -26,12 +26,13 @@ Walk-through:
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from technic_v4 import regimes
 from technic_v4.data.indexes import MEMBERSHIP_ID
 from technic_v4.data.universe import normalize_sector
 from technic_v4.errors import ConfigError
@@ -47,12 +48,18 @@ HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at
 FRAME_COLUMNS = ("Alpha5d", "Alpha10d", "DollarVolume", "Bars")  # the result row's values
 # numbers every measured frame holds at the last bar: one bar of them needs no series
 IN_FRAME = {*RESULT_COLUMNS, *EXTRA_COLUMNS} - {*RESULT_TEXT, "AlphaScore"}
-LAST_BAR_COLUMNS = (*FRAME_COLUMNS, "perf_ytd", "RS_rating")  # no history: no lags, windows
-TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags", "Indexes")
+# the market regime at the evaluated session (regimes.py), the same for every symbol
+MARKET_COLUMNS = (*regimes.NUMBERS, "regime")
+LAST_BAR_COLUMNS = (*FRAME_COLUMNS, "perf_ytd", "RS_rating", *regimes.NUMBERS)  # no history
+TEXT_COLUMNS = ("Symbol", "Sector", "Industry", "Signal", "Name", "quality_flags", "Indexes",
+                "regime")
 SETS = ("Indexes",)  # text columns holding a set of ids: `Indexes in ("sp500")` is membership
 SCHEMA: dict[str, str] = {
     **dict.fromkeys(HISTORY_COLUMNS, "number"), **dict.fromkeys(LAST_BAR_COLUMNS, "number"),
     **dict.fromkeys(TEXT_COLUMNS, "text")}
+RESOLVE: dict[str, Callable[[str], str | Sequence[str]]] = {
+    "Sector": normalize_sector, "regime": regimes.part_names,
+    "Indexes": lambda value: _index_id(value)}
 RANK_ONLY = ("AlphaScore",)  # relative to the rows kept: given by the orchestrator, last bar
 RANK_SCHEMA = {**SCHEMA, **dict.fromkeys(RANK_ONLY, "number")}
 
@@ -74,6 +81,7 @@ class Expressions:
                 continue
             for (name, tf), width in series_needed(screen).items():
                 if tf == "text" or name in FRAME_COLUMNS or name in RANK_ONLY or (
+                        name in MARKET_COLUMNS) or (
                         not all_columns and tf == "D" and width == 1 and name in IN_FRAME):
                     continue  # read from the result frame
                 key = ("rs_raw", tf) if name == "RS_rating" else (name, tf)
@@ -135,8 +143,8 @@ def industries_read(where: str | None, rank: str | None, known: list[str],
         if text is not None:
             try:
                 compile_screen(text, schema, kind,  # type: ignore[arg-type]
-                               resolve={"Sector": normalize_sector, "Industry": check,
-                                        "Indexes": member}, sets=SETS)
+                               resolve={**RESOLVE, "Industry": check, "Indexes": member},
+                               sets=SETS)
             except ScreenError as exc:
                 raise ConfigError(field, f"{field}: {exc}", known,
                                   details=exc.to_dict()) from None
@@ -156,7 +164,7 @@ def column_series(columns: list[str]) -> tuple[tuple[str, str, int], ...]:
     frame lacks: read at the as-of session like an expression's one-bar column."""
     need = {("rs_raw" if c == "RS_rating" else c)
             for c in columns if c in SCHEMA and SCHEMA[c] == "number"
-            and c not in IN_FRAME and c not in FRAME_COLUMNS}
+            and c not in IN_FRAME and c not in FRAME_COLUMNS and c not in MARKET_COLUMNS}
     return tuple((name, "D", 1) for name in sorted(need))
 
 
@@ -194,8 +202,7 @@ def _compiled(field: str, text: str | None, schema: dict[str, str], kind: str
                           f"{type(text).__name__}")
     try:
         screen = compile_screen(text, schema, kind,  # type: ignore[arg-type]
-                                resolve={"Sector": normalize_sector, "Indexes": _index_id},
-                                sets=SETS)
+                                resolve=RESOLVE, sets=SETS)
         series_needed(screen)
     except ScreenError as exc:
         raise ConfigError(field, f"{field}: {exc}", details=exc.to_dict()) from None
@@ -325,7 +332,8 @@ class BlockEnv(WeeklyOnDaily):
         return _right(found, width)
 
     def text(self, name: str) -> np.ndarray:
-        return self.columns.text(name)
+        found = self.values.get(name)
+        return self.columns.text(name) if found is None else np.asarray(found, dtype=object)
 
     def groups(self, name: str) -> np.ndarray:
         return self.columns.codes(name)

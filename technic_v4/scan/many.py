@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ import pandas as pd
 from technic_v4 import cancel
 from technic_v4.alpha.inference import MODEL_FEATURES, Forecast, distinguishing, matching
 from technic_v4.data.reader import Snapshot
+from technic_v4.regimes import market_columns
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec
 from technic_v4.scan.expressions import BlockEnv, FrameColumns, compile_expressions
@@ -70,6 +72,7 @@ class Selection:
     names: np.ndarray | None = field(default=None, repr=False)  # the frame's symbols
     extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # kept rows' values
     # of the columns it shows that the frame lacks (chosen or read by its where / rank)
+    regime: dict[str, Any] = field(default_factory=dict)  # the session's market regime tags
 
     @property
     def symbols(self) -> list[str]:
@@ -168,10 +171,11 @@ async def _execute_many(cfgs: Sequence[ScanConfig], snap: Snapshot, evaluate: Ev
                             snap.source, snapshot_calendar(snap))
         alpha = {f"Alpha{h}d": _scatter(v, rows, n) for h, v in forecast.values.items()}
         key = spec.key().decode()
-        frames[key] = frame.assign(**alpha)
+        # the forecasts and the session's market regime columns (the same in every row)
+        frames[key] = frame.assign(**alpha, **market_columns(block.regime, n))
         shared = Shared(frames[key], FrameColumns(frames[key]),
                         frames[key]["Symbol"].to_numpy(dtype=object), block.series,
-                        str(as_of.date()), block.data_version)
+                        str(as_of.date()), block.data_version, regime=block.regime)
         judged: dict[bytes, tuple[Forecast, dict[str, np.ndarray]]] = {}  # by the rows judged
         for k in members:
             cancel.check()
@@ -201,6 +205,7 @@ class Shared:
     session: str
     data_version: str
     hits: dict[tuple, np.ndarray] = field(default_factory=dict)  # `where` results (_where)
+    regime: dict[str, Any] = field(default_factory=dict)  # the session's regime tags
 
 
 def _where(screen: CompiledScreen, shared: Shared, valid: np.ndarray,
@@ -287,7 +292,7 @@ def _select(cfg: ScanConfig, shared: Shared, valid: np.ndarray, alive: np.ndarra
     return Selection(cfg, shared.session, shared.data_version, shared.frame, kept,
                      rank, score, int(valid.sum()),
                      {c: v[kept] for c, v in alpha.items()}, dict(forecast.state),
-                     shared.symbols, extra)
+                     shared.symbols, extra, shared.regime)
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

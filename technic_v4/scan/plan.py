@@ -77,6 +77,9 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot, budget: Budget | None = N
         if bad:
             raise ConfigError("industries", f"unknown industries {bad}; see the valid values "
                               "(GET /v1/sectors, `technic data info`)", known)
+    if cfg.regime_benchmark is not None and cfg.regime_benchmark not in snapshot.index:
+        raise ConfigError("regime_benchmark", f"regime_benchmark {cfg.regime_benchmark!r} is "
+                          "not a symbol in the store; omit it for the equal-weighted universe")
     check_cost(cfg, snapshot, budget)
     return as_of
 

@@ -54,6 +54,7 @@ class ScanStatus:
     alpha: dict[str, object] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     screen: dict[str, object] | None = None  # the saved screen / preset run: name, version
+    regime_tags: dict[str, object] = field(default_factory=dict)  # regimes.py, at as_of
 
     def summary(self) -> dict:
         """Every field but the rejections table, as plain data (the JSON meta)."""

@@ -62,6 +62,7 @@ from technic_v4.alpha.registry import model_id
 from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
+from technic_v4.regimes import market_columns
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import Block, WindowSpec
 from technic_v4.scan.executor import LocalExecutor
@@ -193,6 +194,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
         raise refused
     exprs = compile_expressions(cfg.where, cfg.rank)
     n = len(block.frame)
+    market = market_columns(block.regime, n)  # the regime's columns, the same in every row
     alpha = {f"Alpha{h}d": _scatter(forecast.values[h], rows, n) for h in forecast.values}
     scored: dict[bytes, dict[str, np.ndarray]] = {}
 
@@ -204,7 +206,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
 
     def env(universe: np.ndarray, stage: str) -> BlockEnv:
         return BlockEnv(block.frame, block.series, universe,
-                        alpha if stage == "where" else values(universe))
+                        {**(alpha if stage == "where" else values(universe)), **market})
 
     def sort(passing: np.ndarray) -> np.ndarray:
         found = values(passing).get(cfg.sort_by)
@@ -222,6 +224,9 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
         kept = block.frame.iloc[rows]
     kept = with_alpha(kept, forecast)
     missing = [c for c in shown_columns(cfg) if c not in kept.columns and c != RANK_COLUMN]
+    for name in [c for c in missing if c in market]:
+        kept[name] = market[name][rows]
+        missing.remove(name)
     if missing:  # chosen or read columns the frame lacks: their value at the as-of session
         read = BlockEnv(block.frame, block.series, valid)
         for name in missing:
@@ -231,6 +236,7 @@ async def _execute(cfg: ScanConfig, snap: Snapshot, evaluate: Evaluate, predict:
     frame, status = finish_scan(cfg, plan, block, kept, chosen.order(cfg.ascending), rejections,
                                 forecast.state)
     timer.lap("rank")
+    status.regime_tags = block.regime
     status.timings_ms = timer.done()
     report("rank", len(frame), len(frame))
     return frame, status

@@ -17,7 +17,7 @@ Python's recursion limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
@@ -90,14 +90,15 @@ class CompiledScreen:
 
 def compile_screen(
     text: str, schema: Mapping[str, ColumnKind], kind: ScreenKind = "bool",
-    resolve: Mapping[str, Callable[[str], str]] | None = None,
+    resolve: Mapping[str, Callable[[str], str | Sequence[str]]] | None = None,
     sets: Collection[str] = (),
 ) -> CompiledScreen:
     """Compile a screen over `schema` (column name -> "number" | "text").
 
     kind="bool" for a `where` (a condition per symbol), "number" for a rank expression.
     `resolve` {text column: function}: each string compared with that column (==, !=, in)
-    becomes function(string), the canonical value (an alias resolved); a ValueError from it
+    becomes function(string), the canonical value (an alias resolved), or the list of values
+    it stands for (then `==` is `in` those, `!=` is `not in`); a ValueError from it
     (a value the column never holds) is a ScreenError pointing at the string.
     `sets`: text columns whose value is a set of ids joined by "," (Indexes: "sp500,dow");
     `x in ("a", "b")` is true when the set holds any of them, and == / != do not apply.
@@ -145,7 +146,7 @@ def compile_screen(
 
 class _Builder:
     def __init__(self, schema: Mapping[str, ColumnKind],
-                 resolve: Mapping[str, Callable[[str], str]] | None = None,
+                 resolve: Mapping[str, Callable[[str], str | Sequence[str]]] | None = None,
                  sets: Collection[str] = ()) -> None:
         self.schema = dict(schema)
         self.resolve = dict(resolve or {})
@@ -313,19 +314,27 @@ class _Builder:
         if name in self.sets:
             self.fail(op, f"'{op}' does not apply to {name}, a set of ids",
                       f'test membership with in: {name} in ("sp500", "dow")')
-        left, right = (self.text_value(column, n, t)
-                       for n, t in ((left, left_t), (right, right_t)))
-        return Compare(str(op), left, right)
+        sides = [self.text_value(column, n, t) for n, t in ((left, left_t), (right, right_t))]
+        nodes = [side for side in sides if isinstance(side, Node)]
+        for side in sides:
+            if isinstance(side, tuple):  # a string standing for several values: in (...)
+                return In(column, list(side), negate=str(op) == "!=")
+        return Compare(str(op), nodes[0], nodes[1])
 
-    def text_value(self, column: Node, node: Node, item: Tree | Token) -> Node:
-        """`node`, or the canonical value of a string compared with `column` (`resolve`)."""
+    def text_value(self, column: Node, node: Node, item: Tree | Token
+                   ) -> Node | tuple[str, ...]:
+        """`node`, or the canonical value of a string compared with `column` (`resolve`):
+        a String, or the values it stands for when `resolve` gives a list of them."""
         fix = self.resolve.get(getattr(column, "name", ""))
         if fix is None or not isinstance(node, String):
             return node
         try:
-            return String(fix(node.value))
+            value = fix(node.value)
         except ValueError as exc:
             self.fail(item, str(exc))
+        if isinstance(value, str):
+            return String(value)
+        return tuple(value) if len(value) != 1 else String(str(value[0]))
 
     def _between(self, tree: Tree) -> Node:
         x, lo, hi = (self.build_number(c, "'between'") for c in tree.children)
@@ -342,8 +351,12 @@ class _Builder:
                 f"{_KIND_WORDS[x.kind] if not isinstance(x, String) else 'a string'}",
                 'e.g. Sector in ("Energy", "Utilities")',
             )
-        values = [self.text_value(x, String(str(s)[1:-1]), s) for s in strings.children]
-        return In(x, [v.value for v in values if isinstance(v, String)], negate,
+        values: list[str] = []
+        for s in strings.children:
+            v = self.text_value(x, String(str(s)[1:-1]), s)
+            values.extend(v if isinstance(v, tuple) else [v.value] if isinstance(v, String)
+                          else [])
+        return In(x, list(dict.fromkeys(values)), negate,
                   split=getattr(x, "name", "") in self.sets)
 
     def _notin(self, tree: Tree) -> Node:

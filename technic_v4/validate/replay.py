@@ -37,10 +37,11 @@ from numba import njit, prange
 from technic_v4 import cancel
 from technic_v4.data.panel import Panel, memberships
 from technic_v4.data.reader import with_listing_dates
-from technic_v4.errors import ConfigError
+from technic_v4.errors import ConfigError, StaleDataError
+from technic_v4.regimes import NUMBERS, REGIME_CACHE
 from technic_v4.scan.config import ScanConfig
 from technic_v4.scan.evaluate import WindowSpec, _sessions_for
-from technic_v4.scan.expressions import Expressions, compile_expressions
+from technic_v4.scan.expressions import MARKET_COLUMNS, Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
 from technic_v4.scan.select import select
@@ -123,6 +124,8 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
                "DollarVolume": facts.dollar_volume, "Bars": facts.bars,
                "quality_flags": np.broadcast_to(np.array("", dtype=object), alive.shape),
                "Indexes": np.broadcast_to(memberships(panel.universe)[:, None], alive.shape)}
+    if _text_read(exprs) & set(MARKET_COLUMNS):  # the market's regime as of each session
+        values |= session_market_columns(reader, cfg.regime_benchmark, panel, columns)
 
     def sort(passing: np.ndarray) -> np.ndarray:  # the sort_by column at every session
         return values[cfg.sort_by] if cfg.sort_by in values else gathered(cfg.sort_by)
@@ -145,6 +148,22 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     report("replay", len(columns), len(columns))
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback)
+
+
+def session_market_columns(reader: object, benchmark: str | None, panel: Panel,
+                           columns: np.ndarray) -> dict[str, np.ndarray]:
+    """The regime's screen columns (regimes.py) as of each evaluated session `columns`,
+    (N, D) broadcast over the panel's rows: each session's own regime, bars up to it only."""
+    series = REGIME_CACHE.get(reader, benchmark)
+    at = series.sessions.get_indexer(panel.sessions[columns])
+    if series.data_version != panel.data_version or (at < 0).any():
+        raise StaleDataError(f"regimes computed on data_version {series.data_version}, the "
+                             f"replay read {panel.data_version}")
+    shape = (panel.n_symbols, len(columns))
+    out = {name: np.broadcast_to(series.numbers[name][at][None, :], shape)
+           for name in NUMBERS}
+    out["regime"] = np.broadcast_to(series.regime[at][None, :], shape)
+    return out
 
 
 def _session_env(history: History, t: int, day: dict[str, np.ndarray], universe: np.ndarray,
@@ -205,7 +224,8 @@ def _at_once(exprs: Expressions) -> bool:
     for screen in (exprs.where, exprs.rank):
         if screen is None:
             continue
-        if screen.lookback.get("D", 0) or screen.weekly_columns or "Signal" in screen.columns:
+        if screen.lookback.get("D", 0) or screen.weekly_columns or (
+                {"Signal", "regime"} & screen.columns):  # text that changes by session
             return False
     return True
 

@@ -9,7 +9,7 @@ Walk-through:
      Newey-West t and hit rate; the ranking's daily rank IC, IC IR and mean excess by decile;
      a top-N portfolio rebalanced every k sessions, its cumulative and annualised excess both
      net of a cost per side and both over the replay's calendar span (gross beside); by
-     sector and by year.
+     sector, by year and by market regime (the regime as of each session, regimes.py).
   4. How each figure is defined, in its `conventions` (entry, exit, excess, Newey-West lags,
      span, net/gross), where the bars came from (`data.source`, `data.notice`: SYNTHETIC on
      the demo market), and what the report cannot know, in its `assumptions`: no costs unless
@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from technic_v4 import __version__, cancel
-from technic_v4.errors import ConfigError
+from technic_v4.errors import ConfigError, StaleDataError
+from technic_v4.regimes import REGIME_CACHE, REGIME_VERSION, REGIMES, UNKNOWN
 from technic_v4.scan.config import ScanConfig
 from technic_v4.screens.cost import Budget
 from technic_v4.screens.saved import ScreenStore, resolve_screen
@@ -152,6 +153,27 @@ def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
     }
 
 
+def session_regimes(reader: Any, cfg: ScanConfig, panel: Any, sessions: pd.DatetimeIndex
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The market regime as of each evaluated session (technic_v4/regimes.py: bars up to that
+    session only), and the report's `regimes` section: benchmark, version, sessions and share
+    per regime over the evaluated sessions."""
+    series = REGIME_CACHE.get(reader, cfg.regime_benchmark)
+    if series.data_version != panel.data_version:
+        raise StaleDataError(f"regimes computed on data_version {series.data_version}, the "
+                             f"replay read {panel.data_version}")
+    at = series.sessions.get_indexer(sessions)
+    labels = np.where(at >= 0, series.regime[np.maximum(at, 0)], UNKNOWN).astype(object)
+    counts = {r: int((labels == r).sum()) for r in (*REGIMES, UNKNOWN)}
+    known = max(len(labels) - counts[UNKNOWN], 1)
+    return labels, {
+        "benchmark": series.benchmark, "version": REGIME_VERSION,
+        "rule": "docs/guides/regimes.md (technic_v4/regimes.py)",
+        "sessions": {r: {"sessions": n, "share": round(n / known, 4) if r != UNKNOWN else None}
+                     for r, n in counts.items() if n},
+    }
+
+
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *, screens: ScreenStore | None = None,
              budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None
@@ -186,6 +208,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
     sectors = panel.universe["sector"].to_numpy(dtype=object)
     daily = pd.DataFrame({"session": rep.sessions.strftime("%Y-%m-%d"),
                           "universe": rep.valid.sum(0), "passing": rep.passing.sum(0)})
+    labels, regime_info = session_regimes(reader, cfg, rep.panel, rep.sessions)
+    daily["regime"] = labels
     horizons: dict[str, Any] = {}
     ranked = stats.Ranked.of(rep.rank, rep.ascending)
     forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
@@ -210,6 +234,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
             "deciles": stats.deciles(ranked, fwd.log_excess),
             "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
+            "by_regime": stats.by_regime(labels, mean, ic, rep.passing, fwd.log_excess, h,
+                                         opts.every, (*REGIMES, UNKNOWN)),
         }
     cancel.check()
     step = computed.get(opts.every) or forwards.horizon(opts.every)
@@ -232,6 +258,7 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
         "passing": {"mean_per_session": stats._num(float(rep.passing.sum(0).mean())),
                     "sessions_with_none": int((rep.passing.sum(0) == 0).sum())},
         "conventions": conventions(opts, summary, rep.sessions),
+        "regimes": regime_info,
         "horizons": horizons,
         "portfolio": summary,
         "assumptions": {

@@ -295,6 +295,28 @@ def by_group(labels: np.ndarray, passing: np.ndarray, excess: np.ndarray, horizo
             for k, name in sorted(enumerate(names), key=lambda kv: kv[1])}
 
 
+def by_regime(labels: np.ndarray, mean: np.ndarray, ic: np.ndarray, passing: np.ndarray,
+              excess: np.ndarray, horizon: int, every: int, order: tuple[str, ...] = ()
+              ) -> dict[str, dict[str, object]]:
+    """Each statistic within the sessions of each regime (`labels`, one per session, the
+    regime as of that session): sessions, the passing set's mean excess with its Newey-West t,
+    hit rate, rank IC. Regimes in `order` first, then any other label. The per-regime means
+    weighted by their `n_sessions` give the overall mean (the sessions partition)."""
+    labels = np.asarray(labels, dtype=object)
+    names = [r for r in order if (labels == r).any()]
+    names += sorted({str(x) for x in labels} - set(names))
+    out: dict[str, dict[str, object]] = {}
+    for name in names:
+        days = labels == name
+        out[name] = {
+            "sessions": int(days.sum()),
+            "passing_excess": summary(np.where(days, mean, np.nan), horizon, every),
+            "hit_rate": hit_rate(passing[:, days], excess[:, days]),
+            "rank_ic": summary(np.where(days, ic, np.nan), horizon, every),
+        }
+    return out
+
+
 def by_year(sessions: pd.DatetimeIndex, daily: np.ndarray, horizon: int, every: int
             ) -> dict[str, dict[str, object]]:
     return {str(year): summary(np.where(sessions.year == year, daily, np.nan), horizon, every)

@@ -21,6 +21,9 @@ changes, `watch add` for the baseline):
      the watch asked for `initial` (then the first set is `entered`). So is an evaluation
      whose screen (name, version) differs from the previous one's — a re-saved screen is a
      new question, and its answer is not a change in the market;
+     A watch with `regime_changed` also gets one `regime_changed` event (symbol "", no row;
+     `regime`, `previous_regime`, `regime_tags`) when the market regime at the session
+     differs from the one at its previous evaluation, the session before.
      At most `max_events` events per watch and session are written (entered first, in rank
      order, then left, then rank_moved); the rest are summarised in one `truncated` event
      (`count`, `kinds`: how many of each kind were left out);
@@ -296,6 +299,14 @@ def diff(watch: Watch, screen: dict[str, Any], selection: Selection,
         else:
             events.append(event(kind, s, kept(k), {"moved": old_rank[s] - k - 1}
                                 if kind == "rank_moved" else None))
+    regime = selection.regime
+    previous = regime.get("previous") or {}
+    if watch.options.get("regime_changed") and previous.get("session") == (
+            last.session if last is not None else None) and previous.get("regime") != \
+            regime.get("regime"):
+        events.append({**event("regime_changed", "", None),
+                       "regime": regime.get("regime"), "previous_regime": previous["regime"],
+                       "regime_tags": regime})
     if cut:
         kinds = {k: sum(c[0] == k for c in cut) for k in ("entered", "left", "rank_moved")}
         events.append({

@@ -1,13 +1,14 @@
 """What a watch is, what an event is, and how each is named and shown.
 
 A **watch** = a screen (a saved screen or preset by name, optionally pinned to a version, or
-an inline definition) + delivery targets (webhook URLs, apprise URLs) + options (`rank_moved`
-threshold, `initial`: announce the first set as `entered`). Its `id` is random and fixed at
-creation, so a watch removed and added again under the same name never shares event ids
-with the old one. Its webhook **secret** (`whsec_` + base64 of 24 random bytes, the Standard
-Webhooks format) is made at creation and shown once; listings show targets redacted
-(`display`: safety.display_url), since webhook paths and apprise URLs carry tokens (in the
-host too, for services such as prowl or tgram).
+an inline definition) + delivery targets (webhook URLs, apprise URLs) + options
+(`rank_moved` threshold, `initial`: announce the first set as `entered`, `regime_changed`:
+an event when the market regime (technic_v4/regimes.py) differs from the previous
+session's). Its `id` is random and fixed at creation, so a watch removed and added again
+under the same name never shares event ids with the old one. Its webhook **secret**
+(`whsec_` + base64 of 24 random bytes, the Standard Webhooks format) is made at creation and
+shown once; listings show targets redacted (`display`: safety.display_url), since webhook
+paths and apprise URLs carry tokens (in the host too, for services such as prowl or tgram).
 
 An **event** id is deterministic: `evt_` + the first 24 hex digits of
 sha256(watch id | session | symbol | kind), so evaluating the same session again produces the
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from technic_v4.scan.config import ScanConfig
 
 TargetKind = Literal["webhook", "apprise"]
-EventKind = Literal["entered", "left", "rank_moved"]
-KINDS: tuple[EventKind, ...] = ("entered", "left", "rank_moved")
+EventKind = Literal["entered", "left", "rank_moved", "regime_changed"]
+KINDS: tuple[EventKind, ...] = ("entered", "left", "rank_moved", "regime_changed")
 MAX_TARGETS = 10
 MAX_URL = 2000
 INLINE = "(inline)"  # the screen name an inline definition's events carry
@@ -88,6 +89,7 @@ class WatchSpec:
     apprise: Sequence[str] = ()
     rank_moved: int | None = None
     initial: bool = False
+    regime_changed: bool = False
 
     def check(self) -> WatchSpec:
         """ConfigError naming the field for anything malformed; URLs are checked for their
@@ -128,7 +130,8 @@ class WatchSpec:
         """The stored part besides targets (JSON data)."""
         return {"screen": self.screen, "screen_version": self.screen_version,
                 "definition": dict(self.definition) if self.definition is not None else None,
-                "rank_moved": self.rank_moved, "initial": self.initial}
+                "rank_moved": self.rank_moved, "initial": self.initial,
+                "regime_changed": self.regime_changed}
 
 
 @dataclass(frozen=True)

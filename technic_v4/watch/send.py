@@ -142,7 +142,7 @@ def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str
     left_out = [e for e in events if e["kind"] == "truncated"]
     counts = {k: sum(e["kind"] == k for e in listed) + sum(e.get("kinds", {}).get(k, 0)
                                                             for e in left_out)
-              for k in ("entered", "left", "rank_moved")}
+              for k in ("entered", "left", "rank_moved", "regime_changed")}
     said = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
     title = f"technic watch {watch} — {session}: {said or 'no change'}"
     lines = []
@@ -154,6 +154,8 @@ def summary(watch: str, session: str, events: list[dict[str, Any]]) -> tuple[str
         elif e["kind"] == "left":
             lines.append(f"- {e['symbol']} (was #{e['previous_rank']})  close "
                          f"{_num(row.get('Close'))}" + ("" if row else "  no data"))
+        elif e["kind"] == "regime_changed":
+            lines.append(f"market regime {e.get('previous_regime')} -> {e.get('regime')}")
         else:
             lines.append(f"~ {e['symbol']} #{e['previous_rank']} -> #{e['rank']}")
     more = max(0, len(listed) - SUMMARY_LINES) + sum(e.get("count", 0) for e in left_out)

@@ -321,3 +321,31 @@ def test_validate_a_preset(page, server):
     page.wait_for_timeout(300)
     for chart in ("#val-cum", "#val-passing"):
         assert _canvas_pixels(page, chart) > 200, chart
+
+
+def test_the_market_regime_in_the_header_validate_and_its_own_view(page, server):
+    """The scan's regime in the header, the validation's per-regime table and shaded chart,
+    and the Regimes view: all the API's."""
+    _scan(page)
+    api = server["http"].post("/v1/scan", json={"limit": 5}).json()["meta"]["regime_tags"]
+    assert page.inner_text("#regime-info") == f"regime {api['regime']}"
+    page.fill("[name=horizons]", "5")
+    page.click("#validate")
+    page.wait_for_function("() => ['done', 'failed'].includes("
+                           "document.getElementById('val-progress-text').textContent)")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    report = page.evaluate("window.technicValidation().report")
+    rows = page.eval_on_selector_all("#val-regimes tbody tr td:first-child",
+                                     "cells => cells.map(c => c.textContent)")
+    assert rows == list(report["horizons"]["5"]["by_regime"]) and len(rows) >= 3
+    with page.expect_response("**/v1/regimes"):
+        page.click("#show-regimes")
+    page.wait_for_selector("#regimes:not([hidden])")
+    shown = page.evaluate("window.technicRegimes()")
+    assert shown["columns"]["regime"] == server["http"].get("/v1/regimes").json()[
+        "columns"]["regime"]
+    page.wait_for_timeout(300)  # charts paint on the next animation frame
+    assert _canvas_pixels(page, "#regime-chart") > 200
+    assert "trend_up/calm" in page.inner_text("#regime-legend")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#regimes-view").screenshot(path=ARTIFACTS / "web-regimes.png")

@@ -83,7 +83,8 @@ async def create_watch(body: schemas.WatchCreate, backend: Backend, scope: Tenan
 
         definition = definition_of(body.definition.to_config())
     spec = WatchSpec(body.name, body.screen, body.screen_version, definition,
-                     tuple(body.webhooks), tuple(body.apprise), body.rank_moved, body.initial)
+                     tuple(body.webhooks), tuple(body.apprise), body.rank_moved, body.initial,
+                     body.regime_changed)
     return JSONBody(await backend.watches.create(spec, scope=scope), status_code=201)
 
 
