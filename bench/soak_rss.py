@@ -73,8 +73,8 @@ def main() -> int:
     if args.http:
         from fastapi.testclient import TestClient
 
-        from deployments.api.backend import InProcessBackend
         from deployments.api.main import create_app
+        from technic_v4.service.inprocess import InProcessBackend
 
         client = TestClient(create_app(InProcessBackend(root, warm=False), api_keys=()))
         client.__enter__()

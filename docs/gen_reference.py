@@ -138,9 +138,9 @@ def _cell(text: str) -> str:
 def openapi() -> dict[str, Any]:
     """The OpenAPI schema of the HTTP app. The routes and their schemas do not depend on the
     backend; a ScanBackend over an empty folder stands in (nothing is read from it)."""
-    from deployments.api.backend import ScanBackend
     from deployments.api.main import create_app
     from technic_v4.data.reader import StoreReader
+    from technic_v4.service.backend import ScanBackend
     from technic_v4.settings import Settings
 
     with tempfile.TemporaryDirectory() as folder:

@@ -193,7 +193,7 @@ def patched_env(env: dict[str, str]) -> Iterator[None]:
 
 def warm_backend(root: Path):
     """The in-process API backend on a demo store and tiny models under `root`, warmed."""
-    from deployments.api.backend import InProcessBackend
+    from technic_v4.service.inprocess import InProcessBackend
 
     backend = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
                                chunk_size=128, warm=False)
@@ -204,8 +204,8 @@ def warm_backend(root: Path):
 def state_backend(warm, state: Path):  # type: ignore[no-untyped-def]
     """An in-process backend on `warm`'s store and models with its own technic.sqlite (saved
     screens and watches) in `state`, warmed: tests that change screens or watches use it."""
-    from deployments.api.backend import InProcessBackend
     from technic_v4.screens.saved import DB_NAME, ScreenStore
+    from technic_v4.service.inprocess import InProcessBackend
 
     backend = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128,
                                warm=False, screens=ScreenStore(state / DB_NAME))

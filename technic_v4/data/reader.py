@@ -27,7 +27,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from technic_v4.data import store
 from technic_v4.data.panel import Panel
@@ -122,7 +122,7 @@ class StoreReader:
         self._lock = threading.Lock()
         self._manifest: tuple[tuple, store.StoreManifest] | None = None
         self._snapshot: Snapshot | None = None
-        self._panels: OrderedDict[tuple, Panel] = OrderedDict()
+        self._panels: LRUCache[tuple, Panel] = LRUCache(max(1, windows))
 
     def manifest(self) -> store.StoreManifest:
         stamp = store.manifest_stamp(self.data_dir)
@@ -157,9 +157,9 @@ class StoreReader:
             raise store.StoreError(f"symbols not in the store: {missing}")
         key = (snap.data_version, stop, "rows", hashlib.blake2b(rows.tobytes()).hexdigest())
         with self._lock:
-            if key in self._panels:
-                self._panels.move_to_end(key)
-                return self._panels[key]
+            found = self._panels.get(key)
+            if found is not None:
+                return found
         panel = store.load_panel(self.data_dir, end=snap.sessions[stop], manifest=snap.manifest,
                                  rows=rows)
         self._keep(key, panel)
@@ -169,9 +169,7 @@ class StoreReader:
         with self._lock:
             for old in [k for k in self._panels if k[0] != panel.data_version]:
                 del self._panels[old]  # a replaced store
-            self._panels[key] = panel
-            while len(self._panels) > self.size:
-                self._panels.popitem(last=False)
+            self._panels[key] = panel  # the least recently used window out past `size`
 
     def _retrying(self, read: Callable[[], T]) -> T:
         """`read()`, again (backing off) while the store is replaced under it (module doc)."""
@@ -205,9 +203,9 @@ class StoreReader:
         bars = min(int(bars), stop + 1)  # more than there is: the same window, one cache entry
         key = (snap.data_version, stop, bars)
         with self._lock:
-            if key in self._panels:
-                self._panels.move_to_end(key)
-                return self._panels[key]
+            found = self._panels.get(key)
+            if found is not None:
+                return found
         panel = store.load_panel(self.data_dir, end=snap.sessions[stop], bars=bars,
                                  manifest=snap.manifest)
         self._keep(key, panel)

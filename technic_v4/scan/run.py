@@ -39,7 +39,6 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from technic_v4 import cancel
 from technic_v4.alpha.inference import (
@@ -104,20 +104,15 @@ class Evaluations:
     def __init__(self, size: int = 4):
         self.size = size
         self._lock = threading.Lock()
-        self._blocks: OrderedDict[tuple[str, bytes], Block] = OrderedDict()
+        self._blocks: LRUCache[tuple[str, bytes], Block] = LRUCache(max(1, size))
 
     def get(self, key: tuple[str, bytes]) -> Block | None:
         with self._lock:
-            block = self._blocks.get(key)
-            if block is not None:
-                self._blocks.move_to_end(key)
-            return block
+            return self._blocks.get(key)
 
     def put(self, key: tuple[str, bytes], block: Block) -> None:
         with self._lock:
             self._blocks[key] = block
-            while len(self._blocks) > self.size:
-                self._blocks.popitem(last=False)
 
 
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
