@@ -26,9 +26,11 @@ from deployments.api.work import wait_cancellable
 from deployments.executor import ServeExecutor, retrying
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
+from technic_v4.data.store_fs import data_root
 from technic_v4.scan import ScanConfig
 from technic_v4.scan.run import Report
 from technic_v4.screens.cost import Budget
+from technic_v4.screens.saved import ScreenStore
 from technic_v4.service.backend import ScanBackend
 from technic_v4.settings import Settings
 from technic_v4.validate import ValidateOptions, ValidationReport
@@ -60,10 +62,11 @@ class ServeBackend(ScanBackend):
 
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
                  models_dir: str | None, chunk_size: int,
-                 watcher: DeploymentHandle | None = None, budget: Budget | None = None):
+                 watcher: DeploymentHandle | None = None, budget: Budget | None = None,
+                 screens: ScreenStore | None = None):
         super().__init__(StoreReader(data_dir, auto_demo=False),
                          ServeExecutor(indicators, alpha), models_dir, chunk_size,
-                         budget=budget)
+                         screens=screens, budget=budget)
         self.indicators, self.alpha = indicators, alpha
         self.watches = RemoteWatches(watcher) if watcher is not None else None
 
@@ -118,8 +121,9 @@ class Ingress:
                  models_dir: str | None, chunk_size: int,
                  watcher: DeploymentHandle | None = None):
         self.settings = Settings()
+        screens = ScreenStore.for_data_dir(data_root(data_dir), self.settings.state_dir)
         self.backend = ServeBackend(indicators, alpha, data_dir, models_dir, chunk_size,
-                                    watcher, self.settings.screen_budget())
+                                    watcher, self.settings.screen_budget(), screens)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.backend, settings=self.settings)

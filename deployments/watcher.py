@@ -47,9 +47,11 @@ class Watcher:
                        poll_s: float | None = None):
         settings = Settings()
         reader = StoreReader(data_dir, auto_demo=False)
-        engine = Engine(ServeExecutor(indicators, alpha), ScreenStore.for_data_dir(reader.data_dir),
-                        chunk_size, Evaluations(2), settings.screen_budget())
-        self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir),
+        screens = ScreenStore.for_data_dir(reader.data_dir, settings.state_dir)
+        engine = Engine(ServeExecutor(indicators, alpha), screens, chunk_size, Evaluations(2),
+                        settings.screen_budget())
+        self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir,
+                                                                  settings.state_dir),
                                     reader.snapshot, engine, Policy.from_settings(settings))
         self.poll_s = poll_s or settings.watch_poll_s
         self._stop = asyncio.Event()

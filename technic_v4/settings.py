@@ -160,10 +160,11 @@ class Settings(BaseSettings):
         """Where technic keeps its own state (technic.sqlite: saved screens): the state dir
         when set, else the data dir (`data`, default: data_root()) when it is local, else the
         per-user state folder (~/.local/state/technic)."""
+        from technic_v4.statedb import default_state_root
+
         if self.state_dir:
             return Path(self.state_dir).expanduser()
-        root = self.data_root() if data is None else data
-        return root if isinstance(root, Path) else Path(platformdirs.user_state_dir("technic"))
+        return default_state_root(self.data_root() if data is None else data)
 
     def models_root(self) -> Path | None:
         """The models dir when set (None: the per-user or shipped models, alpha/registry.py)."""

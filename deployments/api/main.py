@@ -29,6 +29,7 @@ from deployments.api.routers import (
 )
 from deployments.api.work import Slots
 from technic_v4 import __version__
+from technic_v4.screens.saved import ScreenStore
 from technic_v4.service.backend import ScanBackend
 from technic_v4.service.inprocess import InProcessBackend
 from technic_v4.settings import Settings
@@ -81,8 +82,9 @@ def local_app() -> FastAPI:
     """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory),
     with the watcher loop running (watches evaluated and delivered as under Serve)."""
     settings = Settings()
-    backend = InProcessBackend(settings.data_root(), settings.models_root(),
-                               budget=settings.screen_budget(),
+    data = settings.data_root()
+    backend = InProcessBackend(data, settings.models_root(), budget=settings.screen_budget(),
+                               screens=ScreenStore.for_data_dir(data, settings.state_dir),
                                policy=Policy.from_settings(settings))
     backend.start_watcher(settings.watch_poll_s)
     return create_app(backend, settings=settings)

@@ -21,7 +21,7 @@ from typer.exceptions import TyperException
 from technic_v4.cli import firstrun
 from technic_v4.cli.data import data_app
 from technic_v4.cli.models import models_app
-from technic_v4.cli.options import EXIT_ERROR, err, fail, state
+from technic_v4.cli.options import EXIT_ERROR, err, fail, load_settings, state
 
 ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch")
 
@@ -115,6 +115,7 @@ def _setup(verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Debug logs; an unexpected error shows its traceback.")] = False
            ) -> None:
     state.verbose = verbose
+    load_settings()  # the environment, read once for this command and passed down
     if err.is_terminal:
         from rich.logging import RichHandler
 

@@ -38,7 +38,7 @@ from cachetools import LRUCache
 
 from technic_v4.data import store
 from technic_v4.data.panel import Panel
-from technic_v4.data.store_fs import DataDir, DataRoot, data_root, shown
+from technic_v4.data.store_fs import DataDir, data_root, shown
 
 log = logging.getLogger("technic.data")
 RETRIES = 8  # reads of a store that is replaced while being read (backing off 1, 2, 4... ms)
@@ -82,18 +82,10 @@ class Snapshot:
         return self.index.get_indexer(list(symbols))
 
 
-def default_data_dir() -> DataRoot:
-    """$TECHNIC_DATA_DIR (a path or an object-store URI), else the per-user data folder
-    (e.g. ~/.local/share/technic)."""
-    from technic_v4.settings import Settings
-
-    return Settings().data_root()
-
-
-def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
+def ensure_store(data_dir: DataDir) -> store.StoreManifest:
     """The store's manifest; builds the synthetic demo market first when a local data dir
     holds no store (an object-store one is refused: module docstring)."""
-    root = data_root(data_dir) if data_dir is not None else default_data_dir()
+    root = data_root(data_dir)
     if not store.store_exists(root):
         from technic_v4.data.demo import build_demo_store
 
@@ -114,9 +106,9 @@ def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
 class StoreReader:
     """Snapshots and Panel windows of one data dir (module docstring); thread-safe."""
 
-    def __init__(self, data_dir: DataDir | None = None, *, auto_demo: bool = True,
+    def __init__(self, data_dir: DataDir, *, auto_demo: bool = True,
                  windows: int = 3):
-        self.data_dir = data_root(data_dir) if data_dir is not None else default_data_dir()
+        self.data_dir = data_root(data_dir)
         self.auto_demo = auto_demo
         self.size = windows
         self._lock = threading.Lock()

@@ -80,8 +80,9 @@ def run_ray_scans_optimized(config: ScanConfig | None = None, progress_cb: Repor
     screens = None
     if cfg.screen is not None:
         from technic_v4.screens.saved import ScreenStore
+        from technic_v4.settings import Settings
 
-        screens = ScreenStore.for_data_dir(reader.data_dir)
+        screens = ScreenStore.for_data_dir(reader.data_dir, Settings().state_dir)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level=logging.ERROR)
     actors = [_batch_worker().remote(str(reader.data_dir), str(models)) for _ in range(workers)]

@@ -47,7 +47,7 @@ class InProcessBackend(ScanBackend):
     or loads the numba kernels and checks the models; `readiness()` says ready after it.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None,
+    def __init__(self, data_dir: str | os.PathLike[str],
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None,
                  budget: Budget | None = None, policy: Policy | None = None):
