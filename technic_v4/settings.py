@@ -1,7 +1,8 @@
 """Every environment variable technic reads, in one place (pydantic-settings).
 
-Read once where a process starts (`technic` CLI, `create_app`, `build_app`) and passed down;
-nothing below those reads the environment itself. Names are `TECHNIC_<FIELD>` except
+Read once where a process starts (`technic` CLI, `create_app`, `build_app`, the Serve
+deployments, and `run_scan` / the seed facades for a script that passes no dirs) and passed
+down; nothing below those reads the environment itself. Names are `TECHNIC_<FIELD>` except
 `REDIS_URL`. A malformed value is an error naming the variable at start-up, not a surprise
 later.
 
