@@ -21,7 +21,7 @@ from typer.exceptions import TyperException
 from technic_v4.cli import firstrun
 from technic_v4.cli.data import data_app
 from technic_v4.cli.models import models_app
-from technic_v4.cli.options import EXIT_ERROR, err, fail, load_settings, state
+from technic_v4.cli.options import EXIT_ERROR, err, fail, state
 
 ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch")
 
@@ -115,7 +115,7 @@ def _setup(verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Debug logs; an unexpected error shows its traceback.")] = False
            ) -> None:
     state.verbose = verbose
-    load_settings()  # the environment, read once for this command and passed down
+    state.settings = None  # read once for this command, when it first needs them (options.py)
     if err.is_terminal:
         from rich.logging import RichHandler
 

@@ -98,8 +98,9 @@ def write_result(payload: bytes, out: Path | None) -> None:
 
 
 def settings() -> Settings:
-    """The command's settings: read from the environment once, as it starts (the root
-    callback, `load_settings`), and passed down from here."""
+    """The command's settings: read from the environment once per command, when it first
+    needs them (not before: `data info` imports neither numba nor xgboost), and passed down
+    from here."""
     if state.settings is None:
         load_settings()
     return state.settings
