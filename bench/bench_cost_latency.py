@@ -59,8 +59,8 @@ def measure(call: Call, n: int) -> None:
 
 
 def in_process(data: Path, n: int) -> None:
-    from deployments.api.backend import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

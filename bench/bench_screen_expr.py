@@ -103,8 +103,8 @@ def in_scan(data_dir: str | None, repeats: int) -> None:
     """A warm scan (the in-process service's: the data version's evaluation kept, with the
     series each screen reads) without and with each where on the demo market: what a screen
     adds to a warm scan."""
-    from deployments.api.backend import InProcessBackend
     from technic_v4.scan.run import run_sync
+    from technic_v4.service.inprocess import InProcessBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         if data_dir is None:

@@ -25,8 +25,9 @@ import time
 import numpy as np
 import psutil
 
-from technic_v4.data.reader import StoreReader, default_data_dir, ensure_store
+from technic_v4.data.reader import StoreReader, ensure_store
 from technic_v4.scanner_core import ScanConfig, run_scan
+from technic_v4.settings import Settings
 
 CONFIGS: list[dict] = [
     {},                                                   # full scan, all rows
@@ -68,13 +69,13 @@ def main() -> int:
     ap.add_argument("--http", action="store_true", help="through the in-process ASGI app")
     args = ap.parse_args()
 
-    root = default_data_dir()
+    root = Settings().data_root()
     ensure_store(root)
     if args.http:
         from fastapi.testclient import TestClient
 
-        from deployments.api.backend import InProcessBackend
         from deployments.api.main import create_app
+        from technic_v4.service.inprocess import InProcessBackend
 
         client = TestClient(create_app(InProcessBackend(root, warm=False), api_keys=()))
         client.__enter__()

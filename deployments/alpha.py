@@ -20,10 +20,11 @@ from typing import Any
 
 from ray import serve
 
-from deployments.api.backend import BatchStats
+from deployments import metrics
 from technic_v4.alpha.inference import Forecast, ModelSet, predict_many
 from technic_v4.scan.explain import explain_alpha
 from technic_v4.scan.run import Features
+from technic_v4.service.backend import BatchStats
 
 log = logging.getLogger("ray.serve")
 DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
@@ -38,7 +39,7 @@ MAX_ONGOING = 64
 class AlphaModel:
     def __init__(self, models_dir: str | None = None):
         self.models = ModelSet(models_dir)
-        self.batches = BatchStats()
+        self.batches = BatchStats(metrics.observe_batch)
         self.config = dict(DEFAULT_BATCH)
         self.state = self.models.state()  # load and verify now
         log.info("technic alpha models: available=%s (%s)", self.state.get("available"),

@@ -25,9 +25,9 @@ from typing import Any
 from ray import serve
 
 from deployments.api.work import release_memory
-from deployments.storeio import store_read
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
+from technic_v4.data.storeio import store_read
 from technic_v4.regimes import regime_timeline
 from technic_v4.scan import Block, ScanConfig, WindowSpec, evaluate_chunk
 from technic_v4.scan.explain import explain_indicators

@@ -5,59 +5,37 @@ builder binds them); `__serve_build_asgi_app__` then builds the app around a `Se
 so the routes are exactly the ones tests run in-process. The ingress reads only the store's
 manifest and universe table; prices stay on the indicator replicas.
 
-Faults: `evaluate` and `predict` are pure functions of their arguments (idempotent), so a call
-that fails because its replica died (`RayActorError` and subclasses, Serve's
-`ReplicaUnavailableError`) is sent again, up to RETRIES more times with a short backoff; the
-handle routes the retry to a live replica, or waits for Serve's replacement (tests/test_faults.py).
-Any other error is the request's own and goes straight to the client.
+Scans and watches run their evaluate and predict steps through `ServeExecutor`
+(deployments/executor.py): a call whose replica died is sent again (`retrying`), as are the
+idempotent explain calls here; any other error is the request's own and goes to the client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import ReplicaUnavailableError
+from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.api.backend import ScanBackend
 from deployments.api.main import create_app
 from deployments.api.work import wait_cancellable
-from technic_v4.alpha.inference import Forecast
+from deployments.executor import ServeExecutor, retrying
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
-from technic_v4.scan import Block, ScanConfig, WindowSpec
-from technic_v4.scan.run import Features, Report
+from technic_v4.data.store_fs import data_root
+from technic_v4.scan import ScanConfig
+from technic_v4.scan.run import Report
 from technic_v4.screens.cost import Budget
+from technic_v4.screens.saved import ScreenStore
+from technic_v4.service.backend import ScanBackend
 from technic_v4.settings import Settings
 from technic_v4.validate import ValidateOptions, ValidationReport
 
 READY_TIMEOUT_S = 3.0
-RETRIES = 3               # extra attempts of an idempotent call whose replica died
-BACKOFF_S = 0.2           # first wait before a retry; doubled each time (0.2, 0.4, 0.8 s)
-REPLICA_DIED = (RayActorError, ReplicaUnavailableError)
-T = TypeVar("T")
-log = logging.getLogger("ray.serve")
-
-
-async def retrying(call: Callable[[], Awaitable[T]], what: str, retries: int = RETRIES,
-                   backoff_s: float = BACKOFF_S) -> T:
-    """`await call()`, again after a replica death, at most `retries` more times."""
-    for attempt in range(retries + 1):
-        try:
-            return await call()
-        except REPLICA_DIED as exc:
-            if attempt == retries:
-                raise
-            log.warning("technic: %s failed (%s: replica died); retry %d of %d", what,
-                        type(exc).__name__, attempt + 1, retries)
-            await asyncio.sleep(backoff_s * 2 ** attempt)
-    raise AssertionError("unreachable")
 
 
 class RemoteWatches:
@@ -84,21 +62,13 @@ class ServeBackend(ScanBackend):
 
     def __init__(self, indicators: DeploymentHandle, alpha: DeploymentHandle, data_dir: str,
                  models_dir: str | None, chunk_size: int,
-                 watcher: DeploymentHandle | None = None, budget: Budget | None = None):
-        super().__init__(StoreReader(data_dir, auto_demo=False), models_dir, chunk_size,
-                         budget=budget)
+                 watcher: DeploymentHandle | None = None, budget: Budget | None = None,
+                 screens: ScreenStore | None = None):
+        super().__init__(StoreReader(data_dir, auto_demo=False),
+                         ServeExecutor(indicators, alpha), models_dir, chunk_size,
+                         screens=screens, budget=budget)
         self.indicators, self.alpha = indicators, alpha
         self.watches = RemoteWatches(watcher) if watcher is not None else None
-
-    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        return await retrying(lambda: self.indicators.evaluate.remote(symbols, spec, version),
-                              "Indicators.evaluate")
-
-    async def _predict(self, features: Features) -> Forecast:
-        return await retrying(lambda: self.alpha.predict.remote(features), "AlphaModel.predict")
-
-    async def _current_models_version(self) -> str:
-        return await retrying(lambda: self.alpha.version.remote(), "AlphaModel.version")
 
     async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
         return await self.indicators.history.remote(symbol, days)
@@ -156,8 +126,9 @@ class Ingress:
                  models_dir: str | None, chunk_size: int,
                  watcher: DeploymentHandle | None = None):
         self.settings = Settings()
+        screens = ScreenStore.for_data_dir(data_root(data_dir), self.settings.state_dir)
         self.backend = ServeBackend(indicators, alpha, data_dir, models_dir, chunk_size,
-                                    watcher, self.settings.screen_budget())
+                                    watcher, self.settings.screen_budget(), screens)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.backend, settings=self.settings)

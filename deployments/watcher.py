@@ -6,7 +6,7 @@ deliverer per target (one circuit breaker's view, no lease contention) and one p
 store. Its loop (`WatchService.run`, started as a task on the replica's event loop) notices a
 new data version (the store's manifest, `StoreReader.snapshot()`), evaluates every watch on
 each new session through the Indicators and AlphaModel replicas (handles injected by the app
-builder, retried on a replica death like the ingress's calls), and delivers. The ingress
+builder: `ServeExecutor`, deployments/executor.py, as the ingress's), and delivers. The ingress
 reads and changes watches through this deployment's handle (`RemoteWatches` in ingress.py);
 the store is technic.sqlite beside the data, so `technic watch ...` on the same machine sees
 the same watches (the routes pass each caller's `scope`, technic_v4/tenancy.py: a key sees
@@ -25,11 +25,9 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.ingress import retrying
-from technic_v4.alpha.inference import Forecast
+from deployments.executor import ServeExecutor
 from technic_v4.data.reader import StoreReader
-from technic_v4.scan import Block, WindowSpec
-from technic_v4.scan.run import Evaluations, Features
+from technic_v4.scan.run import Evaluations
 from technic_v4.screens.saved import ScreenStore
 from technic_v4.settings import Settings
 from technic_v4.tenancy import OPEN, Scope
@@ -49,18 +47,11 @@ class Watcher:
                        poll_s: float | None = None):
         settings = Settings()
         reader = StoreReader(data_dir, auto_demo=False)
-
-        async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
-            return await retrying(lambda: indicators.evaluate.remote(symbols, spec, version),
-                                  "Indicators.evaluate")
-
-        async def predict(features: Features) -> Forecast:
-            return await retrying(lambda: alpha.predict.remote(features),
-                                  "AlphaModel.predict")
-
-        engine = Engine(evaluate, predict, ScreenStore.for_data_dir(reader.data_dir),
-                        chunk_size, Evaluations(2), settings.screen_budget())
-        self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir),
+        screens = ScreenStore.for_data_dir(reader.data_dir, settings.state_dir)
+        engine = Engine(ServeExecutor(indicators, alpha), screens, chunk_size, Evaluations(2),
+                        settings.screen_budget())
+        self.service = WatchService(SqliteWatchStore.for_data_dir(reader.data_dir,
+                                                                  settings.state_dir),
                                     reader.snapshot, engine, Policy.from_settings(settings))
         from technic_v4.data.providers.schedule import attach_updater
         from technic_v4.watch.clock import SYSTEM

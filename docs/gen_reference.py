@@ -138,13 +138,17 @@ def _cell(text: str) -> str:
 def openapi() -> dict[str, Any]:
     """The OpenAPI schema of the HTTP app. The routes and their schemas do not depend on the
     backend; a ScanBackend over an empty folder stands in (nothing is read from it)."""
-    from deployments.api.backend import ScanBackend
     from deployments.api.main import create_app
+    from technic_v4.alpha.inference import ModelSet
     from technic_v4.data.reader import StoreReader
+    from technic_v4.scan.executor import LocalExecutor
+    from technic_v4.service.backend import ScanBackend
     from technic_v4.settings import Settings
 
     with tempfile.TemporaryDirectory() as folder:
-        backend = ScanBackend(StoreReader(folder), folder, chunk_size=1)
+        reader = StoreReader(folder)
+        backend = ScanBackend(reader, LocalExecutor(reader, ModelSet(folder)), folder,
+                              chunk_size=1)
         settings = Settings(api_keys="", api_key_hashes="", redis_url="")
         return create_app(backend, api_keys=(), settings=settings).openapi()
 

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from technic_v4.data.panel import FIELDS, Panel
-from technic_v4.data.reader import StoreReader, default_data_dir
+from technic_v4.data.reader import StoreReader
 from technic_v4.data.store_fs import DataDir, DataRoot, data_root
 from technic_v4.data.universe import validate_symbol
 from technic_v4.errors import UnknownSymbolError
+from technic_v4.settings import Settings
 
 COLUMNS = tuple(f.capitalize() for f in FIELDS)  # Open, High, Low, Close, Volume
 FREQS = ("daily",)
@@ -34,8 +35,9 @@ _lock = threading.Lock()
 
 
 def reader(data_dir: DataDir | None = None) -> StoreReader:
-    """The StoreReader of `data_dir` that this module (and its callers) share."""
-    root = data_root(data_dir) if data_dir is not None else default_data_dir()
+    """The StoreReader of `data_dir` (default: TECHNIC_DATA_DIR, read now: a script using this
+    module starts here) that this module and its callers share."""
+    root = data_root(data_dir) if data_dir is not None else Settings().data_root()
     with _lock:
         if root not in _readers:
             _readers[root] = StoreReader(root)

@@ -8,6 +8,8 @@
   UnknownScreenError a well-formed screen name with no saved screen or preset (HTTP 404; a
                      scan naming it is a plain ConfigError, 422, listing the valid names)
   ReadOnlyScreenError a change to a preset (HTTP 409)
+  NotReadyError      the service is up but its Panel or models are not loaded yet (HTTP 503
+                     + Retry-After)
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def _rebuild(cls: type[ConfigError], args: tuple, state: dict) -> ConfigError:
 
 class StaleDataError(RuntimeError):
     """The store or the models changed during a scan: its pieces come from different versions."""
+
+
+class NotReadyError(RuntimeError):
+    """The service is up but its Panel or models are not loaded yet."""
 
 
 class UnknownSymbolError(LookupError):

@@ -1,7 +1,8 @@
 """Every environment variable technic reads, in one place (pydantic-settings).
 
-Read once where a process starts (`technic` CLI, `create_app`, `build_app`) and passed down;
-nothing below those reads the environment itself. Names are `TECHNIC_<FIELD>` except
+Read once where a process starts (`technic` CLI, `create_app`, `build_app`, the Serve
+deployments, and `run_scan` / the seed facades for a script that passes no dirs) and passed
+down; nothing below those reads the environment itself. Names are `TECHNIC_<FIELD>` except
 `REDIS_URL`. A malformed value is an error naming the variable at start-up, not a surprise
 later.
 
@@ -37,7 +38,7 @@ later.
 | TECHNIC_WATCH_MAX_EVENTS | 500 | events per watch and session; the rest in one `truncated` event |
 | TECHNIC_WATCH_RETENTION_DAYS | 30 | age at which events with no delivery pending are pruned |
 | TECHNIC_WATCH_PRUNE_EVERY_S | 3600 | how often the watcher prunes the outbox (space given back) |
-| TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`data update --provider polygon`); `POLYGON_API_KEY` too |
+| TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`--provider polygon`); `POLYGON_API_KEY` too |
 | TECHNIC_POLYGON_URL | https://api.polygon.io | Polygon's base URL (a mirror, or a test server) |
 | TECHNIC_YAHOO_URL | (Yahoo's own hosts) | send yfinance's requests here (a test server) |
 | TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
@@ -181,10 +182,11 @@ class Settings(BaseSettings):
         """Where technic keeps its own state (technic.sqlite: saved screens): the state dir
         when set, else the data dir (`data`, default: data_root()) when it is local, else the
         per-user state folder (~/.local/state/technic)."""
+        from technic_v4.statedb import default_state_root
+
         if self.state_dir:
             return Path(self.state_dir).expanduser()
-        root = self.data_root() if data is None else data
-        return root if isinstance(root, Path) else Path(platformdirs.user_state_dir("technic"))
+        return default_state_root(self.data_root() if data is None else data)
 
     def models_root(self) -> Path | None:
         """The models dir when set (None: the per-user or shipped models, alpha/registry.py)."""

@@ -42,13 +42,19 @@ CREATE TABLE IF NOT EXISTS schema_version (
 
 
 def state_path(data_dir: Any, state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """technic.sqlite for scans of `data_dir`: in `state_dir` when given, else where
-    Settings say (TECHNIC_STATE_DIR, else the data dir when local, else per-user)."""
+    """technic.sqlite for scans of `data_dir`: in `state_dir` when given (a process passes
+    its settings' TECHNIC_STATE_DIR), else `default_state_root(data_dir)`."""
     if state_dir is None:
-        from technic_v4.settings import Settings
-
-        return Settings().state_root(data_dir) / DB_NAME
+        return default_state_root(data_dir) / DB_NAME
     return Path(state_dir) / DB_NAME
+
+
+def default_state_root(data_dir: Any) -> Path:
+    """Where technic keeps its state when no state dir is set: the data dir when it is local,
+    else the per-user state folder (~/.local/state/technic)."""
+    import platformdirs
+
+    return data_dir if isinstance(data_dir, Path) else Path(platformdirs.user_state_dir("technic"))
 
 
 class StateDB:

@@ -41,6 +41,21 @@ _isolate_from_the_users_environment()
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent
 FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
+# The order the Serve group runs in (one worker, one module after another). Modules that stop
+# the shared Ray session (launchers, a cluster of their own) go first; then modules whose Ray
+# settings match run next to each other, so one Ray start serves them all
+# (serve_support.ray_session: a start costs 20-50 s here). Only speed depends on it: every
+# module starts what it needs. Modules not listed run after these, in file order.
+SERVE_SCHEDULE = (
+    "serve/test_cluster.py", "serve/test_cost_edge.py", "serve/test_edge_local.py",
+    "serve/test_edge_serve.py", "serve/test_heavy_launchers.py",
+    "serve/test_tenancy_launchers.py",
+    "serve/test_faults.py", "serve/test_model_swap_serve.py", "serve/test_seed_ray.py",
+    "serve/test_serve_metrics.py",  # the same Ray settings (serve_support.METRICS_PORT)
+    "serve/test_serve.py", "serve/test_store_uri_serve.py", "serve/test_watch_serve.py",
+    "web/test_web.py", "web/test_web_escaping.py", "web/test_web_screens.py",
+    "web/test_web_watches.py",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +86,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not config.getoption("--network") and item.get_closest_marker("network"):
             item.add_marker(pytest.mark.skip(reason="network: reaches a live service; "
                                              "`--network` runs it"))
+    rank = {name: k for k, name in enumerate(SERVE_SCHEDULE)}
+
+    def order(pair: tuple[int, pytest.Item]) -> tuple[int, int]:
+        k, item = pair
+        path = Path(item.fspath).relative_to(ROOT)
+        if path.parts[0] not in FOLDER_MARKERS:
+            return (0, k)
+        return (1, rank.get(path.as_posix(), len(rank)) * len(items) + k)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
 
 @pytest.fixture(scope="session")

@@ -117,6 +117,7 @@ def free_port() -> int:
 
 
 _RAY_KEY: list[object] = [None]  # the settings the running Ray session was started with
+_RAY_PORT: list[int] = [0]  # where that session's metrics agent serves Prometheus text
 
 
 # Serve's controller kills a proxy not ready within 5 s, which a loaded box's proxy start can
@@ -134,17 +135,24 @@ def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> 
 
     env = {**SERVE_START_GUARDS, **env}
     around = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "TECHNIC_"))}
-    key = (tuple(sorted({**around, **env}.items())), metrics_export_port)
-    if ray.is_initialized() and _RAY_KEY[0] == key:
+    key = tuple(sorted({**around, **env}.items()))
+    if (ray.is_initialized() and _RAY_KEY[0] == key
+            and metrics_export_port in (None, _RAY_PORT[0])):
         return
     if ray.is_initialized():
         ray.shutdown()
-    extra = ({"_metrics_export_port": metrics_export_port}
-             if metrics_export_port is not None else {})
+    port = metrics_export_port or free_port()
     with patched_env(env):
         ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                 logging_level="ERROR", log_to_driver=False, **extra)
-    _RAY_KEY[0] = key
+                 logging_level="ERROR", log_to_driver=False,
+                 _metrics_export_port=port)
+    _RAY_KEY[0], _RAY_PORT[0] = key, port
+
+
+def metrics_port() -> int:
+    """Where the running Ray session's metrics agent serves Prometheus text (every session
+    exports its metrics, so the metrics test needs no Ray start of its own)."""
+    return _RAY_PORT[0]
 
 
 @contextmanager
@@ -193,7 +201,7 @@ def patched_env(env: dict[str, str]) -> Iterator[None]:
 
 def warm_backend(root: Path):
     """The in-process API backend on a demo store and tiny models under `root`, warmed."""
-    from deployments.api.backend import InProcessBackend
+    from technic_v4.service.inprocess import InProcessBackend
 
     backend = InProcessBackend(demo_store(root / "data"), tiny_models(root / "models"),
                                chunk_size=128, warm=False)
@@ -204,8 +212,8 @@ def warm_backend(root: Path):
 def state_backend(warm, state: Path):  # type: ignore[no-untyped-def]
     """An in-process backend on `warm`'s store and models with its own technic.sqlite (saved
     screens and watches) in `state`, warmed: tests that change screens or watches use it."""
-    from deployments.api.backend import InProcessBackend
     from technic_v4.screens.saved import DB_NAME, ScreenStore
+    from technic_v4.service.inprocess import InProcessBackend
 
     backend = InProcessBackend(warm.reader.data_dir, warm.models_dir, chunk_size=128,
                                warm=False, screens=ScreenStore(state / DB_NAME))

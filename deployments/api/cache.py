@@ -26,12 +26,12 @@ import hashlib
 import math
 import struct
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cachetools import TLRUCache
 
 from deployments import metrics
 from deployments.api.redis_store import RedisStore
@@ -71,14 +71,27 @@ def redis_key(key: tuple) -> str:
     return KEY_PREFIX + hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()
 
 
+class _Bodies(TLRUCache):
+    """Bodies with their expiry time, least recently used out past `maxsize` bytes; counts
+    what it evicts (an expired body is dropped, not evicted)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(max(1, max_bytes), ttu=lambda _key, entry, _now: entry[1],
+                         timer=time.monotonic, getsizeof=lambda entry: len(entry[0].body))
+        self.evictions = 0
+
+    def popitem(self) -> tuple[tuple, tuple[CachedBody, float]]:
+        self.evictions += 1
+        return super().popitem()
+
+
 class ResultCache:
     def __init__(self, max_entries: int = 64, max_bytes: int = 256 << 20,
                  shared: RedisStore | None = None):
         self.max_entries, self.max_bytes, self.remote = max_entries, max_bytes, shared
-        self._items: OrderedDict[tuple, tuple[CachedBody, float]] = OrderedDict()
+        self._items = _Bodies(max_bytes)
         self._inflight: dict[tuple, asyncio.Future[CachedBody]] = {}
-        self.bytes = 0
-        self.hits = self.misses = self.shared = self.evictions = 0
+        self.hits = self.misses = self.shared = 0
         self.redis_hits = self.bad_values = 0
 
     @classmethod
@@ -92,32 +105,26 @@ class ResultCache:
                            retry_s=settings.cache_retry_s)
         return cls(settings.cache_l1_entries, 64 << 20, shared=store)
 
+    @property
+    def bytes(self) -> int:
+        return int(self._items.currsize)
+
+    @property
+    def evictions(self) -> int:
+        return self._items.evictions
+
     def get(self, key: tuple) -> CachedBody | None:
         entry = self._items.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= time.monotonic():
-            self._drop(key)
-            return None
-        self._items.move_to_end(key)
-        return entry[0]
-
-    def _drop(self, key: tuple) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= len(old[0].body)
+        return None if entry is None else entry[0]
 
     def put(self, key: tuple, item: CachedBody, expires: float = math.inf) -> None:
         """Keep `item` until evicted or until time.monotonic() passes `expires`."""
-        self._drop(key)
+        self._items.pop(key, None)
         if len(item.body) > self.max_bytes or self.max_entries <= 0:
             return
         self._items[key] = (item, expires)
-        self.bytes += len(item.body)
-        while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
-            _, (gone, _) = self._items.popitem(last=False)
-            self.bytes -= len(gone.body)
-            self.evictions += 1
+        while len(self._items) > self.max_entries:
+            self._items.popitem()
 
     async def get_or_compute(self, key: tuple, compute: Callable[[], Awaitable[CachedBody]],
                              refresh: bool = False,

@@ -33,10 +33,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 
-from deployments.api.backend import ScanBackend
 from deployments.api.cache import ResultCache
 from deployments.api.keys import KEYS_ENV, KeyRing, RateLimiter
 from deployments.api.redis_limiter import SharedRateLimiter
+from technic_v4.service.backend import ScanBackend
 from technic_v4.settings import Settings
 from technic_v4.tenancy import Scope
 

@@ -32,6 +32,7 @@ from technic_v4.cancel import Cancelled
 from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import (
     ConfigError,
+    NotReadyError,
     ReadOnlyScreenError,
     StaleDataError,
     UnknownScreenError,
@@ -61,10 +62,6 @@ class InputError(ConfigError):
                  location: str = "body", status: int = 422):
         super().__init__(field, message, valid)
         self.location, self.status = location, status
-
-
-class NotReadyError(RuntimeError):
-    """The service is up but its Panel or models are not loaded yet."""
 
 
 def _entry(loc: list[Any], msg: str, kind: str, valid: list[str] | None) -> dict[str, Any]:

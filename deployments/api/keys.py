@@ -42,9 +42,10 @@ import re
 import secrets
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from cachetools import LRUCache
 
 from technic_v4.settings import Settings
 from technic_v4.tenancy import OPEN, Scope
@@ -141,7 +142,7 @@ class RateLimiter:
         self.capacity, self.period_s, self.max_buckets = capacity, period_s, max_buckets
         self.rate = capacity / period_s
         self.clock = clock
-        self.buckets: OrderedDict[Any, tuple[float, float]] = OrderedDict()  # id -> tokens, t
+        self.buckets: LRUCache[Any, tuple[float, float]] = LRUCache(max_buckets)  # id -> tokens, t
         self.rejected = 0
 
     @classmethod
@@ -169,9 +170,7 @@ class RateLimiter:
         else:
             wait = (1.0 - tokens) / self.rate
             self.rejected += 1
-        self.buckets[ident] = (tokens, now)
-        while len(self.buckets) > self.max_buckets:
-            self.buckets.popitem(last=False)
+        self.buckets[ident] = (tokens, now)  # the least recently used bucket out past max
         return wait
 
     def blocked(self, ident: Any) -> float:

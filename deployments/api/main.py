@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from deployments import metrics
 from deployments.api import errors
-from deployments.api.backend import InProcessBackend, ScanBackend
 from deployments.api.cache import ResultCache
 from deployments.api.dependencies import install_auth
 from deployments.api.limits import BodyLimit, document
@@ -30,7 +30,14 @@ from deployments.api.routers import (
 )
 from deployments.api.work import Slots
 from technic_v4 import __version__
+from technic_v4.data.providers.schedule import attach_updater
+from technic_v4.errors import ConfigError
+from technic_v4.screens.saved import ScreenStore
+from technic_v4.service.backend import ScanBackend
+from technic_v4.service.inprocess import InProcessBackend
 from technic_v4.settings import Settings
+from technic_v4.watch.clock import SYSTEM
+from technic_v4.watch.deliver import Policy
 
 DESCRIPTION = """\
 Scan a universe of US equities by technical state and ML forecasts.
@@ -57,6 +64,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
                                 {"name": "models"},
                                 {"name": "health"}])
     app.state.backend = scanner
+    scanner.observe(metrics.observe_scan, metrics.observe_batch)
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
     install_auth(app, settings, api_keys, admin_keys)
     app.state.heavy = Slots.heavy(settings)  # where/rank, validate, explain (work.py)
@@ -78,7 +86,13 @@ def local_app() -> FastAPI:
     """The API without Ray, on $TECHNIC_DATA_DIR and the default models (uvicorn --factory),
     with the watcher loop running (watches evaluated and delivered as under Serve)."""
     settings = Settings()
-    backend = InProcessBackend(settings.data_root(), settings.models_root(),
-                               budget=settings.screen_budget())
+    data = settings.data_root()
+    backend = InProcessBackend(data, settings.models_root(), budget=settings.screen_budget(),
+                               screens=ScreenStore.for_data_dir(data, settings.state_dir),
+                               policy=Policy.from_settings(settings))
+    try:  # TECHNIC_UPDATE_AT: the data update after each close, before the watches' tick
+        attach_updater(backend.watches, data, settings, SYSTEM)
+    except ValueError as exc:
+        raise ConfigError("update_at", str(exc)) from None
     backend.start_watcher(settings.watch_poll_s)
     return create_app(backend, settings=settings)

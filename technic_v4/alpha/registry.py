@@ -86,15 +86,12 @@ class LoadedModel:
         return self.sha256[:12]
 
 
-def default_models_dir() -> Path:
-    """The models scans use: $TECHNIC_MODELS_DIR (settings.py), else the per-user models
-    folder once `technic models train` has written a model there, else the shipped
-    `models/` (trained on the synthetic demo market)."""
-    from technic_v4.settings import Settings
-
-    chosen = Settings().models_root()
-    if chosen is not None:
-        return chosen
+def default_models_dir(configured: Path | None = None) -> Path:
+    """The models scans use: `configured` (a process's TECHNIC_MODELS_DIR, settings.py),
+    else the per-user models folder once `technic models train` has written a model there,
+    else the shipped `models/` (trained on the synthetic demo market)."""
+    if configured is not None:
+        return configured
     user = user_models_dir()
     return user if list_model_ids(user) else shipped_models_dir()
 
@@ -122,12 +119,10 @@ def user_models_dir() -> Path:
     return Path(platformdirs.user_data_dir("technic")) / "models"
 
 
-def training_models_dir() -> Path:
-    """Where training writes unless told: $TECHNIC_MODELS_DIR (scans read it too), else
-    `user_models_dir()`."""
-    from technic_v4.settings import Settings
-
-    return Settings().models_root() or user_models_dir()
+def training_models_dir(configured: Path | None = None) -> Path:
+    """Where training writes unless told: `configured` (a process's TECHNIC_MODELS_DIR: scans
+    read it too), else `user_models_dir()`."""
+    return configured or user_models_dir()
 
 
 def is_shipped(models_dir: str | os.PathLike[str]) -> bool:

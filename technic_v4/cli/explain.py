@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli.options import check_format, data_root, fail, write_result
+from technic_v4.cli.options import check_format, data_root, fail, settings, write_result
 
 FORMATS = ("table", "json")
 BAR_WIDTH = 24
@@ -50,7 +50,8 @@ def explain_command(
     root = data_root(data_dir)
     try:
         reader = StoreReader(root)
-        data = explain(reader, ModelSet(models_dir), symbol, as_of)
+        data = explain(reader, ModelSet(models_dir or settings().models_root()), symbol,
+                       as_of)
     except (ConfigError, UnknownSymbolError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt == "json":

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from technic_v4.cli.data import Watches, _after_store_change, _print_append, data_app
-from technic_v4.cli.options import DataDir, data_root, err, fail
+from technic_v4.cli.options import DataDir, data_root, err, fail, settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,17 +27,6 @@ PROVIDER_HELP = ("yahoo (free, personal use under Yahoo's terms; any exchange wi
 Workers = Annotated[int | None, typer.Option(help="Concurrent requests (default 4).")]
 PerMinute = Annotated[float | None, typer.Option(
     help="Request cap per minute (default: yahoo 60, polygon none; free Polygon tier: 5).")]
-
-
-def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from technic_v4.settings import Settings
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        fail(f"bad setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
 
 
 def _local(root: Any) -> Path:
@@ -173,7 +162,7 @@ def data_init(
     try:
         tickers = {} if "yahoosymbol" not in uni else {
             s: y for s, y in zip(uni["symbol"], uni["yahoosymbol"], strict=True) if y}
-        prov = build_provider(provider, root, _settings(), calendar=cal,
+        prov = build_provider(provider, root, settings(), calendar=cal,
                               per_minute=per_minute, workers=workers, yahoo_symbols=tickers)
         err.print(f"fetching {len(uni)} symbols from {provider} ({cal}, from {first.date()}) "
                   f"into {root}", highlight=False)
@@ -225,16 +214,16 @@ def data_update(
                                                  not per_minute > 0):
         fail("--workers must be >= 1 and --per-minute > 0")
     root = _local(data_root(data_dir))
-    settings = _settings()
+    env = settings()
     source = read_source(root) or {}
     name = provider or source.get("provider", "polygon")
     try:
-        prov = build_provider(name, root, settings, calendar=source.get("calendar", "XNYS"),
+        prov = build_provider(name, root, env, calendar=source.get("calendar", "XNYS"),
                               per_minute=per_minute, workers=workers)
         if tickers and hasattr(prov, "reference"):
             prov.reference(refresh=True)
         with _Bar("sessions" if name == "polygon" else "symbols") as bar:
-            result = run_update(root, settings, provider=prov, start=start, end=end,
+            result = run_update(root, env, provider=prov, start=start, end=end,
                                 progress=bar)
     except (ValueError, OSError, store.StoreError, ProviderError) as exc:
         fail(str(exc))

@@ -118,6 +118,7 @@ def _setup(verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Debug logs; an unexpected error shows its traceback.")] = False
            ) -> None:
     state.verbose = verbose
+    state.settings = None  # read once for this command, when it first needs them (options.py)
     if err.is_terminal:
         from rich.logging import RichHandler
 

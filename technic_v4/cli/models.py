@@ -29,7 +29,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli.options import console, data_root, err, fail, spinner
+from technic_v4.cli.options import console, data_root, err, fail, settings, spinner
 
 if TYPE_CHECKING:
     from technic_v4.alpha import registry
@@ -78,7 +78,7 @@ def train(
              "ingest FILE`, or build the synthetic demo market on purpose with `technic data "
              "demo`, then train")
     out_dir = (models_dir.expanduser() if models_dir is not None
-               else registry.training_models_dir())
+               else registry.training_models_dir(settings().models_root()))
     if registry.is_shipped(out_dir) and not overwrite_shipped:
         fail(f"{out_dir} holds the models shipped with technic; write elsewhere with "
              "--models-dir DIR (or pass --overwrite-shipped to replace them on purpose)")
@@ -103,7 +103,7 @@ def train(
     except OSError as exc:
         fail(f"cannot write models to {out_dir}: {exc.strerror or exc}")
     err.print(f"done in {time.perf_counter() - t0:.1f} s", highlight=False)
-    scanned = registry.default_models_dir()
+    scanned = registry.default_models_dir(settings().models_root())
     calendar = panel.meta.get("calendar", manifest.calendar)
     kind = data_kind(panel.source)
     if scanned.expanduser().resolve() != out_dir.resolve():
@@ -124,7 +124,7 @@ def show(
     """Load every model in the models directory (checksums, features) and print its metrics."""
     from technic_v4.alpha import registry
 
-    out_dir = models_dir or registry.default_models_dir()
+    out_dir = models_dir or registry.default_models_dir(settings().models_root())
     ids = sorted(registry.list_model_ids(out_dir),
                  key=lambda s: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)])
     if not ids:

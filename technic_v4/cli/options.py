@@ -21,6 +21,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from technic_v4.data.store_fs import DataRoot
+    from technic_v4.settings import Settings
 
 EXIT_ERROR = 2  # the command could not do its job: one `error:` line
 EXIT_UNKNOWN_SYMBOLS = 3  # `scan --symbol` named symbols that are not in the universe
@@ -40,6 +41,7 @@ class RunState:
     """What one invocation decided that the top-level app reads once the command returns."""
 
     verbose: bool = False  # --verbose: an unexpected exception shows its traceback
+    settings: Any = None  # the environment's Settings, read once as the command starts
     exit_fast: bool = False  # set by `technic scan`: see technic_v4.cli.main.exit_now
 
 
@@ -95,25 +97,38 @@ def write_result(payload: bytes, out: Path | None) -> None:
         fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
 
 
+def settings() -> Settings:
+    """The command's settings: read from the environment once per command, when it first
+    needs them (not before: `data info` imports neither numba nor xgboost), and passed down
+    from here."""
+    if state.settings is None:
+        load_settings()
+    return state.settings
+
+
+def load_settings() -> None:
+    """Read the environment into `state.settings`; a malformed value fails the command."""
+    from pydantic import ValidationError
+
+    from technic_v4.settings import Settings
+
+    try:
+        state.settings = Settings()
+    except ValidationError as exc:
+        fail(f"bad setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+
+
 def data_root(data_dir: str | None) -> DataRoot:
-    """--data-dir checked (a bad URI is an error naming its scheme), else the default."""
-    from technic_v4.data.reader import default_data_dir
+    """--data-dir checked (a bad URI is an error naming its scheme), else the settings'."""
     from technic_v4.data.store_fs import StoreError
     from technic_v4.data.store_fs import data_root as checked
 
     try:
-        return checked(data_dir) if data_dir else default_data_dir()
+        return checked(data_dir) if data_dir else settings().data_root()
     except (StoreError, ValueError) as exc:
         fail(str(exc))
 
 
 def screen_budget() -> Any:
     """What a command's where / rank may cost (TECHNIC_SCREEN_MAX_READS / _MEMORY_MB)."""
-    from pydantic import ValidationError
-
-    from technic_v4.settings import Settings
-
-    try:
-        return Settings().screen_budget()
-    except ValidationError as exc:
-        fail(f"bad setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    return settings().screen_budget()

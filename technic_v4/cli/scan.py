@@ -34,6 +34,7 @@ from technic_v4.cli.options import (
     err,
     fail,
     screen_budget,
+    settings,
     state,
     write_result,
 )
@@ -141,7 +142,7 @@ def scan_command(**kw: Any) -> None:
         reader = StoreReader(root)
         with Progress(root) as progress:
             frame, status = run_scan(config, progress.report, loader=reader,
-                                     budget=screen_budget())
+                                     budget=screen_budget(), settings=settings())
     except (ConfigError, StaleDataError, StoreError, CalendarError) as exc:
         fail(str(exc))
     if fmt == "table":

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli.options import data_root, err, fail, screen_budget
+from technic_v4.cli.options import data_root, err, fail, screen_budget, settings
 from technic_v4.cli.scan import config_fields
 from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import ConfigError
@@ -68,7 +68,7 @@ def _store(data_dir: str | None) -> Any:
 
     root = data_root(data_dir)
     try:
-        return ScreenStore.for_data_dir(root)
+        return ScreenStore.for_data_dir(root, settings().state_dir)
     except StoreError as exc:
         fail(str(exc))
 
@@ -135,7 +135,8 @@ def screen_app(scan: Callable[..., None]) -> typer.Typer:
             store = _store(data_dir)
             reader = StoreReader(data_root(data_dir))
             with evaluated_once("definition"):  # the cost is checked before any price is read
-                run_scan(config, loader=reader, screens=store, budget=screen_budget())
+                run_scan(config, loader=reader, screens=store, budget=screen_budget(),
+                         settings=settings())
             version, new = store.put(name, config)
         except (ConfigError, StoreError) as exc:
             fail(str(exc))

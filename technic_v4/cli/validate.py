@@ -27,6 +27,7 @@ from technic_v4.cli.options import (
     err,
     fail,
     screen_budget,
+    settings,
     write_result,
 )
 from technic_v4.cli.scan import config_options
@@ -92,7 +93,7 @@ def validate_command(**kw: Any) -> None:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")
             result = validate(ScanConfig(**fields), reader, opts, progress,
-                              budget=screen_budget())
+                              screens=_screens(reader, fields), budget=screen_budget())
     except (ConfigError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt != "table":  # the table leads with it; here it goes beside the data, to stderr
@@ -100,6 +101,16 @@ def validate_command(**kw: Any) -> None:
                   highlight=False)
     _write(result, fmt, out)
     err.print(result.report["assumptions"]["survivorship"], highlight=False)
+
+
+def _screens(reader: StoreReader, fields: dict[str, Any]) -> Any:
+    """The saved screens a named screen is looked up in (the settings' state dir), or None
+    when the command names none."""
+    if not fields.get("screen"):
+        return None
+    from technic_v4.screens.saved import ScreenStore
+
+    return ScreenStore.for_data_dir(reader.data_dir, settings().state_dir)
 
 
 def _notice_style(report: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from technic_v4.cli.options import data_root, err, fail
+from technic_v4.cli.options import data_root, err, fail, settings
 from technic_v4.data.store_fs import StoreError
 from technic_v4.errors import ConfigError
 from technic_v4.scan.config import options
@@ -46,8 +46,9 @@ def _service(data_dir: str | None) -> Any:
     from technic_v4.watch.service import local_service
 
     root = data_root(data_dir)
+    env = settings()
     try:
-        return local_service(root)
+        return local_service(root, settings=env, state_dir=env.state_dir)
     except StoreError as exc:
         fail(str(exc))
 
@@ -71,13 +72,13 @@ def _call(data_dir: str | None, op: Callable[[Any], Any]) -> Any:
 def after_store_change(root: Any) -> None:
     """What `technic data append/update/ingest` run once the store changed: every watch
     evaluated on the new sessions, then one delivery pass. Quiet without watches."""
-    from technic_v4.settings import Settings
     from technic_v4.statedb import DB_NAME
     from technic_v4.watch.service import local_service
 
-    if not (Settings().state_root(root) / DB_NAME).exists():
+    env = settings()
+    if not (env.state_root(root) / DB_NAME).exists():
         return
-    svc = local_service(root)
+    svc = local_service(root, settings=env, state_dir=env.state_dir)
     if not svc.store.list():
         return
 
@@ -251,17 +252,15 @@ def watch_app(scan: Callable[..., None]) -> typer.Typer:
                                                        "store ($TECHNIC_WATCH_POLL_S).")] = None,
             data_dir: DataDir = None) -> None:
         """The watcher without a server: evaluate new sessions, deliver and retry, forever."""
-        from technic_v4.settings import Settings
-
         svc = _service(data_dir)
-        settings = Settings()
-        poll_s = poll or settings.watch_poll_s
-        if settings.update_at:  # the data update after each close (data/providers/schedule.py)
+        current = settings()
+        poll_s = poll or current.watch_poll_s
+        if current.update_at:  # the data update after each close (data/providers/schedule.py)
             from technic_v4.data.providers.schedule import attach_updater
             from technic_v4.watch.clock import SYSTEM
 
             try:
-                attach_updater(svc, data_root(data_dir), settings, SYSTEM)
+                attach_updater(svc, data_root(data_dir), current, SYSTEM)
             except ValueError as exc:
                 fail(str(exc))
 

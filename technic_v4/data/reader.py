@@ -27,7 +27,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,10 +34,11 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from technic_v4.data import store
 from technic_v4.data.panel import Panel
-from technic_v4.data.store_fs import DataDir, DataRoot, data_root, shown
+from technic_v4.data.store_fs import DataDir, data_root, shown
 
 log = logging.getLogger("technic.data")
 RETRIES = 8  # reads of a store that is replaced while being read (backing off 1, 2, 4... ms)
@@ -82,18 +82,10 @@ class Snapshot:
         return self.index.get_indexer(list(symbols))
 
 
-def default_data_dir() -> DataRoot:
-    """$TECHNIC_DATA_DIR (a path or an object-store URI), else the per-user data folder
-    (e.g. ~/.local/share/technic)."""
-    from technic_v4.settings import Settings
-
-    return Settings().data_root()
-
-
-def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
+def ensure_store(data_dir: DataDir) -> store.StoreManifest:
     """The store's manifest; builds the synthetic demo market first when a local data dir
     holds no store (an object-store one is refused: module docstring)."""
-    root = data_root(data_dir) if data_dir is not None else default_data_dir()
+    root = data_root(data_dir)
     if not store.store_exists(root):
         from technic_v4.data.demo import build_demo_store
 
@@ -114,15 +106,15 @@ def ensure_store(data_dir: DataDir | None = None) -> store.StoreManifest:
 class StoreReader:
     """Snapshots and Panel windows of one data dir (module docstring); thread-safe."""
 
-    def __init__(self, data_dir: DataDir | None = None, *, auto_demo: bool = True,
+    def __init__(self, data_dir: DataDir, *, auto_demo: bool = True,
                  windows: int = 3):
-        self.data_dir = data_root(data_dir) if data_dir is not None else default_data_dir()
+        self.data_dir = data_root(data_dir)
         self.auto_demo = auto_demo
         self.size = windows
         self._lock = threading.Lock()
         self._manifest: tuple[tuple, store.StoreManifest] | None = None
         self._snapshot: Snapshot | None = None
-        self._panels: OrderedDict[tuple, Panel] = OrderedDict()
+        self._panels: LRUCache[tuple, Panel] = LRUCache(max(1, windows))
 
     def manifest(self) -> store.StoreManifest:
         stamp = store.manifest_stamp(self.data_dir)
@@ -157,9 +149,9 @@ class StoreReader:
             raise store.StoreError(f"symbols not in the store: {missing}")
         key = (snap.data_version, stop, "rows", hashlib.blake2b(rows.tobytes()).hexdigest())
         with self._lock:
-            if key in self._panels:
-                self._panels.move_to_end(key)
-                return self._panels[key]
+            found = self._panels.get(key)
+            if found is not None:
+                return found
         panel = store.load_panel(self.data_dir, end=snap.sessions[stop], manifest=snap.manifest,
                                  rows=rows)
         self._keep(key, panel)
@@ -169,9 +161,7 @@ class StoreReader:
         with self._lock:
             for old in [k for k in self._panels if k[0] != panel.data_version]:
                 del self._panels[old]  # a replaced store
-            self._panels[key] = panel
-            while len(self._panels) > self.size:
-                self._panels.popitem(last=False)
+            self._panels[key] = panel  # the least recently used window out past `size`
 
     def _retrying(self, read: Callable[[], T]) -> T:
         """`read()`, again (backing off) while the store is replaced under it (module doc)."""
@@ -205,9 +195,9 @@ class StoreReader:
         bars = min(int(bars), stop + 1)  # more than there is: the same window, one cache entry
         key = (snap.data_version, stop, bars)
         with self._lock:
-            if key in self._panels:
-                self._panels.move_to_end(key)
-                return self._panels[key]
+            found = self._panels.get(key)
+            if found is not None:
+                return found
         panel = store.load_panel(self.data_dir, end=snap.sessions[stop], bars=bars,
                                  manifest=snap.manifest)
         self._keep(key, panel)

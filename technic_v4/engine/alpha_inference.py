@@ -24,6 +24,7 @@ import pandas as pd
 from technic_v4.alpha import registry
 from technic_v4.alpha.features import feature_names
 from technic_v4.alpha.inference import HORIZONS, ModelSet, predict_rows
+from technic_v4.settings import Settings
 
 ModelsDir = str | os.PathLike[str] | None
 NAMES: dict[str, int] = {registry.model_id(h): h for h in HORIZONS}
@@ -40,10 +41,11 @@ def horizon_of(name: str) -> int:
 
 
 def model_set(models_dir: ModelsDir = None) -> ModelSet:
-    """The ModelSet of `models_dir` (default: `registry.default_models_dir()`) that this module
+    """The ModelSet of `models_dir` (default: `registry.default_models_dir` of
+    TECHNIC_MODELS_DIR, read now: a script using this module starts here) that this module
     shares in the process."""
     root = (Path(models_dir) if models_dir is not None
-            else registry.default_models_dir()).expanduser().resolve()
+            else registry.default_models_dir(Settings().models_root())).expanduser().resolve()
     with _lock:
         if root not in _sets:
             _sets[root] = ModelSet(root)

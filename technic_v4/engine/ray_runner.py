@@ -46,6 +46,9 @@ class Worker:
     def predict(self, features: Features) -> Forecast:
         return self.models.predict(features)
 
+    def models_version(self) -> str:
+        return str(self.models.state().get("models_version", ""))
+
 
 @functools.cache
 def _batch_worker() -> Any:
@@ -59,6 +62,25 @@ def __getattr__(name: str) -> Any:
     if name == "BatchWorker":
         return _batch_worker()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class ActorExecutor:
+    """The engine's Executor (technic_v4/scan/executor.py) over BatchWorker actors: chunks
+    round-robin, forecasts on the first."""
+
+    def __init__(self, actors: list[Any]):
+        self.actors, self._turn = actors, itertools.count()
+
+    async def evaluate(self, symbols: list[str], spec: WindowSpec, data_version: str
+                       ) -> Block:
+        actor = self.actors[next(self._turn) % len(self.actors)]
+        return await actor.evaluate.remote(symbols, spec, data_version)
+
+    async def predict(self, features: Features) -> Forecast:
+        return await self.actors[0].predict.remote(features)
+
+    async def models_version(self) -> str:
+        return str(await self.actors[0].models_version.remote())
 
 
 def run_ray_scans_optimized(config: ScanConfig | None = None, progress_cb: Report | None = None,
@@ -80,22 +102,16 @@ def run_ray_scans_optimized(config: ScanConfig | None = None, progress_cb: Repor
     screens = None
     if cfg.screen is not None:
         from technic_v4.screens.saved import ScreenStore
+        from technic_v4.settings import Settings
 
-        screens = ScreenStore.for_data_dir(reader.data_dir)
+        screens = ScreenStore.for_data_dir(reader.data_dir, Settings().state_dir)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level=logging.ERROR)
     actors = [_batch_worker().remote(str(reader.data_dir), str(models)) for _ in range(workers)]
-    turn = itertools.count()
-
-    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        return await actors[next(turn) % workers].evaluate.remote(symbols, spec, version)
-
-    async def predict(features: Features) -> Forecast:
-        return await actors[0].predict.remote(features)
-
+    on = ActorExecutor(actors)
     try:
-        return run_sync(execute(cfg, reader.snapshot, evaluate, predict, chunk_size=chunk_size,
-                                report=progress_cb, screens=screens))
+        return run_sync(execute(cfg, reader.snapshot, on.evaluate, on.predict,
+                                chunk_size=chunk_size, report=progress_cb, screens=screens))
     finally:
         for actor in actors:
             ray.kill(actor)

@@ -10,6 +10,7 @@ a price: the Serve ingress plans while prices stay on replicas.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +73,7 @@ def check_against(cfg: ScanConfig, snapshot: Snapshot, budget: Budget | None = N
                 "universe LIST --out FILE`"), known_indexes)
     if cfg.industries:
         known = sorted(set(snapshot.universe["industry"].astype(str)))
-        lower = {k.lower() for k in known}
-        bad = [i for i in cfg.industries if " ".join(i.split()).lower() not in lower]
+        bad = [i for i in cfg.industries if not industry_matches(known, [i]).any()]
         if bad:
             raise ConfigError("industries", f"unknown industries {bad}; see the valid values "
                               "(GET /v1/sectors, `technic data info`)", known)
@@ -146,11 +146,17 @@ def plan_scan(cfg: ScanConfig, snapshot: Snapshot, records: bool = True,
                                                     member[i]).astype(object), parts)
     if cfg.industries is not None:
         industry = universe["industry"].to_numpy(dtype=object)
-        wanted_ind = {" ".join(i.split()).lower() for i in cfg.industries}
-        bad = ~pd.Series(industry).str.lower().isin(wanted_ind).to_numpy()
+        bad = ~industry_matches(industry, cfg.industries)
         mask = drop(symbols, mask, bad, "filtered: industry",
                            lambda i: "industry " + industry[i].astype(str).astype(object), parts)
     return ScanPlan(np.flatnonzero(mask), symbols, attempted, parts, errors, as_of)
+
+
+def industry_matches(industries: Any, names: Iterable[str]) -> np.ndarray:
+    """Which of `industries` (the universe's column) is one of `names`: case-insensitive,
+    runs of spaces in a name as one (the scan's filter and GET /v1/universe?industry=)."""
+    wanted = {" ".join(name.split()).lower() for name in names}
+    return pd.Series(np.asarray(industries, dtype=object)).str.lower().isin(wanted).to_numpy()
 
 
 def _drop(symbols: np.ndarray, alive: np.ndarray, bad: np.ndarray, reason: str,

@@ -39,7 +39,6 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from technic_v4 import cancel
 from technic_v4.alpha.inference import (
@@ -61,6 +61,7 @@ from technic_v4.alpha.inference import (
 from technic_v4.alpha.registry import model_id
 from technic_v4.data.calendar import DEFAULT_CALENDAR
 from technic_v4.data.reader import Snapshot, StoreReader
+from technic_v4.data.store_fs import DataRoot
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.regimes import market_columns
 from technic_v4.scan.config import ScanConfig
@@ -72,6 +73,7 @@ from technic_v4.scan.result import RANK_COLUMN, ScanStatus, finish_scan, shown_c
 from technic_v4.scan.screen import reject_rows, screen
 from technic_v4.scan.select import select, with_alpha_score
 from technic_v4.screens.cost import Budget
+from technic_v4.settings import Settings
 
 if TYPE_CHECKING:
     from technic_v4.screens.saved import ScreenStore
@@ -105,20 +107,15 @@ class Evaluations:
     def __init__(self, size: int = 4):
         self.size = size
         self._lock = threading.Lock()
-        self._blocks: OrderedDict[tuple[str, bytes], Block] = OrderedDict()
+        self._blocks: LRUCache[tuple[str, bytes], Block] = LRUCache(max(1, size))
 
     def get(self, key: tuple[str, bytes]) -> Block | None:
         with self._lock:
-            block = self._blocks.get(key)
-            if block is not None:
-                self._blocks.move_to_end(key)
-            return block
+            return self._blocks.get(key)
 
     def put(self, key: tuple[str, bytes], block: Block) -> None:
         with self._lock:
             self._blocks[key] = block
-            while len(self._blocks) > self.size:
-                self._blocks.popitem(last=False)
 
 
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
@@ -332,8 +329,8 @@ def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None, *,
              loader: Any = None, models_dir: str | Path | None = None,
-             screens: ScreenStore | None = None, budget: Budget | None = None
-             ) -> tuple[pd.DataFrame, ScanStatus]:
+             screens: ScreenStore | None = None, budget: Budget | None = None,
+             settings: Settings | None = None) -> tuple[pd.DataFrame, ScanStatus]:
     """Scan, score and rank in this process; returns (results, status).
 
     `loader`: a StoreReader or PanelSource (default: the data dir of the environment);
@@ -341,15 +338,17 @@ def run_scan(config: ScanConfig | None = None, progress_cb: Report | None = None
     `screens`: where `config.screen` is looked up (default: the saved screens of the
     loader's data dir, technic_v4/screens/saved.py; a loader without one: the presets);
     `budget`: what `where` / `rank` may cost (default Budget(); over it, a ConfigError before
-    any price is read).
+    any price is read). `settings` give those defaults (data, models and state dirs); a
+    script that passes none is a process starting here: its environment is read once, now.
     """
+    env = settings if settings is not None else Settings()
     cfg = config or ScanConfig()
-    reader = loader if loader is not None else _default_reader()
-    models = _model_set(models_dir)
+    reader = loader if loader is not None else _default_reader(env.data_root())
+    models = _model_set(models_dir if models_dir is not None else env.models_root())
     if cfg.screen is not None and screens is None and getattr(reader, "data_dir", None):
         from technic_v4.screens.saved import ScreenStore
 
-        screens = ScreenStore.for_data_dir(reader.data_dir)
+        screens = ScreenStore.for_data_dir(reader.data_dir, env.state_dir)
 
     local = LocalExecutor(reader, models)
     return run_sync(execute(cfg, reader.snapshot, local.evaluate, local.predict,
@@ -389,9 +388,9 @@ _DEFAULTS: dict[str, Any] = {}
 _DEFAULTS_LOCK = threading.Lock()
 
 
-def _default_reader() -> StoreReader:
-    """The environment's data dir, read by one StoreReader per process and dir (warm scans)."""
-    reader = StoreReader()
+def _default_reader(data_dir: DataRoot) -> StoreReader:
+    """The settings' data dir, read by one StoreReader per process and dir (warm scans)."""
+    reader = StoreReader(data_dir)
     with _DEFAULTS_LOCK:
         return _DEFAULTS.setdefault(f"reader:{reader.data_dir}", reader)
 

@@ -59,6 +59,7 @@ from technic_v4.data.reader import Snapshot
 from technic_v4.errors import ConfigError
 from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.config import ScanConfig
+from technic_v4.scan.executor import Executor
 from technic_v4.scan.many import Selection, execute_many
 from technic_v4.scan.plan import check_cost
 from technic_v4.scan.result import RANK_COLUMN
@@ -75,14 +76,22 @@ ROW_COLUMNS = [*RESULT_COLUMNS, *EXTRA_COLUMNS]
 
 @dataclass(frozen=True)
 class Engine:
-    """Where a watch evaluation runs: the scan's two remote steps, as for `execute`."""
+    """Where a watch evaluation runs: the scan's Executor (in-process or the Serve replicas),
+    the screens it resolves names in, and the scan's chunking, evaluation memo and budget."""
 
-    evaluate: Evaluate
-    predict: Predict
+    executor: Executor
     screens: Any = None  # ScreenStore: named screens (None: presets only)
     chunk_size: int | None = None
     evaluations: Evaluations | None = None
     budget: Budget | None = None  # what a watch's expressions may cost (screens/cost.py)
+
+    @property
+    def evaluate(self) -> Evaluate:
+        return self.executor.evaluate
+
+    @property
+    def predict(self) -> Predict:
+        return self.executor.predict
 
 
 @dataclass

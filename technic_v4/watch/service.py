@@ -37,6 +37,7 @@ from technic_v4.errors import ConfigError, UnknownScreenError
 from technic_v4.scan.many import execute_many
 from technic_v4.scan.plan import check_cost
 from technic_v4.screens.trial import evaluated_once
+from technic_v4.settings import Settings
 from technic_v4.tenancy import OPEN, Scope
 from technic_v4.watch.clock import SYSTEM, Clock
 from technic_v4.watch.deliver import Deliverer, Policy
@@ -233,26 +234,20 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
 
 def local_service(data_dir: Any, models_dir: Any = None, *, policy: Policy | None = None,
                   state_dir: Any = None, reader: StoreReader | None = None,
-                  clock: Clock = SYSTEM) -> WatchService:
+                  clock: Clock = SYSTEM, settings: Settings | None = None) -> WatchService:
     """A WatchService that evaluates in this process (the CLI, `technic watch run`), on
-    `clock`'s time."""
+    `clock`'s time; `settings` (the process's) name the models and the delivery policy
+    unless `models_dir` / `policy` are given."""
     from technic_v4.alpha.inference import ModelSet
-    from technic_v4.scan.evaluate import Block, WindowSpec, evaluate_chunk
-    from technic_v4.scan.run import Evaluations, Features
+    from technic_v4.scan.executor import LocalExecutor
+    from technic_v4.scan.run import Evaluations
     from technic_v4.screens.saved import ScreenStore
-    from technic_v4.settings import Settings
 
-    settings = Settings()
     reader = reader or StoreReader(data_dir)
-    models = ModelSet(Path(models_dir) if models_dir else settings.models_root())
-
-    async def evaluate(symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        return await asyncio.to_thread(evaluate_chunk, reader, symbols, spec, version)
-
-    async def predict(features: Features) -> Any:
-        return await asyncio.to_thread(models.predict, features)
-
+    root = Path(models_dir) if models_dir else settings.models_root() if settings else None
+    if policy is None:
+        policy = Policy.from_settings(settings) if settings else Policy()
     screens = ScreenStore.for_data_dir(reader.data_dir, state_dir)
-    engine = Engine(evaluate, predict, screens, None, Evaluations(2))
+    engine = Engine(LocalExecutor(reader, ModelSet(root)), screens, None, Evaluations(2))
     return WatchService(SqliteWatchStore.for_data_dir(reader.data_dir, state_dir, clock=clock),
-                        reader.snapshot, engine, policy or Policy.from_settings(settings))
+                        reader.snapshot, engine, policy)

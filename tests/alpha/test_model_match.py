@@ -154,8 +154,8 @@ def test_models_train_on_a_real_store_then_scans_use_them(tmp_path, monkeypatch)
 def test_http_scan_and_explain_carry_the_reason(real_store) -> None:
     from fastapi.testclient import TestClient
 
-    from deployments.api.backend import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     backend = InProcessBackend(real_store, SHIPPED, warm=False)
     backend.warm()

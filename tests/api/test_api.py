@@ -21,13 +21,13 @@ from serve_support import (
     tiny_models,
 )
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.cache import CachedBody, ResultCache
 from deployments.api.main import create_app
 from technic_v4.alpha.inference import MODEL_FEATURES, ModelSet, predict_many
 from technic_v4.data.reader import StoreReader
 from technic_v4.data.universe import GICS_SECTORS
 from technic_v4.scanner_core import ScanConfig, run_scan
+from technic_v4.service.inprocess import InProcessBackend
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -13,10 +13,10 @@ import warnings
 
 import pytest
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.screens.cost import Budget
+from technic_v4.service.inprocess import InProcessBackend
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from serve_support import demo_store, tiny_models
 
-from deployments.api import backend as backend_module
-from deployments.api.backend import InProcessBackend, feature_digest
 from technic_v4.scan import ScanConfig
+from technic_v4.service import backend as backend_module
+from technic_v4.service.backend import feature_digest
+from technic_v4.service.inprocess import InProcessBackend
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +28,13 @@ def setup(tmp_path_factory):
 def test_same_features_predicted_once(setup, monkeypatch):
     b, _ = setup
     calls: list[int] = []
-    predict = b._predict
+    predict = b.executor.predict
 
     async def counted(features):  # type: ignore[no-untyped-def]
         calls.append(len(next(iter(features.values()))))
         return await predict(features)
 
-    monkeypatch.setattr(b, "_predict", counted)
+    monkeypatch.setattr(b.executor, "predict", counted)
     first, s1 = _scan(b)
     second, s2 = _scan(b)
     energy, _ = _scan(b, ScanConfig(sectors=["Energy"]))

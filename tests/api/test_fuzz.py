@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from serve_support import custom_store
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.screens.saved import DB_NAME, ScreenStore
+from technic_v4.service.inprocess import InProcessBackend
 
 pytestmark = pytest.mark.slow  # schemathesis over every operation
 

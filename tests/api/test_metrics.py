@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from serve_support import demo_store, tiny_models
 
 from deployments import metrics
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
+from technic_v4.service.inprocess import InProcessBackend
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -270,8 +270,8 @@ def test_cli_ingests_and_appends_into_s3_like_a_local_dir(s3, pair, tmp_path):
 
 
 def test_api_scans_an_s3_store(pair, tmp_path, monkeypatch):
-    from deployments.api.backend import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -17,12 +17,12 @@ import warnings
 import pytest
 from serve_support import tiny_models
 
-from deployments.api.backend import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.reader import StoreReader
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.scan import ScanConfig, run_scan
+from technic_v4.service.inprocess import InProcessBackend
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -117,13 +117,15 @@ def test_stale_data_is_the_same_answer_everywhere(tmp_path):
     with pytest.raises(StaleDataError):
         run_scan(ScanConfig(), loader=ChangingReader(data), models_dir=models)
 
-    class ChangingBackend(InProcessBackend):
-        async def _evaluate(self, symbols, spec, version):  # type: ignore[no-untyped-def]
-            flip()
-            return await super()._evaluate(symbols, spec, version)
-
-    backend = ChangingBackend(data, models, chunk_size=32, warm=False)
+    backend = InProcessBackend(data, models, chunk_size=32, warm=False)
     backend.warm()
+    evaluate = backend.executor.evaluate
+
+    async def changing(symbols, spec, version):  # type: ignore[no-untyped-def]
+        flip()  # a store replaced between every plan and its evaluation, as above
+        return await evaluate(symbols, spec, version)
+
+    backend.executor.evaluate = changing  # type: ignore[method-assign]
     with TestClient(create_app(backend, api_keys=())) as c:
         r = c.post("/v1/scan", json={}, headers={"Cache-Control": "no-cache"})
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text

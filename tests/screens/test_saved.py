@@ -153,7 +153,10 @@ def test_where_the_database_lives(tmp_path, monkeypatch):
     assert ScreenStore.for_data_dir(tmp_path).path == tmp_path / DB_NAME
     assert Settings().state_root("s3://bucket/prefix").name == "technic"
     monkeypatch.setenv("TECHNIC_STATE_DIR", str(tmp_path / "state"))
-    assert ScreenStore.for_data_dir(tmp_path).path == tmp_path / "state" / DB_NAME
+    settings = Settings()  # as a process starts: the state dir is passed down from there
+    assert ScreenStore.for_data_dir(tmp_path).path == tmp_path / DB_NAME
+    assert ScreenStore.for_data_dir(tmp_path, settings.state_dir).path == \
+        settings.state_root(tmp_path) / DB_NAME == tmp_path / "state" / DB_NAME
 
 
 # --- several processes at once --------------------------------------------------------------

@@ -4,7 +4,8 @@ The app is what Render runs: `python -m deployments.launch` (a subprocess: HAPro
 port, Ray Serve's proxy on 127.0.0.1 behind it), on a 500-symbol demo store and the tiny
 models, with API keys, a failed-key limit of 10/min, one trusted proxy (127.0.9.9) and short
 edge timeouts (tests/edge_checks.py: EDGE_ENV) so the module stays quick. One launch serves
-every test; they run in file order, the store-destroying one last. Each check is described in
+every test; each check puts back what it changes (store, models), so they pass in any order
+(also reversed, and each alone). Each check is described in
 tests/edge_checks.py; figures go to stdout (`-s`) and, with EDGE_REPORT=path, to a JSON file
 (RELIABILITY.md quotes them).
 

@@ -8,7 +8,7 @@
    killed (`ray.kill`, by its actor), then the AlphaModel replica; after each replacement
    SETTLE more scans are answered, then Locust is stopped (scans in flight finish and count).
    Serve starts replacements; the ingress retries the idempotent evaluate/predict calls that
-   died with their replica (`deployments.ingress.retrying`). Asserted from Locust's exit code
+   died with their replica (`deployments.executor.retrying`). Asserted from Locust's exit code
    and CSVs: 0 failed requests, every limit scanned; /readyz 503 while the only AlphaModel
    replica is gone and 200 again after.
 2. `test_locust_flags_a_wrong_answer`: the same user against a wrong expectation fails every
@@ -276,7 +276,7 @@ def test_retrying_is_bounded_and_only_for_dead_replicas():
 
     from ray.exceptions import ActorDiedError
 
-    from deployments.ingress import RETRIES, retrying
+    from deployments.executor import RETRIES, retrying
 
     def flaky(errors: list[BaseException]):
         calls = []

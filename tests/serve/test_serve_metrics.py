@@ -27,13 +27,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from serve_support import free_port, running_app
+from serve_support import metrics_port, running_app
 
 from deployments.metrics import STAGE_BUCKETS
 
 ray = pytest.importorskip("ray")
 ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
-APP = "technic"
+APP = "technic-metrics"  # its own name: the Ray session (and its counters) may be shared
 SCANS = 6
 DEADLINE_S = 600.0  # a hang guard: how soon the exports catch up is printed, not bounded
 STAGES = {"load", "indicators", "score", "alpha", "rank", "total"}
@@ -100,10 +100,8 @@ def expectations(n: int) -> dict[str, Callable[[list[Sample]], object]]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    port = free_port()
-    with running_app(tmp_path_factory.mktemp("metrics"), ENV, APP, metrics_export_port=port,
-                     chunk_size=128) as a:
-        yield {**a, "metrics": f"http://127.0.0.1:{port}/metrics"}
+    with running_app(tmp_path_factory.mktemp("metrics"), ENV, APP, chunk_size=128) as a:
+        yield {**a, "metrics": f"http://127.0.0.1:{metrics_port()}/metrics"}
 
 
 def test_serve_and_technic_metrics_are_scraped(app):

@@ -17,9 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from serve_support import free_port, tiny_models  # noqa: E402
 from support import Receiver, run, split_market  # noqa: E402
 
-from deployments.api.backend import InProcessBackend  # noqa: E402
 from deployments.api.main import create_app  # noqa: E402
 from technic_v4.cli.watch import sse_events  # noqa: E402
+from technic_v4.service.inprocess import InProcessBackend  # noqa: E402
+from technic_v4.watch.deliver import Policy  # noqa: E402
 
 HANG_GUARD_S = 600  # an answer this late is a hang, not a slow box
 
@@ -28,15 +29,12 @@ HANG_GUARD_S = 600  # an answer this late is a hang, not a slow box
 def env(tmp_path_factory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("watch-api")
     split = split_market(root / "data", n_symbols=200, tail=2)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TECHNIC_WEBHOOK_ALLOW_PRIVATE", "1")
     backend = InProcessBackend(split.data, tiny_models(root / "models"), chunk_size=64,
-                               warm=False)
+                               warm=False, policy=Policy(allow_private=True))
     backend.warm()
     app = create_app(backend, api_keys=("k1",))
     with TestClient(app, headers={"x-api-key": "k1"}) as client, Receiver() as rx:
         yield {"client": client, "backend": backend, "split": split, "rx": rx, "app": app}
-    mp.undo()
 
 
 def test_crud_secret_once_and_redaction(env):

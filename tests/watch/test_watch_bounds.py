@@ -65,17 +65,28 @@ def market(tmp_path):  # type: ignore[no-untyped-def]
     return split_market(tmp_path / "data", n_symbols=150, tail=3), tiny_models(tmp_path / "m")
 
 
-def _poisoned(engine, column: str):  # type: ignore[no-untyped-def]
-    """The engine, but its evaluation fails for any screen reading `column`'s history — an
+class _Poisoned:
+    """An executor whose evaluation fails for any screen reading `column`'s history — an
     engine defect that only some screens hit (as `rank: AlphaScore` did)."""
-    evaluate = engine.evaluate
 
-    async def faulty(symbols, spec, version):  # type: ignore[no-untyped-def]
-        if any(name == column for name, _, _ in spec.series):
-            raise KeyError(f"unknown indicator output(s) [{column!r}]")
-        return await evaluate(symbols, spec, version)
+    def __init__(self, inner, column: str):  # type: ignore[no-untyped-def]
+        self.inner, self.column = inner, column
 
-    return replace(engine, evaluate=faulty)
+    async def evaluate(self, symbols, spec, version):  # type: ignore[no-untyped-def]
+        if any(name == self.column for name, _, _ in spec.series):
+            raise KeyError(f"unknown indicator output(s) [{self.column!r}]")
+        return await self.inner.evaluate(symbols, spec, version)
+
+    async def predict(self, features):  # type: ignore[no-untyped-def]
+        return await self.inner.predict(features)
+
+    async def models_version(self) -> str:
+        return await self.inner.models_version()
+
+
+def _poisoned(engine, column: str):  # type: ignore[no-untyped-def]
+    """The engine over a `_Poisoned` executor."""
+    return replace(engine, executor=_Poisoned(engine.executor, column))
 
 
 def test_an_engine_fault_in_one_screen_fails_that_watch_only(market):
@@ -180,8 +191,8 @@ def test_deleting_watches_gives_their_space_back(market):
 def test_rank_alphascore_works_in_scan_screen_and_watch_over_http(market):
     from fastapi.testclient import TestClient
 
-    from deployments.api.backend import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     split, models = market
     backend = InProcessBackend(split.data, models, warm=False)
@@ -204,21 +215,14 @@ def test_rank_alphascore_works_in_scan_screen_and_watch_over_http(market):
 def test_a_screen_or_watch_that_cannot_be_evaluated_is_422_and_not_stored(market):
     from fastapi.testclient import TestClient
 
-    from deployments.api.backend import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     split, models = market
     backend = InProcessBackend(split.data, models, warm=False)
     backend.warm()
-    evaluate = backend._evaluate
-
-    async def faulty(symbols, spec, version):  # type: ignore[no-untyped-def]
-        if any(name == "ADX" for name, _, _ in spec.series):
-            raise KeyError("unknown indicator output(s) ['ADX']")
-        return await evaluate(symbols, spec, version)
-
-    backend._evaluate = faulty  # type: ignore[method-assign]
     backend.watches.engine = _poisoned(backend.watches.engine, "ADX")
+    backend.executor = backend.watches.engine.executor  # scans hit the same defect
     with TestClient(create_app(backend, api_keys=("k1",)), headers={"x-api-key": "k1"}) as c:
         bad = {"where": "ADX[1] > 0"}
         r = c.put("/v1/screens/adx", json=bad)

@@ -140,7 +140,7 @@ def test_a_session_is_evaluated_once(world):
     assert svc.store.record([(watch, redo, fake)]) == 0
     assert svc.store.last_seq() == before
     assert run(catch_up(svc.store, StoreReader(world["data"]).snapshot(),
-                        Engine(svc.engine.evaluate, svc.engine.predict, svc.engine.screens))
+                        Engine(svc.engine.executor, svc.engine.screens))
                ) == []
 
 

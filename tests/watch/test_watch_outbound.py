@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from serve_support import tiny_models  # noqa: E402
 from support import Receiver, run, split_market  # noqa: E402
 
-from deployments.api.backend import InProcessBackend  # noqa: E402
 from deployments.api.main import create_app  # noqa: E402
+from technic_v4.service.inprocess import InProcessBackend  # noqa: E402
 from technic_v4.watch import safety, send  # noqa: E402
 from technic_v4.watch.safety import (  # noqa: E402
     APPRISE_SCHEMES,

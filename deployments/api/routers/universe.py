@@ -24,6 +24,7 @@ from technic_v4.data.universe import (
     UnknownSectorError,
     normalize_sector,
 )
+from technic_v4.scan.plan import industry_matches
 
 router = APIRouter(prefix="/v1", tags=["universe"], dependencies=[APIKey])
 ERRORS = {401: {"description": "X-API-Key missing or wrong (when keys are configured)"},
@@ -66,7 +67,7 @@ async def universe(
             uni = uni[uni["sector"] == canon]
         if industry is not None:
             known = sorted(set(uni["industry"].astype(str)))
-            uni = uni[uni["industry"].str.lower() == industry.strip().lower()]
+            uni = uni[industry_matches(uni["industry"], [industry])]
             if uni.empty:
                 raise InputError("industry", f"unknown industry {industry!r}", known, "query")
         cols = {c: uni[c].astype(str).tolist() for c in ("symbol", "name", "sector", "industry")}

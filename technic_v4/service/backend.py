@@ -1,4 +1,4 @@
-"""What the HTTP layer asks of a scanner, and the in-process implementation of it.
+"""What the HTTP layer asks of a scanner: `ScanBackend` (the in-process one: inprocess.py).
 
 The routers talk to a `ScanBackend` only. It holds a `StoreReader` (snapshots of the store:
 universe, sessions, data version; never prices at the Serve ingress), the `Evaluations` memo
@@ -6,16 +6,18 @@ universe, sessions, data version; never prices at the Serve ingress), the `Evalu
 ranks), the `ScreenStore` that scans by screen name resolve against (saved screens and presets;
 resolved here, at the ingress, before anything is evaluated, in the caller's own namespace:
 technic_v4/tenancy.py) and runs the engine's one
-orchestrator, `technic_v4.scan.execute`. Subclasses say where
-its two remote steps run: `InProcessBackend` in threads of this process (tests, a laptop
-without Ray), `ServeBackend` (deployments/ingress.py) on the Indicators and AlphaModel replicas.
+orchestrator, `technic_v4.scan.execute`, over an `Executor` (technic_v4/scan/executor.py)
+that says where its evaluate and predict steps run: `InProcessBackend` (inprocess.py) in
+threads of this process (tests, a laptop without Ray), `ServeBackend`
+(deployments/ingress.py) on the Indicators and AlphaModel replicas. The backend keeps the
+forecasts of byte-identical features per models version (`FORECASTS` of them) and trusts a
+looked-up models version for `MODELS_VERSION_TTL_S`; `on_scan(status)` and
+`BatchStats.on_record` let the deployment record metrics.
 
 A store that cannot be read is a `StoreError` wherever it is read (`store_read`): besides the
 reader's own errors, a file the reader opens but pyarrow cannot parse (a corrupt or truncated
-Parquet file: ArrowInvalid) or an I/O error, so it answers 503 + Retry-After with the reason
-(errors.py), never 500. The in-process backend builds the demo market into an empty local
-data dir once, at start; a store deleted while it runs is then an error, not a new synthetic
-market served in its place.
+Parquet file: ArrowInvalid) or an I/O error, so the API answers 503 + Retry-After with the
+reason, never 500.
 """
 
 from __future__ import annotations
@@ -26,41 +28,32 @@ import os
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
-from deployments import metrics
-from deployments.api.errors import NotReadyError
-from deployments.storeio import store_read
 from technic_v4.alpha import registry
-from technic_v4.alpha.inference import Forecast, ModelSet
+from technic_v4.alpha.inference import Forecast
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import Snapshot, StoreReader
+from technic_v4.data.storeio import store_read
 from technic_v4.formats import RowFragments
-from technic_v4.regimes import regime_timeline
-from technic_v4.scan import Block, Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
-from technic_v4.scan.evaluate import evaluate_chunk
-from technic_v4.scan.explain import combine, explain_alpha, explain_indicators, explain_spec
+from technic_v4.scan import Evaluations, ScanConfig, ScanStatus, WindowSpec, execute
+from technic_v4.scan.executor import Executor
+from technic_v4.scan.explain import combine, explain_spec
 from technic_v4.scan.plan import check_against, check_cost
 from technic_v4.scan.result import shown_columns
 from technic_v4.scan.run import Features, Report
-from technic_v4.scan.symbol import symbol_history
 from technic_v4.screens.cost import Budget
 from technic_v4.screens.saved import ScreenStore, resolve_screen
-from technic_v4.settings import Settings
 from technic_v4.tenancy import OPEN, Scope
-from technic_v4.validate import ValidateOptions, ValidationReport, validate
-from technic_v4.watch.deliver import Policy
-from technic_v4.watch.evaluate import Engine
-from technic_v4.watch.service import WatchService
-from technic_v4.watch.store import SqliteWatchStore
+from technic_v4.validate import ValidateOptions, ValidationReport
 
-READY_TIMEOUT_S = 120.0
 SWITCH_INTERVAL_S = 0.001  # the GIL hand-over time when heavy work runs in threads here
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
 FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
@@ -85,7 +78,8 @@ class DataInfo:
 class BatchStats:
     """Counters of the alpha model's calls: how many requests and rows each batch carried."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_record: Callable[[int, int], None] | None = None) -> None:
+        self.on_record = on_record  # also told of each call (the deployment's metrics)
         self._lock = threading.Lock()
         self.batches = self.requests = self.rows = 0
         self.sizes: dict[int, int] = {}
@@ -96,7 +90,8 @@ class BatchStats:
             self.requests += requests
             self.rows += rows
             self.sizes[requests] = self.sizes.get(requests, 0) + 1
-        metrics.observe_batch(requests, rows)
+        if self.on_record is not None:
+            self.on_record(requests, rows)
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -130,10 +125,10 @@ def model_metadata(models_dir: Path) -> list[dict[str, Any]]:
 class ScanBackend:
     """The scan and what the routes read (module docstring); subclasses supply the hooks."""
 
-    def __init__(self, reader: StoreReader, models_dir: str | os.PathLike[str] | None,
-                 chunk_size: int, screens: ScreenStore | None = None,
-                 budget: Budget | None = None):
-        self.reader = reader
+    def __init__(self, reader: StoreReader, executor: Executor,
+                 models_dir: str | os.PathLike[str] | None, chunk_size: int,
+                 screens: ScreenStore | None = None, budget: Budget | None = None):
+        self.reader, self.executor = reader, executor
         self.budget = budget or Budget()  # what a request's where / rank may cost
         self.screens = screens or ScreenStore.for_data_dir(reader.data_dir)
         # Expressions (and in-process, validations) run in threads of this process, next to
@@ -145,21 +140,13 @@ class ScanBackend:
                            else registry.default_models_dir().resolve())
         self.chunk_size = chunk_size
         self.evaluations = Evaluations()
-        self._fragments: OrderedDict[tuple, RowFragments] = OrderedDict()
-        self._forecasts: OrderedDict[tuple[str, bytes], Forecast] = OrderedDict()
+        self._fragments: LRUCache[tuple, RowFragments] = LRUCache(FRAGMENT_SETS)
+        self._forecasts: LRUCache[tuple[str, bytes], Forecast] = LRUCache(FORECASTS)
         self._models_version: tuple[float, str] | None = None
         self.watches: Any = None  # set by the subclass (module docstring)
+        self.on_scan: Callable[[ScanStatus], None] | None = None  # the deployment's metrics
 
     # -- hooks ---------------------------------------------------------------------------
-    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        raise NotImplementedError
-
-    async def _predict(self, features: Features) -> Forecast:
-        raise NotImplementedError
-
-    async def _current_models_version(self) -> str:
-        raise NotImplementedError
-
     async def readiness(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -194,6 +181,12 @@ class ScanBackend:
         are."""
         return await self._regimes(benchmark, start, end)
 
+    def observe(self, on_scan: Callable[[ScanStatus], None],
+                on_batch: Callable[[int, int], None]) -> None:
+        """Tell `on_scan` of each finished scan and `on_batch(requests, rows)` of each model
+        call made in this process (the deployment's metrics)."""
+        self.on_scan = on_scan
+
     def snapshot(self) -> Snapshot:
         return store_read("reading the store's manifest and universe", self.reader.snapshot)
 
@@ -206,7 +199,7 @@ class ScanBackend:
         cached = self._models_version
         if cached is not None and time.monotonic() - cached[0] < MODELS_VERSION_TTL_S:
             return cached[1]
-        version = await self._current_models_version()
+        version = await self.executor.models_version()
         self._models_version = (time.monotonic(), version)
         return version
 
@@ -248,7 +241,7 @@ class ScanBackend:
         """The engine's scan; `fresh` evaluates every chunk again instead of screening this
         data version's kept evaluation (the stream, whose point is the progress); a screen
         name resolves in `scope`'s own namespace. Cancelled once `cancel_token` is set."""
-        frame, status = await execute(cfg, self.snapshot, self._evaluate, self._forecast,
+        frame, status = await execute(cfg, self.snapshot, self.executor.evaluate, self._forecast,
                                       chunk_size=self.chunk_size, report=report,
                                       evaluations=None if fresh else self.evaluations,
                                       screens=self.screens.scoped(scope.own()),
@@ -258,27 +251,25 @@ class ScanBackend:
             # a newer set learned from the holder; the same one again must not extend the TTL
             # (a memoized forecast repeats the version it was keyed by, forever)
             self._models_version = (time.monotonic(), version)
-        metrics.observe_scan(status)
+        if self.on_scan is not None:
+            self.on_scan(status)
         return frame, status
 
     async def _forecast(self, features: Features) -> Forecast:
-        """`_predict`, reused for byte-identical features while the models' version is the
-        same (the models are deterministic: the same answer), so a data version's full scan is
-        predicted once, not per request. The version is the holder's (at most
+        """The executor's `predict`, reused for byte-identical features while the models'
+        version is the same (the models are deterministic: the same answer), so a data
+        version's full scan is predicted once, not per request. The version is the holder's (at most
         MODELS_VERSION_TTL_S old, as for the result cache), and a forecast is kept only under
         the version it says it came from; its arrays are read-only."""
         key = (await self.models_version(), feature_digest(features))
         found = self._forecasts.get(key)
         if found is not None:
-            self._forecasts.move_to_end(key)
             return found
-        forecast = await self._predict(features)
+        forecast = await self.executor.predict(features)
         if forecast.state.get("models_version") == key[0]:
             for values in forecast.values.values():
                 values.setflags(write=False)
             self._forecasts[key] = forecast
-            while len(self._forecasts) > FORECASTS:
-                self._forecasts.popitem(last=False)
         return forecast
 
     def fragments(self, cfg: ScanConfig, status: ScanStatus) -> RowFragments | None:
@@ -293,8 +284,6 @@ class ScanBackend:
         found = self._fragments.get(key)
         if found is None:
             found = self._fragments[key] = RowFragments()
-            while len(self._fragments) > FRAGMENT_SETS:
-                self._fragments.popitem(last=False)
         return found
 
     async def universe(self) -> tuple[Snapshot, pd.DataFrame]:
@@ -311,128 +300,3 @@ class ScanBackend:
         explain_spec(await asyncio.to_thread(self.snapshot), symbol, as_of)
         part = await self._explain_indicators(symbol, as_of)
         return combine(part, await self._explain_alpha(part["features"]))
-
-
-class InProcessBackend(ScanBackend):
-    """The whole scan in this process: chunks in worker threads, one ModelSet.
-
-    `warm()` (started in a thread unless `warm=False`) loads the default scan window, compiles
-    or loads the numba kernels and checks the models; `readiness()` says ready after it.
-    """
-
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None,
-                 models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
-                 warm: bool = True, screens: ScreenStore | None = None,
-                 budget: Budget | None = None):
-        super().__init__(StoreReader(data_dir), models_dir, chunk_size, screens, budget)
-        self.reader.manifest()  # builds the demo market in an empty local data dir, once
-        self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
-        self.model_set = ModelSet(self.models_dir)
-        self.batches = BatchStats()
-        self._ready = threading.Event()
-        self._alpha_state: dict[str, Any] = {}
-        self._error: str | None = None
-        self.watches = self._watch_service()
-        if warm:
-            threading.Thread(target=self.warm, name="technic-warm", daemon=True).start()
-
-    def _watch_service(self) -> WatchService:
-        """Watches evaluated by this backend's own engine, in its technic.sqlite."""
-        engine = Engine(self._evaluate, self._predict, self.screens, self.chunk_size,
-                        self.evaluations, self.budget)
-        from technic_v4.data.providers.schedule import attach_updater
-        from technic_v4.watch.clock import SYSTEM
-
-        settings = Settings()
-        service = WatchService(SqliteWatchStore(self.screens.path), self.snapshot, engine,
-                               Policy.from_settings(settings))
-        attach_updater(service, self.reader.data_dir, settings, SYSTEM)  # TECHNIC_UPDATE_AT
-        return service
-
-    def start_watcher(self, poll_s: float) -> threading.Event:
-        """The watcher loop (evaluate new sessions, deliver, retry) in a thread of its own,
-        as the Watcher deployment runs it under Serve; set the returned event to stop it."""
-        stop = threading.Event()
-
-        async def loop() -> None:
-            done = asyncio.Event()
-            task = asyncio.create_task(self.watches.run(poll_s, done))
-            while not stop.is_set():
-                await asyncio.sleep(0.2)
-            done.set()
-            await task
-
-        threading.Thread(target=asyncio.run, args=(loop(),), name="technic-watcher",
-                         daemon=True).start()
-        return stop
-
-    def warm(self) -> None:
-        try:
-            spec = WindowSpec.of(ScanConfig())
-            snap = self.reader.snapshot()
-            store_read("loading the scan window", lambda: evaluate_chunk(
-                self.reader, snap.universe["symbol"].iloc[:8].tolist(), spec))
-            self._alpha_state = self.model_set.state()
-            self._ready.set()
-        except Exception as exc:  # reported by readiness(), not raised in a thread
-            self._error = f"{type(exc).__name__}: {exc}"
-
-    async def _evaluate(self, symbols: list[str], spec: WindowSpec, version: str) -> Block:
-        await self._wait_ready()
-        return await asyncio.to_thread(store_read, "loading the scan window",
-                                       lambda: evaluate_chunk(self.reader, symbols, spec,
-                                                              version))
-
-    async def _predict(self, features: Features) -> Forecast:
-        out = await asyncio.to_thread(self.model_set.predict, features)
-        self.batches.record(1, len(next(iter(features.values()), [])))
-        return out
-
-    async def _current_models_version(self) -> str:
-        return str((await asyncio.to_thread(self.model_set.state))["models_version"])
-
-    async def _wait_ready(self) -> None:
-        if not self._ready.is_set():
-            ok = await asyncio.to_thread(self._ready.wait, READY_TIMEOUT_S)
-            if not ok:
-                raise NotReadyError(self._error or "the scan window is still loading")
-
-    async def readiness(self) -> dict[str, Any]:
-        ready = self._ready.is_set()
-        return {"ready": ready, "checks": {
-            "panel": {"loaded": ready, "error": self._error},
-            "models": {"checked": ready, "available": bool(self._alpha_state.get("available")),
-                       "reason": self._alpha_state.get("reason")}}}
-
-    async def symbol(self, symbol: str, days: int) -> dict[str, Any]:
-        return await asyncio.to_thread(store_read, "loading the chart history",
-                                       lambda: symbol_history(self.reader, symbol, days))
-
-    async def model_state(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self.model_set.state)
-
-    async def _explain_indicators(self, symbol: str, as_of: str | None) -> dict[str, Any]:
-        return await asyncio.to_thread(store_read, "loading the symbol's history",
-                                       lambda: explain_indicators(self.reader, symbol, as_of))
-
-    async def _explain_alpha(self, features: dict[str, float]) -> dict[str, Any]:
-        return await asyncio.to_thread(explain_alpha, self.model_set, features)
-
-    async def stats(self) -> dict[str, Any]:
-        return {"alpha": self.batches.as_dict(), "chunk_size": self.chunk_size}
-
-    async def _regimes(self, benchmark: str | None, start: str | None, end: str | None
-                       ) -> dict[str, Any]:
-        await self._wait_ready()
-        return await asyncio.to_thread(store_read, "computing the market regimes",
-                                       lambda: regime_timeline(self.reader, benchmark, start,
-                                                               end))
-
-    async def _validate(self, cfg: ScanConfig, options: ValidateOptions,
-                        report: Report | None = None, cancel_token: CancelToken | None = None
-                        ) -> ValidationReport:
-        await self._wait_ready()
-        return await asyncio.to_thread(store_read, "replaying the screen over the store",
-                                       lambda: validate(cfg, self.reader, options, report,
-                                                        budget=self.budget,
-                                                        cancel_token=cancel_token))
