@@ -139,7 +139,7 @@ def test_an_append_keeps_the_memberships(tmp_path):
 def test_http_takes_indexes_and_lists_memberships(store):
     from fastapi.testclient import TestClient
 
-    from deployments.api.backend import InProcessBackend
+    from technic_v4.service.inprocess import InProcessBackend
     from deployments.api.main import create_app
 
     dow = index_universe(["dow"])

@@ -10,7 +10,7 @@ import pytest
 from serve_support import demo_store, tiny_models
 from typer.testing import CliRunner
 
-from deployments.api.backend import InProcessBackend
+from technic_v4.service.inprocess import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.cli.main import app as cli
 from technic_v4.data.reader import StoreReader
