@@ -154,20 +154,26 @@ def conventions(opts: ValidateOptions, portfolio: dict[str, Any],
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *, screens: ScreenStore | None = None,
-             budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None
-             ) -> ValidationReport:
+             budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None,
+             block_sessions: int | None = None) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
     screens of the reader's data dir, as run_scan); `budget`: what the expressions may cost
     over every replayed session (replay). `cancel_token`: checked between sessions,
-    expression nodes and horizons (technic_v4/cancel.py); Cancelled once set."""
+    expression nodes and horizons (technic_v4/cancel.py); Cancelled once set.
+    `block_sessions`: sessions per block of the replay (replay.py; None: the setting
+    TECHNIC_VALIDATE_BLOCK_SESSIONS, 0: chosen from the universe's size)."""
+    if block_sessions is None:
+        from technic_v4.settings import Settings
+
+        block_sessions = Settings().validate_block_sessions
     with cancel.active(cancel_token):
-        return _validate(cfg, reader, options, progress, screens, budget)
+        return _validate(cfg, reader, options, progress, screens, budget, block_sessions)
 
 
 def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
               progress: Progress | None, screens: ScreenStore | None,
-              budget: Budget | None) -> ValidationReport:
+              budget: Budget | None, block_sessions: int) -> ValidationReport:
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -177,7 +183,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
         cfg, ref = resolve_screen(cfg, screens)
     t0 = time.perf_counter()
     top = cfg.max_symbols or opts.top
-    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget)
+    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget,
+                 block_sessions=block_sessions)
     t_replay = time.perf_counter()
     panel, d_axis = rep.panel, rep.history.axes["D"]
     last_bar = np.where(np.isfinite(panel.close).any(1), panel.n_sessions - 1 - np.argmax(
@@ -228,7 +235,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
                  "first_session": str(rep.sessions[0].date()),
                  "last_session": str(rep.sessions[-1].date()),
                  "sessions_evaluated": len(rep.sessions), "symbols": panel.n_symbols,
-                 "window_bars": rep.window_bars, "history_needed": rep.lookback},
+                 "window_bars": rep.window_bars, "history_needed": rep.lookback,
+                 "blocks": rep.blocks},
         "passing": {"mean_per_session": stats._num(float(rep.passing.sum(0).mean())),
                     "sessions_with_none": int((rep.passing.sum(0) == 0).sum())},
         "conventions": conventions(opts, summary, rep.sessions),
