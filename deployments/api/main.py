@@ -58,7 +58,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     app.state.backend = scanner
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
     install_auth(app, settings, api_keys, admin_keys)
-    app.state.heavy = Slots.heavy(settings)  # where/rank, validate, explain (work.py)
+    app.state.heavy = Slots.heavy(settings, scanner.release_idle)  # heavy requests: work.py
     app.state.streams = Slots.streams(settings)  # /v1/events, apart from the API's
     for router in (scan.router, validate.router, universe.router, symbols.router,
                    explain.router, models.router, health.router):

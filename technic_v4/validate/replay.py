@@ -1,27 +1,38 @@
-"""Replay: a screen as it would have been evaluated at every past session, in one pass.
+"""Replay: a screen as it would have been evaluated at every past session, block by block.
 
 Walk-through of `replay(cfg, reader)`:
   1. The same plan as a scan (symbols, sectors, industries; checks against the store), the
      sessions to evaluate, the expressions' cost at every one of them held to the budget
      (screens/cost.py), then the symbols' whole history up to the last session (`reader`).
-  2. `History.build`: every series the screen reads (its filters' Close, dollar volume,
-     TechRating and Signal, the where/rank expressions' columns) computed once over each
-     symbol's own bars, daily and weekly (history.py).
-  3. The scan's checks as masks over (symbols x sessions) at once (`screen_masks`, the same
+  2. Blocks of sessions (`_blocks`): the evaluated sessions split into blocks of
+     `block_sessions` (default `block_size`: 10M bars of a series per block, so 5,000 symbols
+     x 1,265 sessions is one block and 20,000 symbols run in blocks of 500). Each block
+     computes its series over its own sessions and a warm-up before them (`warmup`): every
+     series' settling bars (its recursions' seed weight below 1e-14: the value equals the
+     whole history's), the scan's window, and for a symbol with gaps back to its own bars.
+     A series that only the whole history gives (or a weekly one that settles over years)
+     makes one block. Memory then follows the block and the universe, not the history.
+  3. Per block, `History.build`: every series the screen reads (its filters' Close, dollar
+     volume, TechRating and Signal, the where/rank expressions' columns) computed once over
+     each symbol's own bars, daily and weekly, in chunks of rows (history.py). The cancel
+     token is checked between blocks and between chunks.
+  4. The scan's checks as masks over (symbols x sessions) at once (`screen_masks`, the same
      function a scan applies to one session): bars in the scan's window, staleness, listing,
      price / dollar-volume / TechRating / signal floors. The rows passing the data checks are
      each day's universe: what traded that day, delisted symbols included while they traded.
-  3b. The first evaluated session is the first at which every series the screen reads has
+  4b. The first evaluated session is the first at which every series the screen reads has
      its own lookback (`history_needed`: each indicator's and function's, RS_rating's 253
      bars, weekly bars as sessions), so no early session is empty for want of history.
-  4. The scan's own `select` (technic_v4/scan/select.py): the `where` expression over the
+  5. The scan's own `select` (technic_v4/scan/select.py): the `where` expression over the
      day's Env, then the rank values (the rank expression, or the sort_by column) among the
-     rows passing, at every session in one evaluation (history.SessionsEnv) when the
-     expressions read one bar of daily values, else session by session (history.SessionEnv:
-     the scan's Env as of that session; a loop over array gathers, never over scans).
+     rows passing, at every session of the block in one evaluation (history.SessionsEnv)
+     when the expressions read one bar of daily values, else session by session
+     (history.SessionEnv: the scan's Env as of that session; a loop over array gathers,
+     never over scans).
 Only bars up to each session are read: every series is causal on own bars and gathered at
 the last bar on or before the session. `technic_v4.scan.run_scan(as_of_date=d)` gives the same
-passing set and ranks at any session d (tests/validate).
+passing set and ranks at any session d, and any block size the one-block replay's (tests/
+validate).
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ Progress = Callable[[str, int, int], None]
 IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
 BLOCK_CELLS = 10_000_000  # bars per series in a block when no size is given (block_size)
 MIN_BLOCK = 252
+EVAL_SESSIONS = 128  # sessions evaluated at once within a block (masks, where, rank)
 
 
 @dataclass(frozen=True)
@@ -131,16 +143,19 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         local = panel if (first, last) == (0, panel.n_sessions - 1) else panel.window(
             last, last - first + 1)
         built = History.build(local, series, cfg.scoring)
-        cancel.check()
-        valid[:, part], passing[:, part], rank[:, part] = _evaluate(
-            cfg, exprs, spec, local, built, columns[part] - first,
-            partial(_replayed, report, part.start, d))
+        for lo in range(part.start, part.stop, EVAL_SESSIONS):  # the evaluation in pieces
+            cancel.check()
+            cut = slice(lo, min(lo + EVAL_SESSIONS, part.stop))
+            valid[:, cut], passing[:, cut], rank[:, cut] = _evaluate(
+                cfg, exprs, spec, local, built, columns[cut] - first,
+                partial(_replayed, report, lo, d))
         if len(blocks) == 1:
             history = built
         del built, local
     report("indicators", len(blocks), len(blocks))
     report("replay", d, d)
     if history is None:  # what forward returns read: Close over the whole history
+        cancel.check()
         history = History.build(panel, {"D": {"Close"}, "W": set()}, cfg.scoring)
     return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
                   cfg.ascending, spec.bars, lookback, len(blocks))
@@ -153,6 +168,7 @@ def _evaluate(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec, panel: Pane
     docstring) from its History."""
     gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
     facts = _facts(panel, history, spec.bars, columns, gathered)
+    cancel.check()
     valid, alive = screen_masks(cfg, facts)
     values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
                                  alive.shape) for c in ("Sector", "Industry", "Name")}
@@ -168,6 +184,7 @@ def _evaluate(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec, panel: Pane
         chosen = select(exprs, valid, alive,
                         lambda universe, _: SessionsEnv(history, columns, values, universe,
                                                         gathered), sort)
+        cancel.check()
         return valid, chosen.passing, chosen.rank
     passing, rank = alive.copy(), np.full(alive.shape, np.nan)
     for k, t in enumerate(columns):

@@ -194,15 +194,19 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
     daily = pd.DataFrame({"session": rep.sessions.strftime("%Y-%m-%d"),
                           "universe": rep.valid.sum(0), "passing": rep.passing.sum(0)})
     horizons: dict[str, Any] = {}
+    cancel.check()
     ranked = stats.Ranked.of(rep.rank, rep.ascending)
+    cancel.check()
     forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
     in_universe = rep.passing & rep.valid
     computed: dict[int, Forward] = {}
     for h in opts.horizons:
         cancel.check()
         fwd = computed[h] = forwards.horizon(h)
+        cancel.check()
         mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
         ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
+        cancel.check()
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
         ic_ok = ic[np.isfinite(ic)]
         horizons[str(h)] = {

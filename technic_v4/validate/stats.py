@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from technic_v4 import cross_section
+from technic_v4 import cancel, cross_section
 from technic_v4.alpha.evaluate import newey_west_t
 from technic_v4.scan.select import rank_order
 from technic_v4.validate.returns import Forward
@@ -145,11 +145,25 @@ class Ranked:
     squares: np.ndarray  # (D,) sum of the centred ranks' squares
 
     @classmethod
-    def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10) -> Ranked:
+    def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10,
+           sessions: int = 256) -> Ranked:
+        """The ranking of `rank` (N, D), computed `sessions` sessions at a time (each
+        session's ranks are its own), the cancel token checked between them."""
         signal = -rank if ascending else rank
-        first, k = cross_section.ranks(signal, ties="first")
-        start = np.r_[0, np.cumsum(k)].astype(np.int64)
-        bucket, values, centred, squares = _ranked_cells(signal, first, start, buckets)
+        parts = []
+        for lo in range(0, max(signal.shape[1], 1), sessions):
+            cancel.check()
+            cut = signal[:, lo:lo + sessions]
+            first, k = cross_section.ranks(cut, ties="first")
+            start = np.r_[0, np.cumsum(k)].astype(np.int64)
+            parts.append((start, *_ranked_cells(cut, first, start, buckets)))
+        offsets = np.cumsum([0] + [p[0][-1] for p in parts])
+        start = np.r_[np.concatenate([p[0][:-1] + o for p, o in zip(parts, offsets,
+                                                                     strict=False)]),
+                      offsets[-1]].astype(np.int64)
+        bucket, values, centred, squares = (np.concatenate([p[j] for p in parts],
+                                                           axis=1 if j == 1 else 0)
+                                            for j in (1, 2, 3, 4))
         return cls(signal, bucket, start, values, centred, squares)
 
 

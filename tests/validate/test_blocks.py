@@ -1,16 +1,18 @@
 """Validation over blocks of sessions equals one pass over the whole history; a cancel stops it
 between blocks and between chunks of rows.
 
-- Blocks of 1, 7 and 64 sessions give the one-block replay's masks exactly and its ranks and
-  report figures to 1e-12, for filters, lags, windows, weekly bars and cross-sectional
-  functions, on a market with a symbol suspended for most of a year (its warm-up reaches
-  back over the gap).
+- Blocks of 1, 7 and 64 sessions (evaluated in pieces of 3 sessions) give the one-block
+  replay's masks exactly and its ranks and report figures to 1e-12, for filters, lags,
+  windows, weekly bars and cross-sectional functions, on a market with a symbol suspended for
+  most of a year (its warm-up reaches back over the gap). The ranking statistics computed
+  over pieces of sessions equal one piece.
 - A token set while block k starts: no further block is built. A token set during the
   history build's second chunk of rows: no third chunk is computed.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -20,10 +22,11 @@ from technic_v4 import cancel
 from technic_v4.data.demo import DemoSpec, generate_demo_market
 from technic_v4.data.reader import PanelSource
 from technic_v4.scan import ScanConfig
-from technic_v4.validate import ValidateOptions, replay, validate
+from technic_v4.validate import ValidateOptions, replay, stats, validate
 from technic_v4.validate import history as history_mod
 from technic_v4.validate.history import History
 
+replay_mod = importlib.import_module("technic_v4.validate.replay")  # not the function
 SCREENS = [
     {"where": "RSI < 45 and Close > SMA50", "rank": "mom_63 / ATR_pct", "min_price": 5},
     {"where": "pct_rank(mom_21) > 0.7", "min_tech_rating": 0,
@@ -63,11 +66,12 @@ def _close(a: object, b: object, path: str = "") -> None:
 
 
 @pytest.mark.parametrize("kw", SCREENS, ids=[str(i) for i in range(len(SCREENS))])
-def test_blocks_equal_one_pass(source, kw):
+def test_blocks_equal_one_pass(source, kw, monkeypatch):
     cfg = ScanConfig(**kw)
     whole = replay(cfg, source, start=START, block_sessions=10_000)
     assert whole.blocks == 1
     for size in (1, 7, 64):
+        monkeypatch.setattr(replay_mod, "EVAL_SESSIONS", 3 if size == 64 else 128)
         rep = replay(cfg, source, start=START, block_sessions=size)
         if "W." not in str(kw):  # weekly recursions settle over years: one block
             assert rep.blocks == -(-int(whole.columns[-1] - whole.columns[0] + 1) // size)
@@ -92,6 +96,17 @@ def test_block_reports_equal_one_pass(source):
         assert got.daily.equals(one.daily) or np.allclose(
             got.daily.select_dtypes("number"), one.daily.select_dtypes("number"),
             rtol=1e-12, atol=0, equal_nan=True)
+
+
+def test_ranking_in_pieces_of_sessions_equals_one_piece():
+    rng = np.random.default_rng(7)
+    rank = np.where(rng.random((60, 50)) < 0.3, np.nan, rng.normal(size=(60, 50)).round(1))
+    rank[:, 4] = np.nan  # a session with nothing ranked
+    one = stats.Ranked.of(rank, False, sessions=1_000)
+    for size in (1, 7):
+        got = stats.Ranked.of(rank, False, sessions=size)
+        for name in ("bucket", "start", "values", "centred", "squares"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(one, name), name)
 
 
 def test_cancel_between_blocks_builds_no_further_block(source):
