@@ -30,7 +30,7 @@ from technic_v4.indicators.market import market_field, market_index, rs_percenti
 from technic_v4.scan.evaluate import last_week_closed
 from technic_v4.scan.expressions import BARS, WeeklyOnDaily
 
-CHUNK_CELLS = 1_500_000  # bars per chunk of rows of History.build (~0.2-0.5 s of kernels)
+CHUNK_CELLS = 1_000_000  # bars per chunk of rows of History.build (~0.1-0.3 s of kernels)
 
 
 @dataclass

@@ -146,7 +146,7 @@ class Ranked:
 
     @classmethod
     def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10,
-           sessions: int = 256) -> Ranked:
+           sessions: int = 128) -> Ranked:
         """The ranking of `rank` (N, D), computed `sessions` sessions at a time (each
         session's ranks are its own), the cancel token checked between them."""
         signal = -rank if ascending else rank
@@ -339,6 +339,8 @@ def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int, rebala
     costs = np.zeros(d)
     turnovers = []
     for k in range(d):
+        if k % 64 == 0:
+            cancel.check()
         if k % rebalance == 0:
             ranked = np.flatnonzero(np.isfinite(rank[:, k]))  # a stable sort of these alone
             order = ranked[rank_order(rank[ranked, k], ascending)][:top]
