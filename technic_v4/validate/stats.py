@@ -200,15 +200,23 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
     return bucket, values, centred, squares
 
 
-def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
+def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10,
+             sessions: int = 128) -> np.ndarray:
     """(D,) Spearman correlation of the ranking and the excess return among ranked symbols
     with a forward return (cross_section.rank_ic's numbers, the ranking's half reused). The
     ranked cells' excess returns, one row per session padded with +inf (as is every value
-    that is not finite), are sorted by numpy in one call."""
-    keys = _ranked_keys(ranked.start, ranked.bucket, excess,
-                        int(np.diff(ranked.start).max(initial=0)))
-    return _rank_ics(ranked.start, ranked.values, ranked.centred, ranked.squares, keys,
-                     np.argsort(keys, axis=1), min_count)
+    that is not finite), are sorted by numpy, `sessions` sessions at a time (the cancel token
+    checked between them)."""
+    out = []
+    for lo in range(0, max(len(ranked.squares), 1), sessions):
+        cancel.check()
+        hi = min(lo + sessions, len(ranked.squares))
+        start = ranked.start[lo:hi + 1]
+        keys = _ranked_keys(start, ranked.bucket[:, lo:hi], excess[:, lo:hi],
+                            int(np.diff(start).max(initial=0)))
+        out.append(_rank_ics(start, ranked.values, ranked.centred, ranked.squares[lo:hi],
+                             keys, np.argsort(keys, axis=1), min_count))
+    return np.concatenate(out)
 
 
 @njit(cache=True)

@@ -107,6 +107,11 @@ def test_ranking_in_pieces_of_sessions_equals_one_piece():
         got = stats.Ranked.of(rank, False, sessions=size)
         for name in ("bucket", "start", "values", "centred", "squares"):
             np.testing.assert_array_equal(getattr(got, name), getattr(one, name), name)
+    excess = np.where(rng.random((60, 50)) < 0.1, np.nan, rng.normal(size=(60, 50)))
+    whole = stats.rank_ics(one, excess, sessions=1_000)
+    assert np.isfinite(whole).sum() > 40
+    for size in (1, 7):
+        np.testing.assert_array_equal(stats.rank_ics(one, excess, sessions=size), whole)
 
 
 def test_cancel_between_blocks_builds_no_further_block(source):
