@@ -199,10 +199,12 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
     cancel.check()
     forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
     in_universe = rep.passing & rep.valid
-    computed: dict[int, Forward] = {}
+    step: Forward | None = None  # the portfolio's; each other horizon freed after its stats
     for h in opts.horizons:
         cancel.check()
-        fwd = computed[h] = forwards.horizon(h)
+        fwd = forwards.horizon(h)
+        if h == opts.every:
+            step = fwd
         cancel.check()
         mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
         ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
@@ -223,7 +225,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
             "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
         }
     cancel.check()
-    step = computed.get(opts.every) or forwards.horizon(opts.every)
+    del fwd
+    step = step or forwards.horizon(opts.every)
     taken = rep.columns + opts.every <= panel.n_sessions - 1  # the step ends inside the data
     days = float((rep.sessions[-1] - rep.sessions[0]).days)
     summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
