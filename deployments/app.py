@@ -53,6 +53,7 @@ def build_app(args: AppArgs) -> Application:
         if args.batch_wait_timeout_s is not None:
             batch["batch_wait_timeout_s"] = args.batch_wait_timeout_s
         alpha = AlphaModel.options(user_config=batch)
-    indicators, model = Indicators.bind(str(data_dir)), alpha.bind(models_dir)
+    indicators = Indicators.bind(str(data_dir), settings.validate_block_sessions)
+    model = alpha.bind(models_dir)
     watcher = Watcher.bind(indicators, model, str(data_dir), models_dir, args.chunk_size)
     return Ingress.bind(indicators, model, str(data_dir), models_dir, args.chunk_size, watcher)

@@ -67,7 +67,7 @@ def create_app(scanner: ScanBackend, *, api_keys: tuple[str, ...] | None = None,
     scanner.observe(metrics.observe_scan, metrics.observe_batch)
     app.state.cache = cache or ResultCache.from_settings(settings)  # REDIS_URL: cache.py
     install_auth(app, settings, api_keys, admin_keys)
-    app.state.heavy = Slots.heavy(settings)  # where/rank, validate, explain (work.py)
+    app.state.heavy = Slots.heavy(settings, scanner.release_idle)  # heavy requests: work.py
     app.state.streams = Slots.streams(settings)  # /v1/events, apart from the API's
     for router in (scan.router, validate.router, universe.router, symbols.router,
                    explain.router, models.router, health.router, regimes.router):
@@ -89,7 +89,8 @@ def local_app() -> FastAPI:
     data = settings.data_root()
     backend = InProcessBackend(data, settings.models_root(), budget=settings.screen_budget(),
                                screens=ScreenStore.for_data_dir(data, settings.state_dir),
-                               policy=Policy.from_settings(settings))
+                               policy=Policy.from_settings(settings),
+                               block_sessions=settings.validate_block_sessions)
     try:  # TECHNIC_UPDATE_AT: the data update after each close, before the watches' tick
         attach_updater(backend.watches, data, settings, SYSTEM)
     except ValueError as exc:

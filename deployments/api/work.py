@@ -17,8 +17,11 @@ chunks, sessions, expression nodes and row blocks. It is set when the client dis
 TECHNIC_REQUEST_TIMEOUT_S, so the work stops within a second and its memory is freed; the
 slot is released only when the work has actually stopped. A cancelled request answers 504.
 Streams (`progress_stream`) set the token when the client stops reading. When the last heavy
-request ends, the C heap's free pages go back to the system (`release_memory`): glibc keeps
-what numpy freed in its arenas otherwise, and RSS would stay at the peak of the largest run.
+request ends, the slots' `idle` hook runs in a thread (the backend's `release_idle`: cached
+whole histories and expression windows dropped), then `release_memory`: a full garbage
+collection (a cancelled request's traceback holds its frames, and with them its arrays, in a
+reference cycle that only the collector frees) and the C heap's free pages back to the system
+(glibc keeps what numpy freed in its arenas otherwise, and RSS would stay at the peak).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,9 +51,10 @@ class Slots:
     (module docstring) and event streams (routers/watches.py) each have their own."""
 
     def __init__(self, total: int, per_client: int, what: str,
-                 deadline_s: float | None = None):
+                 deadline_s: float | None = None, idle: Callable[[], object] | None = None):
         self.total, self.per_client, self.what = total, per_client, what
         self.deadline_s = deadline_s
+        self.idle = idle  # run (in a thread) when the last request in a slot ends
         self._lock = threading.Lock()
         self._by_client: dict[str, int] = {}
         self.running = 0
@@ -57,10 +62,11 @@ class Slots:
         self.cancelled = 0
 
     @classmethod
-    def heavy(cls, settings: Settings) -> Slots:
-        """TECHNIC_HEAVY_SLOTS / _PER_CLIENT, cancelled at TECHNIC_REQUEST_TIMEOUT_S."""
+    def heavy(cls, settings: Settings, idle: Callable[[], object] | None = None) -> Slots:
+        """TECHNIC_HEAVY_SLOTS / _PER_CLIENT, cancelled at TECHNIC_REQUEST_TIMEOUT_S; `idle`
+        when the last one ends (module docstring)."""
         return cls(settings.heavy_slots, settings.heavy_per_client, HEAVY,
-                   settings.request_timeout_s)
+                   settings.request_timeout_s, idle)
 
     @classmethod
     def streams(cls, settings: Settings) -> Slots:
@@ -93,6 +99,12 @@ class Slots:
                 self._by_client[client] = left
             else:
                 self._by_client.pop(client, None)
+
+    def released(self) -> None:
+        """The `idle` hook, then release_memory (when the last request in a slot ended)."""
+        if self.idle is not None:
+            self.idle()
+        release_memory()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -134,14 +146,16 @@ class Admitted:
             if self.token.cancelled:
                 self.slots.cancelled += 1
             self.slots.release(self.client)
-            if self.slots.running == 0:  # off the loop: a trim takes milliseconds
-                threading.Thread(target=release_memory, name="technic-trim",
+            if self.slots.running == 0:  # off the loop: a collection takes ~0.1 s
+                threading.Thread(target=self.slots.released, name="technic-trim",
                                  daemon=True).start()
 
 
 def release_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere
-    nothing to do: other allocators return large blocks themselves)."""
+    """Free what the last heavy work left: a full garbage collection (module docstring),
+    then the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing
+    to do: other allocators return large blocks themselves)."""
+    gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 

@@ -54,6 +54,10 @@ def _options() -> list[inspect.Parameter]:
                                            "--max-symbols, else 20).")),
         "rebalance": (int, d.rebalance, typer.Option(help="Sessions between rebalances.")),
         "cost_bps": (float, d.cost_bps, typer.Option(help="Cost per side, basis points.")),
+        "block_sessions": (int | None, None, typer.Option(
+            min=0, help="Sessions per block of the replay: memory follows the block, not the "
+                        "history (default: TECHNIC_VALIDATE_BLOCK_SESSIONS; 0: chosen from the "
+                        "universe's size).")),
         "fmt": (str, "table", typer.Option("--format", "-f", help="table, json, csv or parquet "
                                            "(csv/parquet: the daily series).")),
         "out": (Path | None, None, typer.Option(help="Write here instead of stdout.")),
@@ -81,6 +85,9 @@ SYNTHETIC when the bars are the generated demo market."""
 def validate_command(**kw: Any) -> None:
     """Replay a screen over history and measure what its picks did next."""
     fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
+    block_sessions = kw.pop("block_sessions")
+    if block_sessions is None:
+        block_sessions = settings().validate_block_sessions
     check_format(fmt, FORMATS, out, needs_out=("parquet",))
     horizons = tuple(kw.pop("horizon") or DEFAULT_HORIZONS)
     opts = ValidateOptions(kw.pop("start"), kw.pop("end"), kw.pop("every"), horizons,
@@ -93,7 +100,8 @@ def validate_command(**kw: Any) -> None:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")
             result = validate(ScanConfig(**fields), reader, opts, progress,
-                              screens=_screens(reader, fields), budget=screen_budget())
+                              screens=_screens(reader, fields), budget=screen_budget(),
+                              block_sessions=block_sessions)
     except (ConfigError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt != "table":  # the table leads with it; here it goes beside the data, to stderr

@@ -157,6 +157,21 @@ class StoreReader:
         self._keep(key, panel)
         return panel
 
+    def release(self, keep_bars: int) -> int:
+        """Drop the cached Panels longer than `keep_bars` sessions (what a validation, an
+        explain or a long expression loaded; a scan's window stays), so an idle process does
+        not hold a whole history; how many were dropped."""
+        with self._lock:
+            gone = [k for k, p in self._panels.items() if p.n_sessions > keep_bars]
+            for key in gone:
+                del self._panels[key]
+        return len(gone)
+
+    def cached_sessions(self) -> list[int]:
+        """Sessions of each cached Panel, least recently used first."""
+        with self._lock:
+            return [p.n_sessions for p in self._panels.values()]
+
     def _keep(self, key: tuple, panel: Panel) -> None:
         with self._lock:
             for old in [k for k in self._panels if k[0] != panel.data_version]:

@@ -117,6 +117,18 @@ class Evaluations:
         with self._lock:
             self._blocks[key] = block
 
+    def release(self) -> int:
+        """Drop the evaluations that kept expression series (a where / rank scan's windows
+        of bars: up to gigabytes), keep the plain scans' rows; how many were dropped."""
+        with self._lock:
+            gone = [k for k, b in self._blocks.items() if b.series]
+            for key in gone:
+                del self._blocks[key]
+        return len(gone)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
 
 async def execute(cfg: ScanConfig, snapshot: Callable[[], Snapshot], evaluate: Evaluate,
                   predict: Predict, *, chunk_size: int | None = None,

@@ -56,6 +56,7 @@ from technic_v4.validate import ValidateOptions, ValidationReport
 
 SWITCH_INTERVAL_S = 0.001  # the GIL hand-over time when heavy work runs in threads here
 MODELS_VERSION_TTL_S = 1.0  # how long a looked-up model version is trusted for cache keys
+IDLE_WINDOW_BARS = WindowSpec.of(ScanConfig()).bars  # windows kept when idle (release_idle)
 FRAGMENT_SETS = 4  # evaluations whose JSON rows are kept pre-rendered
 FORECASTS = 8  # forecasts kept, by models version and features (ScanBackend._forecast)
 
@@ -145,6 +146,13 @@ class ScanBackend:
         self._models_version: tuple[float, str] | None = None
         self.watches: Any = None  # set by the subclass (module docstring)
         self.on_scan: Callable[[ScanStatus], None] | None = None  # the deployment's metrics
+
+    def release_idle(self) -> dict[str, int]:
+        """What heavy requests left cached, dropped once none runs (deployments/api/work.py):
+        Panels longer than a default scan's window (whole histories) and the evaluations
+        that kept expression windows; how many of each."""
+        return {"windows": self.reader.release(IDLE_WINDOW_BARS),
+                "evaluations": self.evaluations.release()}
 
     # -- hooks ---------------------------------------------------------------------------
     async def readiness(self) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class InProcessBackend(ScanBackend):
     def __init__(self, data_dir: str | os.PathLike[str],
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None,
-                 budget: Budget | None = None, policy: Policy | None = None):
+                 budget: Budget | None = None, policy: Policy | None = None,
+                 block_sessions: int = 0):
         reader = StoreReader(data_dir)
         self.batches = BatchStats()
         self.model_set = ModelSet(models_dir or None)
@@ -61,6 +62,7 @@ class InProcessBackend(ScanBackend):
         self.reader.manifest()  # builds the demo market in an empty local data dir, once
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.policy = policy or Policy()
+        self.block_sessions = block_sessions  # validation's (0: from the universe's size)
         self._ready = threading.Event()
         self._alpha_state: dict[str, Any] = {}
         self._error: str | None = None
@@ -152,4 +154,5 @@ class InProcessBackend(ScanBackend):
         return await asyncio.to_thread(store_read, "replaying the screen over the store",
                                        lambda: validate(cfg, self.reader, options, report,
                                                         budget=self.budget,
-                                                        cancel_token=cancel_token))
+                                                        cancel_token=cancel_token,
+                                                        block_sessions=self.block_sessions))

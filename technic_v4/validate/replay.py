@@ -1,33 +1,44 @@
-"""Replay: a screen as it would have been evaluated at every past session, in one pass.
+"""Replay: a screen as it would have been evaluated at every past session, block by block.
 
 Walk-through of `replay(cfg, reader)`:
   1. The same plan as a scan (symbols, sectors, industries; checks against the store), the
      sessions to evaluate, the expressions' cost at every one of them held to the budget
      (screens/cost.py), then the symbols' whole history up to the last session (`reader`).
-  2. `History.build`: every series the screen reads (its filters' Close, dollar volume,
-     TechRating and Signal, the where/rank expressions' columns) computed once over each
-     symbol's own bars, daily and weekly (history.py).
-  3. The scan's checks as masks over (symbols x sessions) at once (`screen_masks`, the same
+  2. Blocks of sessions (`_blocks`): the evaluated sessions split into blocks of
+     `block_sessions` (default `block_size`: 10M bars of a series per block, so 5,000 symbols
+     x 1,265 sessions is one block and 20,000 symbols run in blocks of 500). Each block
+     computes its series over its own sessions and a warm-up before them (`warmup`): every
+     series' settling bars (its recursions' seed weight below 1e-14: the value equals the
+     whole history's), the scan's window, and for a symbol with gaps back to its own bars.
+     A series that only the whole history gives (or a weekly one that settles over years)
+     makes one block. Memory then follows the block and the universe, not the history.
+  3. Per block, `History.build`: every series the screen reads (its filters' Close, dollar
+     volume, TechRating and Signal, the where/rank expressions' columns) computed once over
+     each symbol's own bars, daily and weekly, in chunks of rows (history.py). The cancel
+     token is checked between blocks and between chunks.
+  4. The scan's checks as masks over (symbols x sessions) at once (`screen_masks`, the same
      function a scan applies to one session): bars in the scan's window, staleness, listing,
      price / dollar-volume / TechRating / signal floors. The rows passing the data checks are
      each day's universe: what traded that day, delisted symbols included while they traded.
-  3b. The first evaluated session is the first at which every series the screen reads has
+  4b. The first evaluated session is the first at which every series the screen reads has
      its own lookback (`history_needed`: each indicator's and function's, RS_rating's 253
      bars, weekly bars as sessions), so no early session is empty for want of history.
-  4. The scan's own `select` (technic_v4/scan/select.py): the `where` expression over the
+  5. The scan's own `select` (technic_v4/scan/select.py): the `where` expression over the
      day's Env, then the rank values (the rank expression, or the sort_by column) among the
-     rows passing, at every session in one evaluation (history.SessionsEnv) when the
-     expressions read one bar of daily values, else session by session (history.SessionEnv:
-     the scan's Env as of that session; a loop over array gathers, never over scans).
+     rows passing, at every session of the block in one evaluation (history.SessionsEnv)
+     when the expressions read one bar of daily values, else session by session
+     (history.SessionEnv: the scan's Env as of that session; a loop over array gathers,
+     never over scans).
 Only bars up to each session are read: every series is causal on own bars and gathered at
 the last bar on or before the session. `technic_v4.scan.run_scan(as_of_date=d)` gives the same
-passing set and ranks at any session d (tests/validate).
+passing set and ranks at any session d, and any block size the one-block replay's (tests/
+validate).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -40,7 +51,7 @@ from technic_v4.data.reader import with_listing_dates
 from technic_v4.errors import ConfigError, StaleDataError
 from technic_v4.regimes import NUMBERS, REGIME_CACHE
 from technic_v4.scan.config import ScanConfig
-from technic_v4.scan.evaluate import WindowSpec, _sessions_for
+from technic_v4.scan.evaluate import WindowSpec, _sessions_for, _settle
 from technic_v4.scan.expressions import MARKET_COLUMNS, Expressions, compile_expressions
 from technic_v4.scan.plan import plan_scan
 from technic_v4.scan.screen import Facts, screen_masks
@@ -50,6 +61,9 @@ from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsE
 
 Progress = Callable[[str, int, int], None]
 IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
+BLOCK_CELLS = 10_000_000  # bars per series in a block when no size is given (block_size)
+MIN_BLOCK = 252
+EVAL_SESSIONS = 128  # sessions evaluated at once within a block (masks, where, rank)
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class Replay:
     ascending: bool
     window_bars: int              # sessions a scan loads (the bars each symbol needed)
     lookback: int                 # sessions before the first evaluated one it needed
+    blocks: int = 1               # blocks of sessions it ran in (history: Close only if > 1)
 
 
 def check_validatable(cfg: ScanConfig) -> None:
@@ -85,12 +100,16 @@ def check_validatable(cfg: ScanConfig) -> None:
 
 def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str | None = None,
            every: int = 1, progress: Progress | None = None, *,
-           budget: Budget | None = None) -> Replay:
-    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc);
+           budget: Budget | None = None, block_sessions: int = 0) -> Replay:
+    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc), over
+    blocks of `block_sessions` sessions (0: `block_size`'s choice for the universe);
     ConfigError before any price is read when its expressions, over the plan's symbols at
     every evaluated session, cost more than `budget` (default Budget())."""
     report = progress or (lambda stage, done, total: None)
     check_validatable(cfg)
+    if block_sessions < 0:
+        raise ConfigError("block_sessions", f"block_sessions must be >= 0 (0: chosen from the "
+                          f"universe's size), got {block_sessions}")
     snap = reader.snapshot()  # type: ignore[attr-defined]
     try:
         plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
@@ -107,15 +126,50 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     exprs.check_cost(budget or Budget(), max(len(plan.rows), 1), len(columns), _at_once(exprs))
     full = reader.load(plan.as_of, stop + 1)  # type: ignore[attr-defined]
     panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full
+    del full
+    if "first_session" not in panel.universe:
+        panel = replace(panel, universe=with_listing_dates(panel))
     spec = WindowSpec.of(cfg)
-    report("indicators", 0, 1)
-    cancel.check()
-    history = History.build(panel, _series_needed(cfg, exprs), cfg.scoring)
-    cancel.check()
-    report("indicators", 1, 1)
+    series = _series_needed(cfg, exprs)
+    size = block_sessions or block_size(panel.n_symbols)
+    blocks = _blocks(panel.close, columns, size, warmup(cfg, exprs, spec))
+    n, d = panel.n_symbols, len(columns)
+    valid, passing = np.zeros((n, d), dtype=bool), np.zeros((n, d), dtype=bool)
+    rank = np.full((n, d), np.nan)
+    history = None
+    for b, (first, part) in enumerate(blocks):
+        report("indicators", b, len(blocks))
+        cancel.check()  # between blocks (technic_v4/cancel.py)
+        last = int(columns[part][-1]) if len(blocks) > 1 else panel.n_sessions - 1
+        local = panel if (first, last) == (0, panel.n_sessions - 1) else panel.window(
+            last, last - first + 1)
+        built = History.build(local, series, cfg.scoring)
+        for lo in range(part.start, part.stop, EVAL_SESSIONS):  # the evaluation in pieces
+            cancel.check()
+            cut = slice(lo, min(lo + EVAL_SESSIONS, part.stop))
+            valid[:, cut], passing[:, cut], rank[:, cut] = _evaluate(
+                cfg, exprs, spec, local, built, columns[cut] - first,
+                partial(_replayed, report, lo, d), reader)
+        if len(blocks) == 1:
+            history = built
+        del built, local
+    report("indicators", len(blocks), len(blocks))
+    report("replay", d, d)
+    if history is None:  # what forward returns read: Close over the whole history
+        cancel.check()
+        history = History.build(panel, {"D": {"Close"}, "W": set()}, cfg.scoring)
+    return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
+                  cfg.ascending, spec.bars, lookback, len(blocks))
 
+
+def _evaluate(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec, panel: Panel,
+              history: History, columns: np.ndarray, progress: Callable[[int], None],
+              reader: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, passing, rank) at the sessions `columns` of `panel` (steps 3-4 of the module
+    docstring) from its History; `reader` gives the market regime when the screen reads it."""
     gathered = Gathered(history.axes["D"], columns)  # series at the evaluated sessions
     facts = _facts(panel, history, spec.bars, columns, gathered)
+    cancel.check()
     valid, alive = screen_masks(cfg, facts)
     values = {c: np.broadcast_to(panel.universe[c.lower()].to_numpy(dtype=object)[:, None],
                                  alive.shape) for c in ("Sector", "Industry", "Name")}
@@ -134,20 +188,74 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
         chosen = select(exprs, valid, alive,
                         lambda universe, _: SessionsEnv(history, columns, values, universe,
                                                         gathered), sort)
-        passing, rank = chosen.passing, chosen.rank
-    else:
-        passing, rank = alive.copy(), np.full(alive.shape, np.nan)
-        for k, t in enumerate(columns):
-            cancel.check()  # between sessions (technic_v4/cancel.py)
-            day = {name: v[:, k] for name, v in values.items()}
-            one = select(exprs, valid[:, k], alive[:, k], partial(_session_env, history, t, day),
-                         partial(_session_column, sort, k))
-            passing[:, k], rank[:, k] = one.passing, one.rank
-            if k % 50 == 0:
-                report("replay", k, len(columns))
-    report("replay", len(columns), len(columns))
-    return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
-                  cfg.ascending, spec.bars, lookback)
+        cancel.check()
+        return valid, chosen.passing, chosen.rank
+    passing, rank = alive.copy(), np.full(alive.shape, np.nan)
+    for k, t in enumerate(columns):
+        cancel.check()  # between sessions (technic_v4/cancel.py)
+        day = {name: v[:, k] for name, v in values.items()}
+        one = select(exprs, valid[:, k], alive[:, k], partial(_session_env, history, t, day),
+                     partial(_session_column, sort, k))
+        passing[:, k], rank[:, k] = one.passing, one.rank
+        if k % 50 == 0:
+            progress(k)
+    return valid, passing, rank
+
+
+def block_size(n_symbols: int) -> int:
+    """Sessions per block when none is given: BLOCK_CELLS bars of each series per block, and
+    never fewer than MIN_BLOCK sessions (a block recomputes its warm-up, so short blocks cost
+    time): 5,000 symbols in blocks of 2,000 sessions, 20,000 in blocks of 500."""
+    return max(MIN_BLOCK, BLOCK_CELLS // max(n_symbols, 1))
+
+
+def warmup(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec) -> tuple[int, int] | None:
+    """(own bars, sessions) a block needs before its first session so that every value it
+    reads equals the whole history's: each series' settling bars (`_settle`: its recursions'
+    seed weight below 1e-14; weekly ones in weeks), and the scan's window in sessions (the
+    facts count bars in it). None when a series needs the whole history (then one block)."""
+    daily = [("rs_raw" if name == "RS_rating" else name, "D", 1)
+             for name in _series_needed(cfg, exprs)["D"]]
+    bars = [cfg.min_bars, 1]
+    for name, tf, width in (*daily, *exprs.series(all_columns=True)):
+        settle = _settle(name, width)
+        if settle is None:
+            return None
+        bars.append(settle if tf == "D" else 5 * settle + 10)
+    return max(bars), spec.bars
+
+
+def _blocks(close: np.ndarray, columns: np.ndarray, size: int,
+            warm: tuple[int, int] | None) -> list[tuple[int, slice]]:
+    """[(first session loaded, slice of `columns`)] per block of `size` sessions: the first
+    session leaves every symbol `warm[0]` own bars (or its whole history) and `warm[1]`
+    sessions before the block's first evaluated session. One block (from session 0) when
+    `warm` is None or one block holds every column."""
+    span = int(columns[-1] - columns[0]) + 1
+    if warm is None or size >= span:
+        return [(0, slice(0, len(columns)))]
+    group = (columns - columns[0]) // size
+    edges = np.flatnonzero(np.diff(group)) + 1
+    starts, ends = np.r_[0, edges], np.r_[edges, len(columns)]
+    bars, window = warm
+    has = np.isfinite(close)
+    count = np.cumsum(has, axis=1, dtype=np.int32)  # own bars up to and including t
+    out = []
+    for lo, hi in zip(starts, ends, strict=True):
+        t = int(columns[lo])
+        first = max(0, min(t + 1 - window, t + 1 - bars))
+        if first > 0:  # a symbol with gaps: back to its bars[0]-th bar before t
+            before = count[:, t] - count[:, first - 1]
+            short = np.flatnonzero((before < bars) & (count[:, first - 1] > 0))
+            for i in short:
+                need = max(int(count[i, t]) - bars + 1, 1)  # 1-based own bar number
+                first = min(first, int(np.searchsorted(count[i], need)))
+        out.append((first, slice(int(lo), int(hi))))
+    return out
+
+
+def _replayed(report: Progress, offset: int, total: int, k: int) -> None:
+    report("replay", offset + k, total)
 
 
 def session_market_columns(reader: object, benchmark: str | None, panel: Panel,

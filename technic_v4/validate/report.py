@@ -176,20 +176,22 @@ def session_regimes(reader: Any, cfg: ScanConfig, panel: Any, sessions: pd.Datet
 
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *, screens: ScreenStore | None = None,
-             budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None
-             ) -> ValidationReport:
+             budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None,
+             block_sessions: int = 0) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
     screens of the reader's data dir, as run_scan); `budget`: what the expressions may cost
     over every replayed session (replay). `cancel_token`: checked between sessions,
-    expression nodes and horizons (technic_v4/cancel.py); Cancelled once set."""
+    expression nodes and horizons (technic_v4/cancel.py); Cancelled once set.
+    `block_sessions`: sessions per block of the replay (replay.py; 0: chosen from the
+    universe's size; front ends pass TECHNIC_VALIDATE_BLOCK_SESSIONS)."""
     with cancel.active(cancel_token):
-        return _validate(cfg, reader, options, progress, screens, budget)
+        return _validate(cfg, reader, options, progress, screens, budget, block_sessions)
 
 
 def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
               progress: Progress | None, screens: ScreenStore | None,
-              budget: Budget | None) -> ValidationReport:
+              budget: Budget | None, block_sessions: int) -> ValidationReport:
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -199,7 +201,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
         cfg, ref = resolve_screen(cfg, screens)
     t0 = time.perf_counter()
     top = cfg.max_symbols or opts.top
-    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget)
+    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget,
+                 block_sessions=block_sessions)
     t_replay = time.perf_counter()
     panel, d_axis = rep.panel, rep.history.axes["D"]
     last_bar = np.where(np.isfinite(panel.close).any(1), panel.n_sessions - 1 - np.argmax(
@@ -211,15 +214,21 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
     labels, regime_info = session_regimes(reader, cfg, rep.panel, rep.sessions)
     daily["regime"] = labels
     horizons: dict[str, Any] = {}
+    cancel.check()
     ranked = stats.Ranked.of(rep.rank, rep.ascending)
+    cancel.check()
     forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
     in_universe = rep.passing & rep.valid
-    computed: dict[int, Forward] = {}
+    step: Forward | None = None  # the portfolio's; each other horizon freed after its stats
     for h in opts.horizons:
         cancel.check()
-        fwd = computed[h] = forwards.horizon(h)
+        fwd = forwards.horizon(h)
+        if h == opts.every:
+            step = fwd
+        cancel.check()
         mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
         ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
+        cancel.check()
         daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
         ic_ok = ic[np.isfinite(ic)]
         horizons[str(h)] = {
@@ -238,7 +247,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
                                          opts.every, (*REGIMES, UNKNOWN)),
         }
     cancel.check()
-    step = computed.get(opts.every) or forwards.horizon(opts.every)
+    del fwd
+    step = step or forwards.horizon(opts.every)
     taken = rep.columns + opts.every <= panel.n_sessions - 1  # the step ends inside the data
     days = float((rep.sessions[-1] - rep.sessions[0]).days)
     summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
@@ -254,7 +264,8 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
                  "first_session": str(rep.sessions[0].date()),
                  "last_session": str(rep.sessions[-1].date()),
                  "sessions_evaluated": len(rep.sessions), "symbols": panel.n_symbols,
-                 "window_bars": rep.window_bars, "history_needed": rep.lookback},
+                 "window_bars": rep.window_bars, "history_needed": rep.lookback,
+                 "blocks": rep.blocks},
         "passing": {"mean_per_session": stats._num(float(rep.passing.sum(0).mean())),
                     "sessions_with_none": int((rep.passing.sum(0) == 0).sum())},
         "conventions": conventions(opts, summary, rep.sessions),

@@ -15,8 +15,8 @@ return yet (NaN). Excess = the return minus the equal-weighted mean over the day
 Simple returns, close to close, no costs: what a screen user would have earned by buying at
 the close of the session the screen ran.
 
-One compiled pass per horizon over the (symbols x sessions) cells, row by row: each cell's
-bar in effect and its h-th next bar, both returns, and the universe's sums per session
+One compiled pass per horizon (per piece of 128 sessions) over the cells, row by row: each
+cell's bar in effect and its h-th next bar, both returns, and the universe's sums per session
 (added in row order, as numpy's nanmean over axis 0 adds them); a second pass subtracts the
 day's mean. Logs of the closes are taken once, by numpy, for every horizon.
 """
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from technic_v4 import cancel
 from technic_v4.validate.history import Axis
 
 
@@ -108,10 +109,19 @@ class Forwards:
         self.universe = np.ascontiguousarray(universe, dtype=bool)
         self.delisted = np.asarray(delisted, dtype=bool)
 
-    def horizon(self, h: int) -> Forward:
-        raw, log_excess, truncated, raw_mean = _forward(
-            self.close, self.log_close, self.first, self.pos, self.columns, h, self.delisted,
-            self.universe)
+    def horizon(self, h: int, sessions: int = 128) -> Forward:
+        """The h-bar returns, `sessions` evaluated sessions at a time (each session's mean is
+        its own), the cancel token checked between them."""
+        parts = []
+        for lo in range(0, max(len(self.columns), 1), sessions):
+            cancel.check()
+            cut = slice(lo, lo + sessions)
+            parts.append(_forward(self.close, self.log_close, self.first, self.pos,
+                                  self.columns[cut], h, self.delisted,
+                                  np.ascontiguousarray(self.universe[:, cut])))
+        raw, log_excess, truncated = (np.concatenate([p[j] for p in parts], axis=1)
+                                      for j in range(3))
+        raw_mean = np.concatenate([p[3] for p in parts])
         return Forward(h, raw, log_excess, truncated, self.universe, raw_mean)
 
 

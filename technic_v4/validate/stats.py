@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from technic_v4 import cross_section
+from technic_v4 import cancel, cross_section
 from technic_v4.alpha.evaluate import newey_west_t
 from technic_v4.scan.select import rank_order
 from technic_v4.validate.returns import Forward
@@ -145,11 +145,25 @@ class Ranked:
     squares: np.ndarray  # (D,) sum of the centred ranks' squares
 
     @classmethod
-    def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10) -> Ranked:
+    def of(cls, rank: np.ndarray, ascending: bool, buckets: int = 10,
+           sessions: int = 128) -> Ranked:
+        """The ranking of `rank` (N, D), computed `sessions` sessions at a time (each
+        session's ranks are its own), the cancel token checked between them."""
         signal = -rank if ascending else rank
-        first, k = cross_section.ranks(signal, ties="first")
-        start = np.r_[0, np.cumsum(k)].astype(np.int64)
-        bucket, values, centred, squares = _ranked_cells(signal, first, start, buckets)
+        parts = []
+        for lo in range(0, max(signal.shape[1], 1), sessions):
+            cancel.check()
+            cut = signal[:, lo:lo + sessions]
+            first, k = cross_section.ranks(cut, ties="first")
+            start = np.r_[0, np.cumsum(k)].astype(np.int64)
+            parts.append((start, *_ranked_cells(cut, first, start, buckets)))
+        offsets = np.cumsum([0] + [p[0][-1] for p in parts])
+        start = np.r_[np.concatenate([p[0][:-1] + o for p, o in zip(parts, offsets,
+                                                                     strict=False)]),
+                      offsets[-1]].astype(np.int64)
+        bucket, values, centred, squares = (np.concatenate([p[j] for p in parts],
+                                                           axis=1 if j == 1 else 0)
+                                            for j in (1, 2, 3, 4))
         return cls(signal, bucket, start, values, centred, squares)
 
 
@@ -186,15 +200,23 @@ def _ranked_cells(signal, first, start, buckets):  # pragma: no cover - compiled
     return bucket, values, centred, squares
 
 
-def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10) -> np.ndarray:
+def rank_ics(ranked: Ranked, excess: np.ndarray, min_count: int = 10,
+             sessions: int = 128) -> np.ndarray:
     """(D,) Spearman correlation of the ranking and the excess return among ranked symbols
     with a forward return (cross_section.rank_ic's numbers, the ranking's half reused). The
     ranked cells' excess returns, one row per session padded with +inf (as is every value
-    that is not finite), are sorted by numpy in one call."""
-    keys = _ranked_keys(ranked.start, ranked.bucket, excess,
-                        int(np.diff(ranked.start).max(initial=0)))
-    return _rank_ics(ranked.start, ranked.values, ranked.centred, ranked.squares, keys,
-                     np.argsort(keys, axis=1), min_count)
+    that is not finite), are sorted by numpy, `sessions` sessions at a time (the cancel token
+    checked between them)."""
+    out = []
+    for lo in range(0, max(len(ranked.squares), 1), sessions):
+        cancel.check()
+        hi = min(lo + sessions, len(ranked.squares))
+        start = ranked.start[lo:hi + 1]
+        keys = _ranked_keys(start, ranked.bucket[:, lo:hi], excess[:, lo:hi],
+                            int(np.diff(start).max(initial=0)))
+        out.append(_rank_ics(start, ranked.values, ranked.centred, ranked.squares[lo:hi],
+                             keys, np.argsort(keys, axis=1), min_count))
+    return np.concatenate(out)
 
 
 @njit(cache=True)
@@ -347,6 +369,8 @@ def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int, rebala
     costs = np.zeros(d)
     turnovers = []
     for k in range(d):
+        if k % 64 == 0:
+            cancel.check()
         if k % rebalance == 0:
             ranked = np.flatnonzero(np.isfinite(rank[:, k]))  # a stable sort of these alone
             order = ranked[rank_order(rank[ranked, k], ascending)][:top]

@@ -94,3 +94,25 @@ def test_saved_screen_by_name_and_its_new_version(client, warm):
     assert second.json()["daily"]["passing"] != by_name.json()["daily"]["passing"]
     unknown = client.post("/v1/validate", json={"screen": "no-such-screen", **opts})
     assert unknown.status_code == 422 and "golden-cross" in unknown.text
+
+
+def test_idle_server_drops_what_a_validation_cached(client, warm):
+    """Once no heavy request runs, the whole history the replay read and the expression
+    windows of a where-scan are dropped from the caches; a plain scan's rows stay."""
+    import threading
+
+    from deployments.api.backend import IDLE_WINDOW_BARS
+
+    assert client.post("/v1/scan", json={"max_symbols": 5}).status_code == 200
+    assert client.post("/v1/scan", json={"where": "sma(Close, 300) > 0",
+                                         "max_symbols": 5}).status_code == 200
+    r = client.post("/v1/validate", json={**BODY, "horizons": [1]},
+                    headers={"cache-control": "no-cache"})
+    assert r.status_code == 200, r.text
+    for thread in threading.enumerate():  # the idle hook's thread (deployments/api/work.py)
+        if thread.name == "technic-trim":
+            thread.join(60)  # a hang guard, not a timing bound
+    held = warm.reader.cached_sessions()  # the replay read 1,464 sessions (and scans' rows)
+    assert all(n <= IDLE_WINDOW_BARS for n in held), held
+    assert len(warm.evaluations) >= 1  # the plain scan's rows are kept ...
+    assert warm.evaluations.release() == 0  # ... and nothing with expression windows
