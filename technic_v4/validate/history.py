@@ -114,7 +114,7 @@ class History:
             n, width = source.n_symbols, source.n_sessions
             step = max(1, chunk_cells // max(width, 1))
             packed: dict[str, np.ndarray] = {}
-            for lo in range(0, n, step):
+            for lo in range(0, max(n, 1), step):  # one (empty) chunk for no rows
                 cancel.check()  # between chunks of rows (technic_v4/cancel.py)
                 rows = slice(lo, min(lo + step, n))
                 part = source.select(np.arange(lo, rows.stop))  # views of the rows

@@ -101,7 +101,7 @@ def test_idle_server_drops_what_a_validation_cached(client, warm):
     windows of a where-scan are dropped from the caches; a plain scan's rows stay."""
     import threading
 
-    from deployments.api.backend import IDLE_WINDOW_BARS
+    from technic_v4.service.backend import IDLE_WINDOW_BARS
 
     assert client.post("/v1/scan", json={"max_symbols": 5}).status_code == 200
     assert client.post("/v1/scan", json={"where": "sma(Close, 300) > 0",

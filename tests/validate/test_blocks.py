@@ -147,3 +147,13 @@ def test_cancel_between_chunks_of_rows(source, monkeypatch):
         History.build(panel, {"D": {"Close", "RSI"}, "W": set()}, ScanConfig().scoring,
                       chunk_cells=10 * panel.n_sessions)
     assert calls == [10, 10]  # 5 chunks of 10 rows; none after the cancel
+
+
+def test_a_history_of_no_rows_has_every_series_empty(source: PanelSource) -> None:
+    """A replay whose plan keeps no symbol (e.g. `symbols: ["0"]`) builds a History of zero
+    rows: every asked series is there, empty, as for a universe of many rows."""
+    panel = source.load(None, 300).select(np.arange(0))
+    built = History.build(panel, {"D": {"Close", "RSI"}, "W": set()}, ScanConfig().scoring)
+    axis = built.axes["D"]
+    assert set(axis.packed) >= {"Close", "RSI"}
+    assert all(v.shape[0] == 0 for v in axis.packed.values())
