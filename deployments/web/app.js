@@ -48,10 +48,14 @@ function showRegime(tags) {
     ` · vol pct ${fmt(n.market_vol_pct)} · slope_50 ${fmt(n.market_slope_50)}`;
 }
 
+let sectorsLoads = 0; // the latest loadSectors call: an older answer (a key since changed) is dropped
+
 async function loadSectors() {
   const select = $("sectors");
+  const mine = ++sectorsLoads;
   try {
     const body = await (await api("/v1/sectors")).json();
+    if (mine !== sectorsLoads) return;
     const chosen = new Set([...select.selectedOptions].map((o) => o.value));
     select.replaceChildren(...body.sectors.map((s) => {
       const opt = new Option(`${s.name} (${s.symbols})`, s.name);
@@ -60,9 +64,9 @@ async function loadSectors() {
     }));
     showSource(body.meta);
     await loadScreens();
-    showError("");
+    if (mine === sectorsLoads) showError("");
   } catch (err) {
-    showError(err.message);
+    if (mine === sectorsLoads) showError(err.message);
   }
 }
 

@@ -119,6 +119,12 @@ class YahooProvider:
         self._count = threading.Lock()
         self.requests = 0
         yfinance.config.debug.hide_exceptions = False  # errors raised, each one classified
+        # yfinance's own caches (time zones, cookie) in a folder made here, before any thread:
+        # its lazy `makedirs` races between threads, and a failed cache silently costs one
+        # more chart request per symbol; nothing is written to the user's home either
+        own = self.cache_dir / "yfinance"
+        own.mkdir(parents=True, exist_ok=True)
+        yfinance.set_tz_cache_location(str(own))  # every cache of yfinance, despite its name
 
     def ticker_of(self, symbol: str) -> str:
         return self.yahoo_symbols.get(symbol) or yahoo_symbol(symbol, self.calendar)
