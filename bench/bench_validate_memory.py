@@ -28,8 +28,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from serve_support import free_port  # noqa: E402
 
-from technic_v4.service.inprocess import InProcessBackend  # noqa: E402
 from deployments.api.main import create_app  # noqa: E402
+from technic_v4.service.inprocess import InProcessBackend  # noqa: E402
 from technic_v4.settings import Settings  # noqa: E402
 
 VALIDATE = {"where": "sma(Close, 50) > sma(Close, 200)", "horizons": [5, 21]}
