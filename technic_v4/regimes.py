@@ -38,12 +38,12 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 from numba import njit
 
 from technic_v4.data.panel import Array1D, Panel
@@ -307,7 +307,7 @@ class RegimeCache:
     def __init__(self, size: int = 4):
         self.size = size
         self._lock = threading.Lock()
-        self._series: OrderedDict[tuple[str, str | None], RegimeSeries] = OrderedDict()
+        self._series: LRUCache[tuple[str, str | None], RegimeSeries] = LRUCache(size)
         self._unversioned: weakref.WeakKeyDictionary[Any, dict[str | None, RegimeSeries]] = \
             weakref.WeakKeyDictionary()
 
@@ -320,9 +320,7 @@ class RegimeCache:
             if snap.data_version == UNVERSIONED:
                 found = self._unversioned.get(reader, {}).get(benchmark)
             else:
-                found = self._series.get(key)
-                if found is not None:
-                    self._series.move_to_end(key)
+                found = self._series.get(key)  # a hit counts as a use (LRU)
             if found is not None:
                 return found
         panel = reader.load(None, len(snap.sessions))
@@ -331,9 +329,7 @@ class RegimeCache:
             if snap.data_version == UNVERSIONED:
                 self._unversioned.setdefault(reader, {})[benchmark] = series
                 return series
-            self._series[key] = series
-            while len(self._series) > self.size:
-                self._series.popitem(last=False)
+            self._series[key] = series  # the least recently used goes past `size`
         return series
 
 
