@@ -17,17 +17,17 @@ every request. Modes:
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter, defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
+from http_stub import LoopbackStub
 
 KEY = "test-key"
 
 
-class PolygonStub:
+class PolygonStub(LoopbackStub):
     def __init__(self, bars: pd.DataFrame, tickers: list[dict] | None = None) -> None:
         """`bars`: long frame (symbol, date YYYY-MM-DD, open, high, low, close, volume)."""
         self.by_day = {d: g for d, g in bars.groupby("date")}
@@ -35,32 +35,7 @@ class PolygonStub:
         self.script: dict[str, list[str]] = defaultdict(list)
         self.always: dict[str, str] = {}
         self.hits: Counter[str] = Counter()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                stub._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> PolygonStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlparse(h.path)

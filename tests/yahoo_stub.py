@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 import pandas as pd
+from http_stub import LoopbackStub
 
 from technic_v4.data.calendar import sessions_between
 
@@ -74,7 +75,9 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-class YahooStub:
+class YahooStub(LoopbackStub):
+    server_class = _Server  # a client that went away is no stub fault
+
     def __init__(self, bars: dict[str, pd.DataFrame], *, tz: str = NY,
                  slow_s: float = 3.0) -> None:
         self.bars, self.tz, self.slow_s = bars, tz, slow_s
@@ -84,32 +87,7 @@ class YahooStub:
         self.hold_after: int | None = None
         self.release = threading.Event()
         self._lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                stub._handle(self)
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> YahooStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def hits(self, symbol: str) -> int:
         return sum(1 for s, _, _ in self.requests if s == symbol)
