@@ -145,7 +145,7 @@ class Batcher:
             return out
         out = []
         for row in zip(batch.symbols.tolist(), *_columns(batch), strict=True):
-            out += self.add(row[0], start_ns, row[1:])  # type: ignore[arg-type]
+            out += self.add(row[0], start_ns, row[1:])
         return out + self.flush(through_ns=start_ns)
 
     def due(self) -> list[BarBatch]:
@@ -244,7 +244,7 @@ def _columns(batch: BarBatch) -> list[Iterable[float | None]]:
 
 def _index(batch: BarBatch) -> dict[str, Values]:
     rows = zip(*_columns(batch), strict=True)
-    return dict(zip(batch.symbols.tolist(), rows, strict=True))  # type: ignore[arg-type]
+    return dict(zip(batch.symbols.tolist(), rows, strict=True))
 
 
 def _batch(start_ns: int, bars: dict[str, Values], *, fix: bool) -> BarBatch:
@@ -252,7 +252,7 @@ def _batch(start_ns: int, bars: dict[str, Values], *, fix: bool) -> BarBatch:
                       dtype=np.float64).reshape(len(bars), 7)
     trades = values[:, 5] if not np.isnan(values[:, 5]).all() else None
     vwap = values[:, 6] if not np.isnan(values[:, 6]).all() else None
-    return BarBatch(start=pd.Timestamp(start_ns, tz="UTC"), symbols=list(bars),
+    return BarBatch(start=pd.Timestamp(start_ns, tz="UTC"), symbols=np.array(list(bars), dtype=object),
                     open=values[:, 0], high=values[:, 1], low=values[:, 2],
                     close=values[:, 3], volume=values[:, 4], correction=fix,
                     trades=trades, vwap=vwap)
