@@ -47,7 +47,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -64,6 +64,7 @@ from technic_v4.live.feed import (
     Batcher,
     Clock,
     FeedStatus,
+    Sleep,
     Values,
 )
 
@@ -94,7 +95,6 @@ class _Dropped(Exception):
     """The connection is lost or unusable; the feed reconnects."""
 
 
-Sleep = Callable[[float], Awaitable[None]]
 Now = Callable[[], pd.Timestamp]
 
 

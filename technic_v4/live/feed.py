@@ -45,6 +45,7 @@ DEFAULT_RETAIN_MINUTES = 60
 # one bar's values: open, high, low, close, volume, trades (None: not given), vwap (None)
 Values = tuple[float, float, float, float, float, float | None, float | None]
 Clock = Callable[[], float]  # monotonic seconds
+Sleep = Callable[[float], Awaitable[None]]  # asyncio.sleep, or a test's stand-in
 Consumer = Callable[[BarBatch, "FeedStatus"], Awaitable[None] | None]
 
 
@@ -252,8 +253,9 @@ def _batch(start_ns: int, bars: dict[str, Values], *, fix: bool) -> BarBatch:
                       dtype=np.float64).reshape(len(bars), 7)
     trades = values[:, 5] if not np.isnan(values[:, 5]).all() else None
     vwap = values[:, 6] if not np.isnan(values[:, 6]).all() else None
-    return BarBatch(start=pd.Timestamp(start_ns, tz="UTC"), symbols=np.array(list(bars), dtype=object),
-                    open=values[:, 0], high=values[:, 1], low=values[:, 2],
+    return BarBatch(start=pd.Timestamp(start_ns, tz="UTC"),
+                    symbols=np.array(list(bars), dtype=object), open=values[:, 0],
+                    high=values[:, 1], low=values[:, 2],
                     close=values[:, 3], volume=values[:, 4], correction=fix,
                     trades=trades, vwap=vwap)
 
