@@ -42,6 +42,11 @@ later.
 | TECHNIC_POLYGON_API_KEY | (none) | Polygon key (`--provider polygon`); `POLYGON_API_KEY` too |
 | TECHNIC_POLYGON_URL | https://api.polygon.io | Polygon's base URL (a mirror, or a test server) |
 | TECHNIC_YAHOO_URL | (Yahoo's own hosts) | send yfinance's requests here (a test server) |
+| ALPACA_API_KEY_ID | (none) | Alpaca key id (`technic live --alpaca`); `APCA_API_KEY_ID` too |
+| ALPACA_API_SECRET_KEY | (none) | Alpaca secret key; `APCA_API_SECRET_KEY` too |
+| TECHNIC_ALPACA_STREAM_URL | wss://stream.data.alpaca.markets | Alpaca's stream (a test server) |
+| TECHNIC_ALPACA_DATA_URL | https://data.alpaca.markets | Alpaca's REST bars, for backfill |
+| TECHNIC_LIVE_BATCH_DELAY_S | 0.1 | a live minute's batch leaves this long after its first bar |
 | TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
 | TECHNIC_UPDATE_RETRY_S | 900 | wait before retrying a failed scheduled update |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
@@ -140,6 +145,14 @@ class Settings(BaseSettings):
         "TECHNIC_POLYGON_API_KEY", "POLYGON_API_KEY", "polygon_api_key"))
     polygon_url: str = ""
     yahoo_url: str = ""
+    # live bars (technic_v4/live): Alpaca's stream and REST backfill, the batching delay
+    alpaca_api_key_id: str = Field("", validation_alias=AliasChoices(
+        "ALPACA_API_KEY_ID", "APCA_API_KEY_ID", "alpaca_api_key_id"))
+    alpaca_api_secret_key: str = Field("", validation_alias=AliasChoices(
+        "ALPACA_API_SECRET_KEY", "APCA_API_SECRET_KEY", "alpaca_api_secret_key"))
+    alpaca_stream_url: str = ""
+    alpaca_data_url: str = ""
+    live_batch_delay_s: float = Field(0.1, ge=0, le=60)
     update_at: str = ""
     update_retry_s: float = Field(900.0, gt=0)
     # validation: sessions per block of the replay (technic_v4/validate/replay.py; 0: auto)

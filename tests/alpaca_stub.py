@@ -19,6 +19,7 @@ vw) filtered by symbols/start/end, `page_size` bars per page with `next_page_tok
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -29,6 +30,9 @@ from http_stub import LoopbackStub
 from websockets.asyncio.server import ServerConnection, serve
 
 KEY, SECRET = "test-key", "test-secret"
+QUIET = logging.getLogger("alpaca_stub")  # the server's own logs stay out of the tests' output
+QUIET.propagate = False
+QUIET.addHandler(logging.NullHandler())
 Step = tuple[Any, ...]
 
 
@@ -48,7 +52,7 @@ class AlpacaStream:
         self.server: Any = None
 
     async def __aenter__(self) -> AlpacaStream:
-        self.server = await serve(self._handle, "127.0.0.1", 0)
+        self.server = await serve(self._handle, "127.0.0.1", 0, logger=QUIET)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -8,6 +8,7 @@
     technic screen list | show NAME | save NAME [scan options] | delete NAME | run NAME | columns
     technic validate [scan options] [--horizon N ...] [--every K] [--out FILE]
     technic watch add | list | show | remove | test | status | redeliver | tail | run
+    technic live --replay DATE | --from-file FILE | --alpaca [--symbol ...] [--speed 60x]
 
 Manners (tests/cli/test_cli_errors.py drives every command with bad input):
   - Results (the scan's table / CSV / JSON, `data info`, `data check`'s table, `data

@@ -26,7 +26,7 @@ from technic_v4.cli.data import data_app
 from technic_v4.cli.models import models_app
 from technic_v4.cli.options import EXIT_ERROR, err, fail, state
 
-ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch", "regimes")
+ENGINE_COMMANDS = ("scan", "explain", "screen", "validate", "watch", "regimes", "live")
 
 
 class _Commands(TyperGroup):
@@ -159,6 +159,10 @@ def engine_command(name: str) -> Any:
         from technic_v4.cli.regimes import regimes_command
 
         single.command(name="regimes")(regimes_command)
+    elif name == "live":
+        from technic_v4.cli.live import live_command
+
+        single.command(name="live")(live_command)
     else:
         from technic_v4.cli.validate import validate_command
 
