@@ -10,12 +10,13 @@ How bars become batches (`Batcher`, fed one bar or one whole minute at a time):
      volume, trades, vwap) is dropped and counted in `duplicates`; a different bar for a key
      still pending replaces it (`replaced`: a provider's updated bar before delivery).
   2. Bars of one start wait in a pending minute. A pending minute is emitted, as one batch,
-     when a bar of a later minute arrives, or `delay` seconds after its first bar arrived
-     (`due`), whichever is first; a source that knows a minute is complete (a replay, a REST
-     backfill) emits it at once (`add_minute`, `flush`). The delay is the price of grouping:
-     every bar waits at most `delay` (default 0.1 s, TECHNIC_LIVE_BATCH_DELAY_S) before its
-     batch leaves, so it is kept well inside the 250 ms from bar message to webhook; a bar
-     arriving after its minute left is not lost, it goes out in a correction batch.
+     when a bar of a later minute arrives, or once no bar of it has arrived for `delay`
+     seconds (default 0.05 s, TECHNIC_LIVE_BATCH_DELAY_S: the provider's burst of that
+     minute is over), or `max_wait` seconds (0.5 s) after its first bar, whichever is first
+     (`due`); a source that knows a minute is complete (a replay, a REST backfill) emits it
+     at once (`add_minute`, `flush`). The quiet gap is measured as bars are read, so a
+     client that is behind the wire keeps reading the burst before the batch leaves. A bar
+     arriving after its minute left is not lost: it goes out in a correction batch.
   3. Batches that are not corrections leave in strictly increasing `start` (an earlier
      pending minute is emitted before a later one). A bar for a minute already emitted (a
      late bar, an updated bar, a backfilled bar after a reconnect) goes out in a
@@ -40,10 +41,11 @@ import pandas as pd
 from technic_v4.live.bars import BarBatch
 
 MINUTE_NS = 60 * 1_000_000_000
-DEFAULT_DELAY_S = 0.1
+DEFAULT_DELAY_S = 0.05
+DEFAULT_MAX_WAIT_S = 0.5
 DEFAULT_RETAIN_MINUTES = 60
-# one bar's values: open, high, low, close, volume, trades (None: not given), vwap (None)
-Values = tuple[float, float, float, float, float, float | None, float | None]
+# one bar's values: open, high, low, close, volume, trades, vwap (NaN: not given)
+Values = tuple[float, float, float, float, float, float, float]
 Clock = Callable[[], float]  # monotonic seconds
 Sleep = Callable[[float], Awaitable[None]]  # asyncio.sleep, or a test's stand-in
 Consumer = Callable[[BarBatch, "FeedStatus"], Awaitable[None] | None]
@@ -97,29 +99,36 @@ class Batcher:
     docstring). Not thread-safe: one source's task feeds it."""
 
     def __init__(self, status: FeedStatus, *, delay: float = DEFAULT_DELAY_S,
+                 max_wait: float = DEFAULT_MAX_WAIT_S,
                  retain_minutes: int = DEFAULT_RETAIN_MINUTES, clock: Clock = time.monotonic):
-        if delay < 0:
-            raise ValueError(f"batch delay {delay} must be >= 0 seconds")
-        self.status, self.delay, self.clock = status, delay, clock
+        if delay < 0 or max_wait < delay:
+            raise ValueError(f"batch delay {delay} must be >= 0 seconds and at most the "
+                             f"longest wait {max_wait}")
+        self.status, self.delay, self.max_wait, self.clock = status, delay, max_wait, clock
         self.retain_ns = max(1, retain_minutes) * MINUTE_NS
         self.watermark: int | None = None                 # newest start emitted (not a fix)
+        self._newest = -1                                 # newest start received
         self._pending: dict[int, dict[str, Values]] = {}
         self._fixes: dict[int, dict[str, Values]] = {}    # bars for emitted minutes
         self._first: dict[tuple[bool, int], float] = {}   # (is_fix, start) -> first arrival
+        self._last: dict[tuple[bool, int], float] = {}    # (is_fix, start) -> last arrival
         self._emitted: dict[int, dict[str, Values] | BarBatch] = {}
 
     # ------------------------------------------------------------------ feeding
 
     def add(self, symbol: str, start_ns: int, values: Values) -> list[BarBatch]:
         """One bar; returns the batches it made ready (earlier pending minutes)."""
-        self._seen(start_ns)
+        if start_ns > self._newest:
+            self._newest = start_ns
+            self.status.last_bar = pd.Timestamp(start_ns, tz="UTC")
         if self.watermark is not None and start_ns <= self.watermark:
             self._add_fix(symbol, start_ns, values)
             return []
         minute = self._pending.get(start_ns)
+        now = self._last[(False, start_ns)] = self.clock()
         if minute is None:
             minute = self._pending[start_ns] = {}
-            self._first[(False, start_ns)] = self.clock()
+            self._first[(False, start_ns)] = now
         old = minute.get(symbol)
         if old is not None and _same(old, values):
             self.status.duplicates += 1
@@ -129,8 +138,9 @@ class Batcher:
         else:
             self.status.bars += 1
         minute[symbol] = values
-        earlier = [s for s in self._pending if s < start_ns]
-        return [self._emit(s) for s in sorted(earlier)]
+        if len(self._pending) == 1:  # the common case: nothing earlier waits
+            return []
+        return [self._emit(s) for s in sorted(s for s in self._pending if s < start_ns)]
 
     def add_minute(self, batch: BarBatch) -> list[BarBatch]:
         """Every bar of `batch.start` this source will give (a replay's minute, a backfilled
@@ -140,7 +150,9 @@ class Batcher:
                  and not any(s >= start_ns for s in self._pending))
         if fresh:  # nothing known of this minute: it leaves as given, without a bar loop
             out = [self._emit(s) for s in sorted(self._pending)]
-            self._seen(start_ns)
+            if start_ns > self._newest:
+                self._newest = start_ns
+                self.status.last_bar = batch.start
             self.status.bars += len(batch)
             out.append(self._deliver(start_ns, batch, fix=False))
             return out
@@ -152,17 +164,21 @@ class Batcher:
     def due(self) -> list[BarBatch]:
         """Batches whose delay has passed (and every earlier pending minute)."""
         now = self.clock()
-        ready = [s for s in self._pending if now - self._first[(False, s)] >= self.delay]
+        ready = [s for s in self._pending if now >= self._deadline(False, s)]
         out = [self._emit(s) for s in sorted(s for s in self._pending
                                              if ready and s <= max(ready))]
-        fixes = [s for s in self._fixes if now - self._first[(True, s)] >= self.delay]
+        fixes = [s for s in self._fixes if now >= self._deadline(True, s)]
         return out + [self._emit_fix(s) for s in sorted(fixes)]
+
+    def _deadline(self, fix: bool, start_ns: int) -> float:
+        key = (fix, start_ns)
+        return min(self._last[key] + self.delay, self._first[key] + self.max_wait)
 
     def next_due(self) -> float | None:
         """Seconds until `due` has something (0: now), None when nothing waits."""
         if not self._first:
             return None
-        return max(0.0, min(self._first.values()) + self.delay - self.clock())
+        return max(0.0, min(self._deadline(*key) for key in self._first) - self.clock())
 
     def flush(self, through_ns: int | None = None) -> list[BarBatch]:
         """Every pending minute (up to `through_ns`) and correction, now."""
@@ -171,11 +187,6 @@ class Batcher:
         return out + [self._emit_fix(s) for s in sorted(s for s in self._fixes if keep(s))]
 
     # ------------------------------------------------------------------ plumbing
-
-    def _seen(self, start_ns: int) -> None:
-        last = self.status.last_bar
-        if last is None or start_ns > last.value:
-            self.status.last_bar = pd.Timestamp(start_ns, tz="UTC")
 
     def _add_fix(self, symbol: str, start_ns: int, values: Values) -> None:
         fixes = self._fixes.get(start_ns)
@@ -190,9 +201,10 @@ class Batcher:
             return
         else:
             self.status.replaced += 1
+        now = self._last[(True, start_ns)] = self.clock()
         if fixes is None:
             fixes = self._fixes[start_ns] = {}
-            self._first[(True, start_ns)] = self.clock()
+            self._first[(True, start_ns)] = now
         if symbol not in fixes:
             self.status.bars += 1
         fixes[symbol] = values
@@ -214,6 +226,7 @@ class Batcher:
 
     def _deliver(self, start_ns: int, batch: BarBatch, *, fix: bool) -> BarBatch:
         first = self._first.pop((fix, start_ns), None)
+        self._last.pop((fix, start_ns), None)
         if first is not None:
             self.status.max_wait_s = max(self.status.max_wait_s, self.clock() - first)
         self.status.batches += 1
@@ -235,10 +248,9 @@ def _same(a: Values, b: Values) -> bool:
     return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
-def _columns(batch: BarBatch) -> list[Iterable[float | None]]:
+def _columns(batch: BarBatch) -> list[Iterable[float]]:
     n = len(batch)
-    extra = [[None] * n if a is None else [None if v != v else v for v in a.tolist()]
-             for a in (batch.trades, batch.vwap)]
+    extra = [[np.nan] * n if a is None else a.tolist() for a in (batch.trades, batch.vwap)]
     return [batch.open.tolist(), batch.high.tolist(), batch.low.tolist(),
             batch.close.tolist(), batch.volume.tolist(), *extra]
 
@@ -249,8 +261,7 @@ def _index(batch: BarBatch) -> dict[str, Values]:
 
 
 def _batch(start_ns: int, bars: dict[str, Values], *, fix: bool) -> BarBatch:
-    values = np.array([[np.nan if v is None else v for v in row] for row in bars.values()],
-                      dtype=np.float64).reshape(len(bars), 7)
+    values = np.array(list(bars.values()), dtype=np.float64).reshape(len(bars), 7)
     trades = values[:, 5] if not np.isnan(values[:, 5]).all() else None
     vwap = values[:, 6] if not np.isnan(values[:, 6]).all() else None
     return BarBatch(start=pd.Timestamp(start_ns, tz="UTC"),

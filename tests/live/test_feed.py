@@ -21,7 +21,7 @@ class Clock:
 
 
 def bar(close: float, volume: float = 100.0) -> tuple:
-    return (close, close + 1, close - 1, close, volume, None, None)
+    return (close, close + 1, close - 1, close, volume, np.nan, np.nan)
 
 
 def make(clock: Clock | None = None, delay: float = 0.1) -> tuple[Batcher, FeedStatus]:
@@ -44,17 +44,31 @@ def test_a_minute_leaves_when_the_next_minute_starts():
     assert status.last_bar == T0 + pd.Timedelta(minutes=1)
 
 
-def test_a_minute_leaves_after_the_delay_on_the_clock():
-    clock = Clock()
-    b, status = make(clock, delay=0.1)
+def test_a_minute_leaves_once_its_bars_stop_coming_for_the_delay():
+    clock = Clock()  # binary fractions: the sums are exact
+    b, status = make(clock, delay=0.25)
     b.add("AAA", T0.value, bar(1.0))
-    clock.now = 0.05
-    b.add("BBB", T0.value, bar(2.0))
-    assert b.due() == [] and b.next_due() == pytest.approx(0.05)
-    clock.now = 0.1
+    clock.now = 0.125
+    b.add("BBB", T0.value, bar(2.0))     # the burst goes on: the quiet gap starts again
+    clock.now = 0.25
+    assert b.due() == [] and b.next_due() == 0.125
+    clock.now = 0.375
     (out,) = b.due()
     assert rows(out) == {"AAA": 1.0, "BBB": 2.0}
-    assert b.next_due() is None and status.max_wait_s == pytest.approx(0.1)
+    assert b.next_due() is None and status.max_wait_s == 0.375
+
+
+def test_a_minute_that_keeps_trickling_leaves_after_the_longest_wait():
+    clock = Clock()
+    b, status = make(clock, delay=0.1)
+    b.max_wait = 0.25
+    for i in range(4):                    # a bar every 0.08 s: never quiet for 0.1 s
+        clock.now = 0.08 * i
+        b.add(f"S{i}", T0.value, bar(1.0))
+        assert b.due() == []
+    clock.now = 0.25
+    (out,) = b.due()
+    assert len(out) == 4 and status.max_wait_s == pytest.approx(0.25)
 
 
 def test_the_same_bar_twice_is_dropped_and_counted_before_and_after_delivery():
@@ -120,6 +134,7 @@ def test_a_whole_minute_passes_as_given_and_merges_with_what_is_known():
     np.testing.assert_array_equal(fix.trades, [4, 5])
 
 
-def test_a_negative_delay_is_refused():
+@pytest.mark.parametrize("delay", [-1, 5.0])
+def test_a_delay_below_zero_or_above_the_longest_wait_is_refused(delay):
     with pytest.raises(ValueError, match="delay"):
-        make(delay=-1)
+        make(delay=delay)
