@@ -1,6 +1,6 @@
 """Benchmark: Alpaca stream client latency and throughput, and a whole session replayed.
 
-    python bench/bench_live_feed.py [--symbols 5000] [--minutes 30] [--delay 0.1]
+    python bench/bench_live_feed.py [--symbols 5000] [--minutes 30] [--delay 0.05]
 
 stream   a local server in another process speaks Alpaca's protocol and sends each minute's
          bars of --symbols symbols in Alpaca-sized arrays (500 bars a message), one minute
@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 import pandas as pd
+
+from technic_v4.live.feed import DEFAULT_DELAY_S
 
 T0 = pd.Timestamp("2026-10-30 13:30", tz="UTC")
 KEY, SECRET = "bench-key", "bench-secret"
@@ -102,7 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=5000)
     ap.add_argument("--minutes", type=int, default=30)
-    ap.add_argument("--delay", type=float, default=0.1)
+    ap.add_argument("--delay", type=float, default=DEFAULT_DELAY_S)
     args = ap.parse_args()
     port_q: mp.Queue = mp.Queue()
     sent_q: mp.Queue = mp.Queue()

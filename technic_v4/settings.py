@@ -46,7 +46,7 @@ later.
 | ALPACA_API_SECRET_KEY | (none) | Alpaca secret key; `APCA_API_SECRET_KEY` too |
 | TECHNIC_ALPACA_STREAM_URL | wss://stream.data.alpaca.markets | Alpaca's stream (a test server) |
 | TECHNIC_ALPACA_DATA_URL | https://data.alpaca.markets | Alpaca's REST bars, for backfill |
-| TECHNIC_LIVE_BATCH_DELAY_S | 0.1 | a live minute's batch leaves this long after its first bar |
+| TECHNIC_LIVE_BATCH_DELAY_S | 0.05 | a live minute's batch leaves once no bar of it came this long |
 | TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
 | TECHNIC_UPDATE_RETRY_S | 900 | wait before retrying a failed scheduled update |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         "ALPACA_API_SECRET_KEY", "APCA_API_SECRET_KEY", "alpaca_api_secret_key"))
     alpaca_stream_url: str = ""
     alpaca_data_url: str = ""
-    live_batch_delay_s: float = Field(0.1, ge=0, le=60)
+    live_batch_delay_s: float = Field(0.05, ge=0, le=60)
     update_at: str = ""
     update_retry_s: float = Field(900.0, gt=0)
     # validation: sessions per block of the replay (technic_v4/validate/replay.py; 0: auto)

@@ -60,6 +60,7 @@ class ReplaySource:
         self.batcher = Batcher(self.status, clock=clock)
         self._stamps, self._cols = self._checked(frame)
         self._closed = False
+        self._gen: AsyncIterator[BarBatch] | None = None
 
     def _checked(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The frame as arrays in (ts, symbol) order, one row per (ts, symbol), checked."""
@@ -104,12 +105,15 @@ class ReplaySource:
         return stamps[last], cols
 
     def __aiter__(self) -> AsyncIterator[BarBatch]:
-        return self._batches()
+        self._gen = self._batches()
+        return self._gen
 
     async def aclose(self) -> None:
+        """Stop: the iteration ends (a minute not yet played is not played)."""
         self._closed = True
-        if self.status.state != "failed":
-            self.status.state = "done"
+        if self._gen is not None:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+        self.status.state, self.status.connected = "done", False
 
     async def _batches(self) -> AsyncIterator[BarBatch]:
         stamps, cols = self._stamps, self._cols
