@@ -81,6 +81,7 @@ BARS_PATH = "/v2/stocks/bars"
 SUBSCRIBE_CHUNK = 1000
 SYMBOLS_PER_REQUEST = 200
 PAGE_LIMIT = 10_000
+MAX_MESSAGE_BYTES = 16 << 20  # one stream message (Alpaca sends a few hundred bars in one)
 _NUMBER = (int, float)  # JSON numbers as orjson gives them (bool is neither)
 FATAL = {400: "invalid syntax", 401: "not authenticated", 402: "auth failed",
          403: "already authenticated", 404: "auth timeout", 405: "symbol limit exceeded",
@@ -170,7 +171,7 @@ class AlpacaFeed:
             self.status.state = "connecting" if failures == 0 else "reconnecting"
             try:
                 async with connect(self.url, open_timeout=self.timeout, ping_interval=20,
-                                   ping_timeout=20, max_size=self.max_body_bytes,
+                                   ping_timeout=20, max_size=MAX_MESSAGE_BYTES,
                                    close_timeout=1, compression=None) as ws:
                     self._ws, self._healthy = ws, False
                     await self._handshake(ws)

@@ -127,16 +127,20 @@ def test_a_dropped_connection_reconnects_and_backfills_the_missed_minutes():
     assert len(f.waits) == 3  # one reconnect backoff, two HTTP retries
 
 
-def test_a_backfill_that_fails_is_an_error_in_the_status_and_the_stream_goes_on():
+@pytest.mark.parametrize("script, kw, why", [
+    ([503] * 10, {"max_retries": 1}, "HTTP 503"),
+    ([], {"max_body_bytes": 100}, "response over 100 bytes"),
+])
+def test_a_backfill_that_fails_is_an_error_in_the_status_and_the_stream_goes_on(script, kw,
+                                                                                 why):
     first = [("send", msgs(0)), ("close",)]
     second = [("send", msgs(5)), ("send", msgs(6)[:1]), ("hold",)]
-    with AlpacaRest(rest_frame(SYMBOLS, [t(0)], price)) as rest:
-        rest.script = [503] * 10
+    with AlpacaRest(rest_frame(SYMBOLS, [t(i) for i in range(6)], price)) as rest:
+        rest.script = script
         f, _, out = run([{"steps": first}, {"steps": second}],
-                        lambda f: collect(f, lambda out: out[-1].start == t(5)), rest,
-                        max_retries=1)
+                        lambda f: collect(f, lambda out: out[-1].start == t(5)), rest, **kw)
     assert [b.start for b in out] == [t(0), t(5)]
-    assert "backfill" in f.status.last_error and "HTTP 503" in f.status.last_error
+    assert "backfill" in f.status.last_error and why in f.status.last_error
     assert f.status.backfilled == 0
 
 
