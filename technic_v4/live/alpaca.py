@@ -194,7 +194,6 @@ class AlpacaFeed:
                 if self._closed:
                     break
                 self.status.error(f"connection lost: {type(exc).__name__}: {exc}")
-                self.status.reconnects += 1
                 for batch in self.batcher.flush():
                     yield batch
                 failures = 1 if self._healthy else failures + 1
@@ -203,6 +202,7 @@ class AlpacaFeed:
                     self.status.error(f"alpaca stream: gave up after {failures} failed "
                                       f"connections (last: {exc})")
                     raise AlpacaError(self.status.last_error) from exc
+                self.status.reconnects += 1
                 wait = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
                 await self.sleep(wait * random.random())
         for batch in self.batcher.flush():

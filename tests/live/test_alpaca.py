@@ -177,7 +177,7 @@ def test_a_slow_client_error_reconnects_and_giving_up_is_visible():
             await collect(f, lambda out: False)
         return []
     f, stream, _ = run([script], body, max_reconnects=2)
-    assert stream.connections == 3 and f.status.reconnects == 3
+    assert stream.connections == 3 and f.status.reconnects == 2
     assert f.status.state == "failed"
 
 
