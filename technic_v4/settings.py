@@ -46,7 +46,7 @@ later.
 | ALPACA_API_SECRET_KEY | (none) | Alpaca secret key; `APCA_API_SECRET_KEY` too |
 | TECHNIC_ALPACA_STREAM_URL | wss://stream.data.alpaca.markets | Alpaca's stream (a test server) |
 | TECHNIC_ALPACA_DATA_URL | https://data.alpaca.markets | Alpaca's REST bars, for backfill |
-| TECHNIC_LIVE_BATCH_DELAY_S | 0.05 | a live minute's batch leaves once no bar of it came this long |
+| TECHNIC_LIVE_BATCH_DELAY_S | 0.05 | a live minute's batch leaves once no bar of it came so long |
 | TECHNIC_UPDATE_AT | (off) | watcher runs `data update`: `after_close+30m` or `HH:MM` (exchange) |
 | TECHNIC_UPDATE_RETRY_S | 900 | wait before retrying a failed scheduled update |
 | REDIS_URL | (none: in-process cache) | shared result cache and rate limits |
