@@ -107,6 +107,8 @@ def _source(replay: str | None, from_file: Path | None, alpaca: bool, feed: str,
     if symbols:
         wanted = {validate_symbol(s) for s in symbols}
         frame = frame[frame["symbol"].astype(str).str.upper().isin(wanted)]
+        if frame.empty:
+            raise ValueError(f"none of {', '.join(sorted(wanted))} has a bar in {name}")
     return ReplaySource(frame, speed=rate, name=name)
 
 

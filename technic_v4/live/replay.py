@@ -67,6 +67,8 @@ class ReplaySource:
         missing = [c for c in ("ts", "symbol", *FIELDS) if c not in frame.columns]
         if missing:
             raise ReplayError(f"session frame lacks columns {missing}")
+        if frame.empty:
+            raise ReplayError("the session frame holds no bars")
         ts = frame["ts"]
         if not isinstance(ts.dtype, pd.DatetimeTZDtype):
             raise ReplayError(f"ts must be UTC timestamps, got {ts.dtype}")

@@ -67,6 +67,11 @@ def test_wrong_input_is_one_error_line(args, message, capsys, monkeypatch, tmp_p
     assert err.startswith("error:") and message in err and err.count("\n") == 1
 
 
+def test_symbols_with_no_bar_in_the_session_are_named(session_file, capsys):
+    assert technic("live", "--from-file", str(session_file), "--symbol", "ZZZ,YYY") == 2
+    assert "none of YYY, ZZZ has a bar in replay:session.parquet" in capsys.readouterr().err
+
+
 def test_a_bad_speed_is_named(session_file, capsys):
     assert technic("live", "--from-file", str(session_file), "--speed", "fast") == 2
     assert "speed 'fast'" in capsys.readouterr().err

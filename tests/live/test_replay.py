@@ -94,6 +94,7 @@ def test_a_repeated_bar_in_the_frame_keeps_the_last_and_is_counted():
     (lambda f: f.assign(ts=f.ts + pd.Timedelta(seconds=5)), "whole minute"),
     (lambda f: f.assign(symbol="BAD SYM"), "invalid symbols"),
     (lambda f: f.assign(close="x"), "not a number"),
+    (lambda f: f.iloc[:0], "no bars"),
 ])
 def test_a_bad_frame_is_refused_by_name(change, match):
     with pytest.raises(ReplayError, match=match):
