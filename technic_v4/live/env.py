@@ -1,0 +1,54 @@
+"""`LiveEnv`: the screen evaluator's `Env` over the live state, so a compiled screen (`where`,
+`rank`) and `select` run on the bars closed so far.
+
+`number(name, width, timeframe)` answers from the timeframe's state ("M1", "M5", "M15",
+"M30", "H1", "D"): each symbol's own last `width` closed bars (width <= 2: the current and
+the previous value, what comparisons and `crosses_above` read). Longer windows are not kept
+live, and asking for one is an error naming the limit, not a guess. Weekly bars are not
+kept live either (`W.` screens run on the daily engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from technic_v4.live.state import LiveState
+
+
+class LiveEnv:
+    """An `Env` (technic_v4.screens.env) over a `LiveState`."""
+
+    def __init__(
+        self,
+        state: LiveState,
+        *,
+        text: Mapping[str, npt.ArrayLike] | None = None,
+        groups: Mapping[str, npt.ArrayLike] | None = None,
+        universe: npt.ArrayLike | None = None,
+    ) -> None:
+        self.state = state
+        self.n_rows = state.n_rows
+        self.text_columns = {k: np.asarray(v, dtype=object) for k, v in (text or {}).items()}
+        self.group_codes = {k: np.asarray(v, dtype=np.int64) for k, v in (groups or {}).items()}
+        self.universe = (np.ones(self.n_rows, dtype=bool) if universe is None
+                         else np.asarray(universe, dtype=bool))
+
+    def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
+        return self.state.number(name, width, timeframe)
+
+    def text(self, name: str) -> np.ndarray:
+        if name == "Symbol":
+            return self.state.symbols
+        return self.text_columns[name]
+
+    def groups(self, name: str) -> np.ndarray:
+        return self.group_codes.get(name, np.full(self.n_rows, -1, dtype=np.int64))
+
+    def weeks_spanned(self, width: int) -> int:
+        raise ValueError("weekly bars are not kept live: run W. screens on the daily engine")
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        raise ValueError("weekly bars are not kept live: run W. screens on the daily engine")
