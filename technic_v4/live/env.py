@@ -5,7 +5,9 @@
 "M30", "H1", "D"): each symbol's own last `width` closed bars (width <= 2: the current and
 the previous value, what comparisons and `crosses_above` read). Longer windows are not kept
 live, and asking for one is an error naming the limit, not a guess. Weekly bars are not
-kept live either (`W.` screens run on the daily engine).
+kept live either (`W.` screens run on the daily engine). `unprefixed` names the timeframe
+a column without a prefix reads ("D" by default; "M5" evaluates a plain screen such as
+`crosses_above(Close, VWAP)` on the 5-minute bars).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from technic_v4.live.state import LiveState
+from technic_v4.live.steps import OUTPUTS
+
+# The columns a screen may read live (compile_screen's schema): every output of the state.
+SCHEMA: dict[str, str] = {**dict.fromkeys(OUTPUTS, "number"), "Symbol": "text"}
 
 
 class LiveEnv:
@@ -28,8 +34,13 @@ class LiveEnv:
         text: Mapping[str, npt.ArrayLike] | None = None,
         groups: Mapping[str, npt.ArrayLike] | None = None,
         universe: npt.ArrayLike | None = None,
+        unprefixed: str = "D",
     ) -> None:
+        if unprefixed not in state.frames:
+            raise KeyError(f"timeframe {unprefixed!r} is not kept live; kept: "
+                           f"{list(state.frames)}")
         self.state = state
+        self.unprefixed = unprefixed
         self.n_rows = state.n_rows
         self.text_columns = {k: np.asarray(v, dtype=object) for k, v in (text or {}).items()}
         self.group_codes = {k: np.asarray(v, dtype=np.int64) for k, v in (groups or {}).items()}
@@ -37,7 +48,7 @@ class LiveEnv:
                          else np.asarray(universe, dtype=bool))
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
-        return self.state.number(name, width, timeframe)
+        return self.state.number(name, width, self.unprefixed if timeframe == "D" else timeframe)
 
     def text(self, name: str) -> np.ndarray:
         if name == "Symbol":
