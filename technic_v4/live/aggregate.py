@@ -27,8 +27,9 @@ Walk-through of `Aggregator.fold(batch)`:
      closed, the state cannot be mended in O(1): the slot is flagged in `resync[timeframe]`
      and counted (`counts["resync"]`), for a reseed from the stored bars, never left
      silently wrong.
-Bars are built from the stored minutes when they close (first open, highest high, lowest
-low, last close, summed volume), so a late minute needs no special path.
+Forming bars (first open, highest high, lowest low, last close, summed volume) take each
+in-order minute in O(1) per symbol and timeframe (steps.fold_minute); a minute out of order
+(late, corrected) rebuilds the bars it touches from the stored minutes (steps.build_bars).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import pandas as pd
 
 from technic_v4.data.calendar import DEFAULT_CALENDAR, get_calendar
 from technic_v4.live.bars import FIELDS, BarBatch
+from technic_v4.live.steps import build_bars, fold_minute
 
 Array1D = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -112,6 +114,11 @@ class Aggregator:
         self.closed = dict.fromkeys(self.timeframes, 0)  # bars of this session closed
         self.latest = -1  # the newest minute folded
         self.last_bar = {tf: np.full(n, -1, dtype=np.int64) for tf in self.timeframes}
+        self.form = np.zeros((len(self.timeframes), len(FIELDS), n))  # the forming bars
+        self.form_has = np.zeros((len(self.timeframes), n), dtype=bool)
+        self.row_last = np.full(n, -1, dtype=np.int64)  # each slot's newest minute
+        self._batch_symbols: np.ndarray | None = None
+        self._batch_slots = np.empty(0, dtype=np.int64)
 
     # ---------------------------------------------------------------- sessions
     def open_session(self, open_: pd.Timestamp, close: pd.Timestamp) -> list[ClosedBars]:
@@ -129,6 +136,8 @@ class Aggregator:
         self.have = np.zeros((n, int(length)), dtype=bool)
         self.closed = dict.fromkeys(self.timeframes, 0)
         self.latest = -1
+        self.form_has[:] = False
+        self.row_last[:] = -1
         for tf in self.timeframes:
             if tf != "D":
                 self.last_bar[tf][:] = -1
@@ -162,37 +171,34 @@ class Aggregator:
                 if self.open + end_minute * MINUTE > t:
                     break
                 self.closed[tf] = k + 1
-                rows = np.flatnonzero(self.have[:, k * width:end_minute].any(axis=1))
+                q = self.timeframes.index(tf)
+                rows = np.flatnonzero(self.form_has[q])
+                self.form_has[q] = False
                 if len(rows) == 0:
                     continue
-                index = self._bar_index(tf, k * width)
-                self.last_bar[tf][rows] = index
-                events.append(self._bars(tf, k, rows, revised=False))
+                self.last_bar[tf][rows] = self._bar_index(tf, k * width)
+                events.append(self._event(tf, k, rows, self.form[q][:, rows], revised=False))
         return events
 
-    def _bars(self, tf: str, k: int, rows: IntArray, revised: bool) -> ClosedBars:
-        """Bar k of `tf` for `rows`, built from the stored minutes."""
+    def _build(self, tf: str, k: int, rows: IntArray) -> npt.NDArray[np.float64]:
+        """Bar k of `tf` for `rows` (each holding a minute there), from the stored minutes."""
         width, length = self._width(tf), self.have.shape[1]
-        lo, hi = k * width, min((k + 1) * width, length)
-        have = self.have[rows, lo:hi]
-        window = self.minutes[:, rows, lo:hi]
-        first = have.argmax(axis=1)
-        last = have.shape[1] - 1 - have[:, ::-1].argmax(axis=1)
-        at = np.arange(len(rows))
+        out = np.empty((len(FIELDS), len(rows)))
+        build_bars(self.minutes, self.have, rows, k * width, min((k + 1) * width, length), out,
+                   np.empty(len(rows), dtype=np.bool_))
+        return out
+
+    def _event(self, tf: str, k: int, rows: IntArray, bars: npt.NDArray[np.float64],
+               revised: bool) -> ClosedBars:
+        width, length = self._width(tf), self.have.shape[1]
         assert self.open is not None
         return ClosedBars(
             timeframe=tf,
-            start=self.open + lo * MINUTE,
-            end=self.open + hi * MINUTE,
+            start=self.open + k * width * MINUTE,
+            end=self.open + min((k + 1) * width, length) * MINUTE,
             session=self.session,
             rows=rows,
-            bars={
-                "open": window[0, at, first],
-                "high": np.where(have, window[1], -np.inf).max(axis=1),
-                "low": np.where(have, window[2], np.inf).min(axis=1),
-                "close": window[3, at, last],
-                "volume": np.where(have, window[4], 0.0).sum(axis=1),
-            },
+            bars={f: bars[j].copy() for j, f in enumerate(FIELDS)},
             partial=(k + 1) * width > length,
             revised=revised,
         )
@@ -208,7 +214,7 @@ class Aggregator:
             return []
         m = int(offset)
         events = self.close_through(batch.start)
-        slots = np.array([self.slot.get(s, -1) for s in batch.symbols.tolist()], dtype=np.int64)
+        slots = self._slots(batch.symbols)
         known = slots >= 0
         self.counts["unknown"] += int((~known).sum())
         rows = slots[known]
@@ -228,30 +234,48 @@ class Aggregator:
         rows, values = rows[write], values[:, write]
         self.minutes[:, rows, m] = values
         self.have[rows, m] = True
-        events += self._revise(rows, m)
+        in_order = self.row_last[rows] < m  # no later minute of the slot folded yet
+        forming = np.array([m // self._width(tf) >= self.closed[tf] for tf in self.timeframes])
+        fold_minute(self.form, self.form_has, forming, rows[in_order], values[:, in_order])
+        self.row_last[rows[in_order]] = m
+        events += self._revise(rows, in_order, m)
         events += self.close_through(batch.start + MINUTE)
         return events
 
-    def _revise(self, rows: IntArray, minute: int) -> list[ClosedBars]:
-        """Bars already closed that `minute` of `rows` changed: revised, appended, or
-        flagged for resync (module docstring, step 4)."""
+    def _slots(self, symbols: np.ndarray) -> IntArray:
+        """Each symbol's slot (-1: not in the universe); a source that sends the same symbol
+        array every minute is mapped once."""
+        if symbols is not self._batch_symbols:
+            self._batch_symbols = symbols
+            self._batch_slots = np.array([self.slot.get(s, -1) for s in symbols.tolist()],
+                                         dtype=np.int64)
+        return self._batch_slots
+
+    def _revise(self, rows: IntArray, in_order: npt.NDArray[np.bool_], minute: int
+                ) -> list[ClosedBars]:
+        """Bars that `minute` of `rows` changed out of order: a forming one is rebuilt; a
+        closed one revised, appended, or flagged for resync (module docstring, step 4)."""
         events: list[ClosedBars] = []
         if len(rows) == 0:
             return events
         for tf in self.timeframes:
             width = self._width(tf)
             k = minute // width
-            if k >= self.closed[tf]:
-                continue  # its bar is still forming
+            if k >= self.closed[tf]:  # still forming: rebuilt from the stored minutes
+                q, late = self.timeframes.index(tf), rows[~in_order]
+                if len(late):
+                    self.form[q][:, late] = self._build(tf, k, late)
+                    self.form_has[q, late] = True
+                continue
             index = self._bar_index(tf, minute)
             last = self.last_bar[tf][rows]
             again, new, stale = rows[last == index], rows[last < index], rows[last > index]
             if len(again):
                 self.counts["revised"] += len(again)
-                events.append(self._bars(tf, k, again, revised=True))
+                events.append(self._event(tf, k, again, self._build(tf, k, again), True))
             if len(new):
                 self.last_bar[tf][new] = index
-                events.append(self._bars(tf, k, new, revised=False))
+                events.append(self._event(tf, k, new, self._build(tf, k, new), False))
             if len(stale):
                 self.counts["resync"] += len(stale)
                 self.resync[tf][stale] = True

@@ -68,11 +68,9 @@ class TimeframeState:
         return self.scalars[:, COUNT].astype(np.int64)
 
     def step(self, rows: IntArray, bar: Mapping[str, Array1D], session: int) -> None:
-        """One closed bar for each of `rows` (distinct): `bar` open/high/low/close/volume
+        """One closed bar for each of `rows` (distinct, as the aggregator gives them): `bar` open/high/low/close/volume
         aligned with rows, all finite. `session` numbers the session (VWAP restarts)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        if len(np.unique(rows)) != len(rows):
-            raise ValueError("a row steps at most once per bar")
         fields = [np.ascontiguousarray(bar[f], dtype=np.float64)
                   for f in ("open", "high", "low", "close", "volume")]
         if not all(np.isfinite(f).all() for f in fields):

@@ -435,3 +435,50 @@ def _seed(scalars, rc, rh, rl, rv, out, o, h, low, c, v, sid):
             if np.isfinite(c[i, t]):
                 _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[:, i], o[i, t], h[i, t],
                           low[i, t], c[i, t], v[i, t], sid[t])
+
+
+# ---------------------------------------------------------------- forming bars (aggregate.py)
+@njit(**_ROW)
+def fold_minute(form, has, forming, rows, values):
+    """One in-order minute of `rows` ((5, len(rows)) OHLCV) into the forming bar of every
+    timeframe f with forming[f]: form (timeframes, 5, N), has (timeframes, N): first open,
+    max high, min low, last close, summed volume."""
+    for q in range(rows.shape[0]):
+        i = rows[q]
+        for f in range(form.shape[0]):
+            if not forming[f]:
+                continue
+            if not has[f, i]:
+                for k in range(5):
+                    form[f, k, i] = values[k, q]
+                has[f, i] = True
+            else:
+                if values[1, q] > form[f, 1, i]:
+                    form[f, 1, i] = values[1, q]
+                if values[2, q] < form[f, 2, i]:
+                    form[f, 2, i] = values[2, q]
+                form[f, 3, i] = values[3, q]
+                form[f, 4, i] += values[4, q]
+
+
+@njit(**_ROW)
+def build_bars(minutes, have, rows, lo, hi, out, out_has):
+    """The bar over minutes lo..hi-1 of each of `rows`, from the stored minutes (5, N, L):
+    out (5, len(rows)) and out_has (len(rows),), the same folding as `fold_minute`."""
+    for q in range(rows.shape[0]):
+        i = rows[q]
+        out_has[q] = False
+        for m in range(lo, hi):
+            if not have[i, m]:
+                continue
+            if not out_has[q]:
+                for k in range(5):
+                    out[k, q] = minutes[k, i, m]
+                out_has[q] = True
+            else:
+                if minutes[1, i, m] > out[1, q]:
+                    out[1, q] = minutes[1, i, m]
+                if minutes[2, i, m] < out[2, q]:
+                    out[2, q] = minutes[2, i, m]
+                out[3, q] = minutes[3, i, m]
+                out[4, q] += minutes[4, i, m]
