@@ -109,8 +109,8 @@ class Aggregator:
         self.session = -1
         self.open: pd.Timestamp | None = None
         self.close: pd.Timestamp | None = None
-        self.minutes = np.zeros((len(FIELDS), n, 0))
-        self.have = np.zeros((n, 0), dtype=bool)
+        self.minutes = np.zeros((0, len(FIELDS), n))  # time-major: (minute, field, slot)
+        self.have = np.zeros((0, n), dtype=bool)
         self.closed = dict.fromkeys(self.timeframes, 0)  # bars of this session closed
         self.latest = -1  # the newest minute folded
         self.last_bar = {tf: np.full(n, -1, dtype=np.int64) for tf in self.timeframes}
@@ -132,8 +132,8 @@ class Aggregator:
         n = len(self.symbols)
         self.session = session_number(open_)
         self.open, self.close = open_, close
-        self.minutes = np.full((len(FIELDS), n, int(length)), np.nan)
-        self.have = np.zeros((n, int(length)), dtype=bool)
+        self.minutes = np.full((int(length), len(FIELDS), n), np.nan)
+        self.have = np.zeros((int(length), n), dtype=bool)
         self.closed = dict.fromkeys(self.timeframes, 0)
         self.latest = -1
         self.form_has[:] = False
@@ -144,11 +144,11 @@ class Aggregator:
         return events
 
     def _width(self, tf: str) -> int:
-        return self.have.shape[1] if tf == "D" else INTRADAY[tf]
+        return self.have.shape[0] if tf == "D" else INTRADAY[tf]
 
     def _n_bars(self, tf: str) -> int:
         width = self._width(tf)
-        return -(-self.have.shape[1] // width)
+        return -(-self.have.shape[0] // width)
 
     def _bar_index(self, tf: str, minute: int) -> int:
         """The bar of `tf` holding `minute`: its index in the session; "D" counts sessions."""
@@ -161,7 +161,7 @@ class Aggregator:
         if self.open is None or self.close is None or t is None:
             return []
         t = pd.Timestamp(t).tz_convert("UTC")
-        length = self.have.shape[1]
+        length = self.have.shape[0]
         events = []
         for tf in self.timeframes:
             width = self._width(tf)
@@ -182,7 +182,7 @@ class Aggregator:
 
     def _build(self, tf: str, k: int, rows: IntArray) -> npt.NDArray[np.float64]:
         """Bar k of `tf` for `rows` (each holding a minute there), from the stored minutes."""
-        width, length = self._width(tf), self.have.shape[1]
+        width, length = self._width(tf), self.have.shape[0]
         out = np.empty((len(FIELDS), len(rows)))
         build_bars(self.minutes, self.have, rows, k * width, min((k + 1) * width, length), out,
                    np.empty(len(rows), dtype=np.bool_))
@@ -190,7 +190,7 @@ class Aggregator:
 
     def _event(self, tf: str, k: int, rows: IntArray, bars: npt.NDArray[np.float64],
                revised: bool) -> ClosedBars:
-        width, length = self._width(tf), self.have.shape[1]
+        width, length = self._width(tf), self.have.shape[0]
         assert self.open is not None
         return ClosedBars(
             timeframe=tf,
@@ -209,7 +209,7 @@ class Aggregator:
         if self.open is None or self.close is None:
             raise ValueError("no session is open: call open_session(open, close) first")
         offset = (batch.start - self.open) / MINUTE
-        if offset < 0 or offset >= self.have.shape[1] or offset != int(offset):
+        if offset < 0 or offset >= self.have.shape[0] or offset != int(offset):
             self.counts["outside"] += len(batch)
             return []
         m = int(offset)
@@ -222,8 +222,8 @@ class Aggregator:
         ok = np.isfinite(values).all(axis=0)
         self.counts["invalid"] += int((~ok).sum())
         rows, values = rows[ok], values[:, ok]
-        held = self.have[rows, m]
-        same = held & (self.minutes[:, rows, m] == values).all(axis=0)
+        held = self.have[m, rows]
+        same = held & (self.minutes[m][:, rows] == values).all(axis=0)
         self.counts["duplicate"] += int(same.sum())
         changed = held & ~same
         self.counts["correction"] += int(changed.sum())
@@ -232,8 +232,8 @@ class Aggregator:
         self.latest = max(self.latest, m)
         write = ~same
         rows, values = rows[write], values[:, write]
-        self.minutes[:, rows, m] = values
-        self.have[rows, m] = True
+        self.minutes[m][:, rows] = values
+        self.have[m, rows] = True
         in_order = self.row_last[rows] < m  # no later minute of the slot folded yet
         forming = np.array([m // self._width(tf) >= self.closed[tf] for tf in self.timeframes])
         fold_minute(self.form, self.form_has, forming, rows[in_order], values[:, in_order])

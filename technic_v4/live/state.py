@@ -32,6 +32,7 @@ from technic_v4.live.steps import (
     _seed,
     _step,
     _undo,
+    read,
 )
 
 Array1D = npt.NDArray[np.float64]
@@ -55,28 +56,30 @@ class TimeframeState:
         self.high_ring = np.zeros((n_rows, SHORT_RING))
         self.low_ring = np.zeros((n_rows, SHORT_RING))
         self.volume_ring = np.zeros((n_rows, SHORT_RING))
-        self.out = np.full((3, n_rows, len(OUTPUTS)), np.nan)
+        self.out = np.full((n_rows, 3, len(OUTPUTS)), np.nan)
+        self.head = np.zeros(n_rows, dtype=np.int64)  # each row's newest slot of `out`
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.scalars, self.undo_scalars, self.undo_ring,
                                       self.can_undo, self.close_ring, self.high_ring,
-                                      self.low_ring, self.volume_ring, self.out))
+                                      self.low_ring, self.volume_ring, self.out, self.head))
 
     def bars(self) -> IntArray:
         """(N,) bars each row has taken (seeded and live)."""
         return self.scalars[:, COUNT].astype(np.int64)
 
     def step(self, rows: IntArray, bar: Mapping[str, Array1D], session: int) -> None:
-        """One closed bar for each of `rows` (distinct, as the aggregator gives them): `bar` open/high/low/close/volume
-        aligned with rows, all finite. `session` numbers the session (VWAP restarts)."""
+        """One closed bar for each of `rows` (distinct, as the aggregator gives them): `bar`
+        open/high/low/close/volume aligned with rows, all finite. `session` numbers the
+        session (VWAP restarts)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         fields = [np.ascontiguousarray(bar[f], dtype=np.float64)
                   for f in ("open", "high", "low", "close", "volume")]
         if not all(np.isfinite(f).all() for f in fields):
             raise ValueError("a closed bar has finite open, high, low, close and volume")
         _step(self.scalars, self.undo_scalars, self.undo_ring, self.can_undo, self.close_ring,
-              self.high_ring, self.low_ring, self.volume_ring, self.out, rows, *fields,
+              self.high_ring, self.low_ring, self.volume_ring, self.out, self.head, rows, *fields,
               float(session))
 
     def undo(self, rows: IntArray) -> None:
@@ -85,7 +88,7 @@ class TimeframeState:
         if not self.can_undo[rows].all():
             raise ValueError("only the last step of a row can be undone, and only once")
         _undo(self.scalars, self.undo_scalars, self.undo_ring, self.can_undo, self.close_ring,
-              self.high_ring, self.low_ring, self.volume_ring, self.out, rows)
+              self.high_ring, self.low_ring, self.volume_ring, self.head, rows)
 
     def seed(self, bars: Mapping[str, Array2D], sessions: npt.ArrayLike) -> None:
         """Step every row over past bars: (N, T) open/high/low/close/volume, NaN where a row
@@ -96,7 +99,7 @@ class TimeframeState:
         if fields[3].shape[0] != self.n_rows or sid.shape != (fields[3].shape[1],):
             raise ValueError(f"seed bars must be ({self.n_rows}, T) with (T,) sessions")
         _seed(self.scalars, self.close_ring, self.high_ring, self.low_ring, self.volume_ring,
-              self.out, *fields, sid)
+              self.out, self.head, *fields, sid)
         self.can_undo[:] = False
 
     def number(self, name: str, width: int) -> Array2D:
@@ -106,7 +109,7 @@ class TimeframeState:
         if not 1 <= width <= 2:
             raise ValueError(f"the live state keeps 2 bars of each output; asked for {width}")
         k = OUT[name]
-        return np.stack([self.out[width - 1 - w, :, k] for w in range(width)], axis=1)
+        return read(self.out, self.head, k, width)
 
 
 class LiveState:

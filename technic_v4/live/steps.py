@@ -9,8 +9,9 @@ indicator's recursion or window needs to take one more bar, as arrays over symbo
     sums of the current session, and the row's bar count;
   - rings of the last bars: 256 closes (SMA200, mom_126, Bollinger), 32 highs, lows and
     volumes (TR, DM, the 20-bar extremes, the volume SMA);
-  - `out` (3, N, outputs): each output's value at the row's last bar, the bar before (screens
-    read `crosses_above(x, y)`: width 2) and the one before that (restored by an undo).
+  - `out` (N, 3, outputs), a ring of three per row with its newest slot `head` (N,): each
+    output's value at the row's last bar, the bar before (screens read `crosses_above(x,
+    y)`: width 2) and the one before that (the previous bar again after an undo).
 Every step is the full-history kernel's loop body (technic_v4/indicators/kernels.py,
 oscillators.py) at bar j = the row's count, statement by statement, so a state stepped over
 a symbol's bars is bit-equal to the kernel run on them and to TA-Lib. Parameters and output
@@ -133,14 +134,11 @@ def _extreme(ring, j, best_idx, best, sign):
 
 
 @njit(**_ROW)
-def _step_row(s, rc, rh, rl, rv, out, o, h, low, c, v, sid):
-    """One bar into one row's state; `out` (3, outputs) shifts and takes the new values."""
+def _step_row(s, rc, rh, rl, rv, cur, o, h, low, c, v, sid):
+    """One bar into one row's state; `cur` (outputs,) takes the new values."""
     j = int(s[COUNT])
-    for k in range(out.shape[1]):
-        out[2, k] = out[1, k]
-        out[1, k] = out[0, k]
-        out[0, k] = np.nan
-    cur = out[0]
+    for k in range(cur.shape[0]):
+        cur[k] = np.nan
     rc[j & _CM] = c
     rh[j & _SM] = h
     rl[j & _SM] = low
@@ -401,18 +399,20 @@ def _keep(s, keep_s, keep_ring, rc, rh, rl, rv):
 
 
 @njit(**_PAR)
-def _step(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, rows, o, h, low, c,
+def _step(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, head, rows, o, h, low, c,
           v, sid):
     for q in prange(rows.shape[0]):
         i = rows[q]
         _keep(scalars[i], undo_s[i], undo_ring[i], rc[i], rh[i], rl[i], rv[i])
         can_undo[i] = True
-        _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[:, i], o[q], h[q], low[q], c[q],
+        head[i] = (head[i] + 1) % 3
+        _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[q], h[q], low[q],
+                  c[q],
                   v[q], sid)
 
 
 @njit(**_PAR)
-def _undo(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, rows):
+def _undo(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, head, rows):
     for q in prange(rows.shape[0]):
         i = rows[q]
         scalars[i, :] = undo_s[i]
@@ -421,19 +421,17 @@ def _undo(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, rows):
         rh[i, j & _SM] = undo_ring[i, 1]
         rl[i, j & _SM] = undo_ring[i, 2]
         rv[i, j & _SM] = undo_ring[i, 3]
-        for k in range(out.shape[2]):
-            out[0, i, k] = out[1, i, k]
-            out[1, i, k] = out[2, i, k]
-            out[2, i, k] = np.nan
+        head[i] = (head[i] + 2) % 3
         can_undo[i] = False
 
 
 @njit(**_PAR)
-def _seed(scalars, rc, rh, rl, rv, out, o, h, low, c, v, sid):
+def _seed(scalars, rc, rh, rl, rv, out, head, o, h, low, c, v, sid):
     for i in prange(c.shape[0]):
         for t in range(c.shape[1]):
             if np.isfinite(c[i, t]):
-                _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[:, i], o[i, t], h[i, t],
+                head[i] = (head[i] + 1) % 3
+                _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[i, t], h[i, t],
                           low[i, t], c[i, t], v[i, t], sid[t])
 
 
@@ -463,22 +461,33 @@ def fold_minute(form, has, forming, rows, values):
 
 @njit(**_ROW)
 def build_bars(minutes, have, rows, lo, hi, out, out_has):
-    """The bar over minutes lo..hi-1 of each of `rows`, from the stored minutes (5, N, L):
-    out (5, len(rows)) and out_has (len(rows),), the same folding as `fold_minute`."""
+    """The bar over minutes lo..hi-1 of each of `rows`, from the stored minutes (L, 5, N)
+    and have (L, N): out (5, len(rows)) and out_has (len(rows),), folded as `fold_minute`."""
     for q in range(rows.shape[0]):
         i = rows[q]
         out_has[q] = False
         for m in range(lo, hi):
-            if not have[i, m]:
+            if not have[m, i]:
                 continue
             if not out_has[q]:
                 for k in range(5):
-                    out[k, q] = minutes[k, i, m]
+                    out[k, q] = minutes[m, k, i]
                 out_has[q] = True
             else:
-                if minutes[1, i, m] > out[1, q]:
-                    out[1, q] = minutes[1, i, m]
-                if minutes[2, i, m] < out[2, q]:
-                    out[2, q] = minutes[2, i, m]
-                out[3, q] = minutes[3, i, m]
-                out[4, q] += minutes[4, i, m]
+                if minutes[m, 1, i] > out[1, q]:
+                    out[1, q] = minutes[m, 1, i]
+                if minutes[m, 2, i] < out[2, q]:
+                    out[2, q] = minutes[m, 2, i]
+                out[3, q] = minutes[m, 3, i]
+                out[4, q] += minutes[m, 4, i]
+
+
+@njit(**_ROW)
+def read(out, head, k, width):
+    """(N, width) values of output k at each row's last `width` bars, oldest first."""
+    n = out.shape[0]
+    res = np.empty((n, width))
+    for i in range(n):
+        for w in range(width):
+            res[i, w] = out[i, (head[i] + 3 - (width - 1 - w)) % 3, k]
+    return res
