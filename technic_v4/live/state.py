@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from technic_v4.live.aggregate import TIMEFRAMES, Aggregator, ClosedBars
+from technic_v4.data.panel import Panel
+from technic_v4.live.aggregate import TIMEFRAMES, Aggregator, ClosedBars, session_number
 from technic_v4.live.bars import BarBatch
 from technic_v4.live.steps import (
     CLOSE_RING,
@@ -160,6 +161,19 @@ class LiveState:
         """Start `timeframe` from past bars ((N, T) per field, rows in universe order, NaN
         where a symbol has no bar; `sessions` (T,) session numbers: aggregate.session_number)."""
         self.frames[timeframe].seed(bars, sessions)
+
+    def seed_panel(self, panel: Panel, timeframe: str = "D") -> None:
+        """Start `timeframe` from a Panel's bars (the daily store's, for "D"): each universe
+        symbol from its row of the panel (a symbol the panel lacks starts cold)."""
+        where = {s: i for i, s in enumerate(panel.symbols.tolist())}
+        rows = np.array([where.get(s, -1) for s in self.symbols.tolist()], dtype=np.int64)
+        have = rows >= 0
+        bars = {}
+        for f in ("open", "high", "low", "close", "volume"):
+            values = np.full((self.n_rows, len(panel.sessions)), np.nan)
+            values[have] = getattr(panel, f)[rows[have]]
+            bars[f] = values
+        self.seed(timeframe, bars, [session_number(d) for d in panel.sessions])
 
     def number(self, name: str, width: int, timeframe: str = "D") -> Array2D:
         """(N, width) values at each symbol's last `width` closed bars of `timeframe`."""

@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from technic_v4.data.panel import panel_from_arrays
+from technic_v4.indicators import compute_indicators
 from technic_v4.indicators.registry import OUTPUTS as REGISTRY_OUTPUTS
 from technic_v4.live import BarBatch, LiveEnv, LiveState
 from technic_v4.live.aggregate import session_number
 from technic_v4.live.env import SCHEMA
+from technic_v4.live.steps import OUTPUTS
 from technic_v4.scan.expressions import compile_expressions
 from technic_v4.scan.select import select
 from technic_v4.screens import ArrayEnv, compile_screen
@@ -94,3 +97,21 @@ def test_windows_longer_than_two_bars_and_weekly_bars_are_refused(seeded):
         compile_expressions("W.RSI > 50", None).where.evaluate(LiveEnv(state), 1)
     with pytest.raises(KeyError, match="not kept live"):
         LiveEnv(state, unprefixed="M2")
+
+
+def test_seeding_from_a_daily_panel_equals_the_daily_engine(seeded):
+    """`seed_panel` starts "D" from the store's daily bars: each symbol's values equal
+    compute_indicators on the same Panel (symbols in another order, one missing)."""
+    _, bars = seeded
+    sessions = pd.DatetimeIndex(pd.bdate_range("2025-01-02", periods=T))
+    symbols = [f"S{i:02d}" for i in range(N)]
+    panel = panel_from_arrays(symbols[::-1][:-1], sessions,
+                              **{f: bars[f][::-1][:-1] for f in FIELDS})
+    state = LiveState(symbols)
+    state.seed_panel(panel)
+    table = compute_indicators(panel, [o for o in OUTPUTS if o in REGISTRY_OUTPUTS])
+    rows = [symbols.index(s) for s in panel.symbols]
+    for name in table.outputs:
+        np.testing.assert_allclose(state.number(name, 1)[rows, 0], table.last[name],
+                                   rtol=1e-9, equal_nan=True, err_msg=name)
+    assert np.isnan(state.number("Close", 2)[0]).all()  # S00: not in the panel, cold
