@@ -41,6 +41,8 @@ class LiveEnv:
                            f"{list(state.frames)}")
         self.state = state
         self.unprefixed = unprefixed
+        self._cache: dict[tuple[str, int, str], np.ndarray] = {}
+        self._version = -1
         self.n_rows = state.n_rows
         self.text_columns = {k: np.asarray(v, dtype=object) for k, v in (text or {}).items()}
         self.group_codes = {k: np.asarray(v, dtype=np.int64) for k, v in (groups or {}).items()}
@@ -48,7 +50,14 @@ class LiveEnv:
                          else np.asarray(universe, dtype=bool))
 
     def number(self, name: str, width: int, timeframe: str = "D") -> np.ndarray:
-        return self.state.number(name, width, self.unprefixed if timeframe == "D" else timeframe)
+        if self._version != self.state.version:
+            self._cache.clear()
+            self._version = self.state.version
+        key = (name, width, self.unprefixed if timeframe == "D" else timeframe)
+        values = self._cache.get(key)
+        if values is None:
+            values = self._cache[key] = self.state.number(*key)
+        return values
 
     def text(self, name: str) -> np.ndarray:
         if name == "Symbol":

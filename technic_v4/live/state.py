@@ -122,6 +122,7 @@ class LiveState:
         self.timeframes = self.aggregator.timeframes
         self.frames = {tf: TimeframeState(len(self.symbols)) for tf in self.timeframes}
         self.bar_end: dict[str, pd.Timestamp | None] = dict.fromkeys(self.timeframes)
+        self.version = 0  # counts the applied closes: what an Env may cache reads by
 
     @property
     def n_rows(self) -> int:
@@ -148,6 +149,7 @@ class LiveState:
     def apply(self, events: Iterable[ClosedBars]) -> list[ClosedBars]:
         """Step each timeframe over its closed bars; a revised bar replaces the last step."""
         events = list(events)
+        self.version += bool(events)
         for ev in events:
             frame = self.frames[ev.timeframe]
             if ev.revised:
@@ -161,6 +163,7 @@ class LiveState:
         """Start `timeframe` from past bars ((N, T) per field, rows in universe order, NaN
         where a symbol has no bar; `sessions` (T,) session numbers: aggregate.session_number)."""
         self.frames[timeframe].seed(bars, sessions)
+        self.version += 1
 
     def seed_panel(self, panel: Panel, timeframe: str = "D") -> None:
         """Start `timeframe` from a Panel's bars (the daily store's, for "D"): each universe
