@@ -132,7 +132,8 @@ class LiveState:
     def nbytes(self) -> int:
         """Bytes held: every timeframe's state and the session's minute bars."""
         agg = self.aggregator
-        return sum(f.nbytes for f in self.frames.values()) + agg.minutes.nbytes + agg.have.nbytes
+        return sum(f.nbytes for f in self.frames.values()) + sum(
+            a.nbytes for a in (agg.minutes, agg.have, agg.form, agg.form_has, agg.row_last))
 
     def open_session(self, open_: pd.Timestamp, close: pd.Timestamp) -> list[ClosedBars]:
         """Start a session (UTC open and close); the previous one's open bars close."""
