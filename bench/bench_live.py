@@ -15,7 +15,11 @@ Reports the median and p99 per minute, and the state's memory (5 timeframes).
 The peer recomputes the same values from history with the daily engine: `compute_indicators`
 on a Panel of the timeframe's bars (300 + the session's), the live state's outputs, for each
 timeframe that closed a bar; its median per minute is timed on the M1 recompute alone (a lower
-bound: minutes where M5, M15 or H1 also close cost it more). Prints medians and the ratio.
+bound: minutes where M5, M15 or H1 also close cost it more). The incremental peer is talipp
+(a Python object per symbol and indicator, fed one bar at a time): SMA 20/50/200, EMA
+9/21/50, RSI, MACD, Bollinger, ATR, ADX, OBV and VWAP for --talipp-symbols symbols seeded
+from the same 300 bars, one new bar each, timed and scaled to --symbols, one timeframe.
+Prints medians and the ratios.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def watches(count: int) -> list[tuple[str, object]]:
     return out
 
 
-def run(n: int, minutes: int, n_watches: int) -> None:
+def run(n: int, minutes: int, n_watches: int, talipp_symbols: int) -> None:
     rng = np.random.default_rng(0)
     symbols = np.array([f"S{i:04d}" for i in range(n)], dtype=object)
     state = LiveState(symbols, TIMEFRAMES)
@@ -127,6 +131,38 @@ def run(n: int, minutes: int, n_watches: int) -> None:
     print(f"peer: compute_indicators over {bars['close'].shape[1]} bars x {n:,} symbols, "
           f"{len(names)} outputs, one timeframe: median {peer:.1f} ms per minute")
     print(f"ratio peer / live (median): {peer / statistics.median(warm):.1f}x")
+    incremental = talipp_ms(seeds["M1"], talipp_symbols) * n / talipp_symbols
+    print(f"talipp: one bar, 13 indicators, {talipp_symbols:,} symbols scaled to {n:,}, one "
+          f"timeframe: median {incremental:.0f} ms per minute; ratio talipp / live (median): "
+          f"{incremental / statistics.median(warm):.1f}x")
+
+
+def talipp_ms(seed: dict[str, np.ndarray], n: int) -> float:
+    """talipp's update of one new bar for `n` symbols (median of 5 bars), in ms."""
+    from talipp.indicators import ADX, ATR, BB, EMA, MACD, OBV, RSI, SMA, VWAP
+    from talipp.ohlcv import OHLCV
+
+    symbols = []
+    for i in range(n):
+        closes = seed["close"][i].tolist()
+        bars = [OHLCV(*(float(seed[f][i, t]) for f in ("open", "high", "low", "close", "volume")))
+                for t in range(len(closes))]
+        symbols.append(([SMA(20, closes), SMA(50, closes), SMA(200, closes), EMA(9, closes),
+                         EMA(21, closes), EMA(50, closes), RSI(14, closes),
+                         MACD(12, 26, 9, closes), BB(20, 2.0, closes)],
+                        [ATR(14, bars), ADX(14, 14, bars), OBV(bars), VWAP(bars)]))
+    times = []
+    for t in range(5):
+        c = float(50 + t)
+        bar = OHLCV(c, c + 0.1, c - 0.1, c, 1000.0)
+        t0 = time.perf_counter()
+        for on_close, on_bar in symbols:
+            for ind in on_close:
+                ind.add(c)
+            for ind in on_bar:
+                ind.add(bar)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -134,8 +170,9 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=5000)
     parser.add_argument("--minutes", type=int, default=390)
     parser.add_argument("--watches", type=int, default=100)
+    parser.add_argument("--talipp-symbols", type=int, default=250)
     args = parser.parse_args()
-    run(args.symbols, args.minutes, args.watches)
+    run(args.symbols, args.minutes, args.watches, args.talipp_symbols)
 
 
 if __name__ == "__main__":

@@ -242,6 +242,11 @@ class Aggregator:
         events += self.close_through(batch.start + MINUTE)
         return events
 
+    def flag_resync(self, tf: str, rows: IntArray) -> None:
+        """Mark `rows` stale on `tf` (a bar older than one step changed): counted."""
+        self.counts["resync"] += len(rows)
+        self.resync[tf][rows] = True
+
     def _slots(self, symbols: np.ndarray) -> IntArray:
         """Each symbol's slot (-1: not in the universe); a source that sends the same symbol
         array every minute is mapped once."""
@@ -277,6 +282,5 @@ class Aggregator:
                 self.last_bar[tf][new] = index
                 events.append(self._event(tf, k, new, self._build(tf, k, new), False))
             if len(stale):
-                self.counts["resync"] += len(stale)
-                self.resync[tf][stale] = True
+                self.flag_resync(tf, stale)
         return events

@@ -91,17 +91,34 @@ class TimeframeState:
         _undo(self.scalars, self.undo_scalars, self.undo_ring, self.can_undo, self.close_ring,
               self.high_ring, self.low_ring, self.volume_ring, self.head, rows)
 
-    def seed(self, bars: Mapping[str, Array2D], sessions: npt.ArrayLike) -> None:
-        """Step every row over past bars: (N, T) open/high/low/close/volume, NaN where a row
-        has no bar; `sessions` (T,) numbers each column's session (VWAP restarts)."""
+    def seed(self, bars: Mapping[str, Array2D], sessions: npt.ArrayLike,
+             rows: IntArray | None = None) -> None:
+        """Step rows over past bars: (N, T) open/high/low/close/volume, NaN where a row has
+        no bar; `sessions` (T,) numbers each column's session (VWAP restarts). With `rows`,
+        only those rows start afresh from their bars (a resync); the others are untouched."""
         fields = [np.ascontiguousarray(bar, dtype=np.float64) for bar in
                   (bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"])]
         sid = np.ascontiguousarray(sessions, dtype=np.float64)
         if fields[3].shape[0] != self.n_rows or sid.shape != (fields[3].shape[1],):
             raise ValueError(f"seed bars must be ({self.n_rows}, T) with (T,) sessions")
+        if rows is None:
+            rows = np.arange(self.n_rows)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        self._reset(rows)
         _seed(self.scalars, self.close_ring, self.high_ring, self.low_ring, self.volume_ring,
-              self.out, self.head, *fields, sid)
-        self.can_undo[:] = False
+              self.out, self.head, rows, *(np.ascontiguousarray(f[rows]) for f in fields), sid)
+
+    def _reset(self, rows: IntArray) -> None:
+        """Rows back to no bars at all."""
+        self.scalars[rows] = 0.0
+        self.scalars[rows, SESSION] = -1.0
+        self.scalars[rows, HI_IDX] = -1.0
+        self.scalars[rows, LO_IDX] = -1.0
+        for ring in (self.close_ring, self.high_ring, self.low_ring, self.volume_ring):
+            ring[rows] = 0.0
+        self.out[rows] = np.nan
+        self.head[rows] = 0
+        self.can_undo[rows] = False
 
     def number(self, name: str, width: int) -> Array2D:
         """(N, width) values at each row's last `width` bars (width <= 2; oldest first)."""
@@ -153,9 +170,14 @@ class LiveState:
         self.version += bool(events)
         for ev in events:
             frame = self.frames[ev.timeframe]
-            if ev.revised:
-                frame.undo(ev.rows)
-            frame.step(ev.rows, ev.bars, ev.session)
+            rows, bars = ev.rows, ev.bars
+            if ev.revised:  # a slot reseeded since its last step cannot undo it: resync
+                ok = frame.can_undo[rows]
+                if not ok.all():
+                    self.aggregator.flag_resync(ev.timeframe, rows[~ok])
+                    rows, bars = rows[ok], {f: v[ok] for f, v in bars.items()}
+                frame.undo(rows)
+            frame.step(rows, bars, ev.session)
             end = self.bar_end[ev.timeframe]
             self.bar_end[ev.timeframe] = ev.end if end is None else max(end, ev.end)
         return events
@@ -165,6 +187,17 @@ class LiveState:
         where a symbol has no bar; `sessions` (T,) session numbers: aggregate.session_number)."""
         self.frames[timeframe].seed(bars, sessions)
         self.version += 1
+
+    def resync(self, timeframe: str, bars: Mapping[str, Array2D],
+               sessions: npt.ArrayLike) -> IntArray:
+        """Reseed the slots flagged for resync on `timeframe` from their whole history
+        ((N, T) bars through the last closed bar, as for `seed`); returns those slots."""
+        flagged = self.aggregator.resync[timeframe]
+        rows = np.flatnonzero(flagged)
+        self.frames[timeframe].seed(bars, sessions, rows)
+        flagged[rows] = False
+        self.version += 1
+        return rows
 
     def seed_panel(self, panel: Panel, timeframe: str = "D") -> None:
         """Start `timeframe` from a Panel's bars (the daily store's, for "D"): each universe

@@ -426,13 +426,15 @@ def _undo(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, head, rows):
 
 
 @njit(**_PAR)
-def _seed(scalars, rc, rh, rl, rv, out, head, o, h, low, c, v, sid):
-    for i in prange(c.shape[0]):
+def _seed(scalars, rc, rh, rl, rv, out, head, rows, o, h, low, c, v, sid):
+    """Step each of `rows` over its past bars (row q of the (len(rows), T) arrays)."""
+    for q in prange(rows.shape[0]):
+        i = rows[q]
         for t in range(c.shape[1]):
-            if np.isfinite(c[i, t]):
+            if np.isfinite(c[q, t]):
                 head[i] = (head[i] + 1) % 3
-                _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[i, t], h[i, t],
-                          low[i, t], c[i, t], v[i, t], sid[t])
+                _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[q, t],
+                          h[q, t], low[q, t], c[q, t], v[q, t], sid[t])
 
 
 # ---------------------------------------------------------------- forming bars (aggregate.py)

@@ -6,8 +6,8 @@ corrections (a minute sent again with other values, also after the close), short
 (an early close cuts the last bars), and starts warm from seeded history. At the end, every
 timeframe's values (current and previous bar) equal our kernels and TA-Lib run on that
 timeframe's final, de-duplicated bars, to 1e-9 relative; a symbol slot the aggregator flagged
-for resync is left out on that timeframe (and the flag is only raised for late or corrected
-bars).
+for resync is left out on that timeframe (the flag is only raised for late or corrected
+bars), until `resync` reseeds it from its history: then every slot is equal.
 """
 
 from __future__ import annotations
@@ -241,6 +241,10 @@ def test_stream_equals_full_recompute(seed, lengths, p_bar, p_dup, p_late, p_fix
     check_equal(state, lengths, final, seeds)
     if p_late == 0.0 and p_fix == 0.0:
         assert not any(flags.any() for flags in state.aggregator.resync.values())
+    for tf in state.timeframes:  # the flagged slots reseeded from their whole history
+        seed_bars = seeds.get(tf, {f: np.empty((len(SYMBOLS), 0)) for f in FIELDS})
+        state.resync(tf, *_reference_bars(tf, lengths, final, seed_bars))
+    assert check_equal(state, lengths, final, seeds) == len(SYMBOLS) * len(state.timeframes)
 
 
 def test_a_clean_warm_stream_is_compared_on_every_row():
