@@ -5,7 +5,9 @@ Walk-through of `Aggregator.fold(batch)`:
   1. Place. The batch's minute is its offset from the session open; a minute outside the
      session (before the open, at or after the close, another session) or not on a minute
      boundary is counted (`counts["outside"]`) and dropped, as are symbols not in the
-     universe (`counts["unknown"]`).
+     universe (`counts["unknown"]`) and bars with a non-finite field (`counts["invalid"]`).
+     A bar of the previous session arriving after the next one opened flags its symbols
+     for resync on every timeframe (step 4).
   2. Close what time has ended. A batch for minute m means minute m has begun, so every bar
      ending at or before m closes first (`close_through(m)`); after folding, minute m has
      ended too (`close_through(m + 1 min)`): the bar whose last minute this batch brought
@@ -109,6 +111,7 @@ class Aggregator:
         self.session = -1
         self.open: pd.Timestamp | None = None
         self.close: pd.Timestamp | None = None
+        self.previous_open: pd.Timestamp | None = None
         self.minutes = np.zeros((0, len(FIELDS), n))  # time-major: (minute, field, slot)
         self.have = np.zeros((0, n), dtype=bool)
         self.closed = dict.fromkeys(self.timeframes, 0)  # bars of this session closed
@@ -118,6 +121,7 @@ class Aggregator:
         self.form_has = np.zeros((len(self.timeframes), n), dtype=bool)
         self.row_last = np.full(n, -1, dtype=np.int64)  # each slot's newest minute
         self._batch_symbols: np.ndarray | None = None
+        self._batch_copy: np.ndarray | None = None  # its values, should a source reuse it
         self._batch_slots = np.empty(0, dtype=np.int64)
 
     # ---------------------------------------------------------------- sessions
@@ -129,6 +133,9 @@ class Aggregator:
         length = (close - open_) / MINUTE
         if length <= 0 or length != int(length):
             raise ValueError(f"session {open_}..{close} is not a positive whole number of minutes")
+        if self.open is not None and open_ <= self.open:
+            raise ValueError(f"session {open_} does not come after the open one ({self.open})")
+        self.previous_open = self.open
         n = len(self.symbols)
         self.session = session_number(open_)
         self.open, self.close = open_, close
@@ -210,7 +217,13 @@ class Aggregator:
             raise ValueError("no session is open: call open_session(open, close) first")
         offset = (batch.start - self.open) / MINUTE
         if offset < 0 or offset >= self.have.shape[0] or offset != int(offset):
-            self.counts["outside"] += len(batch)
+            if self.previous_open is not None and self.previous_open <= batch.start < self.open:
+                # a bar of the session before: its minutes are gone, its bars may be stepped
+                stale = self._slots(batch.symbols)
+                for tf in self.timeframes:
+                    self.flag_resync(tf, stale[stale >= 0])
+            else:
+                self.counts["outside"] += len(batch)
             return []
         m = int(offset)
         events = self.close_through(batch.start)
@@ -250,8 +263,10 @@ class Aggregator:
     def _slots(self, symbols: np.ndarray) -> IntArray:
         """Each symbol's slot (-1: not in the universe); a source that sends the same symbol
         array every minute is mapped once."""
-        if symbols is not self._batch_symbols:
-            self._batch_symbols = symbols
+        same = (symbols is self._batch_symbols and self._batch_copy is not None
+                and bool((symbols == self._batch_copy).all()))
+        if not same:
+            self._batch_symbols, self._batch_copy = symbols, symbols.copy()
             self._batch_slots = np.array([self.slot.get(s, -1) for s in symbols.tolist()],
                                          dtype=np.int64)
         return self._batch_slots

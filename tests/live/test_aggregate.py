@@ -97,3 +97,31 @@ def test_unknown_timeframes_and_non_sessions_are_refused():
         Aggregator(["A"], ("M2",))
     with pytest.raises(ValueError, match="not a XNYS session"):
         session_bounds("2026-11-26")
+
+
+def test_a_bar_of_the_previous_session_flags_a_resync_and_sessions_go_forward():
+    open_ = pd.Timestamp("2026-03-02 14:30", tz="UTC")
+    agg = Aggregator(["A", "B"], ("M5", "D"))
+    agg.open_session(open_, open_ + 10 * MIN)
+    agg.fold(batch(open_, ["A", "B"], [1.0, 2.0]))
+    tomorrow = open_ + pd.Timedelta(days=1)
+    closed = agg.open_session(tomorrow, tomorrow + 10 * MIN)
+    assert [e.timeframe for e in closed] == ["M5", "D"]
+    assert agg.fold(batch(open_ + 9 * MIN, ["B"], [3.0])) == []
+    assert agg.resync["D"].tolist() == [False, True] and agg.resync["M5"].tolist() == [False, True]
+    assert agg.fold(batch(open_ - pd.Timedelta(days=3), ["A"], [1.0])) == []
+    assert agg.counts["outside"] == 1
+    with pytest.raises(ValueError, match="does not come after"):
+        agg.open_session(open_, open_ + 10 * MIN)
+
+
+def test_a_reused_symbol_array_is_mapped_again_when_its_values_change():
+    open_ = pd.Timestamp("2026-03-02 14:30", tz="UTC")
+    agg = Aggregator(["A", "B"], ("M1",))
+    agg.open_session(open_, open_ + 10 * MIN)
+    symbols = np.array(["A"], dtype=object)
+    one = np.array([1.0])
+    agg.fold(BarBatch(open_, symbols, one, one, one, one, one))
+    symbols[0] = "B"  # a source writing the next minute into the same buffer
+    closed = agg.fold(BarBatch(open_ + MIN, symbols, one, one, one, one, one))
+    assert closed[0].rows.tolist() == [1]
