@@ -7,10 +7,16 @@ timeframe's indicators over them in O(1) per symbol (the numba steps in `steps`)
 a compiled screen read the live state.
 """
 
-from technic_v4.live.aggregate import TIMEFRAMES, Aggregator, ClosedBars, session_bounds
+from technic_v4.live.aggregate import (
+    TIMEFRAMES,
+    Aggregator,
+    ClosedBars,
+    session_bounds,
+    session_number,
+)
 from technic_v4.live.bars import BarBatch
 from technic_v4.live.env import LiveEnv
 from technic_v4.live.state import LiveState, TimeframeState
 
 __all__ = ["TIMEFRAMES", "Aggregator", "BarBatch", "ClosedBars", "LiveEnv", "LiveState",
-           "TimeframeState", "session_bounds"]
+           "TimeframeState", "session_bounds", "session_number"]

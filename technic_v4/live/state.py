@@ -4,7 +4,9 @@
 timeframe) with one `TimeframeState` per timeframe (the arrays of state over symbol slots;
 the O(1) steps are in steps.py). `fold(batch)` folds a minute batch and steps every
 timeframe whose bar it closed; a revised bar undoes the symbol's last step and takes the
-new one. `seed(timeframe, bars, sessions)` starts a timeframe warm from past bars.
+new one. `seed(timeframe, bars, sessions)` (or `seed_panel`, from the daily store's Panel)
+starts a timeframe warm from past bars; `resync(timeframe, bars, sessions)` reseeds the
+slots the aggregator flagged (a bar older than one step changed) from their history.
 Values are read as the screen evaluator reads them (`number(name, width, timeframe)`, width
 <= 2: the current and previous closed bar of each symbol), through `LiveEnv` (env.py).
 """
@@ -42,7 +44,8 @@ IntArray = npt.NDArray[np.int64]
 
 
 class TimeframeState:
-    """The indicator state of N symbol slots on one timeframe (module docstring)."""
+    """The indicator state of N symbol slots on one timeframe: its arrays and their layout
+    are described in steps.py's docstring."""
 
     def __init__(self, n_rows: int) -> None:
         self.n_rows = n_rows
