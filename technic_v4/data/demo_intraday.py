@@ -67,7 +67,8 @@ def demo_minutes(panel: Panel, session: int, seed: int = 23) -> pd.DataFrame:
     keep[every, top] = keep[every, bottom] = True
     sym, col = np.nonzero(keep.T)[1], np.nonzero(keep.T)[0]  # time-major: (minute, row)
     return pd.DataFrame({
-        "ts": grid[col], "symbol": panel.symbols[rows][sym],
+        "ts": grid[col], "symbol": pd.Categorical.from_codes(sym, categories=pd.Index(
+            panel.symbols[rows], dtype=object)),
         "open": open_[sym, col], "high": high[sym, col], "low": low[sym, col],
         "close": close[sym, col], "volume": volume[sym, col]}).loc[:, list(FRAME_COLUMNS)]
 

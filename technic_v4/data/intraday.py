@@ -34,7 +34,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from technic_v4.data.calendar import DEFAULT_CALENDAR, canonical_calendar, get_calendar
@@ -181,30 +180,45 @@ def check_frame(frame: pd.DataFrame, session: pd.Timestamp, calendar: str = DEFA
         raise IntradayError("session frame column ts must be tz-aware timestamps (UTC bar "
                             f"starts), got dtype {ts.dtype}")
     ts = pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns")
-    out = pd.DataFrame({"ts": ts, "symbol": frame["symbol"].astype(str).str.strip().str.upper()})
-    for f in FIELDS:
-        out[f] = pd.to_numeric(frame[f], errors="coerce").astype(np.float64).to_numpy()
+    raw, names = pd.factorize(frame["symbol"].to_numpy(dtype=object))
+    names = pd.Index(names, dtype=object).astype(str).str.strip().str.upper()
+    code, symbols = pd.factorize(names, sort=True)  # symbols sorted: code order = name order
+    code = code[raw] if len(raw) else raw
+    values = {f: pd.to_numeric(frame[f], errors="coerce").to_numpy(dtype=np.float64)
+              for f in FIELDS}
 
     def bad(mask: np.ndarray, what: str) -> None:
         if mask.any():
             i = int(np.flatnonzero(mask)[0])
             raise IntradayError(f"{int(mask.sum())} bar(s) of session {session.date()} {what} "
-                                f"(first: {out['symbol'].iat[i]} at {out['ts'].iat[i]})")
+                                f"(first: {symbols[code[i]] if code[i] >= 0 else None} at "
+                                f"{ts[i]})")
 
-    bad(~valid_symbols(pd.Index(out["symbol"])), "have an invalid symbol")
-    bad(np.asarray(ts.asi8 % _MINUTE != 0), "do not start on a minute")
+    bad(raw < 0, "have no symbol")
+    bad(~valid_symbols(pd.Index(symbols))[code], "have an invalid symbol")
+    t = ts.asi8
+    bad(t % _MINUTE != 0, "do not start on a minute")
     lo, hi = session_bounds(session, calendar, "extended")
-    bad(np.asarray((ts < lo) | (ts >= hi)), f"lie outside the session ({lo}..{hi} UTC)")
-    px = out[["open", "high", "low", "close"]].to_numpy()
-    bad(~np.isfinite(px).all(1) | (px <= 0).any(1), "have a missing or non-positive price")
-    bad(~((out["low"] <= out[["open", "close"]].min(axis=1))
-          & (out[["open", "close"]].max(axis=1) <= out["high"])).to_numpy(),
+    bad((t < lo.value) | (t >= hi.value), f"lie outside the session ({lo}..{hi} UTC)")
+    px = np.stack([values[f] for f in ("open", "high", "low", "close")])
+    bad(~np.isfinite(px).all(0) | (px <= 0).any(0), "have a missing or non-positive price")
+    o, h, lw, c = px
+    bad(~((lw <= np.minimum(o, c)) & (np.maximum(o, c) <= h)),
         "have low > min(open, close) or high < max(open, close)")
-    vol = out["volume"].to_numpy()
+    vol = values["volume"]
     bad(~(np.isfinite(vol) & (vol >= 0)), "have a missing or negative volume")
-    out = out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
-    bad(out.duplicated(["ts", "symbol"]).to_numpy(), "repeat a (ts, symbol) pair")
-    return out
+    order = np.lexsort((code, t))
+    t, code = t[order], code[order]
+    dup = np.r_[False, (t[1:] == t[:-1]) & (code[1:] == code[:-1])]
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise IntradayError(f"{int(dup.sum())} bar(s) of session {session.date()} repeat a "
+                            f"(ts, symbol) pair (first: {symbols[code[i]]} at "
+                            f"{pd.Timestamp(t[i], tz='UTC')})")
+    return pd.DataFrame({
+        "ts": pd.DatetimeIndex(t, tz="UTC"),
+        "symbol": pd.Categorical.from_codes(code, categories=pd.Index(symbols, dtype=object)),
+        **{f: values[f][order] for f in FIELDS}})
 
 
 def write_session(data_dir: DataDir, session: object, frame: pd.DataFrame,
@@ -215,7 +229,6 @@ def write_session(data_dir: DataDir, session: object, frame: pd.DataFrame,
     clean = check_frame(frame, day, calendar)
     name = f"{day.date()}.parquet"
     table = pa.Table.from_pandas(clean, preserve_index=False)
-    table = table.set_column(1, "symbol", pc.dictionary_encode(table.column("symbol")))
     table = table.replace_schema_metadata({"session": str(day.date()), "calendar": calendar})
     loc = locate(data_dir, INTRADAY_DIRNAME)
     with loc.guard("writing intraday bars to"), loc.staging_dir() as tmp:
@@ -238,7 +251,15 @@ def read_session(data_dir: DataDir, session: object,
                  ) -> pd.DataFrame:
     """The session frame of `session` (only `symbols`, when given; only `columns` of the
     price fields); IntradayError when the store does not hold that session."""
-    day = pd.Timestamp(parse_date(session))
+    out = _read(data_dir, session, symbols, columns)
+    out["symbol"] = out["symbol"].astype(str)
+    return out
+
+
+def _read(data_dir: DataDir, session: object, symbols: list[str] | None,
+          columns: tuple[str, ...]) -> pd.DataFrame:
+    """The stored frame, its symbol column categorical (cheap: no string per row)."""
+    day = parse_date(session)
     loc = locate(data_dir, INTRADAY_DIRNAME)
     name = f"{day.date()}.parquet"
     filters = None if symbols is None else [("symbol", "in", list(symbols))]
@@ -250,9 +271,7 @@ def read_session(data_dir: DataDir, session: object,
                                 f"{intraday_location(data_dir)} (`technic data intraday "
                                 "sessions` lists the stored ones)") from None
         table = pq.read_table(source, columns=["ts", "symbol", *columns], filters=filters)
-    out = table.to_pandas()
-    out["symbol"] = out["symbol"].astype(str)
-    return out
+    return table.to_pandas()
 
 
 def parse_date(day: object) -> pd.Timestamp:
@@ -285,9 +304,9 @@ def load_intraday(data_dir: DataDir, *, symbols: list[str] | None = None,
                             "`technic data intraday demo` builds the demo market's")
     window = stored[-sessions:]
     wanted = None if symbols is None else [_symbol(s) for s in symbols]
-    frames = [read_session(data_dir, day, wanted, fields) for day in window]
+    frames = [_read(data_dir, day, wanted, fields) for day in window]
     if wanted is None:
-        wanted = sorted(set().union(*(set(f["symbol"].unique()) for f in frames)))
+        wanted = sorted(set().union(*(_symbols_of(f) for f in frames)))
     return panel_from_frames(window, frames, wanted, calendar, hours, fields)
 
 
@@ -306,7 +325,7 @@ def panel_from_frames(sessions: pd.DatetimeIndex, frames: list[pd.DataFrame],
                            else np.broadcast_to(np.nan, (n, t)) for f in FIELDS}
     index = pd.Index(symbols)
     for k, frame in enumerate(frames):
-        row = index.get_indexer(frame["symbol"])
+        row = _rows(index, frame["symbol"])
         col = (pd.DatetimeIndex(frame["ts"]).asi8 - grids[k].asi8[0]) // _MINUTE if len(
             grids[k]) else np.zeros(len(frame), dtype=np.int64)
         keep = (row >= 0) & (col >= 0) & (col < len(grids[k]))
@@ -319,6 +338,23 @@ def panel_from_frames(sessions: pd.DatetimeIndex, frames: list[pd.DataFrame],
         times=times, session_of=session_of, minutes=np.ones(t, dtype=np.int64),
         partial=np.zeros(t, dtype=bool), timeframe="M1", hours=hours,
         calendar=canonical_calendar(calendar), **out)
+
+
+def _symbols_of(frame: pd.DataFrame) -> set[str]:
+    col = frame["symbol"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        used = np.unique(col.cat.codes.to_numpy())
+        return set(col.cat.categories[used[used >= 0]].astype(str))
+    return set(col.astype(str).unique())
+
+
+def _rows(index: pd.Index, col: pd.Series) -> np.ndarray:
+    """Each row's position in `index` (-1 when absent), via the categories when categorical."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        where = index.get_indexer(col.cat.categories.astype(str))
+        return np.where(codes >= 0, where[codes], -1)
+    return index.get_indexer(col.astype(str))
 
 
 def _symbol(symbol: str) -> str:
