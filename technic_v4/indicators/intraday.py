@@ -31,11 +31,11 @@ import numpy as np
 from technic_v4.data.calendar import get_calendar
 from technic_v4.data.intraday import IntradayError, IntradayPanel
 from technic_v4.data.panel import Array2D
+from technic_v4.screens.nodes import INTRADAY_NUMBERS as INTRADAY_COLUMNS  # noqa: F401
 
 OPENING_RANGE_MINUTES = 30
 RVOL_SESSIONS = 20
 _MINUTE = 60_000_000_000
-INTRADAY_COLUMNS = ("VWAP", "OR_high", "OR_low", "Gap", "Premarket_gap", "RVOL")
 
 
 @contextmanager
