@@ -42,6 +42,7 @@ from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.columns import TEXT_COLUMNS as RESULT_TEXT
 from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
 from technic_v4.screens.cost import Budget, CostError
+from technic_v4.screens.env import TimeframesOnBars
 
 BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
@@ -246,6 +247,12 @@ class _Recorder:
         return max(1, (width + 4) // 5)
 
     def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        return np.full((values.shape[0], width), np.nan)
+
+    def spanned(self, source: str, target: str, width: int) -> int:
+        return TimeframesOnBars().spanned(source, target, width)
+
+    def align(self, values: np.ndarray, source: str, target: str, width: int) -> np.ndarray:
         return np.full((values.shape[0], width), np.nan)
 
 
