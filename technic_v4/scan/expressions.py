@@ -178,14 +178,22 @@ def merge_series(*parts: tuple[tuple[str, str, int], ...]) -> tuple[tuple[str, s
     return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
 
 
-def compile_expressions(where: str | None, rank: str | None) -> Expressions:
+def compile_expressions(where: str | None, rank: str | None, intraday: bool = False
+                        ) -> Expressions:
     """Both expressions compiled (once per text: a compiled screen is immutable);
-    ConfigError("where" / "rank", ...) pointing at the place."""
+    ConfigError("where" / "rank", ...) pointing at the place. Intraday timeframes (M5.x)
+    only with `intraday` (an intraday scan, scan/intraday.py)."""
     for field, text in (("where", where), ("rank", rank)):
         if text is not None and not isinstance(text, str):
             raise ConfigError(field, f"{field} must be an expression (text), got "
                               f"{type(text).__name__}")
-    return _compile_both(where, rank)
+    out = _compile_both(where, rank)
+    for field, screen in (("where", out.where), ("rank", out.rank)):
+        if screen is not None and screen.intraday_columns and not intraday:
+            tf, names = sorted(screen.intraday_columns.items())[0]
+            raise ConfigError(field, f"{field}: {tf}.{sorted(names)[0]} is on intraday bars: "
+                              "evaluate it with an intraday scan (`technic scan --at TIME`)")
+    return out
 
 
 @functools.lru_cache(maxsize=512)

@@ -88,10 +88,18 @@ def parse_at(at: object, data_dir: DataDir) -> pd.Timestamp:
     return ts.tz_convert("UTC").floor("min")
 
 
+def is_intraday(where: str | None) -> bool:
+    """Whether `where` reads an intraday timeframe (M1. ... H1.); ConfigError if invalid."""
+    if where is None:
+        return False
+    screen = compile_expressions(where, None, intraday=True).where
+    return bool(screen is not None and screen.intraday_columns)
+
+
 def scan_intraday(data_dir: DataDir, where: str, at: object = None,
                   symbols: Sequence[str] | None = None) -> IntradayScan:
     """Evaluate `where` at `at` over the store's symbols (or `symbols`) (module docstring)."""
-    exprs = compile_expressions(where, None)
+    exprs = compile_expressions(where, None, intraday=True)
     screen = exprs.where
     assert screen is not None
     needs = series_needed(screen)

@@ -12,7 +12,7 @@ import pytest
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.store import load_panel, write_store
 
-pytestmark = pytest.mark.slow  # four CLI processes
+pytestmark = pytest.mark.slow  # six CLI processes
 
 
 def technic(*args: str, data_dir, check: bool = True) -> subprocess.CompletedProcess:
@@ -33,6 +33,13 @@ def test_demo_sessions_and_check(tmp_path):
         "2026-10-29", "2026-10-30"]
     ok = technic("data", "intraday", "check", data_dir=tmp_path)
     assert "flagged 0" in ok.stderr
+
+    scan = technic("scan", "--where", "D.Close > 0 and M5.Close > M5.VWAP", "--at",
+                   "2026-10-30 14:35", "--format", "json", data_dir=tmp_path)
+    assert '"at":"2026-10-30 18:35:00+00:00"' in scan.stdout and "M5.VWAP" in scan.stdout
+    mixed = technic("scan", "--where", "M5.RSI < 30", "--sector", "Energy", data_dir=tmp_path,
+                    check=False)
+    assert mixed.returncode == 2 and "takes --where and --symbol only" in mixed.stderr
 
     panel = load_panel(tmp_path)
     high = panel.high.copy()

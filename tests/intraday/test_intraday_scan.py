@@ -97,6 +97,13 @@ def test_what_an_intraday_scan_cannot_read_is_refused(store):
         scan_intraday(store, "M5.Close > 0", "2026-10-28 09:31")
 
 
+def test_a_daily_scan_refuses_intraday_timeframes():
+    from technic_v4.scan.expressions import compile_expressions
+
+    with pytest.raises(ConfigError, match="M5.Close is on intraday bars"):
+        compile_expressions("M5.Close > 1 and RSI < 30", None)
+
+
 def test_the_language_knows_the_timeframes():
     schema = {"Close": "number", "RSI": "number", "SMA200": "number", "Sector": "text"}
     screen = compile_screen("D.Close > D.SMA200 and crosses_above(M5.Close, M5.VWAP) and "
