@@ -44,6 +44,8 @@ def test_each_timeframe_equals_talib_on_its_own_bars(store):
     assert scan.last_bars["M5"] == str(pd.Timestamp("2026-10-30 14:30", tz="America/New_York"
                                                     ).tz_convert("UTC"))
     assert scan.last_bars["H1"].startswith("2026-10-30 17:30")  # 13:30 ET closed at 14:30
+    assert scan.last_bars["M1"] == str(pd.Timestamp("2026-10-30 14:34", tz="America/New_York"
+                                                    ).tz_convert("UTC"))  # closed at 14:35
     assert scan.last_bars["D"] == "2026-10-29"  # the session is still open
     rows = scan.rows.set_index("Symbol")
     assert len(rows) > 40
