@@ -4,7 +4,8 @@
 
 `demo` writes minute bars for the demo market's newest sessions (consistent with its daily
 bars); `sessions` lists the stored sessions on stdout; `check` compares each stored session's
-daily resample with the daily store and lists every disagreement (exit 1 when any).
+daily resample with the daily store and lists every disagreement (exit 1 when any); `check`
+imports numba (the resampling kernel), the other two do not.
 """
 
 from __future__ import annotations
