@@ -2,6 +2,7 @@
 
     technic data demo | ingest FILE|FOLDER [--universe FILE] [--calendar MIC] | append FILE
                  | init | update | check | info | calendars | universe [LIST ...] [--out FILE]
+                 | intraday demo|sessions|check (technic_v4/cli/intraday.py)
 (`init` and `update`, which fetch from a provider, are in technic_v4/cli/fetch.py.)
 
 `data info`, `data check`'s table and `data calendars` print to stdout, everything else to
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from technic_v4.cli.intraday import intraday_app
 from technic_v4.cli.options import DEFAULT_CALENDAR, DataDir, data_root, err, fail, spinner
 from technic_v4.cli.universe import data_universe
 
@@ -38,6 +40,7 @@ Watches = Annotated[bool, typer.Option(  # `technic data ingest|append|update`
 
 data_app = typer.Typer(help="Manage the price store.", no_args_is_help=True)
 data_app.command("universe")(data_universe)
+data_app.add_typer(intraday_app, name="intraday")
 
 
 @data_app.command("demo")

@@ -110,6 +110,10 @@ def _scan_options() -> list[inspect.Parameter]:
         "out": (Path | None, None, typer.Option(help="Write results here instead of stdout.")),
         "top": (int, 25, typer.Option(help="Rows shown by --format table.")),
         "show_rejections": (bool, False, typer.Option(help="List every rejected symbol.")),
+        "at": (str | None, None, typer.Option(help="Evaluate the --where at this minute "
+                                              "(\"2026-10-30 14:35\", exchange time) over "
+                                              "the intraday bars; a --where on M5./H1./... "
+                                              "bars defaults to the newest stored bar.")),
         "data_dir": (str | None, None, DATA_DIR_OPTION),
     }
     for name, (kind, default, info) in outputs.items():
@@ -135,7 +139,17 @@ def scan_command(**kw: Any) -> None:
     check_format(fmt, formats.FORMATS, out, needs_out=("parquet", "arrow"))
     if top < 0:
         fail(f"--top must be >= 0, got {top}")
+    at = kw.pop("at")
     config = ScanConfig(**config_fields(kw))
+    from technic_v4.scan.intraday import is_intraday
+
+    try:
+        intraday = at is not None or is_intraday(config.where)
+    except ConfigError as exc:
+        fail(str(exc))
+    if intraday:
+        _intraday_scan(config, at, fmt, out, top, data_dir)
+        return
     try:
         config.validate()
         root = data_root(data_dir)
@@ -335,3 +349,40 @@ def _note_as_of(config: ScanConfig, status: ScanStatus, reader: StoreReader) -> 
               "session on or before it", highlight=False)
 
 scan_command.__signature__ = inspect.Signature(_scan_options())  # type: ignore[attr-defined]
+
+
+def _intraday_scan(config: Any, at: str | None, fmt: str, out: Path | None, top: int,
+                   data_dir: str | None) -> None:
+    """`technic scan --where EXPR [--at TIME]` over the intraday bars (scan/intraday.py):
+    only --where and --symbol apply."""
+    from dataclasses import fields
+
+    from technic_v4 import formats
+    from technic_v4.data.intraday import IntradayError
+    from technic_v4.data.store_fs import StoreError
+    from technic_v4.errors import ConfigError
+    from technic_v4.scan import ScanConfig
+    from technic_v4.scan.intraday import scan_intraday
+
+    default = ScanConfig()
+    extra = [f.name for f in fields(ScanConfig) if f.name not in ("where", "symbols")
+             and getattr(config, f.name) != getattr(default, f.name)]
+    if extra:
+        fail(f"an intraday scan (--at, or M5./H1./... in --where) takes --where and --symbol "
+             f"only; also given: {', '.join('--' + e.replace('_', '-') for e in extra)}")
+    if not config.where:
+        fail("an intraday scan needs --where")
+    try:
+        scan = scan_intraday(data_root(data_dir), config.where, at, config.symbols)
+    except (ConfigError, IntradayError, StoreError, ValueError) as exc:
+        fail(str(exc))
+    meta = {"at": str(scan.at), "last_bars": scan.last_bars, "sessions": scan.sessions,
+            "kept": len(scan.rows), "where": config.where}
+    if fmt == "table":
+        typer.echo(scan.rows.head(top).to_string(index=False) if len(scan.rows) else
+                   "(no symbol matches)")
+    else:
+        write_result(formats.serialise(scan.rows, meta, fmt), out)
+    bars = ", ".join(f"{tf} {t}" for tf, t in scan.last_bars.items())
+    err.print(f"intraday scan at {scan.at} (last closed bars: {bars}): {len(scan.rows)} "
+              f"symbol(s) match", highlight=False)

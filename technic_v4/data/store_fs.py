@@ -136,13 +136,14 @@ def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     return fs, path
 
 
-def locate(data_dir: DataDir) -> LocalStore | ObjectStore:
-    """The store under `data_dir` (`<data_dir>/store`)."""
+def locate(data_dir: DataDir, dirname: str = STORE_DIRNAME) -> LocalStore | ObjectStore:
+    """The store under `data_dir` (`<data_dir>/store`; `dirname` names a sibling, such as the
+    intraday bars' `<data_dir>/intraday`)."""
     root = data_root(data_dir)
     if isinstance(root, Path):
-        return LocalStore(root / STORE_DIRNAME)
+        return LocalStore(root / dirname)
     fs, path = _from_uri(root)
-    return ObjectStore(fs, f"{path}/{STORE_DIRNAME}", root)
+    return ObjectStore(fs, f"{path}/{dirname}", root)
 
 
 def store_path(data_dir: DataDir) -> Path:

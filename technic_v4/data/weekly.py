@@ -83,3 +83,15 @@ def _week_field(close, values, starts, ends, how):
                 out[i, k] = (values[i, first] if how == 0 else values[i, last] if how == 1
                              else acc)
     return out
+
+
+def reduce_bins(close: np.ndarray, values: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                field: str) -> np.ndarray:
+    """One OHLCV `field` over column bins [starts[k], ends[k]) of (N, T) bars: the first
+    bar's open, the last bar's close, the highest high, the lowest low, the summed volume,
+    over the bars present (finite close); NaN for a bin without one. Weekly and intraday
+    bars are both built with it."""
+    return _week_field(np.ascontiguousarray(close, dtype=np.float64),
+                       np.ascontiguousarray(values, dtype=np.float64),
+                       np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64),
+                       _HOW[field])

@@ -42,6 +42,7 @@ from technic_v4.scan.columns import EXTRA_COLUMNS, RESULT_COLUMNS
 from technic_v4.scan.columns import TEXT_COLUMNS as RESULT_TEXT
 from technic_v4.screens import CompiledScreen, ScreenError, compile_screen
 from technic_v4.screens.cost import Budget, CostError
+from technic_v4.screens.env import TimeframesOnBars
 
 BARS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 HISTORY_COLUMNS = (*BARS, *ALL_OUTPUTS, "TechRating")  # columns with a value at every bar
@@ -177,14 +178,22 @@ def merge_series(*parts: tuple[tuple[str, str, int], ...]) -> tuple[tuple[str, s
     return tuple(sorted((name, tf, width) for (name, tf), width in need.items()))
 
 
-def compile_expressions(where: str | None, rank: str | None) -> Expressions:
+def compile_expressions(where: str | None, rank: str | None, intraday: bool = False
+                        ) -> Expressions:
     """Both expressions compiled (once per text: a compiled screen is immutable);
-    ConfigError("where" / "rank", ...) pointing at the place."""
+    ConfigError("where" / "rank", ...) pointing at the place. Intraday timeframes (M5.x)
+    only with `intraday` (an intraday scan, scan/intraday.py)."""
     for field, text in (("where", where), ("rank", rank)):
         if text is not None and not isinstance(text, str):
             raise ConfigError(field, f"{field} must be an expression (text), got "
                               f"{type(text).__name__}")
-    return _compile_both(where, rank)
+    out = _compile_both(where, rank)
+    for field, screen in (("where", out.where), ("rank", out.rank)):
+        if screen is not None and screen.intraday_columns and not intraday:
+            tf, names = sorted(screen.intraday_columns.items())[0]
+            raise ConfigError(field, f"{field}: {tf}.{sorted(names)[0]} is on intraday bars: "
+                              "evaluate it with an intraday scan (`technic scan --at TIME`)")
+    return out
 
 
 @functools.lru_cache(maxsize=512)
@@ -246,6 +255,12 @@ class _Recorder:
         return max(1, (width + 4) // 5)
 
     def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        return np.full((values.shape[0], width), np.nan)
+
+    def spanned(self, source: str, target: str, width: int) -> int:
+        return TimeframesOnBars().spanned(source, target, width)
+
+    def align(self, values: np.ndarray, source: str, target: str, width: int) -> np.ndarray:
         return np.full((values.shape[0], width), np.nan)
 
 

@@ -29,8 +29,11 @@ from technic_v4.screens.errors import ScreenError, did_you_mean, suggest
 from technic_v4.screens.functions import FUNCTIONS, MAX_WINDOW, Call
 from technic_v4.screens.grammar import parse, position
 from technic_v4.screens.nodes import (
+    INTRADAY,
+    INTRADAY_NUMBERS,
     PRODUCT,
     SUM,
+    TIMEFRAMES,
     Align,
     Arith,
     Between,
@@ -65,11 +68,13 @@ class CompiledScreen:
     columns: frozenset[str]  # daily number columns and text columns
     weekly_columns: frozenset[str]  # number columns read on the weekly axis (W.name)
     groups: frozenset[str]  # groupings ranked within ("Sector", "Industry"): Env.groups()
-    lookback: Mapping[str, int]  # bars beyond the current one, per timeframe ("D", "W")
+    lookback: Mapping[str, int]  # bars beyond the current one, per timeframe ("D", "W", "M5")
     cross_sectional: bool  # ranks across symbols: the result depends on Env.universe
     cost: Cost  # bar reads and bytes per symbol at one session (cost.py)
     root: Node = field(repr=False)
     schema: Mapping[str, ColumnKind] = field(repr=False, default_factory=dict)
+    # number columns read on each intraday timeframe ({"M5": {"Close", "VWAP"}}; M5.name)
+    intraday_columns: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __reduce__(self):  # pickled as its text: recompiling takes well under a millisecond
         return (compile_screen, (self.text, dict(self.schema), self.kind))
@@ -130,6 +135,8 @@ def compile_screen(
     lookback = {"D": root.lookback.get("D", 0)}
     if builder.weekly:
         lookback["W"] = root.lookback.get("W", 0)
+    for tf in builder.intraday:
+        lookback[tf] = root.lookback.get(tf, 0)
     return CompiledScreen(
         text=root.text,
         kind=kind,
@@ -141,6 +148,7 @@ def compile_screen(
         cost=estimate(root),
         root=root,
         schema=dict(schema),
+        intraday_columns={tf: frozenset(c) for tf, c in builder.intraday.items()},
     )
 
 
@@ -153,6 +161,7 @@ class _Builder:
         self.sets = frozenset(sets)
         self.daily: set[str] = set()
         self.weekly: set[str] = set()
+        self.intraday: dict[str, set[str]] = {}
         self.groups: set[str] = set()
         self.cross = False
 
@@ -201,7 +210,7 @@ class _Builder:
     def check_lookback(self, item: Tree, node: Node) -> Node:
         for axis, bars in node.lookback.items():
             if bars > MAX_LOOKBACK:
-                unit = "weeks" if axis == "W" else "bars"
+                unit = "weeks" if axis == "W" else "bars" if axis == "D" else f"{axis} bars"
                 self.fail(
                     item,
                     f"the screen needs {bars:,} {unit} of history",
@@ -211,11 +220,13 @@ class _Builder:
 
     def unmixed(self, item: Tree, nodes: list[Node], what: str) -> None:
         axes = {n.axis for n in nodes} - {None}
-        if axes == {"D", "W"} or any(n.mixed for n in nodes):
+        if len(axes) > 1 or any(n.mixed for n in nodes):
+            used = sorted({a for n in nodes for a in n.lookback}, key=TIMEFRAMES.index)
+            words = " and ".join({"D": "daily", "W": "weekly"}.get(a, a) for a in used)
             self.fail(
                 item,
-                f"{what} over daily and weekly values mixed together",
-                "apply it to the daily and the weekly part separately",
+                f"{what} over {words} values mixed together",
+                "apply it to each timeframe's part separately",
             )
 
     # ------------------------------------------------------------ the tree
@@ -250,6 +261,9 @@ class _Builder:
         name = str(tree.children[0])
         kind = self.schema.get(name)
         if kind is None:
+            if name in INTRADAY_NUMBERS:
+                self.fail(tree, f"{name} is an intraday column",
+                          f"read it on an intraday timeframe, e.g. M5.{name}")
             if name in FUNCTIONS:
                 self.fail(tree, f"{name} is a function", f"call it: {FUNCTIONS[name].signature}")
             close = suggest(name, self.schema)
@@ -257,21 +271,29 @@ class _Builder:
         self.daily.add(name)
         return Column(name, kind, "D" if kind == "number" else None)
 
-    def _weekly(self, tree: Tree) -> Node:
-        name = str(tree.children[0])[2:]
-        kind = self.schema.get(name)
+    def _timeframe(self, tree: Tree) -> Node:
+        prefix, name = str(tree.children[0]).split(".", 1)
+        intraday = prefix in INTRADAY
+        kind = "number" if intraday and name in INTRADAY_NUMBERS else self.schema.get(name)
         if kind is None:
-            close = suggest(name, [n for n, k in self.schema.items() if k == "number"])
+            known = [n for n, k in self.schema.items() if k == "number"]
+            close = suggest(name, [*known, *INTRADAY_NUMBERS] if intraday else known)
             self.fail(
                 tree,
                 f"unknown column {name!r}",
-                did_you_mean(["W." + c for c in close]),
-                ["W." + c for c in close],
+                did_you_mean([f"{prefix}.{c}" for c in close]),
+                [f"{prefix}.{c}" for c in close],
             )
         if kind != "number":
-            self.fail(tree, f"W. applies to number columns; {name} is text")
-        self.weekly.add(name)
-        return Column(name, "number", "W")
+            self.fail(tree, f"{prefix}. applies to number columns; {name} is text")
+        if prefix == "D":  # D.name is the daily column name
+            self.daily.add(name)
+            return Column(name, "number", "D")
+        if prefix == "W":
+            self.weekly.add(name)
+        else:
+            self.intraday.setdefault(prefix, set()).add(name)
+        return Column(name, "number", prefix)
 
     def _neg(self, tree: Tree) -> Node:
         child = self.build_number(tree.children[0], "'-'")

@@ -11,7 +11,8 @@ Walk-through of `estimate(root, width)`:
      output bar (the kernels compute every window directly, kernels.py), an ema 4n, a cross
      its `within` twice, an elementwise operation one per argument, a cross-sectional rank
      RANK_READS (a sort), a column one per bar read; a weekly column's bar is built from five
-     daily ones.
+     daily ones, an intraday bar from its minutes (an M5 bar reads five). A coarser subtree
+     seen from a finer timeframe runs over width / (bars per coarser bar) of its own bars.
   3. `bytes` per symbol: every node's output (8 bytes a number, 1 a condition; the memo keeps
      them all until the evaluation ends), the float64 copies a window kernel makes of its
      arguments, and the bars loaded for the deepest read (BAR_FIELDS float64 columns: open,
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from technic_v4.screens.errors import ScreenError
 from technic_v4.screens.functions import EMA_ALLOWANCE, Call
-from technic_v4.screens.nodes import Align, Column, Combine, Lag, Node
+from technic_v4.screens.nodes import BAR_MINUTES, INTRADAY, Align, Column, Combine, Lag, Node
 
 RANK_READS = 24  # a cross-sectional rank: a sort of the column, ~log2(N) reads per value
 BAR_FIELDS = 5  # open, high, low, close, volume: loaded for every bar a screen reaches back
@@ -140,12 +141,15 @@ class _Walk:
         if isinstance(node, Column):
             if node.axis == "W":
                 work = float(width * WEEK_BARS)
+            elif node.axis in INTRADAY:  # built from one-minute bars
+                work = float(width * BAR_MINUTES[str(node.axis)])
             self.bars_read.append(int(work))
         elif isinstance(node, Lag):
             self.visit(node.children[0], width + node.n)
             work, out = 0.0, 0.0  # a slice of the child's values
         elif isinstance(node, Align):
-            self.visit(node.children[0], max(1, (width + WEEK_BARS - 1) // WEEK_BARS + 1))
+            ratio = BAR_MINUTES[str(node.children[0].axis)] // BAR_MINUTES[str(node.axis)]
+            self.visit(node.children[0], max(1, (width + ratio - 1) // ratio + 1))
         elif isinstance(node, Call):
             work, copied = self._call(node, width)
         elif isinstance(node, Combine):

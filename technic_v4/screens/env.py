@@ -33,6 +33,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from technic_v4.screens.nodes import BAR_MINUTES
+
 
 @runtime_checkable
 class Env(Protocol):
@@ -142,3 +144,31 @@ def _right(source: np.ndarray, width: int) -> np.ndarray:
         return source[:, have - width :]
     pad = np.full((source.shape[0], width - have), np.nan)
     return np.concatenate([pad, source], axis=1)
+
+
+class TimeframesOnBars:
+    """How an Env reads a coarser timeframe's values on a finer one's bars, on own bars like
+    `WeeklyOnDaily`: at the current bar, the coarser timeframe's last closed bar; a column j
+    bars before it, the coarser bar (minutes of a fine bar x j / minutes of a coarse bar)
+    back (a regular session has 390 minutes, a week five sessions)."""
+
+    def spanned(self, source: str, target: str, width: int) -> int:
+        """How many `source` bars are in effect over the last `width` `target` bars."""
+        ratio = max(1, BAR_MINUTES[source] // BAR_MINUTES[target])
+        return max(1, (width + ratio - 1) // ratio)
+
+    def align(self, values: np.ndarray, source: str, target: str, width: int) -> np.ndarray:
+        """(N, spanned) `source` values -> (N, width) on the `target` axis."""
+        ratio = max(1, BAR_MINUTES[source] // BAR_MINUTES[target])
+        out = np.full((values.shape[0], width), np.nan)
+        for j in range(width):
+            k = values.shape[1] - 1 - (width - 1 - j) // ratio
+            if k >= 0:
+                out[:, j] = values[:, k]
+        return out
+
+    def weeks_spanned(self, width: int) -> int:
+        return self.spanned("W", "D", width)
+
+    def align_weekly(self, values: np.ndarray, width: int) -> np.ndarray:
+        return self.align(values, "W", "D", width)

@@ -51,7 +51,7 @@ GRAMMAR = r"""
      | "true" -> true
      | "false" -> false
      | NAME -> column
-     | WNAME -> weekly
+     | TFNAME -> timeframe
      | NAME "(" [argument ("," argument)*] ")" -> call
      | "(" expr ")"
 ?argument: expr
@@ -64,7 +64,7 @@ MINUS: "-"
 STAR: "*"
 SLASH: "/"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
-WNAME.2: /W\.[A-Za-z_][A-Za-z0-9_]*/
+TFNAME.2: /(?:W|D|M1|M5|M15|M30|H1)\.[A-Za-z_][A-Za-z0-9_]*/
 NUMBER: /(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/
 STRING: /"[^"\r\n]*"|'[^'\r\n]*'/
 %ignore /[ \t\r\n]+/
@@ -80,7 +80,7 @@ _PARSER = Lark(
 _FRIENDLY = {
     "NUMBER": "a number",
     "NAME": "a column",
-    "WNAME": "a weekly column (W.name)",
+    "TFNAME": "a column on a timeframe (W.name, M5.name, ...)",
     "LPAR": "'('",
     "STRING": "a string",
     "MINUS": "'-'",
@@ -115,7 +115,7 @@ _CHAR_HINTS = {
     "!": "use 'not', or '!=' for 'not equal'",
     "%": "'%' is not an operator here",
     "^": "'^' is not an operator here",
-    ".": "there is no attribute access; a weekly column is written W.<name>",
+    ".": "there is no attribute access; a timeframe's column is written W.<name>, M5.<name>",
     "{": "use '(' and ')'",
     "}": "use '(' and ')'",
     ":": "':' has no meaning in a screen",

@@ -1,12 +1,13 @@
 """The compiled tree: small operator classes that evaluate over whole (N, width) arrays.
 
-Each node knows its result kind ("number", "bool", "text"), its axis ("D" daily, "W" weekly,
-or None for a value that does not move with time: a literal, a text column), whether it mixes
-the two timeframes, its normalised text, and how many bars of history beyond the current one
-it needs on each axis (`lookback`). `evaluate(ctx, width)` returns its values at the last
-`width` bars of its own axis, asking each child for exactly the width it needs (a lag of n asks
-for width + n, a 50-bar window for width + 49), so a scan (width 1) touches only the last few
-columns of each series. Results are memoised per evaluation by (normalised text, width), so a
+Each node knows its result kind ("number", "bool", "text"), its axis (a timeframe: "M1", "M5",
+"M15", "M30", "H1" intraday, "D" daily, "W" weekly; or None for a value that does not move with
+time: a literal, a text column), whether it mixes timeframes, its normalised text, and how
+many bars of history beyond the current one it needs on each axis (`lookback`).
+`evaluate(ctx, width)` returns its values at the last `width` bars of its own axis, asking each
+child for exactly the width it needs (a lag of n asks for width + n, a 50-bar window for width
++ 49), so a scan (width 1) touches only the last few columns of each series. Results are
+memoised per evaluation by (normalised text, width), so a
 repeated sub-expression is computed once.
 
 Nodes are built by `compile.py`, which has already checked kinds, axes and limits; they do no
@@ -25,7 +26,14 @@ import numpy as np
 from technic_v4 import cancel
 
 Kind = Literal["number", "bool", "text"]
-Axis = Literal["D", "W"] | None
+Axis = str | None  # a timeframe of TIMEFRAMES, or None
+# Timeframes, finest first, and the minutes of a regular session in one bar of each: a subtree
+# on a coarser timeframe is read on a finer one (Align) as the value in effect at each bar.
+TIMEFRAMES = ("M1", "M5", "M15", "M30", "H1", "D", "W")
+INTRADAY = TIMEFRAMES[:5]
+# Number columns that exist on intraday timeframes only (indicators/intraday.py defines them)
+INTRADAY_NUMBERS = ("VWAP", "OR_high", "OR_low", "Gap", "Premarket_gap", "RVOL")
+BAR_MINUTES = {"M1": 1, "M5": 5, "M15": 15, "M30": 30, "H1": 60, "D": 390, "W": 1950}
 # Precedence for rendering (higher binds tighter): or, and, not, comparisons, + -, * /, unary -,
 # then atoms, calls and lags.
 OR, AND, NOT, CMP, SUM, PRODUCT, UNARY, ATOM = range(1, 9)
@@ -126,11 +134,11 @@ class String(Node):
 
 
 class Column(Node):
-    """A number column on the daily or weekly axis, or a text column (current value)."""
+    """A number column on a timeframe's axis, or a text column (current value)."""
 
     def __init__(self, name: str, kind: Kind, axis: Axis) -> None:
         self.name, self.kind, self.axis = name, kind, axis
-        text = f"W.{name}" if axis == "W" else name
+        text = f"{axis}.{name}" if axis not in ("D", None) else name
         self._finish(text, {axis: 0} if axis else {})
 
     def _eval(self, ctx: Context, width: int) -> np.ndarray:
@@ -151,31 +159,41 @@ def _check_shape(name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
 
 # ---------------------------------------------------------------- timeframes
 class Align(Node):
-    """A weekly subtree seen from the daily axis: the weekly value in effect at each day."""
+    """A subtree on a coarser timeframe seen from a finer one (`target`, daily by default):
+    the coarser value in effect at each bar (the last coarser bar closed by then)."""
 
-    def __init__(self, child: Node) -> None:
+    def __init__(self, child: Node, target: str = "D") -> None:
         self.children = (child,)
-        self.kind, self.axis, self.mixed, self.prec = child.kind, "D", True, child.prec
+        self.kind, self.axis, self.mixed, self.prec = child.kind, target, True, child.prec
         self.pos = child.pos
         self._finish(child.text)
-        self.key = "@D:" + child.text
+        self.key = f"@{target}:" + child.text
 
     def _eval(self, ctx: Context, width: int) -> np.ndarray:
         (child,) = self.children
-        weekly = child.evaluate(ctx, int(ctx.env.weeks_spanned(width)))
+        env, source = ctx.env, str(child.axis)
+        if (source, self.axis) == ("W", "D"):
+            spanned, to = env.weeks_spanned(width), env.align_weekly
+        else:
+            spanned = env.spanned(source, self.axis, width)
+
+            def to(values: np.ndarray, width: int) -> np.ndarray:
+                return env.align(values, source, self.axis, width)
+        coarse = child.evaluate(ctx, int(spanned))
         if child.kind == "bool":
-            daily = ctx.env.align_weekly(weekly.astype(np.float64), width)
-            return np.asarray(daily) == 1.0
-        daily = np.asarray(ctx.env.align_weekly(weekly, width), dtype=np.float64)
-        _check_shape("align_weekly()", daily, (ctx.env.n_rows, width))
-        return daily
+            return np.asarray(to(coarse.astype(np.float64), width)) == 1.0
+        fine = np.asarray(to(coarse, width), dtype=np.float64)
+        _check_shape("align()", fine, (env.n_rows, width))
+        return fine
 
 
 def align(children: Sequence[Node]) -> tuple[tuple[Node, ...], Axis]:
-    """Children brought onto one axis: weekly ones wrapped in Align when any child is daily."""
-    axes = {c.axis for c in children} - {None}
-    if axes == {"D", "W"}:
-        return tuple(Align(c) if c.axis == "W" else c for c in children), "D"
+    """Children brought onto one axis, the finest among them: the others wrapped in Align."""
+    axes = {str(c.axis) for c in children if c.axis is not None}
+    if len(axes) > 1:
+        target = min(axes, key=TIMEFRAMES.index)
+        return tuple(Align(c, target) if c.axis not in (target, None) else c
+                     for c in children), target
     return tuple(children), (axes.pop() if axes else None)
 
 

@@ -56,7 +56,7 @@ def error(text: str, kind: str = "bool") -> ScreenError:
          "b < c"),
         ("RSI && 3", "unexpected character '&' at 1:5 — use 'and'"),
         ("RSI.__class__", "unexpected character '.' at 1:4 — there is no attribute access; a "
-         "weekly column is written W.<name>"),
+         "timeframe's column is written W.<name>, M5.<name>"),
         ("RSI \u2212 3 > 1", "unexpected character U+2212 MINUS SIGN at 1:5 — use '-'"),
         ("RSI\x00 > 1", "unexpected character U+0000 at 1:4 — control characters are not "
          "allowed"),
