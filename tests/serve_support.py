@@ -123,6 +123,9 @@ _RAY_PORT: list[int] = [0]  # where that session's metrics agent serves Promethe
 # Serve's controller kills a proxy not ready within 5 s, which a loaded box's proxy start can
 # exceed: hang guards of minutes (how fast Serve starts is not what these tests test)
 SERVE_START_GUARDS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "600"}
+# Ray waits a fixed 30 s for a new node's raylet to register (ray/_private/node.py), which a
+# box at load average 40+ can exceed: the start is tried again, the error raised after that
+RAY_START_ATTEMPTS = 3
 
 
 def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> None:
@@ -143,9 +146,16 @@ def ray_session(env: dict[str, str], metrics_export_port: int | None = None) -> 
         ray.shutdown()
     port = metrics_export_port or free_port()
     with patched_env(env):
-        ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
-                 logging_level="ERROR", log_to_driver=False,
-                 _metrics_export_port=port)
+        for attempt in range(RAY_START_ATTEMPTS):
+            try:
+                ray.init(include_dashboard=False, num_cpus=2, object_store_memory=200 << 20,
+                         logging_level="ERROR", log_to_driver=False,
+                         _metrics_export_port=port)
+                break
+            except Exception as e:  # Ray's fixed 30 s wait for its raylet, on a loaded box
+                if "timed out during startup" not in str(e) or attempt + 1 == RAY_START_ATTEMPTS:
+                    raise
+                ray.shutdown()
     _RAY_KEY[0], _RAY_PORT[0] = key, port
 
 
@@ -259,6 +269,11 @@ def playwright_or_skip():  # type: ignore[no-untyped-def]
                     allow_module_level=True)
     return pytest.importorskip("playwright.sync_api",
                                reason="pip install playwright (the dev extra has it)")
+
+
+# how long a page action may wait (Playwright's default is 30 s): a hang guard for a loaded
+# machine, not a speed check
+PAGE_GUARD_MS = 180_000
 
 
 @contextmanager

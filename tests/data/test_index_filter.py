@@ -139,8 +139,8 @@ def test_an_append_keeps_the_memberships(tmp_path):
 def test_http_takes_indexes_and_lists_memberships(store):
     from fastapi.testclient import TestClient
 
-    from technic_v4.service.inprocess import InProcessBackend
     from deployments.api.main import create_app
+    from technic_v4.service.inprocess import InProcessBackend
 
     dow = index_universe(["dow"])
     backend = InProcessBackend(store, None, warm=False)

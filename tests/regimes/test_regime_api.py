@@ -10,11 +10,11 @@ import pytest
 from serve_support import demo_store, tiny_models
 from typer.testing import CliRunner
 
-from technic_v4.service.inprocess import InProcessBackend
 from deployments.api.main import create_app
 from technic_v4.cli.main import app as cli
 from technic_v4.data.reader import StoreReader
 from technic_v4.regimes import REGIMES, regime_series
+from technic_v4.service.inprocess import InProcessBackend
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -17,7 +17,14 @@ import httpx
 import pandas as pd
 import pytest
 import serve_support
-from serve_support import demo_store, free_port, parquet_frame, patched_env, tiny_models
+from serve_support import (
+    SERVE_START_GUARDS,
+    demo_store,
+    free_port,
+    parquet_frame,
+    patched_env,
+    tiny_models,
+)
 
 from technic_v4.data.reader import StoreReader
 from technic_v4.scanner_core import ScanConfig, run_scan
@@ -25,7 +32,7 @@ from technic_v4.scanner_core import ScanConfig, run_scan
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
-ENV = {"RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
+ENV = {**SERVE_START_GUARDS, "RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
 NODE = {"num_cpus": 1, "object_store_memory": 100 << 20}
 
 

@@ -49,7 +49,7 @@ WORKERS = 4
 LIMITS = (5, 25, 0)  # 0: no limit, every kept row
 HANG_GUARD_S = 600  # a wait this long is a hang; recovery times are reported, not bounded
 MAX_RUN_S = 4 * HANG_GUARD_S  # Locust's --run-time: stopped once the faults are over
-STOP_TIMEOUT_S = 30  # scans in flight at the end finish (and are counted) within this
+STOP_TIMEOUT_S = 300  # scans in flight at the end finish and are counted (a hang guard)
 SETTLE = 3 * WORKERS  # scans answered before the first fault and after each replacement
 
 
@@ -223,7 +223,8 @@ def test_replica_deaths_under_locust(app, reference, tmp_path):
     assert set(by_name) == {f"/v1/scan [no-cache, limit {limit or 'none'}]" for limit in LIMITS}
     assert result.requests >= 3 * WORKERS
     assert not_ready_seen["AlphaModel"], "readyz stayed 200 with no AlphaModel replica"
-    assert readyz() == 200
+    # ready again (a loaded box may see Serve replace a replica whose health check timed out)
+    wait_until(lambda: readyz() == 200, timeout=HANG_GUARD_S)
 
 
 def test_locust_flags_a_wrong_answer(app, reference, tmp_path):

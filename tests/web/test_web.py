@@ -133,7 +133,7 @@ def test_scan_sort_chart_and_numbers_match_api(page, server, tmp_path):
     # open the chart of the first symbol shown
     symbol = shown[0]["Symbol"]
     page.click(f"#table tbody a[href='#{symbol}']")
-    page.wait_for_selector("#chart-dialog[data-state=ready]", timeout=60_000)
+    page.wait_for_selector("#chart-dialog[data-state=ready]")
     assert page.inner_text("#chart-title") == symbol
     page.wait_for_timeout(300)  # the chart paints on the next animation frame
     drawn = page.evaluate("""() => {
@@ -259,7 +259,7 @@ def test_symbol_dialog_explains_the_rating(page, server):
     row = _shown(page)[0]
     symbol = row["Symbol"]
     page.click(f"#table tbody a[href='#{symbol}']")
-    page.wait_for_selector("#explain[data-state=ready]", timeout=60_000)
+    page.wait_for_selector("#explain[data-state=ready]")
     api = server["http"].get(f"/v1/symbols/{symbol}/explain")
     assert api.status_code == 200, api.text
     body = api.json()

@@ -35,7 +35,13 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pytest
-from serve_support import custom_store, playwright_or_skip, running_app, watch_page
+from serve_support import (
+    PAGE_GUARD_MS,
+    custom_store,
+    playwright_or_skip,
+    running_app,
+    watch_page,
+)
 
 sync_api = playwright_or_skip()
 ray = pytest.importorskip("ray")
@@ -118,6 +124,7 @@ def page(browser, server):
     injected, any CSP violation, page error, console error (but the API's 4xx) or request to
     another origin or for the injected `src=x`."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    ctx.set_default_timeout(PAGE_GUARD_MS)
     ctx.add_init_script(WATCH)
     pg = ctx.new_page()
     problems = watch_page(pg, server["url"])
@@ -230,8 +237,7 @@ def test_chart_dialog_shows_text_literally(page, server, index):
     _scan(page)
     page.evaluate("s => [...document.querySelectorAll('#table tbody a')]"
                   ".find((a) => a.textContent === s).click()", row["Symbol"])
-    page.wait_for_selector("#chart-dialog[data-state=ready], #chart-dialog[data-state=error]",
-                           timeout=60_000)
+    page.wait_for_selector("#chart-dialog[data-state=ready], #chart-dialog[data-state=error]")
     assert _text(page, "#chart-title") == row["Symbol"]
     path = "/v1/symbols/" + quote(row["Symbol"], safe="")
     api = server["http"].get(path)

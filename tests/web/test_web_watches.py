@@ -18,7 +18,8 @@ def test_watch_the_screen_in_the_form(page, server):
     page.select_option("#sectors", index=0)
     page.fill("#watch-name", "page-watch")
     page.fill("#watch-rank-moved", "3")
-    with page.expect_response("**/v1/watches") as created:
+    with page.expect_response(lambda r: r.url.endswith("/v1/watches")
+                              and r.request.method == "POST") as created:
         page.click("#watch-create")
     assert created.value.status == 201
     page.wait_for_selector("#watch-secret:not([hidden])")
