@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from technic_v4.data import intraday
 from technic_v4.data.universe import valid_symbols
 from technic_v4.live.bars import FIELDS, BarBatch
 from technic_v4.live.feed import MINUTE_NS, Batcher, Clock, FeedStatus, Sleep
@@ -144,12 +145,4 @@ class ReplaySource:
 
 def load_session(data_dir: Any, day: str) -> pd.DataFrame:
     """The intraday store's bars of session `day` (YYYY-MM-DD) as a session frame."""
-    import importlib
-
-    try:  # the intraday store (technic_v4/data/intraday.py) is a sibling package's module
-        intraday = importlib.import_module("technic_v4.data.intraday")
-    except ImportError as exc:
-        raise ReplayError("this install has no intraday store to replay sessions from; "
-                          "replay a session file with --from-file") from exc
-    frame: pd.DataFrame = intraday.read_session(data_dir, day)
-    return frame
+    return intraday.read_session(data_dir, day)
