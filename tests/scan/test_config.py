@@ -20,7 +20,7 @@ from technic_v4.scan import ScanConfig
 from technic_v4.scan.config import options
 
 HTTP_ONLY = {"format", "include_rejections"}
-CLI_ONLY = {"fmt", "out", "top", "show_rejections", "data_dir"}
+CLI_ONLY = {"fmt", "out", "top", "show_rejections", "data_dir", "at"}  # at: intraday scans
 EXPOSED = {name for name, o in options().items() if o.exposed}
 PAGE = Path(__file__).resolve().parents[2] / "deployments" / "web" / "index.html"
 

@@ -123,7 +123,7 @@ def test_save_and_run_take_the_scan_options():
     def flags(cmd) -> dict[str, tuple[str, ...]]:  # type: ignore[no-untyped-def]
         return {p.name: tuple(p.opts) for p in cmd.params if p.param_type_name == "option"}
 
-    outputs = {"fmt", "out", "top", "show_rejections"}
+    outputs = {"fmt", "out", "top", "show_rejections", "at"}  # at: when, not what, to scan
     scan_flags = flags(scan)
     assert "screen" in scan_flags
     assert flags(save) == {k: v for k, v in scan_flags.items() if k not in outputs | {"screen"}}
