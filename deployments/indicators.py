@@ -45,8 +45,9 @@ log = logging.getLogger("ray.serve")
                         "target_ongoing_requests": 2},
 )
 class Indicators:
-    def __init__(self, data_dir: str, block_sessions: int = 0):
+    def __init__(self, data_dir: str, block_sessions: int = 0, memory_mb: int = 0):
         self.block_sessions = block_sessions  # validation's (0: from the universe's size)
+        self.memory_mb = memory_mb  # a validation block's budget (0: the default)
         self.reader = StoreReader(data_dir, auto_demo=False, windows=4)
         t0 = time.perf_counter()
         snap = self.reader.snapshot()
@@ -84,7 +85,8 @@ class Indicators:
             return await asyncio.to_thread(store_read, "replaying the screen over the store",
                                            lambda: validate(cfg, self.reader, options,
                                                             budget=budget, cancel_token=token,
-                                                            block_sessions=self.block_sessions))
+                                                            block_sessions=self.block_sessions,
+                                                            memory_mb=self.memory_mb))
         except asyncio.CancelledError:
             token.cancel("the request was cancelled")
             raise
