@@ -61,7 +61,7 @@ def _options() -> list[inspect.Parameter]:
                         "universe's size).")),
         "memory": (int | None, None, typer.Option(
             min=0, help="Memory a block may take, MB: the block size is chosen from it "
-                        "(default: TECHNIC_VALIDATE_MEMORY_MB; 0: 2048). --block-sessions "
+                        "(default: TECHNIC_VALIDATE_MEMORY_MB; 0: 3000). --block-sessions "
                         "wins when both are given.")),
         "ray": (str | None, None, typer.Option(
             help="Run the blocks as tasks on this Ray cluster (`auto`, or host:port); every "

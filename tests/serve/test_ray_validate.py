@@ -99,7 +99,7 @@ def _report(result) -> dict:  # type: ignore[no-untyped-def]
 def test_ray_blocks_equal_one_process_on_both_nodes_and_retry_a_dead_worker(cluster):
     import sys
 
-    import cloudpickle
+    from ray import cloudpickle
 
     from deployments.ray_validate import RayRunner
 
