@@ -53,7 +53,8 @@ def build_app(args: AppArgs) -> Application:
         if args.batch_wait_timeout_s is not None:
             batch["batch_wait_timeout_s"] = args.batch_wait_timeout_s
         alpha = AlphaModel.options(user_config=batch)
-    indicators = Indicators.bind(str(data_dir), settings.validate_block_sessions)
+    indicators = Indicators.bind(str(data_dir), settings.validate_block_sessions,
+                                 settings.validate_memory_mb, settings.validate_tasks)
     model = alpha.bind(models_dir)
     watcher = Watcher.bind(indicators, model, str(data_dir), models_dir, args.chunk_size)
     return Ingress.bind(indicators, model, str(data_dir), models_dir, args.chunk_size, watcher)

@@ -8,6 +8,9 @@ rates as it does) read the same reader. Errors travel as exceptions (StaleDataEr
 UnknownSymbolError), which the ingress's routes map like any other. A store the replica cannot
 read (missing, or a file pyarrow cannot parse) is a StoreError (`store_read`), which the
 ingress answers 503 + Retry-After, never 500.
+`validate` replays in this replica's thread pool, block by block in bounded memory; with
+TECHNIC_VALIDATE_TASKS = N its blocks run as Ray tasks over the cluster instead, N in flight
+(deployments/ray_validate.py), so one validation never holds more than its share of a node.
 Startup: the constructor loads the default scan window and runs the kernels once (numba cache
 load or compile), so Serve routes nothing to a replica, first or autoscaled, before a scan on
 it is fast; a thread then loads the chart history. Methods are sync: Serve runs them in its
@@ -25,6 +28,7 @@ from typing import Any
 from ray import serve
 
 from deployments.api.work import release_memory
+from deployments.ray_validate import RayRunner
 from technic_v4.cancel import CancelToken
 from technic_v4.data.reader import StoreReader
 from technic_v4.data.storeio import store_read
@@ -45,8 +49,12 @@ log = logging.getLogger("ray.serve")
                         "target_ongoing_requests": 2},
 )
 class Indicators:
-    def __init__(self, data_dir: str, block_sessions: int = 0):
+    def __init__(self, data_dir: str, block_sessions: int = 0, memory_mb: int = 0,
+                 tasks: int = 0):
         self.block_sessions = block_sessions  # validation's (0: from the universe's size)
+        self.memory_mb = memory_mb  # a validation block's budget (0: the default)
+        # a validation's blocks as Ray tasks from here (never the ingress), `tasks` in flight
+        self.runner = RayRunner(data_dir, in_flight=tasks, num_cpus=0.5) if tasks else None
         self.reader = StoreReader(data_dir, auto_demo=False, windows=4)
         t0 = time.perf_counter()
         snap = self.reader.snapshot()
@@ -84,7 +92,9 @@ class Indicators:
             return await asyncio.to_thread(store_read, "replaying the screen over the store",
                                            lambda: validate(cfg, self.reader, options,
                                                             budget=budget, cancel_token=token,
-                                                            block_sessions=self.block_sessions))
+                                                            block_sessions=self.block_sessions,
+                                                            memory_mb=self.memory_mb,
+                                                            runner=self.runner))
         except asyncio.CancelledError:
             token.cancel("the request was cancelled")
             raise

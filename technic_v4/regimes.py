@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ REGIMES = tuple(f"{t}/{v}" for t in TRENDS for v in VOLATILITIES)
 UNKNOWN = "unknown"
 EQUAL_WEIGHTED = "equal-weighted universe"
 UNVERSIONED = "unversioned"  # Panel.data_version of a panel built in memory
+CHUNK_ROWS = 2000  # symbols per chunk of a store's regime pass (store_regime_series)
 # the numbers behind a regime, as screen columns (per session, the same for every symbol)
 NUMBERS = ("market_level", "market_sma_200", "market_slope_50", "market_vol_20",
            "market_vol_pct", "breadth_50")
@@ -220,25 +222,29 @@ def rolling_pct_rank(x: Array1D, n: int, min_periods: int) -> Array1D:
 def breadth(panel: Panel, n: int) -> Array1D:
     """(T,) share of the symbols with a bar and an SMA(close, n) at each session whose close
     is above it (SMA on each symbol's own bars, the indicator engine's SMA{n})."""
-    above, count, _, _ = _session_pass(panel, n)
+    above, count, _, _ = _session_pass([panel], n, panel.n_sessions)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, above / np.maximum(count, 1), np.nan)
 
 
-def _session_pass(panel: Panel, n: int) -> tuple[Array1D, Array1D, Array1D, Array1D]:
-    """Per session, in one compiled pass over the (N, T) closes (no (N, T) temporaries): the
-    symbols above their SMA{n}, those with one, and the sum and count of the daily returns
-    `market_index` averages (both bars present, previous close not 0; added in row order)."""
+def _session_pass(panels: Iterable[Panel], n: int, t_len: int
+                  ) -> tuple[Array1D, Array1D, Array1D, Array1D]:
+    """Per session, in one compiled pass over the (N, T) closes of `panels` (chunks of rows of
+    one panel, in row order; no (N, T) temporaries): the symbols above their SMA{n}, those
+    with one, and the sum and count of the daily returns `market_index` averages (both bars
+    present, previous close not 0; added in row order, so chunks give one pass's sums)."""
     name = f"SMA{n}"
-    sma = compute_indicators(panel, [name], history=True).history[name]  # type: ignore[index]
-    return _counts(np.ascontiguousarray(panel.close, dtype=np.float64), sma)
+    above, count, ret_sum, ret_count = (np.zeros(t_len) for _ in range(4))
+    for panel in panels:
+        sma = compute_indicators(panel, [name], history=True).history[name]  # type: ignore
+        _counts(np.ascontiguousarray(panel.close, dtype=np.float64), sma, above, count,
+                ret_sum, ret_count)
+    return above, count, ret_sum, ret_count
 
 
 @njit(cache=True, error_model="numpy")
-def _counts(close, sma):  # pragma: no cover - compiled
+def _counts(close, sma, above, count, ret_sum, ret_count):  # pragma: no cover - compiled
     n, t_len = close.shape
-    above, count = np.zeros(t_len), np.zeros(t_len)
-    ret_sum, ret_count = np.zeros(t_len), np.zeros(t_len)
     for i in range(n):
         for t in range(t_len):
             c, m = close[i, t], sma[i, t]
@@ -250,7 +256,6 @@ def _counts(close, sma):  # pragma: no cover - compiled
                 if np.isfinite(prev) and np.isfinite(c) and prev != 0.0:
                     ret_sum[t] += c / prev - 1.0
                     ret_count[t] += 1.0
-    return above, count, ret_sum, ret_count
 
 
 def _equal_weighted(ret_sum: Array1D, ret_count: Array1D) -> Array1D:
@@ -265,9 +270,38 @@ def regime_series(panel: Panel, benchmark: str | None = None,
                   config: RegimeConfig | None = None) -> RegimeSeries:
     """The regime and its inputs at every session of `panel` (module docstring)."""
     cfg = config or RegimeConfig()
-    above, count, ret_sum, ret_count = _session_pass(panel, cfg.breadth_sma)
-    level = _equal_weighted(ret_sum, ret_count) if benchmark is None \
-        else benchmark_level(panel, benchmark)
+    sums = _session_pass([panel], cfg.breadth_sma, panel.n_sessions)
+    level = None if benchmark is None else benchmark_level(panel, benchmark)
+    return _regimes(sums, level, panel.sessions, benchmark, panel.data_version, cfg)
+
+
+def store_regime_series(reader: Any, benchmark: str | None = None,
+                        config: RegimeConfig | None = None,
+                        chunk_rows: int = CHUNK_ROWS) -> RegimeSeries:
+    """`regime_series` of the whole store `reader` holds, read `chunk_rows` symbols at a time
+    (`reader.load_block`): the same numbers, in the memory of one chunk of rows."""
+    cfg = config or RegimeConfig()
+    snap = reader.snapshot()
+    n, last = len(snap.universe), len(snap.sessions) - 1
+    chunks = (reader.load_block(0, last, np.arange(lo, min(lo + chunk_rows, n)))
+              for lo in range(0, n, chunk_rows))
+    sums = _session_pass(chunks, cfg.breadth_sma, last + 1)
+    level = None
+    if benchmark is not None:
+        row = snap.rows([benchmark])
+        if row[0] < 0:
+            raise ValueError(f"regime benchmark {benchmark!r} is not a symbol in the store")
+        level = benchmark_level(reader.load_block(0, last, row), benchmark)
+    return _regimes(sums, level, snap.sessions, benchmark, snap.data_version, cfg)
+
+
+def _regimes(sums: tuple[Array1D, ...], level: Array1D | None, sessions: pd.DatetimeIndex,
+             benchmark: str | None, data_version: str, cfg: RegimeConfig) -> RegimeSeries:
+    """The regime series from the session pass's sums and the benchmark's level (None: the
+    equal-weighted index of the sums)."""
+    above, count, ret_sum, ret_count = sums
+    if level is None:
+        level = _equal_weighted(ret_sum, ret_count)
     sma_long = _sma(level, cfg.sma_long)
     sma_slope = _sma(level, cfg.sma_slope)
     prev = np.r_[np.full(cfg.slope_bars, np.nan), sma_slope[:-cfg.slope_bars]] \
@@ -294,8 +328,8 @@ def regime_series(panel: Panel, benchmark: str | None = None,
     known = (trend != UNKNOWN) & (volatility != UNKNOWN)
     regime = np.full(len(level), UNKNOWN, dtype=object)
     regime[known] = trend[known] + "/" + volatility[known]
-    return RegimeSeries(panel.sessions, benchmark or EQUAL_WEIGHTED, numbers, trend,
-                        volatility, regime, panel.data_version, cfg)
+    return RegimeSeries(sessions, benchmark or EQUAL_WEIGHTED, numbers, trend,
+                        volatility, regime, data_version, cfg)
 
 
 class RegimeCache:
@@ -323,8 +357,10 @@ class RegimeCache:
                 found = self._series.get(key)  # a hit counts as a use (LRU)
             if found is not None:
                 return found
-        panel = reader.load(None, len(snap.sessions))
-        series = regime_series(panel, benchmark)
+        if hasattr(reader, "load_block"):  # chunks of rows, never the whole store at once
+            series = store_regime_series(reader, benchmark)
+        else:
+            series = regime_series(reader.load(None, len(snap.sessions)), benchmark)
         with self._lock:
             if snap.data_version == UNVERSIONED:
                 self._unversioned.setdefault(reader, {})[benchmark] = series

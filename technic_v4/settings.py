@@ -35,7 +35,9 @@ later.
 | TECHNIC_HEAVY_PER_CLIENT | 2 | of which per API key (open API: per address) (429 over) |
 | TECHNIC_EVENT_STREAMS | 256 | open `/v1/events` streams, on slots apart from the API's (503) |
 | TECHNIC_EVENT_STREAMS_PER_ADDR | 8 | of which per client address (429 over) |
-| TECHNIC_VALIDATE_BLOCK_SESSIONS | 0 | sessions per validation block (0: auto, 10M bars a block) |
+| TECHNIC_VALIDATE_BLOCK_SESSIONS | 0 | sessions per validation block (0: from the memory budget) |
+| TECHNIC_VALIDATE_MEMORY_MB | 0 | a validation block's memory, MB (0: 3000): sets its sessions |
+| TECHNIC_VALIDATE_TASKS | 0 | Serve: validation blocks as Ray tasks, this many at once (0: none) |
 | TECHNIC_WATCH_MAX_EVENTS | 500 | events per watch and session; the rest in one `truncated` event |
 | TECHNIC_WATCH_RETENTION_DAYS | 30 | age at which events with no delivery pending are pruned |
 | TECHNIC_WATCH_PRUNE_EVERY_S | 3600 | how often the watcher prunes the outbox (space given back) |
@@ -157,6 +159,10 @@ class Settings(BaseSettings):
     update_retry_s: float = Field(900.0, gt=0)
     # validation: sessions per block of the replay (technic_v4/validate/replay.py; 0: auto)
     validate_block_sessions: int = Field(0, ge=0)
+    # validation: a block's memory budget in MB, from which its sessions are chosen (0: 3000)
+    validate_memory_mb: int = Field(0, ge=0)
+    # validation under Serve: blocks as Ray tasks, this many in flight (0: in the replica)
+    validate_tasks: int = Field(0, ge=0, le=64)
 
     @field_validator("trusted_proxies")
     @classmethod

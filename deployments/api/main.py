@@ -90,7 +90,8 @@ def local_app() -> FastAPI:
     backend = InProcessBackend(data, settings.models_root(), budget=settings.screen_budget(),
                                screens=ScreenStore.for_data_dir(data, settings.state_dir),
                                policy=Policy.from_settings(settings),
-                               block_sessions=settings.validate_block_sessions)
+                               block_sessions=settings.validate_block_sessions,
+                               memory_mb=settings.validate_memory_mb)
     try:  # TECHNIC_UPDATE_AT: the data update after each close, before the watches' tick
         attach_updater(backend.watches, data, settings, SYSTEM)
     except ValueError as exc:

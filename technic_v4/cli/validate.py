@@ -12,6 +12,7 @@ line go to stderr. Errors are one `error:` line, exit 2.
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,13 @@ def _options() -> list[inspect.Parameter]:
             min=0, help="Sessions per block of the replay: memory follows the block, not the "
                         "history (default: TECHNIC_VALIDATE_BLOCK_SESSIONS; 0: chosen from the "
                         "universe's size).")),
+        "memory": (int | None, None, typer.Option(
+            min=0, help="Memory a block may take, MB: the block size is chosen from it "
+                        "(default: TECHNIC_VALIDATE_MEMORY_MB; 0: 3000). --block-sessions "
+                        "wins when both are given.")),
+        "ray": (str | None, None, typer.Option(
+            help="Run the blocks as tasks on this Ray cluster (`auto`, or host:port); every "
+                 "node must see --data-dir (a shared path, s3:// or gs://).")),
         "fmt": (str, "table", typer.Option("--format", "-f", help="table, json, csv or parquet "
                                            "(csv/parquet: the daily series).")),
         "out": (Path | None, None, typer.Option(help="Write here instead of stdout.")),
@@ -86,8 +94,12 @@ def validate_command(**kw: Any) -> None:
     """Replay a screen over history and measure what its picks did next."""
     fmt, out, data_dir = kw.pop("fmt"), kw.pop("out"), kw.pop("data_dir")
     block_sessions = kw.pop("block_sessions")
+    address = kw.pop("ray")
     if block_sessions is None:
         block_sessions = settings().validate_block_sessions
+    memory_mb = kw.pop("memory")
+    if memory_mb is None:
+        memory_mb = settings().validate_memory_mb
     check_format(fmt, FORMATS, out, needs_out=("parquet",))
     horizons = tuple(kw.pop("horizon") or DEFAULT_HORIZONS)
     opts = ValidateOptions(kw.pop("start"), kw.pop("end"), kw.pop("every"), horizons,
@@ -96,12 +108,14 @@ def validate_command(**kw: Any) -> None:
                               for k, v in kw.items()}
     try:
         reader = StoreReader(data_root(data_dir))
+        runner = _ray_runner(address, reader) if address else None
         with err.status("validating...") as spinner:
             def progress(stage: str, done: int, total: int) -> None:
                 spinner.update(f"validating: {stage} {done}/{total}")
             result = validate(ScanConfig(**fields), reader, opts, progress,
                               screens=_screens(reader, fields), budget=screen_budget(),
-                              block_sessions=block_sessions)
+                              block_sessions=block_sessions, memory_mb=memory_mb,
+                              runner=runner)
     except (ConfigError, StaleDataError, store.StoreError) as exc:
         fail(str(exc))
     if fmt != "table":  # the table leads with it; here it goes beside the data, to stderr
@@ -109,6 +123,22 @@ def validate_command(**kw: Any) -> None:
                   highlight=False)
     _write(result, fmt, out)
     err.print(result.report["assumptions"]["survivorship"], highlight=False)
+
+
+def _ray_runner(address: str, reader: StoreReader) -> Any:
+    """The Ray runner (deployments/ray_validate.py) on the cluster at `address`, joined here;
+    Ray is imported only when asked for."""
+    import ray
+
+    from deployments.ray_validate import RayRunner
+
+    reader.manifest()  # a local data dir without a store gets the demo market first
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except ConnectionError as exc:
+            fail(f"no Ray cluster at {address!r}: {exc}")
+    return RayRunner(str(reader.data_dir))
 
 
 def _screens(reader: StoreReader, fields: dict[str, Any]) -> Any:

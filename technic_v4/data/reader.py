@@ -157,6 +157,27 @@ class StoreReader:
         self._keep(key, panel)
         return panel
 
+    def load_block(self, first: int, last: int, rows: np.ndarray) -> Panel:
+        """Sessions `first`..`last` (indices on the snapshot's axis) of the universe `rows`,
+        read one row group at a time and never cached: a replay's block, whose memory is gone
+        once the block is measured."""
+        def read() -> Panel:
+            snap = self._snapshot_now()
+            return store.load_panel(self.data_dir, end=snap.sessions[last],
+                                    bars=last - first + 1, manifest=snap.manifest,
+                                    rows=np.asarray(rows, dtype=np.int64))
+        return self._retrying(read)
+
+    def present(self, stop: int, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), stop + 1) bool: which of `rows` has a bar at each session up to `stop`
+        (the close column only, store.read_present)."""
+        def read() -> np.ndarray:
+            snap = self._snapshot_now()
+            manifest = snap.manifest or self.manifest()
+            with store.locate(self.data_dir).guard("reading the bars of"):
+                return store.read_present(self.data_dir, manifest, stop, rows)
+        return self._retrying(read)
+
     def release(self, keep_bars: int) -> int:
         """Drop the cached Panels longer than `keep_bars` sessions (what a validation, an
         explain or a long expression loaded; a scan's window stays), so an idle process does
@@ -262,6 +283,14 @@ class PanelSource:
 
     def rows(self, panel: Panel, symbols: Sequence[str]) -> np.ndarray:
         return pd.Index(panel.symbols).get_indexer(list(symbols))
+
+    def load_block(self, first: int, last: int, rows: np.ndarray) -> Panel:
+        """Sessions `first`..`last` of the universe `rows` (StoreReader.load_block)."""
+        return self.panel.take(np.asarray(rows, dtype=np.int64)).window(last, last - first + 1)
+
+    def present(self, stop: int, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` has a bar at each session up to `stop`."""
+        return np.isfinite(self.panel.close[np.asarray(rows, dtype=np.int64), : stop + 1])
 
     def load_rows(self, end: object, symbols: Sequence[str]) -> Panel:
         """`symbols`' whole history up to `end`."""

@@ -467,3 +467,26 @@ def _load_window(data_dir, end, bars, manifest: StoreManifest,
               "extra_sessions": manifest.extra_sessions, "closures": manifest.closures},
         **arrays,
     )
+
+
+def read_present(data_dir: DataDir, manifest: StoreManifest, stop: int,
+                 rows: np.ndarray) -> np.ndarray:
+    """(len(rows), stop + 1) bool: whether each of `rows` (universe positions) has a bar at
+    each session up to `stop`, from the close column alone, one row group at a time (what a
+    replay plans its blocks from without holding a whole history of prices)."""
+    pick = np.asarray(rows, dtype=np.int64)
+    out = np.zeros((len(pick), stop + 1), dtype=bool)
+    offset = 0
+    for pf, seg in _open_segments(data_dir, manifest):
+        nk, tk = seg["n_symbols"], seg["n_sessions"]
+        inside = pick < nk  # symbols this segment predates have no bar in it
+        for g in range(pf.num_row_groups):
+            lo = offset + g * SESSIONS_PER_GROUP
+            if lo > stop:
+                break
+            close = pf.read_row_group(g, columns=["close"]).column("close").to_numpy()
+            tb = min(len(close) // max(nk, 1), stop + 1 - lo)
+            block = close[: tb * nk].reshape(tb, nk)
+            out[inside, lo:lo + tb] = np.isfinite(block[:, pick[inside]]).T
+        offset += tk
+    return out

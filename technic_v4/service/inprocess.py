@@ -52,7 +52,7 @@ class InProcessBackend(ScanBackend):
                  models_dir: str | os.PathLike[str] | None = None, chunk_size: int = 2500,
                  warm: bool = True, screens: ScreenStore | None = None,
                  budget: Budget | None = None, policy: Policy | None = None,
-                 block_sessions: int = 0):
+                 block_sessions: int = 0, memory_mb: int = 0):
         reader = StoreReader(data_dir)
         self.batches = BatchStats()
         self.model_set = ModelSet(models_dir or None)
@@ -63,6 +63,7 @@ class InProcessBackend(ScanBackend):
         self.reader.auto_demo = False  # from now on a missing store is an error (docstring)
         self.policy = policy or Policy()
         self.block_sessions = block_sessions  # validation's (0: from the universe's size)
+        self.memory_mb = memory_mb  # a validation block's budget (0: the default)
         self._ready = threading.Event()
         self._alpha_state: dict[str, Any] = {}
         self._error: str | None = None
@@ -155,4 +156,5 @@ class InProcessBackend(ScanBackend):
                                        lambda: validate(cfg, self.reader, options, report,
                                                         budget=self.budget,
                                                         cancel_token=cancel_token,
-                                                        block_sessions=self.block_sessions))
+                                                        block_sessions=self.block_sessions,
+                                                        memory_mb=self.memory_mb))

@@ -89,7 +89,7 @@ class History:
 
     @classmethod
     def build(cls, panel: Panel, series: dict[str, set[str]],
-              scoring_cfg: scoring.ScoringConfig, *, chunk_cells: int = CHUNK_CELLS
+              scoring_cfg: scoring.ScoringConfig, *, chunk_cells: int = 0
               ) -> History:
         """Packed histories of `series` {timeframe: names} (expression names: "Close",
         "TechRating" (with Signal), indicator outputs) over `panel`, computed over chunks of
@@ -112,7 +112,7 @@ class History:
                     source.sessions)]
                 market = market_field(source, level)
             n, width = source.n_symbols, source.n_sessions
-            step = max(1, chunk_cells // max(width, 1))
+            step = max(1, (chunk_cells or CHUNK_CELLS) // max(width, 1))
             packed: dict[str, np.ndarray] = {}
             for lo in range(0, max(n, 1), step):  # one (empty) chunk for no rows
                 cancel.check()  # between chunks of rows (technic_v4/cancel.py)
@@ -137,6 +137,22 @@ class History:
 
     def at(self, name: str, t: int, width: int = 1, timeframe: str = "D") -> np.ndarray:
         return self.axes[timeframe].at(name, t, width)
+
+    def splice(self, rows: np.ndarray, other: History) -> None:
+        """Rows `rows` replaced by `other`'s: the same symbols over a window that starts
+        earlier and ends at the same session (a replay block's symbols with gaps,
+        replay._blocks). Their last `width` own bars are kept (the block's warm-up needs
+        fewer), their bar numbers shifted to match. Daily axes only."""
+        for tf, axis in self.axes.items():
+            if tf != "D":
+                raise ValueError("History.splice joins daily axes only")
+            theirs = other.axes[tf]
+            skip = theirs.pos.shape[1] - axis.pos.shape[1]  # sessions they start earlier
+            dropped = np.maximum(theirs.n_bars - axis.width, 0)
+            for name, packed in axis.packed.items():
+                packed[rows] = theirs.packed[name][:, theirs.width - axis.width:]
+            axis.n_bars[rows] = theirs.n_bars - dropped
+            axis.pos[rows] = theirs.pos[:, skip:] - dropped[:, None]
 
 
 def _series(source: Panel, names: set[str], scoring_cfg: scoring.ScoringConfig,

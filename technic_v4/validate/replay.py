@@ -4,14 +4,19 @@ Walk-through of `replay(cfg, reader)`:
   1. The same plan as a scan (symbols, sectors, industries; checks against the store), the
      sessions to evaluate, the expressions' cost at every one of them held to the budget
      (screens/cost.py), then the symbols' whole history up to the last session (`reader`).
-  2. Blocks of sessions (`_blocks`): the evaluated sessions split into blocks of
-     `block_sessions` (default `block_size`: 10M bars of a series per block, so 5,000 symbols
-     x 1,265 sessions is one block and 20,000 symbols run in blocks of 500). Each block
-     computes its series over its own sessions and a warm-up before them (`warmup`): every
+  2. Blocks of sessions (`plan_replay`, `_blocks`), planned from the universe table and
+     which symbol has a bar at which session (the close column alone, `reader.present`):
+     the evaluated sessions split into blocks of `block_sessions` (default `block_size`: as
+     many as keep a block within a memory budget, MEMORY_MB or `memory_mb`, so 5,000 symbols
+     x 1,265 sessions is one block and 20,000 run in blocks of ~320). Each block reads
+     (`reader.load_block`) only its own sessions, a warm-up before them (`warmup`: every
      series' settling bars (its recursions' seed weight below 1e-14: the value equals the
-     whole history's), the scan's window, and for a symbol with gaps back to its own bars.
-     A series that only the whole history gives (or a weekly one that settles over years)
-     makes one block. Memory then follows the block and the universe, not the history.
+     whole history's) and the scan's window) and the forward bars its horizons read after
+     them; the few symbols whose gaps reach further back read their own earlier bars, and
+     their series are spliced in (History.splice). A series that only the whole history
+     gives (or a weekly one that settles over years) makes one block. Memory then follows
+     the block and the universe, not the history; the block's measurements (measure.py)
+     are all a validation keeps of it.
   3. Per block, `History.build`: every series the screen reads (its filters' Close, dollar
      volume, TechRating and Signal, the where/rank expressions' columns) computed once over
      each symbol's own bars, daily and weekly, in chunks of rows (history.py). The cancel
@@ -37,9 +42,11 @@ validate).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,8 +68,10 @@ from technic_v4.validate.history import Gathered, History, SessionEnv, SessionsE
 
 Progress = Callable[[str, int, int], None]
 IN_SAMPLE = ("Alpha5d", "Alpha10d", "AlphaScore")
-BLOCK_CELLS = 10_000_000  # bars per series in a block when no size is given (block_size)
-MIN_BLOCK = 252
+MEMORY_MB = 3000  # a block's budget when none is given (block_size; TECHNIC_VALIDATE_MEMORY_MB)
+CELL_BYTES = 170  # peak bytes per symbol and loaded session of a block (measured: performance.md)
+BASE_BYTES = 300 * 2**20  # the process before any block: code, kernels, the plan
+MIN_BLOCK = 63
 EVAL_SESSIONS = 128  # sessions evaluated at once within a block (masks, where, rank)
 
 
@@ -98,18 +107,68 @@ def check_validatable(cfg: ScanConfig) -> None:
                               "on this history, so validating them on it would be in-sample")
 
 
-def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str | None = None,
-           every: int = 1, progress: Progress | None = None, *,
-           budget: Budget | None = None, block_sessions: int = 0) -> Replay:
-    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc), over
-    blocks of `block_sessions` sessions (0: `block_size`'s choice for the universe);
-    ConfigError before any price is read when its expressions, over the plan's symbols at
-    every evaluated session, cost more than `budget` (default Budget())."""
-    report = progress or (lambda stage, done, total: None)
+@dataclass(frozen=True)
+class Block:
+    """The sessions one block of a replay loads and evaluates (`_blocks`)."""
+
+    first: int       # first session loaded
+    last: int        # last session loaded (its forward bars included)
+    part: slice      # its evaluated sessions, a slice of the plan's columns
+    short: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    early: int = 0   # where the `short` rows (gaps before the block) load from
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.first, self.last, self.part))
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What every block of a replay shares, decided before any price is read: plain data, so
+    a block can run in another process or on another node (deployments/ray_validate.py)."""
+
+    cfg: ScanConfig
+    rows: np.ndarray                # (N,) the plan's symbols, as universe positions
+    universe: pd.DataFrame          # their universe rows, with first and last session
+    sessions: pd.DatetimeIndex      # the store's sessions up to the last evaluated one
+    columns: np.ndarray             # (D,) the evaluated sessions (index on `sessions`)
+    blocks: list[Block]
+    delisted: np.ndarray            # (N,) the symbol's last bar is before the last session
+    lookback: int
+    window_bars: int
+    data_version: str
+    source: str
+
+    @property
+    def stop(self) -> int:
+        return len(self.sessions) - 1
+
+
+@dataclass(frozen=True)
+class BlockReplay:
+    """One block: its panel (the sessions it loaded), History, and the screen at its evaluated
+    sessions `columns` (index on the block's panel), (N, D_block) arrays."""
+
+    panel: Panel
+    history: History
+    columns: np.ndarray
+    valid: np.ndarray
+    passing: np.ndarray
+    rank: np.ndarray
+
+
+def plan_replay(cfg: ScanConfig, reader: object, start: str | None = None,
+                end: str | None = None, every: int = 1, *, budget: Budget | None = None,
+                block_sessions: int = 0, memory_mb: int = 0, ahead: int = 0,
+                align: int = 1) -> ReplayPlan:
+    """Steps 1-2 of the module docstring: the plan's symbols, the evaluated sessions and the
+    blocks (`_blocks`), from the universe table and the close column's presence alone.
+    `block_sessions` sessions per block (0: `block_size` for `memory_mb`, 0: MEMORY_MB);
+    each block also loads the `ahead` sessions its forward returns read, and starts at an
+    evaluated session that is a multiple of `align` (the portfolio's rebalance)."""
     check_validatable(cfg)
-    if block_sessions < 0:
-        raise ConfigError("block_sessions", f"block_sessions must be >= 0 (0: chosen from the "
-                          f"universe's size), got {block_sessions}")
+    for name, value in (("block_sessions", block_sessions), ("memory_mb", memory_mb)):
+        if value < 0:
+            raise ConfigError(name, f"{name} must be >= 0 (0: the default), got {value}")
     snap = reader.snapshot()  # type: ignore[attr-defined]
     try:
         plan = plan_scan(ScanConfig(**{**cfg.to_dict(), "as_of_date": end,
@@ -124,42 +183,104 @@ def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str |
     lookback = history_needed(cfg, exprs) - 1
     columns = _sessions(snap.sessions[: stop + 1], lookback, start, end, every)
     exprs.check_cost(budget or Budget(), max(len(plan.rows), 1), len(columns), _at_once(exprs))
-    full = reader.load(plan.as_of, stop + 1)  # type: ignore[attr-defined]
-    panel = full.select(plan.rows) if len(plan.rows) < full.n_symbols else full
-    del full
-    if "first_session" not in panel.universe:
-        panel = replace(panel, universe=with_listing_dates(panel))
+    rows = np.asarray(plan.rows, dtype=np.int64)
+    has = reader.present(stop, rows)  # type: ignore[attr-defined]
+    universe = snap.universe.iloc[rows].reset_index(drop=True)
+    if "first_session" not in universe:
+        universe = listing_dates(universe, has, snap.sessions[: stop + 1])
     spec = WindowSpec.of(cfg)
+    warm = warmup(cfg, exprs, spec)
+    reach = (max(warm) if warm else 0) + ahead
+    size = block_sessions or block_size(len(rows), memory_mb, reach)
+    blocks = _blocks(has, columns, max(1, size // every), warm, ahead, align)
+    if any("beta_60" in names for names in _series_needed(cfg, exprs).values()):
+        blocks = [Block(b.early, b.last, b.part) for b in blocks]  # one market index
+    last_bar = np.where(has.any(1), stop - np.argmax(has[:, ::-1], axis=1), -1)
+    return ReplayPlan(cfg, rows, universe, snap.sessions[: stop + 1], columns, blocks,
+                      (last_bar >= 0) & (last_bar < stop), lookback, spec.bars,
+                      snap.data_version, snap.source)
+
+
+def replay_block(plan: ReplayPlan, reader: object, b: int,
+                 progress: Progress | None = None) -> BlockReplay:
+    """Steps 3-5 of the module docstring for block `b` of `plan`: its sessions read from
+    `reader` (`load_block`), its History, the screen at its evaluated sessions."""
+    report = progress or (lambda stage, done, total: None)
+    cfg = plan.cfg
+    exprs = compile_expressions(cfg.where, cfg.rank)
+    spec = WindowSpec.of(cfg)
+    block = plan.blocks[b]
+    first, last, part = block
     series = _series_needed(cfg, exprs)
-    size = block_sessions or block_size(panel.n_symbols)
-    blocks = _blocks(panel.close, columns, size, warmup(cfg, exprs, spec))
+    panel = reader.load_block(first, last, plan.rows)  # type: ignore[attr-defined]
+    panel = replace(panel, universe=plan.universe)  # listing dates of the whole history
+    history = History.build(panel, series, cfg.scoring)
+    if len(block.short):  # the rows with gaps: their series from their own earlier bars
+        cancel.check()
+        rows = plan.rows[block.short]
+        own = reader.load_block(block.early, last, rows)  # type: ignore[attr-defined]
+        own = replace(own, universe=plan.universe.iloc[block.short].reset_index(drop=True))
+        history.splice(block.short, History.build(own, series, cfg.scoring))
+    columns = plan.columns[part] - first
     n, d = panel.n_symbols, len(columns)
     valid, passing = np.zeros((n, d), dtype=bool), np.zeros((n, d), dtype=bool)
     rank = np.full((n, d), np.nan)
-    history = None
-    for b, (first, part) in enumerate(blocks):
-        report("indicators", b, len(blocks))
-        cancel.check()  # between blocks (technic_v4/cancel.py)
-        last = int(columns[part][-1]) if len(blocks) > 1 else panel.n_sessions - 1
-        local = panel if (first, last) == (0, panel.n_sessions - 1) else panel.window(
-            last, last - first + 1)
-        built = History.build(local, series, cfg.scoring)
-        for lo in range(part.start, part.stop, EVAL_SESSIONS):  # the evaluation in pieces
-            cancel.check()
-            cut = slice(lo, min(lo + EVAL_SESSIONS, part.stop))
-            valid[:, cut], passing[:, cut], rank[:, cut] = _evaluate(
-                cfg, exprs, spec, local, built, columns[cut] - first,
-                partial(_replayed, report, lo, d), reader)
-        if len(blocks) == 1:
-            history = built
-        del built, local
-    report("indicators", len(blocks), len(blocks))
-    report("replay", d, d)
-    if history is None:  # what forward returns read: Close over the whole history
+    for lo in range(0, d, EVAL_SESSIONS):  # the evaluation in pieces
         cancel.check()
+        cut = slice(lo, min(lo + EVAL_SESSIONS, d))
+        valid[:, cut], passing[:, cut], rank[:, cut] = _evaluate(
+            cfg, exprs, spec, panel, history, columns[cut],
+            partial(_replayed, report, part.start + lo, len(plan.columns)), reader)
+    return BlockReplay(panel, history, columns, valid, passing, rank)
+
+
+def replay(cfg: ScanConfig, reader: object, start: str | None = None, end: str | None = None,
+           every: int = 1, progress: Progress | None = None, *,
+           budget: Budget | None = None, block_sessions: int = 0) -> Replay:
+    """The screen `cfg` at every `every`-th session from `start` to `end` (module doc), over
+    blocks of `block_sessions` sessions (0: `block_size`'s choice for the universe), gathered
+    into (N, D) arrays with the whole history's panel; ConfigError before any price is read
+    when its expressions, over the plan's symbols at every evaluated session, cost more than
+    `budget` (default Budget())."""
+    report = progress or (lambda stage, done, total: None)
+    plan = plan_replay(cfg, reader, start, end, every, budget=budget,
+                       block_sessions=block_sessions)
+    n, d = len(plan.rows), len(plan.columns)
+    valid, passing = np.zeros((n, d), dtype=bool), np.zeros((n, d), dtype=bool)
+    rank = np.full((n, d), np.nan)
+    panel, history = None, None
+    for b, (_, _, part) in enumerate(plan.blocks):
+        report("indicators", b, len(plan.blocks))
+        cancel.check()  # between blocks (technic_v4/cancel.py)
+        one = replay_block(plan, reader, b, progress)
+        valid[:, part], passing[:, part], rank[:, part] = one.valid, one.passing, one.rank
+        if len(plan.blocks) == 1:
+            panel, history = one.panel, one.history
+        del one
+    report("indicators", len(plan.blocks), len(plan.blocks))
+    report("replay", d, d)
+    if panel is None or history is None:  # what forward returns read: Close over it all
+        cancel.check()
+        panel = replace(reader.load_block(0, plan.stop, plan.rows),  # type: ignore[attr-defined]
+                        universe=plan.universe)
         history = History.build(panel, {"D": {"Close"}, "W": set()}, cfg.scoring)
-    return Replay(panel, history, panel.sessions[columns], columns, valid, passing, rank,
-                  cfg.ascending, spec.bars, lookback, len(blocks))
+    return Replay(panel, history, plan.sessions[plan.columns], plan.columns, valid, passing,
+                  rank, cfg.ascending, plan.window_bars, plan.lookback, len(plan.blocks))
+
+
+def listing_dates(universe: pd.DataFrame, has: np.ndarray,
+                  sessions: pd.DatetimeIndex) -> pd.DataFrame:
+    """`universe` with each row's first and last session with a bar (`has`: (N, T) presence
+    on `sessions`), NaT for a row without bars (reader.with_listing_dates from presence)."""
+    some = has.any(axis=1)
+    first = np.where(some, has.argmax(axis=1), 0)
+    last = np.where(some, has.shape[1] - 1 - has[:, ::-1].argmax(axis=1), 0)
+    nat = np.datetime64("NaT", "ns")
+    values = sessions.values
+    out = universe.copy()
+    out["first_session"] = pd.DatetimeIndex(np.where(some, values[first], nat))
+    out["last_session"] = pd.DatetimeIndex(np.where(some, values[last], nat))
+    return out
 
 
 def _evaluate(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec, panel: Panel,
@@ -202,11 +323,13 @@ def _evaluate(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec, panel: Pane
     return valid, passing, rank
 
 
-def block_size(n_symbols: int) -> int:
-    """Sessions per block when none is given: BLOCK_CELLS bars of each series per block, and
-    never fewer than MIN_BLOCK sessions (a block recomputes its warm-up, so short blocks cost
-    time): 5,000 symbols in blocks of 2,000 sessions, 20,000 in blocks of 500."""
-    return max(MIN_BLOCK, BLOCK_CELLS // max(n_symbols, 1))
+def block_size(n_symbols: int, memory_mb: int = 0, reach: int = 0) -> int:
+    """Sessions per block when none is given: as many as keep a block's loaded sessions (its
+    own, and `reach`: its warm-up and forward sessions) within `memory_mb` (0: MEMORY_MB) at
+    CELL_BYTES per symbol and session, and never fewer than MIN_BLOCK (a block recomputes its
+    warm-up, so short blocks cost time)."""
+    budget = (memory_mb or MEMORY_MB) * 2**20 - BASE_BYTES
+    return max(MIN_BLOCK, int(budget // (CELL_BYTES * max(n_symbols, 1))) - reach)
 
 
 def warmup(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec) -> tuple[int, int] | None:
@@ -225,33 +348,54 @@ def warmup(cfg: ScanConfig, exprs: Expressions, spec: WindowSpec) -> tuple[int, 
     return max(bars), spec.bars
 
 
-def _blocks(close: np.ndarray, columns: np.ndarray, size: int,
-            warm: tuple[int, int] | None) -> list[tuple[int, slice]]:
-    """[(first session loaded, slice of `columns`)] per block of `size` sessions: the first
-    session leaves every symbol `warm[0]` own bars (or its whole history) and `warm[1]`
-    sessions before the block's first evaluated session. One block (from session 0) when
-    `warm` is None or one block holds every column."""
-    span = int(columns[-1] - columns[0]) + 1
-    if warm is None or size >= span:
-        return [(0, slice(0, len(columns)))]
-    group = (columns - columns[0]) // size
-    edges = np.flatnonzero(np.diff(group)) + 1
-    starts, ends = np.r_[0, edges], np.r_[edges, len(columns)]
+def _blocks(has: np.ndarray, columns: np.ndarray, size: int,
+            warm: tuple[int, int] | None, ahead: int = 0, align: int = 1) -> list[Block]:
+    """A `Block` per `size` evaluated sessions (rounded up to a multiple of `align`), from
+    `has` (N, T): its first session leaves every symbol `warm[0]` own bars (or its whole
+    history) and `warm[1]` sessions before the block's first evaluated session, but for the
+    few symbols whose gaps would pull it further back: those load their own earlier first
+    (`Block.short`). Its last leaves each symbol `ahead` own bars after the block's last
+    evaluated session (or its last bar). One block (sessions 0 .. T - 1) when `warm` is None
+    or one block holds every column."""
+    stop = has.shape[1] - 1
+    size = -(-size // align) * align
+    if warm is None or size >= len(columns):
+        return [Block(0, stop, slice(0, len(columns)))]
     bars, window = warm
-    has = np.isfinite(close)
     count = np.cumsum(has, axis=1, dtype=np.int32)  # own bars up to and including t
     out = []
-    for lo, hi in zip(starts, ends, strict=True):
+    for lo in range(0, len(columns), size):
+        hi = min(lo + size, len(columns))
         t = int(columns[lo])
         first = max(0, min(t + 1 - window, t + 1 - bars))
-        if first > 0:  # a symbol with gaps: back to its bars[0]-th bar before t
+        short, early = np.empty(0, dtype=np.int64), first
+        if first > 0:  # symbols with gaps: back to their bars[0]-th bar before t
             before = count[:, t] - count[:, first - 1]
             short = np.flatnonzero((before < bars) & (count[:, first - 1] > 0))
             for i in short:
                 need = max(int(count[i, t]) - bars + 1, 1)  # 1-based own bar number
-                first = min(first, int(np.searchsorted(count[i], need)))
-        out.append((first, slice(int(lo), int(hi))))
+                early = min(early, int(np.searchsorted(count[i], need)))
+        out.append(Block(first, _ahead_end(has, count, int(columns[hi - 1]), ahead),
+                         slice(lo, hi), short, early))
     return out
+
+
+def _ahead_end(has: np.ndarray, count: np.ndarray, t: int, ahead: int) -> int:
+    """The last session a block ending at session `t` loads: each symbol's `ahead`-th own bar
+    after t, or its last bar when it has fewer (a delisted symbol returns to it)."""
+    stop = has.shape[1] - 1
+    end = min(t + ahead, stop)
+    if ahead == 0 or end == stop:
+        return end
+    short = np.flatnonzero((count[:, end] - count[:, t] < ahead) & (count[:, t] > 0))
+    for i in short:  # gaps after t (a symbol with no bar by t has no return at t)
+        later = count[i, t + 1:] - count[i, t]
+        reached = int(np.searchsorted(later, ahead))  # first offset with `ahead` bars
+        if reached < len(later):
+            end = max(end, t + 1 + reached)
+        elif later[-1] > 0:
+            end = max(end, t + 1 + int(np.searchsorted(later, later[-1])))
+    return end
 
 
 def _replayed(report: Progress, offset: int, total: int, k: int) -> None:

@@ -23,6 +23,7 @@ import io
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,8 @@ from technic_v4.scan.config import ScanConfig
 from technic_v4.screens.cost import Budget
 from technic_v4.screens.saved import ScreenStore, resolve_screen
 from technic_v4.validate import stats
-from technic_v4.validate.replay import Progress, replay
-from technic_v4.validate.returns import Forward, Forwards
+from technic_v4.validate.measure import Measure, Runner, merge, run_blocks, sector_codes
+from technic_v4.validate.replay import Progress, plan_replay
 
 DEFAULT_HORIZONS = (1, 5, 10, 21)
 SYNTHETIC = "synthetic"  # the demo market's source (technic_v4/data/demo.py)
@@ -177,21 +178,26 @@ def session_regimes(reader: Any, cfg: ScanConfig, panel: Any, sessions: pd.Datet
 def validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None = None,
              progress: Progress | None = None, *, screens: ScreenStore | None = None,
              budget: Budget | None = None, cancel_token: cancel.CancelToken | None = None,
-             block_sessions: int = 0) -> ValidationReport:
+             block_sessions: int = 0, memory_mb: int = 0,
+             runner: Runner | None = None) -> ValidationReport:
     """Replay `cfg` over history and measure what its picks did next (module docstring).
     `cfg.screen` names a saved screen or preset, looked up in `screens` (default: the saved
     screens of the reader's data dir, as run_scan); `budget`: what the expressions may cost
     over every replayed session (replay). `cancel_token`: checked between sessions,
     expression nodes and horizons (technic_v4/cancel.py); Cancelled once set.
-    `block_sessions`: sessions per block of the replay (replay.py; 0: chosen from the
-    universe's size; front ends pass TECHNIC_VALIDATE_BLOCK_SESSIONS)."""
+    `block_sessions`: sessions per block of the replay, or `memory_mb`: the memory a block
+    may take, from which its sessions are chosen (replay.block_size; 0: the default; front
+    ends pass TECHNIC_VALIDATE_BLOCK_SESSIONS / TECHNIC_VALIDATE_MEMORY_MB). `runner` runs
+    the blocks (default: one after the other in this process, measure.run_blocks)."""
     with cancel.active(cancel_token):
-        return _validate(cfg, reader, options, progress, screens, budget, block_sessions)
+        return _validate(cfg, reader, options, progress, screens, budget, block_sessions,
+                         memory_mb, runner)
 
 
 def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
               progress: Progress | None, screens: ScreenStore | None,
-              budget: Budget | None, block_sessions: int) -> ValidationReport:
+              budget: Budget | None, block_sessions: int, memory_mb: int,
+              runner: Runner | None) -> ValidationReport:
     opts = options or ValidateOptions()
     opts.check()
     ref = None
@@ -201,74 +207,64 @@ def _validate(cfg: ScanConfig, reader: Any, options: ValidateOptions | None,
         cfg, ref = resolve_screen(cfg, screens)
     t0 = time.perf_counter()
     top = cfg.max_symbols or opts.top
-    rep = replay(cfg, reader, opts.start, opts.end, opts.every, progress, budget=budget,
-                 block_sessions=block_sessions)
+    plan = plan_replay(cfg, reader, opts.start, opts.end, opts.every, budget=budget,
+                       block_sessions=block_sessions, memory_mb=memory_mb,
+                       ahead=max(*opts.horizons, opts.every), align=opts.rebalance)
+    what = Measure(tuple(opts.horizons), opts.every, top, opts.rebalance)
+    run = runner or partial(run_blocks, reader)
+    merged = merge(run(plan, what, progress))
+    n_sessions = len(plan.columns)
+    if progress:
+        progress("replay", n_sessions, n_sessions)
     t_replay = time.perf_counter()
-    panel, d_axis = rep.panel, rep.history.axes["D"]
-    last_bar = np.where(np.isfinite(panel.close).any(1), panel.n_sessions - 1 - np.argmax(
-        np.isfinite(panel.close)[:, ::-1], axis=1), -1)
-    delisted = (last_bar >= 0) & (last_bar < panel.n_sessions - 1)
-    sectors = panel.universe["sector"].to_numpy(dtype=object)
-    daily = pd.DataFrame({"session": rep.sessions.strftime("%Y-%m-%d"),
-                          "universe": rep.valid.sum(0), "passing": rep.passing.sum(0)})
-    labels, regime_info = session_regimes(reader, cfg, rep.panel, rep.sessions)
+    sessions = plan.sessions[plan.columns]
+    daily = pd.DataFrame({"session": sessions.strftime("%Y-%m-%d"),
+                          "universe": merged.universe, "passing": merged.passing})
+    labels, regime_info = session_regimes(reader, cfg, plan, sessions)
     daily["regime"] = labels
+    _, sector_names = sector_codes(plan)
     horizons: dict[str, Any] = {}
-    cancel.check()
-    ranked = stats.Ranked.of(rep.rank, rep.ascending)
-    cancel.check()
-    forwards = Forwards(d_axis, rep.columns, rep.valid, delisted)
-    in_universe = rep.passing & rep.valid
-    step: Forward | None = None  # the portfolio's; each other horizon freed after its stats
     for h in opts.horizons:
         cancel.check()
-        fwd = forwards.horizon(h)
-        if h == opts.every:
-            step = fwd
-        cancel.check()
-        mean = stats.passing_excess(rep.passing, fwd.log_excess, rep.valid)
-        ic = stats.rank_ics(ranked, fwd.raw)  # the order of log_excess; equal returns tie
-        cancel.check()
-        daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = mean, ic
-        ic_ok = ic[np.isfinite(ic)]
+        got = merged.horizons[h]
+        daily[f"excess_{h}d"], daily[f"rank_ic_{h}d"] = got.mean, got.ic
+        ic_ok = got.ic[np.isfinite(got.ic)]
         horizons[str(h)] = {
-            "passing_excess": stats.summary(mean, h, opts.every),
-            "hit_rate": stats.hit_rate(rep.passing, fwd.log_excess),
-            "simple_excess": stats._num(float(np.nanmean(stats.passing_excess(
-                in_universe, fwd.raw, rep.valid, fwd.raw_mean)))) if rep.passing.any() else None,
-            "truncated_by_delisting": int((fwd.truncated & rep.passing).sum()),
-            "rank_ic": {**stats.summary(ic, h, opts.every),
+            "passing_excess": stats.summary(got.mean, h, opts.every),
+            "hit_rate": stats.hit_rate(got.hit, got.cells),
+            "simple_excess": stats._num(float(stats._nanmean(got.simple, 0)))
+            if merged.passing.any() else None,
+            "truncated_by_delisting": got.truncated,
+            "rank_ic": {**stats.summary(got.ic, h, opts.every),
                         "ic_ir": stats._num(float(ic_ok.mean() / ic_ok.std()))
                         if ic_ok.size > 1 and ic_ok.std() > 0 else None},
-            "deciles": stats.deciles(ranked, fwd.log_excess),
-            "by_sector": stats.by_group(sectors, rep.passing, fwd.log_excess, h, opts.every),
-            "by_year": stats.by_year(rep.sessions, mean, h, opts.every),
-            "by_regime": stats.by_regime(labels, mean, ic, rep.passing, fwd.log_excess, h,
+            "deciles": stats.deciles(got.deciles),
+            "by_sector": stats.by_group(sector_names, got.sectors, h, opts.every),
+            "by_year": stats.by_year(sessions, got.mean, h, opts.every),
+            "by_regime": stats.by_regime(labels, got.mean, got.ic, got.hit, got.cells, h,
                                          opts.every, (*REGIMES, UNKNOWN)),
         }
     cancel.check()
-    del fwd
-    step = step or forwards.horizon(opts.every)
-    taken = rep.columns + opts.every <= panel.n_sessions - 1  # the step ends inside the data
-    days = float((rep.sessions[-1] - rep.sessions[0]).days)
-    summary, series = stats.portfolio(rep.rank, rep.ascending, step, top,
-                                      opts.rebalance, opts.cost_bps, taken, days)
+    taken = plan.columns + opts.every <= plan.stop  # the step ends inside the data
+    days = float((sessions[-1] - sessions[0]).days)
+    summary, series = stats.portfolio(merged.picks, merged.gross, top, opts.rebalance,
+                                      opts.cost_bps, taken, days)
     daily = pd.concat([daily, series], axis=1)
-    has_delisted = bool(delisted.any())
+    has_delisted = bool(plan.delisted.any())
     report = {
         "screen": _screen(cfg),
         "saved_screen": ref,
         "options": asdict(opts) | {"top": top},
-        "data": {"data_version": panel.data_version, "source": panel.source,
-                 "synthetic": panel.source == SYNTHETIC, "notice": source_notice(panel.source),
-                 "first_session": str(rep.sessions[0].date()),
-                 "last_session": str(rep.sessions[-1].date()),
-                 "sessions_evaluated": len(rep.sessions), "symbols": panel.n_symbols,
-                 "window_bars": rep.window_bars, "history_needed": rep.lookback,
-                 "blocks": rep.blocks},
-        "passing": {"mean_per_session": stats._num(float(rep.passing.sum(0).mean())),
-                    "sessions_with_none": int((rep.passing.sum(0) == 0).sum())},
-        "conventions": conventions(opts, summary, rep.sessions),
+        "data": {"data_version": plan.data_version, "source": plan.source,
+                 "synthetic": plan.source == SYNTHETIC, "notice": source_notice(plan.source),
+                 "first_session": str(sessions[0].date()),
+                 "last_session": str(sessions[-1].date()),
+                 "sessions_evaluated": n_sessions, "symbols": len(plan.rows),
+                 "window_bars": plan.window_bars, "history_needed": plan.lookback,
+                 "blocks": len(plan.blocks)},
+        "passing": {"mean_per_session": stats._num(float(merged.passing.mean())),
+                    "sessions_with_none": int((merged.passing == 0).sum())},
+        "conventions": conventions(opts, summary, sessions),
         "regimes": regime_info,
         "horizons": horizons,
         "portfolio": summary,

@@ -110,23 +110,30 @@ def _masked_sums(mask, values, offset, universe):  # pragma: no cover - compiled
     return sums, counts, np.where(outside, -1, whole)
 
 
-def hit_rate(passing: np.ndarray, excess: np.ndarray) -> float | None:
-    hits, cells = _hits(np.asarray(passing, dtype=bool), excess)
-    return _num(hits / cells) if cells else None
+def hits(passing: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) per session: the passing cells with a finite excess above 0, and all of them
+    (summed over any sessions, they give `hit_rate`)."""
+    return _hits(np.asarray(passing, dtype=bool), excess)
+
+
+def hit_rate(hit: np.ndarray, cells: np.ndarray) -> float | None:
+    """Share of the cells counted by `hits` that were above 0, over all their sessions."""
+    total = int(cells.sum())
+    return _num(int(hit.sum()) / total) if total else None
 
 
 @njit(cache=True)
 def _hits(mask, values):  # pragma: no cover - compiled
-    """(cells > 0, cells) among the masked finite cells."""
-    hits = cells = 0
+    """Per session: (cells > 0, cells) among the masked finite cells."""
     n, d = values.shape
+    hit, cells = np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.int64)
     for i in range(n):
         for k in range(d):
             v = values[i, k]
             if mask[i, k] and np.isfinite(v):
-                cells += 1
-                hits += v > 0
-    return hits, cells
+                cells[k] += 1
+                hit[k] += v > 0
+    return hit, cells
 
 
 @dataclass(frozen=True)
@@ -296,34 +303,33 @@ def _group_sums(codes, offset, mask, values, groups):  # pragma: no cover - comp
     return sums, counts
 
 
-def deciles(ranked: Ranked, excess: np.ndarray, buckets: int = 10
-            ) -> list[dict[str, float | int | None]]:
-    """Mean excess return by rank bucket (1 = ranked best), averaged over sessions."""
-    means = group_means(ranked.bucket, excess, buckets, offset=1)
+def deciles(means: np.ndarray) -> list[dict[str, float | int | None]]:
+    """Mean excess return by rank bucket (1 = ranked best), averaged over sessions, from each
+    session's bucket means (`group_means(ranked.bucket, excess, buckets, offset=1)`)."""
     out: list[dict[str, float | int | None]] = []
-    for b in range(buckets):
+    for b in range(means.shape[0]):
         ok = np.isfinite(means[b])
         out.append({"decile": b + 1, "mean_excess": _num(float(means[b][ok].mean()))
                     if ok.any() else None, "sessions": int(ok.sum())})
     return out
 
 
-def by_group(labels: np.ndarray, passing: np.ndarray, excess: np.ndarray, horizon: int,
-             every: int) -> dict[str, dict[str, object]]:
-    """`summary` of the daily passing-set excess within each label (per row: a sector)."""
-    codes, names = pd.factorize(pd.Series(labels).astype(str))
-    means = group_means(codes.astype(np.int64)[:, None], excess, len(names), passing)
+def by_group(names: pd.Index, means: np.ndarray, horizon: int, every: int
+             ) -> dict[str, dict[str, object]]:
+    """`summary` of the daily passing-set excess within each group (`means`: (groups, D),
+    `group_means` of the rows' codes in `names`, e.g. their sector), by name."""
     return {str(name): summary(means[k], horizon, every)
             for k, name in sorted(enumerate(names), key=lambda kv: kv[1])}
 
 
-def by_regime(labels: np.ndarray, mean: np.ndarray, ic: np.ndarray, passing: np.ndarray,
-              excess: np.ndarray, horizon: int, every: int, order: tuple[str, ...] = ()
+def by_regime(labels: np.ndarray, mean: np.ndarray, ic: np.ndarray, hit: np.ndarray,
+              cells: np.ndarray, horizon: int, every: int, order: tuple[str, ...] = ()
               ) -> dict[str, dict[str, object]]:
     """Each statistic within the sessions of each regime (`labels`, one per session, the
     regime as of that session): sessions, the passing set's mean excess with its Newey-West t,
-    hit rate, rank IC. Regimes in `order` first, then any other label. The per-regime means
-    weighted by their `n_sessions` give the overall mean (the sessions partition)."""
+    hit rate (from the per-session `hits`), rank IC. Regimes in `order` first, then any other
+    label. The per-regime means weighted by their `n_sessions` give the overall mean (the
+    sessions partition)."""
     labels = np.asarray(labels, dtype=object)
     names = [r for r in order if (labels == r).any()]
     names += sorted({str(x) for x in labels} - set(names))
@@ -333,7 +339,7 @@ def by_regime(labels: np.ndarray, mean: np.ndarray, ic: np.ndarray, passing: np.
         out[name] = {
             "sessions": int(days.sum()),
             "passing_excess": summary(np.where(days, mean, np.nan), horizon, every),
-            "hit_rate": hit_rate(passing[:, days], excess[:, days]),
+            "hit_rate": hit_rate(hit[days], cells[days]),
             "rank_ic": summary(np.where(days, ic, np.nan), horizon, every),
         }
     return out
@@ -353,39 +359,54 @@ def annualised(cumulative: float, days: float) -> float:
     return -1.0 if cumulative <= -1 else float((1.0 + cumulative) ** (DAYS_PER_YEAR / days) - 1)
 
 
-def portfolio(rank: np.ndarray, ascending: bool, step: Forward, top: int, rebalance: int,
-              cost_bps: float, taken: np.ndarray, days: float
-              ) -> tuple[dict[str, object], pd.DataFrame]:
-    """Top-`top` equal-weighted portfolio rebalanced every `rebalance` evaluated sessions,
-    held from each evaluated session's close to the next one's (`step`: the returns over the
-    next `every` bars; steps not `taken` end after the data's last session and earn nothing).
-    Figures over the span of `days` calendar days (CONVENTIONS); the per-session series:
-    step gross and net excess, cost, and `portfolio_cumulative`, the net wealth at each
-    evaluated session's close less 1 (0 at the first)."""
+def portfolio_steps(rank: np.ndarray, ascending: bool, step: Forward, top: int,
+                    rebalance: int, taken: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The top-`top` picks at every `rebalance`-th session of `rank` (N, D), rows in row
+    order, and each session's gross step excess: its picks' mean simple excess over the next
+    `every` bars (`step`; NaN when nothing is held or the step is not `taken`). The first
+    session is a rebalance: blocks of a replay start at one, so each gives its own steps."""
     n, d = rank.shape
-    held = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(held)
+    picks: list[np.ndarray] = []
+    rows = np.empty(0, dtype=np.int64)
     gross = np.full(d, np.nan)
-    costs = np.zeros(d)
-    turnovers = []
     for k in range(d):
         if k % 64 == 0:
             cancel.check()
         if k % rebalance == 0:
             ranked = np.flatnonzero(np.isfinite(rank[:, k]))  # a stable sort of these alone
-            order = ranked[rank_order(rank[ranked, k], ascending)][:top]
             new = np.zeros(n, dtype=bool)
-            new[order] = True
-            if held.any() or new.any():
-                size = max(held.sum(), new.sum(), 1)
-                traded = (held & ~new).sum() + (new & ~held).sum()  # sells + buys, names
-                turnovers.append(float(np.sum(new & ~held)) / max(new.sum(), 1))
-                costs[k] = traded / size * cost_bps / 1e4
-            held, rows = new, np.flatnonzero(new)
+            new[ranked[rank_order(rank[ranked, k], ascending)][:top]] = True
+            rows = np.flatnonzero(new)
+            picks.append(rows)
         if len(rows) and taken[k]:
             cells = np.full(n, np.nan)
             cells[rows] = step.excess_at(rows, k)
             gross[k] = _nanmean(cells[:, None], axis=0)[0]
+    return picks, gross
+
+
+def portfolio(picks: list[np.ndarray], gross: np.ndarray, top: int, rebalance: int,
+              cost_bps: float, taken: np.ndarray, days: float
+              ) -> tuple[dict[str, object], pd.DataFrame]:
+    """Top-`top` equal-weighted portfolio rebalanced every `rebalance` evaluated sessions,
+    held from each evaluated session's close to the next one's, from `portfolio_steps`' picks
+    and gross step excess over every session in order (steps not `taken` end after the data's
+    last session and earn nothing); the cost of each rebalance from the names sold and bought.
+    Figures over the span of `days` calendar days (CONVENTIONS); the per-session series:
+    step gross and net excess, cost, and `portfolio_cumulative`, the net wealth at each
+    evaluated session's close less 1 (0 at the first)."""
+    d = len(gross)
+    costs = np.zeros(d)
+    turnovers = []
+    held = np.empty(0, dtype=np.int64)
+    for j, new in enumerate(picks):
+        if len(held) or len(new):
+            size = max(len(held), len(new), 1)
+            bought = len(np.setdiff1d(new, held, assume_unique=True))
+            traded = len(np.setdiff1d(held, new, assume_unique=True)) + bought
+            turnovers.append(float(bought) / max(len(new), 1))
+            costs[j * rebalance] = traded / size * cost_bps / 1e4
+        held = new
     net = np.where(np.isfinite(gross), gross - costs, np.nan)
     wealth = np.cumprod(1.0 + np.nan_to_num(net))  # after each step
     wealth_gross = np.cumprod(1.0 + np.nan_to_num(gross))

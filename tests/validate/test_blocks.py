@@ -4,8 +4,11 @@ between blocks and between chunks of rows.
 - Blocks of 1, 7 and 64 sessions (evaluated in pieces of 3 sessions) give the one-block
   replay's masks exactly and its ranks and report figures to 1e-12, for filters, lags,
   windows, weekly bars and cross-sectional functions, on a market with a symbol suspended for
-  most of a year (its warm-up reaches back over the gap). The ranking statistics computed
-  over pieces of sessions equal one piece.
+  most of a year (its warm-up reaches back over the gap), one delisted inside the replay and
+  one halted inside it (their forward returns reach past a block's end). The ranking
+  statistics computed over pieces of sessions equal one piece.
+- Each block reads only its own sessions, its warm-up and its forward bars from the reader,
+  never the whole history; a memory budget chooses the block size.
 - A token set while block k starts: no further block is built. A token set during the
   history build's second chunk of rows: no third chunk is computed.
 """
@@ -45,7 +48,26 @@ def source() -> PanelSource:
                                           end="2025-06-30")).to_panel()
     for name in ("open", "high", "low", "close", "volume"):  # a suspension of ~10 months
         getattr(panel, name)[3, 500:700] = np.nan
+        getattr(panel, name)[5, -60:] = np.nan  # delisted inside the replay
+        getattr(panel, name)[7, -50:-25] = np.nan  # halted inside it
     return PanelSource(panel)
+
+
+class Recording(PanelSource):
+    """A PanelSource that remembers the sessions each block read for its whole universe (the
+    few symbols with gaps read their own earlier bars besides)."""
+
+    def __init__(self, source: PanelSource):
+        super().__init__(source.panel)
+        self.spans: list[tuple[int, int]] = []
+
+    def load(self, end, bars):  # type: ignore[no-untyped-def]
+        raise AssertionError("a validation reads blocks, never the whole history")
+
+    def load_block(self, first, last, rows):  # type: ignore[no-untyped-def]
+        if len(rows) == self.panel.n_symbols:
+            self.spans.append((first, last))
+        return super().load_block(first, last, rows)
 
 
 def _close(a: object, b: object, path: str = "") -> None:
@@ -82,11 +104,12 @@ def test_blocks_equal_one_pass(source, kw, monkeypatch):
     assert whole.passing.any()
 
 
-def test_block_reports_equal_one_pass(source):
+@pytest.mark.parametrize("every", [1, 2])
+def test_block_reports_equal_one_pass(source, every):
     cfg = ScanConfig(**SCREENS[0])
-    opts = ValidateOptions(start=START, horizons=(1, 5), top=5)
+    opts = ValidateOptions(start=START, horizons=(1, 5, 21), top=5, every=every, cost_bps=10)
     one = validate(cfg, source, opts, block_sessions=10_000)
-    for size in (7, 64):
+    for size in (1, 7, 64):
         got = validate(cfg, source, opts, block_sessions=size)
         assert got.report["data"].pop("blocks") > 1
         one.report["data"].pop("blocks", None)
@@ -96,6 +119,22 @@ def test_block_reports_equal_one_pass(source):
         assert got.daily.equals(one.daily) or np.allclose(
             got.daily.select_dtypes("number"), one.daily.select_dtypes("number"),
             rtol=1e-12, atol=0, equal_nan=True)
+
+
+def test_blocks_read_their_own_sessions(source):
+    """Each block reads its warm-up, its sessions and its forward bars: far less than the
+    history, and the sessions read for any one block do not grow with the history."""
+    reader = Recording(source)
+    opts = ValidateOptions(start=START, horizons=(1, 5), top=5)
+    got = validate(ScanConfig(**SCREENS[0]), reader, opts, block_sessions=7)
+    n_sessions = source.panel.n_sessions
+    reader.spans.remove((0, n_sessions - 1))  # the regimes' pass: chunks of rows, once
+    assert len(reader.spans) == got.report["data"]["blocks"] > 10
+    firsts, lasts = (np.array(x) for x in zip(*reader.spans, strict=True))
+    assert (firsts > 0).all() and (np.diff(firsts) >= 0).all() and firsts[-1] > firsts[0]
+    assert (lasts[:-2] < n_sessions - 1).all() and (np.diff(lasts) >= 0).all()
+    full = validate(ScanConfig(**SCREENS[0]), source, opts, memory_mb=1 << 20).report
+    assert full["data"]["blocks"] == 1
 
 
 def test_ranking_in_pieces_of_sessions_equals_one_piece():
