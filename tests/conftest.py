@@ -41,21 +41,34 @@ _isolate_from_the_users_environment()
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent
 FOLDER_MARKERS = {"serve": ("serve",), "web": ("serve", "browser")}
-# The order the Serve group runs in (one worker, one module after another). Modules that stop
-# the shared Ray session (launchers, a cluster of their own) go first; then modules whose Ray
-# settings match run next to each other, so one Ray start serves them all
-# (serve_support.ray_session: a start costs 20-50 s here). Only speed depends on it: every
-# module starts what it needs. Modules not listed run after these, in file order.
+# The Serve tests run in two xdist groups, one worker each, side by side from the start:
+# `launchers` (modules that start `python -m deployments.local` / `deployments.launch` as
+# subprocesses: their Ray, if any, is the subprocess's) and `serve` (modules that start Ray in
+# the test process: one Ray at a time per worker, shared where settings match). Both spend
+# much of their time waiting on wall-clock work (floods, Locust runs, replica restarts), which
+# the other worker's CPU-bound tests fill. RAY_ADDRESS=local (below) keeps every ray.init()
+# from joining the 2-node cluster test_cluster.py registers as the machine's "current" one.
+LAUNCHER_MODULES = (
+    "serve/test_cost_edge.py", "serve/test_edge_local.py", "serve/test_edge_serve.py",
+    "serve/test_heavy_launchers.py", "serve/test_tenancy_launchers.py",
+)
+# The order the `serve` group runs in (one worker, one module after another): modules whose
+# Ray settings match run next to each other, so one Ray start serves them all
+# (serve_support.ray_session: a start costs 20-50 s here); the cluster module, which stops
+# the shared session, first. Only speed depends on it: every module starts what it needs.
+# Modules not listed run after these, in file order.
 SERVE_SCHEDULE = (
-    "serve/test_cluster.py", "serve/test_cost_edge.py", "serve/test_edge_local.py",
-    "serve/test_edge_serve.py", "serve/test_heavy_launchers.py",
-    "serve/test_tenancy_launchers.py",
+    *LAUNCHER_MODULES, "serve/test_cluster.py",
     "serve/test_faults.py", "serve/test_model_swap_serve.py", "serve/test_seed_ray.py",
     "serve/test_serve_metrics.py",  # the same Ray settings (serve_support.METRICS_PORT)
     "serve/test_serve.py", "serve/test_store_uri_serve.py", "serve/test_watch_serve.py",
     "web/test_web.py", "web/test_web_escaping.py", "web/test_web_screens.py",
     "web/test_web_watches.py",
 )
+# What a test costs, to deal the groups out longest first (`--no-loadscope-reorder` keeps the
+# order given here): a test marked slow takes seconds to minutes, another a fraction of one.
+SLOW_COST, QUICK_COST = 1.0, 0.02
+os.environ["RAY_ADDRESS"] = "local"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,32 +81,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers by folder, and the xdist groups (`-n 2 --dist loadgroup` in pyproject.toml):
-    every Ray Serve test in one group, so one worker runs them one after another (they share
-    Ray sessions and would fight over two cores), each other module in a group of its own,
-    so its module fixtures (trained models, servers) are built once. Tests marked `slow`
-    (processes, training, long property runs) are skipped, and counted, unless `--slow` is
-    given or `-m` names them, so a quick run stays quick and CI runs everything."""
+    the Serve tests in two groups (`launchers`, `serve`: see LAUNCHER_MODULES), each other
+    module in a group of its own, so its module fixtures (trained models, servers) are built
+    once. Groups are handed to the workers in this order: the two Serve groups, then the
+    others by their estimated cost, largest first, so no worker is left running a long group
+    alone at the end. Tests marked `slow` (processes, training, long property runs) are
+    skipped, and counted, unless `--slow` is given or `-m` names them, so a quick run stays
+    quick and CI runs everything."""
     run_slow = config.getoption("--slow") or "slow" in (config.getoption("-m") or "")
     skip_slow = pytest.mark.skip(reason="slow: `--slow` runs it (CI does)")
-    for item in items:
+    group_of: dict[int, str] = {}
+    cost: dict[str, float] = {}
+    for k, item in enumerate(items):
         path = Path(item.fspath).relative_to(ROOT)
         markers = FOLDER_MARKERS.get(path.parts[0], ())
         for name in markers:
             item.add_marker(getattr(pytest.mark, name))
-        item.add_marker(pytest.mark.xdist_group("serve" if markers else str(path)))
-        if not run_slow and item.get_closest_marker("slow"):
+        group = str(path)
+        if markers:
+            group = "launchers" if path.as_posix() in LAUNCHER_MODULES else "serve"
+        item.add_marker(pytest.mark.xdist_group(group))
+        group_of[k] = group
+        slow = item.get_closest_marker("slow") is not None
+        cost[group] = cost.get(group, 0.0) + (SLOW_COST if slow and run_slow else QUICK_COST)
+        if not run_slow and slow:
             item.add_marker(skip_slow)
         if not config.getoption("--network") and item.get_closest_marker("network"):
             item.add_marker(pytest.mark.skip(reason="network: reaches a live service; "
                                              "`--network` runs it"))
     rank = {name: k for k, name in enumerate(SERVE_SCHEDULE)}
 
-    def order(pair: tuple[int, pytest.Item]) -> tuple[int, int]:
+    def order(pair: tuple[int, pytest.Item]) -> tuple[int, float, int, int]:
         k, item = pair
-        path = Path(item.fspath).relative_to(ROOT)
-        if path.parts[0] not in FOLDER_MARKERS:
-            return (0, k)
-        return (1, rank.get(path.as_posix(), len(rank)) * len(items) + k)
+        group = group_of[k]
+        if group in ("launchers", "serve"):
+            path = Path(item.fspath).relative_to(ROOT).as_posix()
+            return (0, 0.0, rank.get(path, len(rank)), k)
+        return (1, -cost[group], 0, k)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 

@@ -8,9 +8,12 @@ without depending on the shipped models/ (which change when they are retrained).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,10 +30,36 @@ N_SYMBOLS = 500
 
 
 def demo_store(root: Path, seed: int | None = None) -> Path:
+    """The 500-symbol demo market (`seed`: another one of that size) as the store in `root`.
+    Into a new folder it is a copy of the one built once per test run (`built_once`):
+    generating takes seconds, copying milliseconds, and the copy is the test's own to change.
+    Over an existing store it is written as `build_demo_store` writes (new files renamed into
+    place), which the tests that rewrite a store under a running app rely on."""
     spec = DemoSpec(n_symbols=N_SYMBOLS) if seed is None else DemoSpec(n_symbols=N_SYMBOLS,
                                                                        seed=seed)
-    build_demo_store(root, spec)
+    home = os.environ.get("PYTEST_TECHNIC_HOME")  # set by conftest.py for the run
+    if not home or (root.exists() and any(root.iterdir())):
+        build_demo_store(root, spec)
+    else:
+        shutil.copytree(built_once(spec, Path(home)), root, dirs_exist_ok=True)
     return root
+
+
+def built_once(spec: DemoSpec, home: Path) -> Path:
+    """The store of `spec`, built once per test run under the run's `home` (both xdist
+    workers share it: the first to finish moves its build into place, the other drops its
+    own); tests copy it, never write to it."""
+    key = hashlib.blake2b(repr(spec).encode(), digest_size=8).hexdigest()
+    done = home / "demo-stores" / key
+    if not done.exists():
+        done.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(dir=done.parent, prefix=".building-"))
+        build_demo_store(building, spec)
+        try:
+            os.rename(building, done)
+        except OSError:  # the other worker's build is in place: the same bytes
+            shutil.rmtree(building)
+    return done
 
 
 # How each model feature is spread across real (and demo) symbols at their last bar; what the

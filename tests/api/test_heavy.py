@@ -84,7 +84,9 @@ class Hanging:
         self.conn.close()
 
 
-def wait_for(cond, what: str, limit_s: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(cond, what: str, limit_s: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for `cond`; `limit_s` is a hang guard (at load 50+ a heavy validate took over
+    120 s to burn its first 3 CPU-s), not a bound on speed."""
     deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:

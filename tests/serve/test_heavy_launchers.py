@@ -104,7 +104,9 @@ def cpu_s(pid: int) -> float:
     return times.user + times.system
 
 
-def wait_until(cond, what: str, limit_s: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(cond, what: str, limit_s: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for `cond`; `limit_s` is a hang guard (at load 50+ a heavy validate took over
+    120 s to burn its first 3 CPU-s), not a bound on speed."""
     deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
