@@ -19,13 +19,15 @@ import numpy.typing as npt
 
 from technic_v4.live.state import LiveState
 from technic_v4.live.steps import OUTPUTS
+from technic_v4.screens.env import TimeframesOnBars
 
 # The columns a screen may read live (compile_screen's schema): every output of the state.
 SCHEMA: dict[str, str] = {**dict.fromkeys(OUTPUTS, "number"), "Symbol": "text"}
 
 
-class LiveEnv:
-    """An `Env` (technic_v4.screens.env) over a `LiveState`."""
+class LiveEnv(TimeframesOnBars):
+    """An `Env` (technic_v4.screens.env) over a `LiveState`; a coarser timeframe is read on a
+    finer one's bars as the intraday scan reads it (`TimeframesOnBars`)."""
 
     def __init__(
         self,
