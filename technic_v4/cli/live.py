@@ -3,6 +3,12 @@
     technic live --replay 2026-10-30 [--speed 60x|max] [--symbol AAPL ...]
     technic live --from-file SESSION.parquet [--speed 60x|max]
     technic live --alpaca [--feed iex|sip] --symbol AAPL,MSFT [--max-batches N]
+    technic live --replay DATE --where EXPR [--rank EXPR] [--top N] [--format rich|jsonl]
+    technic live --replay DATE --screen NAME
+
+With --where or --screen, the bars feed a live screen (technic_v4/live/screens.py) seeded from
+the stores: stdout shows its `entered` / `left` events at each bar close instead of the
+batches (one JSON object a line with --format jsonl).
 
 stdout: one line per batch (bar start in UTC, bars, `correction` when it replaces bars
 already shown, the first symbols' closes). stderr: the source's status whenever its state,
@@ -29,6 +35,7 @@ from technic_v4.cli.options import DATA_DIR_OPTION, data_root, err, fail, settin
 if TYPE_CHECKING:
     from technic_v4.live.bars import BarBatch
     from technic_v4.live.feed import BarSource, Consumer, FeedStatus
+    from technic_v4.live.screens import LiveScreen
 
 CONSUMERS: list[Callable[[], Consumer]] = []
 SHOWN = 3  # symbols whose close a batch line shows
@@ -51,6 +58,16 @@ def live_command(
     ] = "60x",
     max_batches: Annotated[int | None, typer.Option(
         min=1, help="Stop after this many batches.")] = None,
+    where: Annotated[str | None, typer.Option(
+        help="A screen to keep live: events when symbols enter or leave it at a bar close.")
+    ] = None,
+    rank: Annotated[str | None, typer.Option(help="Rank the live screen's symbols.")] = None,
+    top: Annotated[int | None, typer.Option(
+        min=1, help="Keep the live screen's first N symbols by --rank.")] = None,
+    screen: Annotated[str | None, typer.Option(
+        help="A saved screen or preset to keep live (its where and rank).")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", help="Live screen events as rich lines or jsonl.")] = "rich",
     data_dir: Annotated[str | None, DATA_DIR_OPTION] = None,
 ) -> None:
     """Print live minute bars as they arrive, with the source's status."""
@@ -67,13 +84,95 @@ def live_command(
         source = _source(replay, from_file, alpaca, feed, symbols, speed, data_dir)
     except (AlpacaError, ValueError, OSError) as exc:
         fail(str(exc))
-    consumers: list[Consumer] = [_Printer(), *(make() for make in CONSUMERS)]
+    if format not in ("rich", "jsonl"):
+        fail(f"--format {format!r}: choose rich or jsonl")
+    live = _screen(where, rank, top, screen, symbols, replay, data_dir, format)
+    consumers: list[Consumer] = [_Printer() if live is None else _Events(live),
+                                 *(make() for make in CONSUMERS)]
     try:
         status = asyncio.run(run(source, consumers, max_batches=max_batches))
     except AlpacaError as exc:
         _show(source.status, final=True)
         fail(str(exc))
+    if live is not None and live.state is not None and status.state == "done":
+        live.finish(status.source)
     _show(status, final=True)
+
+
+def _screen(where: str | None, rank: str | None, top: int | None, name: str | None,
+            symbols: list[str], replay: str | None, data_dir: str | None, fmt: str
+            ) -> LiveScreen | None:
+    """The live screen the options ask for, started on the replayed session; None without
+    --where / --screen."""
+    if where is None and name is None:
+        if rank is not None or top is not None:
+            fail("--rank and --top rank a live screen: give --where or --screen")
+        return None
+    from technic_v4.errors import ConfigError
+    from technic_v4.live.screens import LIVE_WATCH, LiveScreen
+
+    version = None
+    root = data_root(data_dir)
+    if name is not None:
+        from technic_v4.cli.screen import _store
+        from technic_v4.errors import UnknownScreenError
+
+        try:
+            saved = _store(data_dir).get(name)
+        except UnknownScreenError as exc:
+            fail(f"{exc}; valid: {', '.join(exc.valid or [])}")
+        where = where or saved.definition.get("where")
+        rank = rank or saved.definition.get("rank")
+        version = saved.version
+        if where is None:
+            fail(f"screen {name!r} has no where expression to keep live")
+    assert where is not None
+    try:
+        live = LiveScreen(root, where, rank, top, screen_version=version,
+                          symbols=symbols or None, on_event=_emit(fmt),
+                          watch=name or LIVE_WATCH)
+        if replay is not None:
+            live.start(replay)
+    except (ConfigError, ValueError, OSError) as exc:
+        fail(str(exc))
+    return live
+
+
+def _emit(fmt: str) -> Callable[[dict[str, Any]], None]:
+    """Writes one event: a JSON line, or a rich line (time, kind, symbol, values)."""
+    import json
+
+    def jsonl(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    def rich(event: dict[str, Any]) -> None:
+        from rich.console import Console
+
+        color = "green" if event["kind"] == "entered" else "red"
+        values = "  ".join(f"{k} {v:.4g}" if v is not None else f"{k} -"
+                           for k, v in event["row"].items())
+        Console(soft_wrap=True).print(
+            f"{event['bar_time'][11:16]}Z {event['timeframe']:<3} [{color}]{event['kind']:<7}"
+            f"[/{color}] [bold]{event['symbol']:<6}[/bold] {values}", highlight=False)
+
+    return jsonl if fmt == "jsonl" else rich
+
+
+class _Events:
+    """Feeds the live screen each batch (its events print as they happen); the status on
+    stderr when it changes."""
+
+    def __init__(self, live: LiveScreen) -> None:
+        self.live = live
+        self.seen: tuple[Any, ...] = ()
+
+    def __call__(self, batch: BarBatch, status: FeedStatus) -> None:
+        self.live(batch, status)
+        now = (status.state, status.reconnects, status.errors)
+        if now != self.seen:
+            self.seen = now
+            _show(status)
 
 
 def _source(replay: str | None, from_file: Path | None, alpaca: bool, feed: str,
