@@ -3,6 +3,8 @@ bar close (same passing set, same values to 1e-9): timeframes are terms of one p
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,3 +68,48 @@ def test_live_screen_equals_the_full_recompute_at_every_bar_close(store, where):
             kinds.add(ev["kind"])
             assert ev["bar_time"] == end.isoformat() and ev["timeframe"] == "M5"
     assert checked == 78 and kinds == {"entered", "left"}
+
+
+def technic(*args: str) -> int:
+    from technic_v4.cli import app
+
+    try:
+        app(list(args), prog_name="technic")
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_the_cli_prints_events_whose_sets_equal_the_full_recompute(store, capsys):
+    where = "D.Close > D.SMA20 and crosses_above(M5.Close, M5.EMA9)"
+    symbols = ",".join(_whole(store))
+    args = ("live", "--replay", SESSION, "--speed", "max", "--where", where, "--symbol",
+            symbols, "--format", "jsonl", "--data-dir", str(store))
+    assert technic(*args) == 0
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert "done" in err.splitlines()[-1] and events
+    passing: set[str] = set()
+    by_time: dict[str, set[str]] = {}
+    for ev in events:
+        (passing.add if ev["kind"] == "entered" else passing.discard)(ev["symbol"])
+        by_time[ev["bar_time"]] = set(passing)
+    for stamp in sorted(by_time)[::7]:
+        full = scan_intraday(store, where, pd.Timestamp(stamp), symbols=symbols.split(","))
+        assert set(full.rows["Symbol"]) == by_time[stamp], stamp
+    assert len({ev["id"] for ev in events}) == len(events)
+    assert technic(*args) == 0  # a replay gives the same events, ids included
+    assert [json.loads(line) for line in capsys.readouterr()[0].splitlines()] == events
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--where", "M5.Close > 0", "--format", "xml"), "--format 'xml'"),
+    (("--top", "3"), "give --where or --screen"),
+    (("--where", "W.Close > 0"), "weekly"),
+    (("--screen", "nosuch"), "unknown screen 'nosuch'"),
+])
+def test_wrong_live_screen_options_are_one_error_line(store, capsys, extra, message):
+    assert technic("live", "--replay", SESSION, "--speed", "max", "--data-dir", str(store),
+                   *extra) == 2
+    out, err = capsys.readouterr()
+    assert message in err and out == ""
