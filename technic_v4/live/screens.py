@@ -33,6 +33,7 @@ from technic_v4.live.aggregate import ClosedBars, session_bounds, session_number
 from technic_v4.live.bars import BarBatch
 from technic_v4.live.env import LiveEnv
 from technic_v4.live.state import LiveState
+from technic_v4.live.steps import OUT, OUTPUTS
 from technic_v4.scan.expressions import Expressions, compile_expressions, series_needed
 from technic_v4.scan.intraday import MAX_SESSIONS
 from technic_v4.scan.select import Selected, select
@@ -70,6 +71,9 @@ class LiveScreen:
         for name, tf in self.reads:
             if tf == "W":
                 raise ConfigError("where", f"where: W.{name}: weekly bars are not kept live")
+            if tf != "text" and name not in OUT:
+                raise ConfigError("where", f"where: {name} is not kept live; live screens "
+                                  f"read: {', '.join(OUTPUTS)}")
         read = {tf for _, tf in self.reads if tf in TIMEFRAME_MINUTES}
         self.timeframes = (*[tf for tf in TIMEFRAME_MINUTES if tf in read], "D")
         if self.top is not None and self.top < 1:

@@ -55,7 +55,8 @@ NOT_RUN: dict[str, str] = {
         "reaches Yahoo or Polygon: tests/cli/test_cli_init.py, tests/data/test_yahoo.py and "
         "test_update_schedule.py run it against a local server in Yahoo's wire format",
     r"^technic live|ALPACA_API_": "live bars: tests/live/test_feed_cli.py runs them on a session "
-                                  "file and on a local server in Alpaca's wire format",
+                                  "file and on a local server in Alpaca's wire format, "
+                                  "tests/live/test_live_screen.py live screens on a demo store",
     r"s3://": "a cloud bucket: tests/data/test_store_uri.py runs it on a local S3 server",
     r"--index |Indexes in": "a store of index members (the sandbox holds the demo market): "
                             "tests/data/test_index_filter.py runs it",

@@ -107,6 +107,7 @@ def test_the_cli_prints_events_whose_sets_equal_the_full_recompute(store, capsys
     (("--top", "3"), "give --where or --screen"),
     (("--where", "W.Close > 0"), "weekly"),
     (("--screen", "nosuch"), "unknown screen 'nosuch'"),
+    (("--screen", "momentum-leaders"), "RS_rating is not kept live"),
 ])
 def test_wrong_live_screen_options_are_one_error_line(store, capsys, extra, message):
     assert technic("live", "--replay", SESSION, "--speed", "max", "--data-dir", str(store),
