@@ -65,7 +65,7 @@ class ClosedBars:
     end: pd.Timestamp    # when it closed: start + its length, or the session's close
     session: int         # the session's number (VWAP restarts with it)
     rows: IntArray
-    bars: dict[str, Array1D]  # open, high, low, close, volume aligned with rows
+    bars: dict[str, Array1D]  # open, high, low, close, volume, pv (steps.py) aligned with rows
     partial: bool        # cut short by the session's close
     revised: bool        # replaces these rows' last bar on the timeframe
 
@@ -199,13 +199,18 @@ class Aggregator:
                revised: bool) -> ClosedBars:
         width, length = self._width(tf), self.have.shape[0]
         assert self.open is not None
+        lo, hi = k * width, min((k + 1) * width, length)
+        minutes = self.minutes[lo:hi][:, :, rows]  # (minutes, field, row)
+        _, high, low, close, volume = (minutes[:, j] for j in range(len(FIELDS)))
+        pv = np.where(self.have[lo:hi][:, rows], (high + low + close) / 3.0 * volume,
+                      0.0).sum(axis=0)
         return ClosedBars(
             timeframe=tf,
             start=self.open + k * width * MINUTE,
             end=self.open + min((k + 1) * width, length) * MINUTE,
             session=self.session,
             rows=rows,
-            bars={f: bars[j].copy() for j, f in enumerate(FIELDS)},
+            bars={**{f: bars[j].copy() for j, f in enumerate(FIELDS)}, "pv": pv},
             partial=(k + 1) * width > length,
             revised=revised,
         )

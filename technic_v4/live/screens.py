@@ -17,7 +17,7 @@ timeframes it reads, over the live state, emitting `entered` / `left` events.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -114,8 +114,10 @@ class LiveScreen:
         minutes = load_intraday(self.data_dir, symbols=state.symbols.tolist(), end=before[-1],
                                 sessions=min(len(before), MAX_SESSIONS))
         bars = resample(minutes, tf)
+        typical = (minutes.high + minutes.low + minutes.close) / 3.0
+        pv = resample(replace(minutes, volume=typical * minutes.volume), tf).volume
         sessions = [session_number(minutes.sessions[k]) for k in bars.session_of]
-        state.seed(tf, {f: getattr(bars, f) for f in FIELDS}, sessions)
+        state.seed(tf, {**{f: getattr(bars, f) for f in FIELDS}, "pv": pv}, sessions)
 
     def __call__(self, batch: BarBatch, status: Any = None) -> list[dict[str, Any]]:
         """Fold one minute batch; the events of the bar closes it made (also to `on_event`)."""

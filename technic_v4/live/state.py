@@ -82,6 +82,7 @@ class TimeframeState:
                   for f in ("open", "high", "low", "close", "volume")]
         if not all(np.isfinite(f).all() for f in fields):
             raise ValueError("a closed bar has finite open, high, low, close and volume")
+        fields.append(_pv(bar, fields))
         _step(self.scalars, self.undo_scalars, self.undo_ring, self.can_undo, self.close_ring,
               self.high_ring, self.low_ring, self.volume_ring, self.out, self.head, rows, *fields,
               float(session))
@@ -101,6 +102,7 @@ class TimeframeState:
         only those rows start afresh from their bars (a resync); the others are untouched."""
         fields = [np.ascontiguousarray(bar, dtype=np.float64) for bar in
                   (bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"])]
+        fields.append(_pv(bars, fields))
         sid = np.ascontiguousarray(sessions, dtype=np.float64)
         if fields[3].shape[0] != self.n_rows or sid.shape != (fields[3].shape[1],):
             raise ValueError(f"seed bars must be ({self.n_rows}, T) with (T,) sessions")
@@ -131,6 +133,15 @@ class TimeframeState:
             raise ValueError(f"the live state keeps 2 bars of each output; asked for {width}")
         k = OUT[name]
         return read(self.out, self.head, k, width)
+
+
+def _pv(bars: Mapping[str, np.ndarray], fields: list[np.ndarray]) -> np.ndarray:
+    """The bars' `pv` (steps.py: typical price x volume summed over each bar's minutes), or
+    each bar's own typical price x volume when the bars come without it."""
+    if "pv" in bars:
+        return np.ascontiguousarray(bars["pv"], dtype=np.float64)
+    _, high, low, close, volume = fields
+    return np.ascontiguousarray((high + low + close) / 3.0 * volume)
 
 
 class LiveState:

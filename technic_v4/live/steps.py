@@ -15,8 +15,11 @@ indicator's recursion or window needs to take one more bar, as arrays over symbo
 Every step is the full-history kernel's loop body (technic_v4/indicators/kernels.py,
 oscillators.py) at bar j = the row's count, statement by statement, so a state stepped over
 a symbol's bars is bit-equal to the kernel run on them and to TA-Lib. Parameters and output
-names come from the indicator registry; VWAP (since the session open, typical price
-(H + L + C) / 3 weighted by volume) is the one output of its own.
+names come from the indicator registry; VWAP is the one output of its own, the intraday
+guide's definition on every timeframe: sum(typical price x volume) / sum(volume) over the
+session's minutes so far, typical price (H + L + C) / 3 of each minute. A bar brings `pv`,
+the sum of typical price x volume over its minutes (a minute bar's own; a bar without its
+minutes, such as a stored daily bar, its own typical price x volume).
 
 One step back: before a row steps, its scalars and the ring slots the step overwrites are
 kept (`undo_scalars`, `undo_ring`), so `undo(rows)` takes the row's last bar back and a
@@ -134,7 +137,7 @@ def _extreme(ring, j, best_idx, best, sign):
 
 
 @njit(**_ROW)
-def _step_row(s, rc, rh, rl, rv, cur, o, h, low, c, v, sid):
+def _step_row(s, rc, rh, rl, rv, cur, o, h, low, c, v, pv, sid):
     """One bar into one row's state; `cur` (outputs,) takes the new values."""
     j = int(s[COUNT])
     for k in range(cur.shape[0]):
@@ -264,7 +267,7 @@ def _step_row(s, rc, rh, rl, rv, cur, o, h, low, c, v, sid):
         s[SESSION] = sid
         s[VW_PV] = 0.0
         s[VW_V] = 0.0
-    s[VW_PV] += (h + low + c) / 3.0 * v
+    s[VW_PV] += pv
     s[VW_V] += v
     cur[O_VWAP] = _div(s[VW_PV], s[VW_V])
     s[COUNT] = j + 1
@@ -400,7 +403,7 @@ def _keep(s, keep_s, keep_ring, rc, rh, rl, rv):
 
 @njit(**_PAR)
 def _step(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, head, rows, o, h, low, c,
-          v, sid):
+          v, pv, sid):
     for q in prange(rows.shape[0]):
         i = rows[q]
         _keep(scalars[i], undo_s[i], undo_ring[i], rc[i], rh[i], rl[i], rv[i])
@@ -408,7 +411,7 @@ def _step(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, out, head, rows,
         head[i] = (head[i] + 1) % 3
         _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[q], h[q], low[q],
                   c[q],
-                  v[q], sid)
+                  v[q], pv[q], sid)
 
 
 @njit(**_PAR)
@@ -426,7 +429,7 @@ def _undo(scalars, undo_s, undo_ring, can_undo, rc, rh, rl, rv, head, rows):
 
 
 @njit(**_PAR)
-def _seed(scalars, rc, rh, rl, rv, out, head, rows, o, h, low, c, v, sid):
+def _seed(scalars, rc, rh, rl, rv, out, head, rows, o, h, low, c, v, pv, sid):
     """Step each of `rows` over its past bars (row q of the (len(rows), T) arrays)."""
     for q in prange(rows.shape[0]):
         i = rows[q]
@@ -434,7 +437,7 @@ def _seed(scalars, rc, rh, rl, rv, out, head, rows, o, h, low, c, v, sid):
             if np.isfinite(c[q, t]):
                 head[i] = (head[i] + 1) % 3
                 _step_row(scalars[i], rc[i], rh[i], rl[i], rv[i], out[i, head[i]], o[q, t],
-                          h[q, t], low[q, t], c[q, t], v[q, t], sid[t])
+                          h[q, t], low[q, t], c[q, t], v[q, t], pv[q, t], sid[t])
 
 
 # ---------------------------------------------------------------- forming bars (aggregate.py)

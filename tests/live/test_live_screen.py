@@ -41,6 +41,7 @@ def _whole(root) -> list[str]:
 @pytest.mark.parametrize("where", [
     "D.Close > D.SMA50 and M5.Close > M5.EMA9",
     "crosses_above(M5.Close, M5.SMA20) or M15.RSI < 40",
+    "D.Close > D.SMA20 and crosses_above(M5.Close, M5.VWAP) and M15.VWAP > 0",
 ])
 def test_live_screen_equals_the_full_recompute_at_every_bar_close(store, where):
     live = LiveScreen(store, where, symbols=_whole(store))

@@ -126,41 +126,44 @@ def _seed_sessions(tf: str, t: int) -> np.ndarray:
 def _reference_bars(tf: str, lengths: list[int], final: dict, seed: dict[str, np.ndarray]
                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Seed bars, then the final bars of each session's bars of `tf`: (N, T) and sessions."""
-    columns: list[np.ndarray] = []  # each (5, N)
+    columns: list[np.ndarray] = []  # each (6, N): OHLCV and pv (sum of minute typical x volume)
     sessions: list[int] = []
     for day, length in enumerate(lengths):
         width = length if tf == "D" else INTRADAY[tf]
         for lo in range(0, length, width):
-            col = np.full((5, len(SYMBOLS)), np.nan)
+            col = np.full((6, len(SYMBOLS)), np.nan)
             for r in range(len(SYMBOLS)):
                 got = [final[(day, m, r)] for m in range(lo, min(lo + width, length))
                        if (day, m, r) in final]
                 if got:
                     col[:, r] = (got[0][0], max(b[1] for b in got), min(b[2] for b in got),
-                                 got[-1][3], float(np.sum([b[4] for b in got])))
+                                 got[-1][3], float(np.sum([b[4] for b in got])),
+                                 float(np.sum([(b[1] + b[2] + b[3]) / 3.0 * b[4] for b in got])))
             columns.append(col)
             sessions.append(session_number(FIRST_OPEN + pd.Timedelta(days=day)))
     live = np.stack(columns, axis=2)
     bars = {f: np.concatenate([seed[f], live[k]], axis=1) for k, f in enumerate(FIELDS)}
+    seed_pv = (seed["high"] + seed["low"] + seed["close"]) / 3.0 * seed["volume"]
+    bars["pv"] = np.concatenate([seed_pv, live[5]], axis=1)
     return bars, np.concatenate([_seed_sessions(tf, seed["close"].shape[1]), sessions])
 
 
 def _pack(bars: dict[str, np.ndarray], sessions: np.ndarray):
     """Each row's own bars right-aligned (the kernels' packed layout), with their sessions."""
     n, t = bars["close"].shape
-    packed = {f: np.full((n, t), np.nan) for f in FIELDS}
+    packed = {f: np.full((n, t), np.nan) for f in (*FIELDS, "pv")}
     sess = np.full((n, t), -1)
     for i in range(n):
         have = np.isfinite(bars["close"][i])
         k = int(have.sum())
-        for f in FIELDS:
+        for f in (*FIELDS, "pv"):
             packed[f][i, t - k:] = bars[f][i, have]
         sess[i, t - k:] = sessions[have]
     return packed, sess
 
 
 def _vwap(packed: dict[str, np.ndarray], sess: np.ndarray) -> np.ndarray:
-    """VWAP since each session's open, bar by bar (typical price weighted by volume)."""
+    """VWAP since each session's open over its minutes (the guide's), read bar by bar."""
     out = np.full(packed["close"].shape, np.nan)
     for i in range(out.shape[0]):
         pv = vol = 0.0
@@ -169,8 +172,7 @@ def _vwap(packed: dict[str, np.ndarray], sess: np.ndarray) -> np.ndarray:
                 continue
             if t == 0 or sess[i, t] != sess[i, t - 1]:
                 pv = vol = 0.0
-            typical = (packed["high"][i, t] + packed["low"][i, t] + packed["close"][i, t]) / 3.0
-            pv += typical * packed["volume"][i, t]
+            pv += packed["pv"][i, t]
             vol += packed["volume"][i, t]
             out[i, t] = pv / vol if vol != 0.0 else np.nan
     return out
