@@ -251,9 +251,9 @@ def read_session(data_dir: DataDir, session: object,
                  ) -> pd.DataFrame:
     """The session frame of `session` (only `symbols`, when given; only `columns` of the
     price fields); IntradayError when the store does not hold that session."""
-    out = _read_table(data_dir, session, symbols, columns).to_pandas()
-    out["symbol"] = out["symbol"].astype(str)
-    return out
+    table = _read_table(data_dir, session, symbols, columns)
+    at = table.schema.get_field_index("symbol")  # names cast once in Arrow, not per row in pandas
+    return table.set_column(at, "symbol", table.column(at).cast(pa.string())).to_pandas()
 
 
 def _read_table(data_dir: DataDir, session: object, symbols: list[str] | None,
