@@ -305,8 +305,8 @@ def load_intraday(data_dir: DataDir, *, symbols: list[str] | None = None,
     wanted = None if symbols is None else [_symbol(s) for s in symbols]
     parts = [_read_arrays(data_dir, day, fields) for day in window]
     if wanted is None:
-        wanted = sorted(set().union(*(set(names[np.unique(codes)]) for _, names, codes, _ in
-                                      parts)))
+        wanted = sorted(set().union(*(set(names[np.bincount(codes[codes >= 0], minlength=len(
+            names)) > 0]) for _, names, codes, _ in parts)))
     return _panel(window, parts, wanted, calendar, hours, fields)
 
 
