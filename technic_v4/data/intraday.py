@@ -19,6 +19,10 @@ regular hours by default (09:30-16:00 ET on XNYS, 13:00 on an early close), exte
 `IntradayPanel`s: (N symbols, T bars) float64, NaN where a symbol has no bar, with each bar's
 start time and session. The minute grid is the intraday analogue of the daily Panel's session
 axis; resample.py builds the M5..H1 and daily bars from it.
+A load goes from Arrow's columns straight to those arrays (the symbol dictionary's indices
+and the int64 bar starts: no pandas frame, no string per row), reads only the fields asked
+for, and places each session's rows, in file order, into a time-major block that lands
+transposed in the (N, T) arrays.
 
 The session frame (the long form the store reads and writes, and a replay plays): a pandas
 DataFrame with columns ts, symbol, open, high, low, close, volume, sorted by (ts, symbol).

@@ -7,7 +7,8 @@ timeframe (full recompute, closed bars only):
      are refused here with the reason.
   2. Minute bars: the stored sessions up to `at`'s session, enough of them for each intraday
      series to settle (a column's convergence bars x the timeframe's minutes / 390, plus one),
-     all of them when fewer are stored (then the values are TA-Lib's on every stored bar).
+     all of them when fewer are stored (then the values are TA-Lib's on every stored bar);
+     only the fields the screen's columns read (`fields_needed`).
   3. Each intraday timeframe's bars (resample.py), cut to the bars closed by `at`; bars and
      indicator outputs on them by `packed_series` (each symbol's own bars, right-aligned, as
      a daily scan packs daily bars); the intraday columns (indicators/intraday.py) on the
