@@ -19,6 +19,10 @@ regular hours by default (09:30-16:00 ET on XNYS, 13:00 on an early close), exte
 `IntradayPanel`s: (N symbols, T bars) float64, NaN where a symbol has no bar, with each bar's
 start time and session. The minute grid is the intraday analogue of the daily Panel's session
 axis; resample.py builds the M5..H1 and daily bars from it.
+A load goes from Arrow's columns straight to those arrays (the symbol dictionary's indices
+and the int64 bar starts: no pandas frame, no string per row), reads only the fields asked
+for, and places each session's rows, in file order, into a time-major block that lands
+transposed in the (N, T) arrays.
 
 The session frame (the long form the store reads and writes, and a replay plays): a pandas
 DataFrame with columns ts, symbol, open, high, low, close, volume, sorted by (ts, symbol).
@@ -251,14 +255,14 @@ def read_session(data_dir: DataDir, session: object,
                  ) -> pd.DataFrame:
     """The session frame of `session` (only `symbols`, when given; only `columns` of the
     price fields); IntradayError when the store does not hold that session."""
-    out = _read(data_dir, session, symbols, columns)
-    out["symbol"] = out["symbol"].astype(str)
-    return out
+    table = _read_table(data_dir, session, symbols, columns)
+    at = table.schema.get_field_index("symbol")  # names cast once in Arrow, not per row in pandas
+    return table.set_column(at, "symbol", table.column(at).cast(pa.string())).to_pandas()
 
 
-def _read(data_dir: DataDir, session: object, symbols: list[str] | None,
-          columns: tuple[str, ...]) -> pd.DataFrame:
-    """The stored frame, its symbol column categorical (cheap: no string per row)."""
+def _read_table(data_dir: DataDir, session: object, symbols: list[str] | None,
+                columns: tuple[str, ...]) -> pa.Table:
+    """The stored session as an Arrow table (only `symbols` when given, only `columns`)."""
     day = parse_date(session)
     loc = locate(data_dir, INTRADAY_DIRNAME)
     name = f"{day.date()}.parquet"
@@ -270,8 +274,7 @@ def _read(data_dir: DataDir, session: object, symbols: list[str] | None,
             raise IntradayError(f"no intraday bars for {day.date()} at "
                                 f"{intraday_location(data_dir)} (`technic data intraday "
                                 "sessions` lists the stored ones)") from None
-        table = pq.read_table(source, columns=["ts", "symbol", *columns], filters=filters)
-    return table.to_pandas()
+        return pq.read_table(source, columns=["ts", "symbol", *columns], filters=filters)
 
 
 def parse_date(day: object) -> pd.Timestamp:
@@ -304,10 +307,30 @@ def load_intraday(data_dir: DataDir, *, symbols: list[str] | None = None,
                             "`technic data intraday demo` builds the demo market's")
     window = stored[-sessions:]
     wanted = None if symbols is None else [_symbol(s) for s in symbols]
-    frames = [_read(data_dir, day, wanted, fields) for day in window]
+    parts = [_read_arrays(data_dir, day, fields) for day in window]
     if wanted is None:
-        wanted = sorted(set().union(*(_symbols_of(f) for f in frames)))
-    return panel_from_frames(window, frames, wanted, calendar, hours, fields)
+        wanted = sorted(set().union(*(set(names[np.bincount(codes[codes >= 0], minlength=len(
+            names)) > 0]) for _, names, codes, _ in parts)))
+    return _panel(window, parts, wanted, calendar, hours, fields)
+
+
+SessionArrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.int64],
+                      dict[str, npt.NDArray[np.float64]]]
+
+
+def _read_arrays(data_dir: DataDir, session: object, fields: tuple[str, ...]) -> SessionArrays:
+    """A stored session as arrays straight from Arrow (no pandas frame, no string per row):
+    (bar starts in ns, the symbol dictionary, each row's index into it, {field: values})."""
+    table = _read_table(data_dir, session, None, fields)
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    sym = table.column("symbol").combine_chunks()
+    if isinstance(sym.type, pa.DictionaryType):
+        names = np.asarray(sym.dictionary.to_pylist(), dtype=object)
+        codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        codes, uniques = pd.factorize(sym.to_numpy(zero_copy_only=False))
+        names = np.asarray(uniques, dtype=object)
+    return ts, names, codes, {f: table.column(f).to_numpy() for f in fields}
 
 
 def panel_from_frames(sessions: pd.DatetimeIndex, frames: list[pd.DataFrame],
@@ -316,21 +339,40 @@ def panel_from_frames(sessions: pd.DatetimeIndex, frames: list[pd.DataFrame],
                       ) -> IntradayPanel:
     """Session frames (one per session, in order) as a one-minute IntradayPanel over
     `symbols` on the sessions' minute grids; bars outside `hours` are left out."""
+    parts: list[SessionArrays] = []
+    for frame in frames:
+        codes, names = pd.factorize(frame["symbol"].astype(str).to_numpy(dtype=object))
+        parts.append((pd.DatetimeIndex(frame["ts"]).asi8, np.asarray(names, dtype=object),
+                      codes.astype(np.int64),
+                      {f: frame[f].to_numpy(dtype=np.float64) for f in fields}))
+    return _panel(sessions, parts, symbols, calendar, hours, fields)
+
+
+def _panel(sessions: pd.DatetimeIndex, parts: list[SessionArrays], symbols: list[str],
+           calendar: str, hours: Hours, fields: tuple[str, ...]) -> IntradayPanel:
+    """Sessions' arrays laid on their minute grids: each session fills a time-major
+    (minutes, N) block in row order (the file's own order: sequential writes), then lands
+    transposed in the (N, T) arrays."""
     grids = [session_grid(day, calendar, hours) for day in sessions]
     times = pd.DatetimeIndex(np.concatenate([g.asi8 for g in grids]) if grids else [],
                              tz="UTC", name="ts")
     offsets = np.cumsum([0, *(len(g) for g in grids)])
     n, t = len(symbols), len(times)
-    out: dict[str, Any] = {f: np.full((n, t), np.nan) if f in fields
+    out: dict[str, Any] = {f: np.empty((n, t)) if f in fields
                            else np.broadcast_to(np.nan, (n, t)) for f in FIELDS}
     index = pd.Index(symbols)
-    for k, frame in enumerate(frames):
-        row = _rows(index, frame["symbol"])
-        col = (pd.DatetimeIndex(frame["ts"]).asi8 - grids[k].asi8[0]) // _MINUTE if len(
-            grids[k]) else np.zeros(len(frame), dtype=np.int64)
-        keep = (row >= 0) & (col >= 0) & (col < len(grids[k]))
+    for k, (ts, names, codes, values) in enumerate(parts):
+        m = len(grids[k])
+        where = index.get_indexer(pd.Index(names, dtype=object).astype(str)) if len(
+            names) else np.empty(0, dtype=np.int64)
+        row = np.where(codes >= 0, where[codes], -1) if len(codes) else codes
+        col = (ts - grids[k].asi8[0]) // _MINUTE if m else np.zeros(len(ts), dtype=np.int64)
+        keep = (row >= 0) & (col >= 0) & (col < m)
+        flat = col[keep] * n + row[keep]
         for f in fields:
-            out[f][row[keep], offsets[k] + col[keep]] = frame[f].to_numpy()[keep]
+            block = np.full((m, n), np.nan)
+            block.reshape(-1)[flat] = values[f][keep]
+            out[f][:, offsets[k]:offsets[k + 1]] = block.T
     session_of = np.repeat(np.arange(len(sessions), dtype=np.int64), np.diff(offsets))
     return IntradayPanel(
         symbols=np.asarray(symbols, dtype=object), sessions=pd.DatetimeIndex(sessions,
@@ -338,23 +380,6 @@ def panel_from_frames(sessions: pd.DatetimeIndex, frames: list[pd.DataFrame],
         times=times, session_of=session_of, minutes=np.ones(t, dtype=np.int64),
         partial=np.zeros(t, dtype=bool), timeframe="M1", hours=hours,
         calendar=canonical_calendar(calendar), **out)
-
-
-def _symbols_of(frame: pd.DataFrame) -> set[str]:
-    col = frame["symbol"]
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        used = np.unique(col.cat.codes.to_numpy())
-        return set(col.cat.categories[used[used >= 0]].astype(str))
-    return set(col.astype(str).unique())
-
-
-def _rows(index: pd.Index, col: pd.Series) -> np.ndarray:
-    """Each row's position in `index` (-1 when absent), via the categories when categorical."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy()
-        where = index.get_indexer(col.cat.categories.astype(str))
-        return np.where(codes >= 0, where[codes], -1)
-    return index.get_indexer(col.astype(str))
 
 
 def _symbol(symbol: str) -> str:

@@ -7,7 +7,8 @@ timeframe (full recompute, closed bars only):
      are refused here with the reason.
   2. Minute bars: the stored sessions up to `at`'s session, enough of them for each intraday
      series to settle (a column's convergence bars x the timeframe's minutes / 390, plus one),
-     all of them when fewer are stored (then the values are TA-Lib's on every stored bar).
+     all of them when fewer are stored (then the values are TA-Lib's on every stored bar);
+     only the fields the screen's columns read (`fields_needed`).
   3. Each intraday timeframe's bars (resample.py), cut to the bars closed by `at`; bars and
      indicator outputs on them by `packed_series` (each symbol's own bars, right-aligned, as
      a daily scan packs daily bars); the intraday columns (indicators/intraday.py) on the
@@ -43,7 +44,7 @@ from technic_v4.data.store_fs import DataDir
 from technic_v4.errors import ConfigError
 from technic_v4.indicators import intraday as columns
 from technic_v4.indicators.engine import packed_series
-from technic_v4.scan.evaluate import _first_values, _settle
+from technic_v4.scan.evaluate import _first_values, _settle, fields_read
 from technic_v4.scan.expressions import BARS, HISTORY_COLUMNS, compile_expressions, series_needed
 from technic_v4.screens.env import TimeframesOnBars
 from technic_v4.screens.nodes import INTRADAY_NUMBERS
@@ -182,7 +183,8 @@ def _intraday_series(data_dir: DataDir, needs: Mapping[tuple[str, str], int],
     if any(n == "RVOL" for n, _ in wanted):
         sessions = max(sessions, columns.RVOL_SESSIONS + 1)
     minutes = load_intraday(data_dir, symbols=symbols, end=_local_day(data_dir, at),
-                            sessions=min(sessions, MAX_SESSIONS))
+                            sessions=min(sessions, MAX_SESSIONS),
+                            fields=fields_needed({n for n, _ in wanted}))
     extra = _intraday_columns(data_dir, minutes, {n for n, _ in wanted})
     out: dict[tuple[str, str], np.ndarray] = {}
     last_bars: dict[str, str] = {}
@@ -205,6 +207,20 @@ def _intraday_series(data_dir: DataDir, needs: Mapping[tuple[str, str], int],
             else:
                 out[(n, tf)] = np.ascontiguousarray(got[BARS.get(n, n)][:, -wanted[(n, tf)]:])
     return out, last_bars, [str(d.date()) for d in minutes.sessions]
+
+
+INTRADAY_FIELDS = {"VWAP": ("high", "low", "close", "volume"), "OR_high": ("high", "low"),
+                   "OR_low": ("high", "low"), "Gap": ("open", "close"),
+                   "Premarket_gap": ("open", "close"), "RVOL": ("close", "volume")}
+
+
+def fields_needed(names: set[str]) -> tuple[str, ...]:
+    """The minute-bar fields the intraday columns and outputs `names` read: a scan loads
+    only these (the others stay NaN and are never read)."""
+    plain = {BARS.get(n, n) for n in names if n not in INTRADAY_NUMBERS}
+    read = set(fields_read(plain)) | {f for n in names & INTRADAY_FIELDS.keys()
+                                      for f in INTRADAY_FIELDS[n]}
+    return tuple(f for f in FIELDS if f in read)
 
 
 def _intraday_columns(data_dir: DataDir, minutes: IntradayPanel, names: set[str]

@@ -123,3 +123,18 @@ def test_the_language_knows_the_timeframes():
         compile_screen("M5.VWAPP > 1", schema)
     cheap = compile_screen("M1.RSI > 1", schema).cost.work
     assert compile_screen("H1.RSI > 1", schema).cost.work > cheap
+
+
+@pytest.mark.parametrize("column", ["M5.VWAP", "M1.OR_high", "M1.OR_low", "M5.Gap", "M5.RVOL",
+                                    "M5.ATR", "M15.MFI", "M5.gap_pct", "M5.Open", "M5.Volume",
+                                    "M5.CDLDOJI", "M5.STOCH_K", "M30.OBV"])
+def test_a_scan_loading_only_the_fields_it_reads_gives_the_same_rows(store, monkeypatch,
+                                                                      column):
+    import technic_v4.scan.intraday as S
+
+    where = f"{column} > -1000000000"
+    lean = scan_intraday(store, where, "2026-10-30 14:35").rows
+    monkeypatch.setattr(S, "fields_needed", lambda names: I.FIELDS)
+    full = scan_intraday(store, where, "2026-10-30 14:35").rows
+    assert len(full) > 0
+    pd.testing.assert_frame_equal(lean, full)
