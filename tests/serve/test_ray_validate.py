@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import serve_support
+from report_compare import assert_reports_close
 from serve_support import patched_env
 
 from technic_v4.data.demo import DemoSpec, build_demo_store
@@ -72,24 +73,6 @@ def cluster(tmp_path_factory):
                 made.shutdown()
 
 
-def _close(a: object, b: object, path: str = "") -> None:
-    """Reports equal: numbers to 1e-12 relative, everything else exactly."""
-    import math
-
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15), path
-    else:
-        assert a == b, path
-
-
 def _report(result) -> dict:  # type: ignore[no-untyped-def]
     report = dict(result.report)
     report.pop("timings_ms")
@@ -120,7 +103,7 @@ def test_ray_blocks_equal_one_process_on_both_nodes_and_retry_a_dead_worker(clus
     assert [d for d, _ in seen] == list(range(blocks + 1))
     one.report["data"].pop("blocks")
     got.report["data"].pop("blocks")
-    _close(_report(got), _report(one))
+    assert_reports_close(_report(got), _report(one))
     assert got.daily.drop(columns="session").shape == one.daily.drop(columns="session").shape
     for col in one.daily.columns:
         a, b = one.daily[col], got.daily[col]

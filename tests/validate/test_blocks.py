@@ -16,10 +16,10 @@ between blocks and between chunks of rows.
 from __future__ import annotations
 
 import importlib
-import math
 
 import numpy as np
 import pytest
+from report_compare import assert_reports_close
 
 from technic_v4 import cancel
 from technic_v4.data.demo import DemoSpec, generate_demo_market
@@ -70,23 +70,6 @@ class Recording(PanelSource):
         return super().load_block(first, last, rows)
 
 
-def _close(a: object, b: object, path: str = "") -> None:
-    """Reports equal: numbers to 1e-12 relative, everything else exactly."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12,
-                                                                 abs_tol=1e-15), path
-    else:
-        assert a == b, path
-
-
 @pytest.mark.parametrize("kw", SCREENS, ids=[str(i) for i in range(len(SCREENS))])
 def test_blocks_equal_one_pass(source, kw, monkeypatch):
     cfg = ScanConfig(**kw)
@@ -115,7 +98,7 @@ def test_block_reports_equal_one_pass(source, every):
         one.report["data"].pop("blocks", None)
         for rep in (got.report, one.report):
             rep.pop("timings_ms", None)
-        _close(got.report, one.report)
+        assert_reports_close(got.report, one.report)
         assert got.daily.equals(one.daily) or np.allclose(
             got.daily.select_dtypes("number"), one.daily.select_dtypes("number"),
             rtol=1e-12, atol=0, equal_nan=True)
