@@ -33,6 +33,17 @@ _PAR = {"parallel": True, "cache": True, "error_model": "numpy"}
 
 
 # ---------------------------------------------------------------- one symbol's row
+@njit(inline="always", **_ROW)
+def directional_move(diff_p: float, diff_m: float) -> tuple[float, float]:
+    """TA-Lib's +DM1 / -DM1 of one bar from the high's rise and the low's fall: only the
+    larger move counts, and only when it is positive (the full row and the live step)."""
+    if diff_m > 0 and diff_p < diff_m:
+        return 0.0, diff_m
+    if diff_p > 0 and diff_p > diff_m:
+        return diff_p, 0.0
+    return 0.0, 0.0
+
+
 @njit(**_ROW)
 def _dmi_row(high, low, close, n, off, o_adx, o_plus, o_minus):
     """TA_ADX, TA_PLUS_DI and TA_MINUS_DI in one pass over the same sums: +DM1 / -DM1 / TR1
@@ -50,14 +61,7 @@ def _dmi_row(high, low, close, n, off, o_adx, o_plus, o_minus):
     tr = 0.0
     adx = 0.0
     for t in range(s + 1, T):
-        diff_p = high[t] - high[t - 1]
-        diff_m = low[t - 1] - low[t]
-        up = 0.0
-        down = 0.0
-        if diff_m > 0 and diff_p < diff_m:
-            down = diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            up = diff_p
+        up, down = directional_move(high[t] - high[t - 1], low[t - 1] - low[t])
         if t < first_di:
             plus += up
             minus += down

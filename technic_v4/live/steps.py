@@ -37,6 +37,7 @@ import numpy.typing as npt
 from numba import njit, prange
 
 from technic_v4.indicators.kernels import _div, _is_zero, fma
+from technic_v4.indicators.oscillators import directional_move
 from technic_v4.indicators.registry import REGISTRY
 
 Array1D = npt.NDArray[np.float64]
@@ -348,14 +349,7 @@ def _dmi_step(s, rc, rh, rl, cur, j):
     if j < 1:
         return
     n = ADX_N
-    diff_p = rh[j & _SM] - rh[(j - 1) & _SM]
-    diff_m = rl[(j - 1) & _SM] - rl[j & _SM]
-    up = 0.0
-    down = 0.0
-    if diff_m > 0 and diff_p < diff_m:
-        down = diff_m
-    elif diff_p > 0 and diff_p > diff_m:
-        up = diff_p
+    up, down = directional_move(rh[j & _SM] - rh[(j - 1) & _SM], rl[(j - 1) & _SM] - rl[j & _SM])
     tr = _tr(rh, rl, rc, j)
     if j < n:
         s[DX_PLUS] += up
