@@ -30,6 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from edge_support import HOST, address, launched, raw, request  # noqa: E402
+from rss import PeakRss  # noqa: E402  (bench/, the script's folder)
 from serve_support import free_port  # noqa: E402
 
 COST_BOMB = "sma(sma(sma(sma(Close,1260),1260),1260),1260) > 0"  # issue 19's, ~27 CPU-s
@@ -108,27 +109,16 @@ def health(port: int, where: str) -> None:
 
 def validates(port: int, pid: int, idle: float, after_s: float) -> None:
     """16 validates from 4 addresses: statuses, RSS idle / peak / after_s later."""
-    peak, done = idle, False
-
-    def sample() -> None:
-        nonlocal peak
-        while not done:
-            peak = max(peak, rss(pid))
-            time.sleep(0.2)
-
-    with ThreadPoolExecutor(17) as pool:
-        sampler = pool.submit(sample)
+    with PeakRss(lambda: rss(pid)) as sampled, ThreadPoolExecutor(16) as pool:
         replies = list(pool.map(lambda k: request(port, post(
             "/v1/validate", {**VALIDATE, "top_n": k + 1}), address(k % 4, 73), 600),
             range(16)))
-        done = True
-        sampler.result()
     time.sleep(after_s)
     print(json.dumps({"16_validates": {
         "statuses": sorted(r.status or 0 for r in replies),
         "retry_after": sorted({r.headers.get("retry-after", "") for r in replies
                                if r.status != 200}),
-        "rss_idle_mb": round(idle), "rss_peak_mb": round(peak),
+        "rss_idle_mb": round(idle), "rss_peak_mb": round(max(idle, sampled.peak)),
         f"rss_{after_s:g}s_after_mb": round(rss(pid))}}))
 
 

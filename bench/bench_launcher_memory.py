@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +25,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from rss import PeakRss  # noqa: E402  (bench/, the script's folder)
 from serve_support import free_port  # noqa: E402
 
 VALIDATE = {"where": "sma(Close, 50) > sma(Close, 200)", "horizons": [5, 21]}
@@ -61,27 +61,14 @@ def main() -> int:
             client.post("/v1/scan", json={"limit": 5})
             time.sleep(3)
             proc = psutil.Process(launcher.pid)
-            idle = peak = app_rss(proc)
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, app_rss(proc))
-                    time.sleep(0.2)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            with ThreadPoolExecutor(16) as pool:
+            with PeakRss(lambda: app_rss(proc)) as rss, ThreadPoolExecutor(16) as pool:
                 replies = list(pool.map(lambda k: client.post(
                     "/v1/validate", json={**VALIDATE, "top_n": k + 1}), range(16)))
-            done.set()
-            sampler.join()
             right_after = app_rss(proc)
             time.sleep(args.after_s)
             print(json.dumps({
                 "statuses": sorted(r.status_code for r in replies),
-                "rss_idle_mb": round(idle), "rss_peak_mb": round(peak),
+                "rss_idle_mb": round(rss.idle), "rss_peak_mb": round(rss.peak),
                 "rss_right_after_mb": round(right_after),
                 f"rss_{args.after_s:g}s_after_mb": round(app_rss(proc))}))
     finally:

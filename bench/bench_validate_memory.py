@@ -26,6 +26,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from rss import PeakRss  # noqa: E402  (bench/, the script's folder)
 from serve_support import free_port  # noqa: E402
 
 from deployments.api.main import create_app  # noqa: E402
@@ -69,30 +70,17 @@ def main() -> int:
     with serving(app) as url, httpx.Client(base_url=url, timeout=900) as client:
         client.post("/v1/scan", json={"limit": 5})
         time.sleep(2)
-        idle = peak = rss()
-        done = False
-
-        def sample() -> None:
-            nonlocal peak
-            while not done:
-                peak = max(peak, rss())
-                time.sleep(0.2)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        with ThreadPoolExecutor(16) as pool:
+        with PeakRss(rss) as sampled, ThreadPoolExecutor(16) as pool:
             replies = list(pool.map(lambda k: client.post(
                 "/v1/validate", json={**VALIDATE, "top_n": k + 1},
                 headers={"x-forwarded-for": f"10.0.0.{k % 4}"}), range(16)))
-        done = True
-        sampler.join()
         right_after = rss()
         time.sleep(args.after_s)
         print(json.dumps({
             "statuses": sorted(r.status_code for r in replies),
             "retry_after": sorted({r.headers.get("retry-after", "") for r in replies
                                    if r.status_code != 200}),
-            "rss_idle_mb": round(idle), "rss_peak_mb": round(peak),
+            "rss_idle_mb": round(sampled.idle), "rss_peak_mb": round(sampled.peak),
             "rss_right_after_mb": round(right_after),
             f"rss_{args.after_s:g}s_after_mb": round(rss()),
             "reader_windows_sessions": backend.reader.cached_sessions()}))
