@@ -9,18 +9,9 @@ import threading
 import pandas as pd
 import pytest
 from alpaca_stub import KEY, SECRET, AlpacaStream, bar_msg
-
-from technic_v4.cli import app
+from technic_cli import technic
 
 OPEN = pd.Timestamp("2026-10-30 13:30", tz="UTC")
-
-
-def technic(*args: str) -> int:
-    try:
-        app(list(args), prog_name="technic")
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from technic_cli import technic
 
 from technic_v4.data.demo import DemoSpec, build_demo_store
 from technic_v4.data.demo_intraday import build_demo_intraday
@@ -69,16 +70,6 @@ def test_live_screen_equals_the_full_recompute_at_every_bar_close(store, where):
             kinds.add(ev["kind"])
             assert ev["bar_time"] == end.isoformat() and ev["timeframe"] == "M5"
     assert checked == 78 and kinds == {"entered", "left"}
-
-
-def technic(*args: str) -> int:
-    from technic_v4.cli import app
-
-    try:
-        app(list(args), prog_name="technic")
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_the_cli_prints_events_whose_sets_equal_the_full_recompute(store, capsys):
